@@ -13,7 +13,6 @@ export default defineConfig({
     path: require.resolve("solc/soljson.js"),
     settings: { optimizer: { enabled: true, runs: 200 }, evmVersion: "cancun" },
   },
-  paths: { tests: { nodejs: "test/hardhat-nodejs" } },
   networks: {
     localhost: { type: "http", url: "http://127.0.0.1:8545" },
   },

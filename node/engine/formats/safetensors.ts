@@ -1,4 +1,5 @@
 import { ModelFormatError } from "../errors.ts";
+import { halfToFloat } from "./half.ts";
 
 /**
  * safetensors: an 8-byte little-endian header length N, N bytes of JSON
@@ -102,14 +103,4 @@ function decodeFloats(raw: Uint8Array, dtype: string): Float32Array {
     }
   }
   return out;
-}
-
-/** IEEE 754 half precision bits to a number. */
-export function halfToFloat(h: number): number {
-  const sign = h & 0x8000 ? -1 : 1;
-  const exponent = (h >> 10) & 0x1f;
-  const fraction = h & 0x3ff;
-  if (exponent === 0) return sign * fraction * 2 ** -24;
-  if (exponent === 31) return fraction ? NaN : sign * Infinity;
-  return sign * (1 + fraction / 1024) * 2 ** (exponent - 15);
 }
