@@ -37,3 +37,63 @@ export function floatToHalf(value: number): number {
   if (rest > 0x1000 || (rest === 0x1000 && half & 1)) half++;
   return sign | half;
 }
+
+let halfTableCache: Float32Array | undefined;
+
+/** All 65536 half values as float32, built once: decoding a GB of F16 weights is then one lookup per value. */
+export function halfTable(): Float32Array {
+  if (!halfTableCache) {
+    halfTableCache = new Float32Array(65536);
+    for (let h = 0; h < 65536; h++) halfTableCache[h] = halfToFloat(h);
+  }
+  return halfTableCache;
+}
+
+/** Half bits to float32 in bulk. */
+export function halvesToFloats(src: Uint16Array, dst: Float32Array = new Float32Array(src.length)): Float32Array {
+  const table = halfTable();
+  for (let i = 0; i < src.length; i++) dst[i] = table[src[i]];
+  return dst;
+}
+
+/**
+ * float32 to half bits in bulk, bit-for-bit what floatToHalf gives, but on the raw float bits (no DataView per
+ * value): writing a 1B-parameter model as F16 converts a billion values.
+ */
+export function floatsToHalves(src: Float32Array, dst: Uint16Array = new Uint16Array(src.length)): Uint16Array {
+  const bits = new Uint32Array(src.buffer, src.byteOffset, src.length);
+  for (let i = 0; i < bits.length; i++) {
+    const x = bits[i];
+    const sign = (x >>> 16) & 0x8000;
+    const exponent = (x >>> 23) & 0xff;
+    let mantissa = x & 0x7fffff;
+    if (exponent === 0xff) {
+      dst[i] = sign | 0x7c00 | (mantissa ? 0x200 : 0);
+      continue;
+    }
+    const e = exponent - 112; // - 127 + 15
+    if (e >= 31) {
+      dst[i] = sign | 0x7c00;
+      continue;
+    }
+    if (e <= 0) {
+      if (e < -10) {
+        dst[i] = sign;
+        continue;
+      }
+      mantissa |= 0x800000;
+      const shift = 14 - e;
+      let half = mantissa >>> shift;
+      const rest = mantissa & ((1 << shift) - 1);
+      const midpoint = 1 << (shift - 1);
+      if (rest > midpoint || (rest === midpoint && half & 1)) half++;
+      dst[i] = sign | half;
+      continue;
+    }
+    let half = (e << 10) | (mantissa >>> 13);
+    const rest = mantissa & 0x1fff;
+    if (rest > 0x1000 || (rest === 0x1000 && half & 1)) half++;
+    dst[i] = sign | half;
+  }
+  return dst;
+}

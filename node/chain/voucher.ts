@@ -1,0 +1,105 @@
+// EIP-712 vouchers for InferenceEscrow: the typed data, its digest, signing and verification.
+// Matches the contract exactly (the tests settle TS-signed vouchers and compare digests with hashVoucher()).
+import {
+  hashTypedData,
+  isAddressEqual,
+  recoverTypedDataAddress,
+  type Account,
+  type Address,
+  type Chain,
+  type Hex,
+  type LocalAccount,
+  type Transport,
+  type WalletClient,
+} from "viem";
+
+/** One payment channel's cumulative promise: the total `payer` owes `node` for `adapterId` so far. */
+export interface Voucher {
+  payer: Address;
+  node: Address;
+  adapterId: Hex; // bytes32
+  cumulativeAmount: bigint;
+}
+
+/** What binds a voucher to one deployment: the chain and the escrow's address. */
+export interface EscrowDomain {
+  chainId: number | bigint;
+  verifyingContract: Address;
+}
+
+export const VOUCHER_DOMAIN_NAME = "OpenLoRA Escrow";
+export const VOUCHER_DOMAIN_VERSION = "1";
+
+export const voucherTypes = {
+  Voucher: [
+    { name: "payer", type: "address" },
+    { name: "node", type: "address" },
+    { name: "adapterId", type: "bytes32" },
+    { name: "cumulativeAmount", type: "uint256" },
+  ],
+} as const;
+
+/** Either a local account (private key, keystore) or a wallet client with an account (JSON-RPC signer). */
+export type VoucherSigner = LocalAccount | WalletClient<Transport, Chain | undefined, Account>;
+
+// secp256k1 order / 2: the contract (OpenZeppelin ECDSA) rejects signatures with a larger s.
+const HALF_N = 0x7fffffffffffffffffffffffffffffff5d576e7357a4501ddfe92f46681b20a0n;
+
+/** The full EIP-712 domain of an escrow. */
+export function voucherDomain(domain: EscrowDomain) {
+  return {
+    name: VOUCHER_DOMAIN_NAME,
+    version: VOUCHER_DOMAIN_VERSION,
+    chainId: BigInt(domain.chainId),
+    verifyingContract: domain.verifyingContract,
+  } as const;
+}
+
+function typedData(voucher: Voucher, domain: EscrowDomain) {
+  return {
+    domain: voucherDomain(domain),
+    types: voucherTypes,
+    primaryType: "Voucher",
+    message: {
+      payer: voucher.payer,
+      node: voucher.node,
+      adapterId: voucher.adapterId,
+      cumulativeAmount: voucher.cumulativeAmount,
+    },
+  } as const;
+}
+
+/** The digest the payer signs; equals InferenceEscrow.hashVoucher(voucher) on that chain and escrow. */
+export function hashVoucher(voucher: Voucher, domain: EscrowDomain): Hex {
+  return hashTypedData(typedData(voucher, domain));
+}
+
+/** Sign `voucher` as its payer; returns the 65-byte signature the escrow's settle() takes. */
+export async function signVoucher(signer: VoucherSigner, voucher: Voucher, domain: EscrowDomain): Promise<Hex> {
+  if ("account" in signer) return signer.signTypedData({ account: signer.account, ...typedData(voucher, domain) });
+  return signer.signTypedData(typedData(voucher, domain));
+}
+
+/** The address that signed `voucher`, or null when the signature is malformed or not one the contract accepts. */
+export async function recoverVoucherSigner(
+  voucher: Voucher,
+  signature: Hex,
+  domain: EscrowDomain,
+): Promise<Address | null> {
+  // The contract takes 65-byte signatures only, with a low s (no malleable twins).
+  if (!/^0x[0-9a-fA-F]{130}$/.test(signature)) return null;
+  const s = BigInt(`0x${signature.slice(66, 130)}`);
+  const v = Number.parseInt(signature.slice(130, 132), 16);
+  if (s > HALF_N || (v !== 27 && v !== 28)) return null;
+  try {
+    return await recoverTypedDataAddress({ ...typedData(voucher, domain), signature });
+  } catch {
+    return null;
+  }
+}
+
+/** True when `signature` is the payer's valid signature of `voucher` for this chain and escrow. */
+export async function verifyVoucher(voucher: Voucher, signature: Hex, domain: EscrowDomain): Promise<boolean> {
+  const signer = await recoverVoucherSigner(voucher, signature, domain);
+  return signer !== null && isAddressEqual(signer, voucher.payer);
+}

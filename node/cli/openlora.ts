@@ -1,0 +1,46 @@
+#!/usr/bin/env node
+// The `openlora` command: one subcommand per job, each with --help.
+import { UsageError } from "./args.ts";
+import { adapterCommand } from "./commands/adapter.ts";
+import { demoCommand } from "./commands/demo.ts";
+import { generateCommand } from "./commands/generate.ts";
+import { modelCommand } from "./commands/model.ts";
+
+const commands: Record<string, { run: (argv: string[]) => Promise<void>; summary: string }> = {
+  generate: { run: generateCommand, summary: "generate text from a model, optionally with a LoRA adapter" },
+  adapter: { run: adapterCommand, summary: "inspect or create PEFT LoRA adapters" },
+  model: { run: modelCommand, summary: "create random-weight models of a real shape (GGUF)" },
+  demo: { run: demoCommand, summary: "the main job (npm start): the embedded model with each demo adapter" },
+};
+
+function help(): string {
+  const lines = Object.entries(commands).map(([name, c]) => `  ${name.padEnd(10)} ${c.summary}`);
+  return `openlora: a multi-tenant LoRA serving node\n\nUsage: openlora <command> [options]\n\nCommands:\n${lines.join("\n")}\n\nRun openlora <command> --help for a command's options.`;
+}
+
+async function main(argv: string[]): Promise<number> {
+  const [name, ...rest] = argv;
+  if (name === undefined || name === "--help" || name === "-h" || name === "help") {
+    console.log(help());
+    return 0;
+  }
+  const command = commands[name];
+  if (!command) {
+    console.error(`openlora: unknown command "${name}"\n\n${help()}`);
+    return 2;
+  }
+  try {
+    await command.run(rest);
+    return 0;
+  } catch (error) {
+    if (error instanceof UsageError) {
+      console.error(`openlora ${name}: ${error.message}`);
+      return 2;
+    }
+    console.error(`openlora ${name}: ${(error as Error).message}`);
+    if (process.env.OPENLORA_DEBUG) console.error(error);
+    return 1;
+  }
+}
+
+process.exitCode = await main(process.argv.slice(2));

@@ -1,0 +1,120 @@
+import { createHash } from "node:crypto";
+import { AdapterError } from "../errors.ts";
+import { LINEAR_TARGETS, type LinearTarget } from "../model/config.ts";
+import type { LoraAdapter, LoraPair } from "./lora.ts";
+
+/**
+ * The canonical encoding of an adapter: what its id hashes, what the disk tier stores and what peers send.
+ *   8 bytes  magic "OLORA\0\1\0"
+ *   4 bytes  header length H, little-endian
+ *   H bytes  JSON { format, baseModel, alpha, useRslora, nLayers, pairs: [[layer, target, rank, inDim, outDim], ...] }
+ *   then per pair, in the header's order (layer ascending, targets in LINEAR_TARGETS order): A then B,
+ *   float32 little-endian, B with the scale folded in and q/k rows in the canonical basis.
+ * Everything is derived from the tensors' values, so re-saving the same tensors gives the same id.
+ */
+const MAGIC = Uint8Array.from([0x4f, 0x4c, 0x4f, 0x52, 0x41, 0x00, 0x01, 0x00]);
+const FORMAT = "openlora-lora/1";
+const MAX_HEADER_BYTES = 1 << 20;
+
+type PairEntry = [layer: number, target: LinearTarget, rank: number, inDim: number, outDim: number];
+
+/** Encodes an adapter's tensors and config (its id is ignored: the id is derived from these bytes). */
+export function encodeAdapter(adapter: Omit<LoraAdapter, "id">): Uint8Array {
+  const pairs: PairEntry[] = [];
+  const arrays: Float32Array[] = [];
+  adapter.layers.forEach((layer, l) => {
+    for (const target of LINEAR_TARGETS) {
+      const pair = layer[target];
+      if (!pair) continue;
+      pairs.push([l, target, pair.rank, pair.a.length / pair.rank, pair.b.length / pair.rank]);
+      arrays.push(pair.a, pair.b);
+    }
+  });
+  const header = new TextEncoder().encode(JSON.stringify({
+    format: FORMAT, baseModel: adapter.baseModel, alpha: adapter.alpha, useRslora: adapter.useRslora, nLayers: adapter.layers.length, pairs,
+  }));
+  const bodyBytes = arrays.reduce((n, a) => n + a.byteLength, 0);
+  const out = new Uint8Array(MAGIC.length + 4 + header.length + bodyBytes);
+  out.set(MAGIC, 0);
+  const view = new DataView(out.buffer);
+  view.setUint32(MAGIC.length, header.length, true);
+  out.set(header, MAGIC.length + 4);
+  let at = MAGIC.length + 4 + header.length;
+  for (const array of arrays) {
+    for (let i = 0; i < array.length; i++) view.setFloat32(at + 4 * i, array[i], true);
+    at += array.byteLength;
+  }
+  return out;
+}
+
+/** The adapter id: "0x" + sha256 of the canonical encoding, as bytes32 on chain. */
+export function adapterIdOf(encoded: Uint8Array): string {
+  return "0x" + createHash("sha256").update(encoded).digest("hex");
+}
+
+/** Builds the LoraAdapter (with its id) from tensors already in canonical form. */
+export function withId(adapter: Omit<LoraAdapter, "id">): { adapter: LoraAdapter; encoded: Uint8Array } {
+  const encoded = encodeAdapter(adapter);
+  return { adapter: { ...adapter, id: adapterIdOf(encoded) }, encoded };
+}
+
+/**
+ * Decodes canonical bytes, checking every length, so bytes from disk or a peer can be trusted only as far as
+ * they parse; `source` names them in errors. The caller compares the returned id with the one it expected.
+ */
+export function decodeAdapter(bytes: Uint8Array, source: string): LoraAdapter {
+  const fail = (problem: string): never => { throw new AdapterError(source, problem); };
+  if (bytes.length < MAGIC.length + 4 || !MAGIC.every((b, i) => bytes[i] === b)) fail("not an OpenLoRA canonical adapter (bad magic)");
+  const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+  const headerLength = view.getUint32(MAGIC.length, true);
+  const bodyStart = MAGIC.length + 4 + headerLength;
+  if (headerLength > MAX_HEADER_BYTES || bodyStart > bytes.length) fail(`header length ${headerLength} exceeds the ${bytes.length} bytes`);
+  let header: { format?: unknown; baseModel?: unknown; alpha?: unknown; useRslora?: unknown; nLayers?: unknown; pairs?: unknown };
+  try {
+    header = JSON.parse(new TextDecoder("utf-8", { fatal: true }).decode(bytes.subarray(MAGIC.length + 4, bodyStart)));
+  } catch (error) {
+    return fail(`header is not valid JSON (${(error as Error).message})`);
+  }
+  if (header.format !== FORMAT) fail(`unknown format ${JSON.stringify(header.format)}, expected ${FORMAT}`);
+  if (typeof header.baseModel !== "string" || typeof header.alpha !== "number" || typeof header.useRslora !== "boolean") fail("header lacks baseModel, alpha or useRslora");
+  const nLayers = header.nLayers;
+  if (!Number.isInteger(nLayers) || (nLayers as number) <= 0 || (nLayers as number) > 4096) fail(`bad nLayers ${JSON.stringify(nLayers)}`);
+  if (!Array.isArray(header.pairs)) return fail("header lacks pairs");
+  const layers: Partial<Record<LinearTarget, LoraPair>>[] = Array.from({ length: nLayers as number }, () => ({}));
+  let at = bodyStart;
+  let rank = 0;
+  const targets = new Set<LinearTarget>();
+  for (const entry of header.pairs as unknown[]) {
+    const [layer, target, r, inDim, outDim] = Array.isArray(entry) ? entry : [];
+    if (!Number.isInteger(layer) || layer < 0 || layer >= (nLayers as number)) fail(`pair ${JSON.stringify(entry)}: bad layer`);
+    if (!LINEAR_TARGETS.includes(target)) fail(`pair ${JSON.stringify(entry)}: unknown target`);
+    if (![r, inDim, outDim].every((d) => Number.isInteger(d) && d > 0 && d <= 1 << 20)) fail(`pair ${JSON.stringify(entry)}: bad dimensions`);
+    if (layers[layer][target as LinearTarget]) fail(`pair ${JSON.stringify(entry)}: duplicate`);
+    const aBytes = 4 * r * inDim;
+    const bBytes = 4 * outDim * r;
+    if (at + aBytes + bBytes > bytes.length) fail(`truncated: layer ${layer} ${target} needs ${aBytes + bBytes} bytes at offset ${at}, the data has ${bytes.length}`);
+    const a = readFloats(view, at, r * inDim);
+    const b = readFloats(view, at + aBytes, outDim * r);
+    at += aBytes + bBytes;
+    if (!a.every(Number.isFinite) || !b.every(Number.isFinite)) fail(`layer ${layer} ${target}: NaN or infinite values`);
+    layers[layer][target as LinearTarget] = { rank: r, a, b };
+    rank = Math.max(rank, r);
+    targets.add(target);
+  }
+  if (at !== bytes.length) fail(`${bytes.length - at} trailing bytes after the last tensor`);
+  return {
+    id: adapterIdOf(bytes),
+    baseModel: header.baseModel as string,
+    rank,
+    alpha: header.alpha as number,
+    useRslora: header.useRslora as boolean,
+    targets: LINEAR_TARGETS.filter((t) => targets.has(t)),
+    layers,
+  };
+}
+
+function readFloats(view: DataView, at: number, count: number): Float32Array {
+  const out = new Float32Array(count);
+  for (let i = 0; i < count; i++) out[i] = view.getFloat32(at + 4 * i, true);
+  return out;
+}

@@ -1,0 +1,174 @@
+import { readFile } from "node:fs/promises";
+import { join } from "node:path";
+import { AdapterError } from "../errors.ts";
+import { readSafetensors, type SafetensorsTensor } from "../formats/safetensors.ts";
+import { LINEAR_TARGETS, projectionShape, type LinearTarget, type ModelConfig } from "../model/config.ts";
+import { unpermuteRotateHalfRows } from "../model/rope-basis.ts";
+import type { QkBasis } from "../model/weights.ts";
+import { withId } from "./canonical.ts";
+import type { LoraAdapter, LoraPair } from "./lora.ts";
+
+/** The model an adapter must fit. Without it an adapter is read as it stands (e.g. `adapter inspect`). */
+export interface AdapterExpectations {
+  config: ModelConfig;
+  /** The loaded model's name; compared with the adapter's base_model_name_or_path. */
+  name: string;
+  qkBasis: QkBasis;
+  /** Largest rank accepted (the backend's slot rank). */
+  maxRank: number;
+}
+
+/** The subset of PEFT's adapter_config.json that LoRA inference needs. */
+export interface PeftConfig {
+  r: number;
+  loraAlpha: number;
+  useRslora: boolean;
+  targetModules: LinearTarget[];
+  rankPattern: Record<string, number>;
+  alphaPattern: Record<string, number>;
+  baseModel: string;
+}
+
+const MODULE_OF_TARGET: Record<LinearTarget, string> = {
+  q: "self_attn.q_proj", k: "self_attn.k_proj", v: "self_attn.v_proj", o: "self_attn.o_proj",
+  gate: "mlp.gate_proj", up: "mlp.up_proj", down: "mlp.down_proj",
+};
+const TARGET_OF_NAME: Record<string, LinearTarget> = {
+  q_proj: "q", k_proj: "k", v_proj: "v", o_proj: "o", gate_proj: "gate", up_proj: "up", down_proj: "down",
+};
+const KEY = /^base_model\.model\.model\.layers\.(\d+)\.(self_attn|mlp)\.(q_proj|k_proj|v_proj|o_proj|gate_proj|up_proj|down_proj)\.lora_(A|B)\.weight$/;
+
+/** Loads a Hugging Face PEFT LoRA folder (adapter_config.json + adapter_model.safetensors) into canonical form. */
+export async function loadPeftAdapter(dir: string, expect?: AdapterExpectations): Promise<{ adapter: LoraAdapter; encoded: Uint8Array }> {
+  const configFile = join(dir, "adapter_config.json");
+  const tensorFile = join(dir, "adapter_model.safetensors");
+  const configText = await readFile(configFile, "utf8").catch((error) => {
+    throw new AdapterError(dir, `cannot read adapter_config.json (${(error as Error).message})`);
+  });
+  const config = parsePeftConfig(configText, configFile);
+  const bytes = await readFile(tensorFile).catch((error) => {
+    throw new AdapterError(dir, `cannot read adapter_model.safetensors (${(error as Error).message})`);
+  });
+  return peftToAdapter(config, readSafetensors(bytes, tensorFile), dir, expect);
+}
+
+/** Validates adapter_config.json; `file` names it in errors. */
+export function parsePeftConfig(text: string, file: string): PeftConfig {
+  const fail = (problem: string): never => { throw new AdapterError(file, problem); };
+  let raw: Record<string, unknown>;
+  try {
+    raw = JSON.parse(text);
+  } catch (error) {
+    return fail(`not valid JSON (${(error as Error).message})`);
+  }
+  if (typeof raw !== "object" || raw === null || Array.isArray(raw)) fail("not a JSON object");
+  if (raw.peft_type !== undefined && raw.peft_type !== "LORA") fail(`peft_type ${JSON.stringify(raw.peft_type)} is not LORA`);
+  if (!Number.isInteger(raw.r) || (raw.r as number) <= 0) fail(`r must be a positive integer, got ${JSON.stringify(raw.r)}`);
+  if (typeof raw.lora_alpha !== "number" || !Number.isFinite(raw.lora_alpha)) fail(`lora_alpha must be a number, got ${JSON.stringify(raw.lora_alpha)}`);
+  if (raw.fan_in_fan_out === true) fail("fan_in_fan_out adapters (Conv1D layouts) are not supported");
+  if (raw.bias !== undefined && raw.bias !== "none") fail(`bias ${JSON.stringify(raw.bias)} is not supported (only "none")`);
+  const modules = typeof raw.target_modules === "string" ? [raw.target_modules] : raw.target_modules;
+  if (!Array.isArray(modules) || modules.length === 0) fail("target_modules must be a non-empty list");
+  const targetModules = (modules as unknown[]).map((name) => {
+    const target = TARGET_OF_NAME[String(name)];
+    if (!target) fail(`unknown target module ${JSON.stringify(name)} (supported: ${Object.keys(TARGET_OF_NAME).join(", ")})`);
+    return target;
+  });
+  const pattern = (key: string): Record<string, number> => {
+    const value = raw[key] ?? {};
+    if (typeof value !== "object" || value === null || Array.isArray(value)) fail(`${key} must be an object`);
+    for (const [name, n] of Object.entries(value as object)) if (typeof n !== "number" || !(n > 0)) fail(`${key}[${name}] must be a positive number`);
+    return value as Record<string, number>;
+  };
+  return {
+    r: raw.r as number,
+    loraAlpha: raw.lora_alpha as number,
+    useRslora: raw.use_rslora === true,
+    targetModules: LINEAR_TARGETS.filter((t) => targetModules.includes(t)),
+    rankPattern: pattern("rank_pattern"),
+    alphaPattern: pattern("alpha_pattern"),
+    baseModel: typeof raw.base_model_name_or_path === "string" ? raw.base_model_name_or_path : "",
+  };
+}
+
+/** PEFT's pattern rule: a key applies to a module whose dotted name ends with it (the key is a regex). */
+function patternValue(pattern: Record<string, number>, moduleName: string): number | undefined {
+  for (const [key, value] of Object.entries(pattern)) {
+    if (new RegExp(`(^|.*\\.)${key}$`).test(moduleName)) return value;
+  }
+  return undefined;
+}
+
+/** Turns PEFT tensors into the canonical adapter: checks, scale folded into B, q/k rows to the canonical basis. */
+export function peftToAdapter(config: PeftConfig, tensors: Map<string, SafetensorsTensor>, source: string, expect?: AdapterExpectations): { adapter: LoraAdapter; encoded: Uint8Array } {
+  const fail = (problem: string): never => { throw new AdapterError(source, problem); };
+  if (expect && config.baseModel && baseName(config.baseModel) !== baseName(expect.name)) {
+    fail(`base model mismatch: trained on "${config.baseModel}", the loaded model is "${expect.name}"`);
+  }
+  const found = new Map<string, { layer: number; target: LinearTarget; a?: SafetensorsTensor; b?: SafetensorsTensor }>();
+  for (const [key, tensor] of tensors) {
+    const match = KEY.exec(key);
+    if (!match) fail(`unexpected tensor ${key} (only lora_A/lora_B of the q,k,v,o,gate,up,down projections are supported)`);
+    const [, layerText, , moduleName, which] = match!;
+    const target = TARGET_OF_NAME[moduleName];
+    if (!config.targetModules.includes(target)) fail(`tensor ${key} targets ${moduleName}, which target_modules does not list`);
+    const entry = found.get(`${layerText}.${target}`) ?? { layer: Number(layerText), target };
+    entry[which === "A" ? "a" : "b"] = tensor;
+    found.set(`${layerText}.${target}`, entry);
+  }
+  if (found.size === 0) fail("no LoRA tensors in adapter_model.safetensors");
+  const nLayers = expect ? expect.config.nLayers : Math.max(...[...found.values()].map((e) => e.layer)) + 1;
+  const layers: Partial<Record<LinearTarget, LoraPair>>[] = Array.from({ length: nLayers }, () => ({}));
+  let maxRank = 0;
+
+  for (const { layer, target, a, b } of found.values()) {
+    const moduleName = `model.layers.${layer}.${MODULE_OF_TARGET[target]}`;
+    if (!a) fail(`missing lora_A for layer ${layer} ${target}_proj`);
+    if (!b) fail(`missing lora_B for layer ${layer} ${target}_proj`);
+    if (layer >= nLayers) fail(`layer ${layer} ${target}_proj: the model has ${nLayers} layers`);
+    const rank = patternValue(config.rankPattern, moduleName) ?? config.r;
+    const alpha = patternValue(config.alphaPattern, moduleName) ?? config.loraAlpha;
+    if (expect && rank > expect.maxRank) fail(`rank ${rank} of layer ${layer} ${target}_proj exceeds the configured maximum ${expect.maxRank}`);
+    const inDim = expect ? projectionShape(expect.config, target).inDim : a!.shape[1];
+    const outDim = expect ? projectionShape(expect.config, target).outDim : b!.shape[0];
+    if (!sameShape(a!.shape, [rank, inDim])) fail(`lora_A of layer ${layer} ${target}_proj has shape [${a!.shape}], expected [${rank}, ${inDim}]`);
+    if (!sameShape(b!.shape, [outDim, rank])) fail(`lora_B of layer ${layer} ${target}_proj has shape [${b!.shape}], expected [${outDim}, ${rank}]`);
+    if (!a!.data.every(Number.isFinite)) fail(`lora_A of layer ${layer} ${target}_proj contains NaN or infinite values`);
+    if (!b!.data.every(Number.isFinite)) fail(`lora_B of layer ${layer} ${target}_proj contains NaN or infinite values`);
+
+    const scale = config.useRslora ? alpha / Math.sqrt(rank) : alpha / rank;
+    let scaledB: Float32Array = b!.data.map((x) => x * scale);
+    if (expect?.qkBasis === "rotate-half" && (target === "q" || target === "k")) {
+      scaledB = unpermuteRotateHalfRows(scaledB, target === "q" ? expect.config.nHeads : expect.config.nKvHeads, rank);
+    }
+    layers[layer][target] = { rank, a: a!.data, b: scaledB };
+    maxRank = Math.max(maxRank, rank);
+  }
+  const present = new Set(layers.flatMap((layer) => Object.keys(layer)));
+  return withId({
+    baseModel: config.baseModel,
+    rank: maxRank,
+    alpha: config.loraAlpha,
+    useRslora: config.useRslora,
+    targets: LINEAR_TARGETS.filter((t) => present.has(t)),
+    layers,
+  });
+}
+
+function sameShape(shape: number[], expected: number[]): boolean {
+  return shape.length === expected.length && shape.every((d, i) => d === expected[i]);
+}
+
+function baseName(name: string): string {
+  return name.replace(/[\\/]+$/, "").split(/[\\/]/).pop()!.toLowerCase();
+}
+
+/** The module name PEFT uses for a target, for writers (e.g. random adapters) that produce PEFT folders. */
+export function peftTensorKey(layer: number, target: LinearTarget, which: "A" | "B"): string {
+  return `base_model.model.model.layers.${layer}.${MODULE_OF_TARGET[target]}.lora_${which}.weight`;
+}
+
+/** The target_modules names of targets. */
+export function peftModuleNames(targets: readonly LinearTarget[]): string[] {
+  return targets.map((t) => MODULE_OF_TARGET[t].split(".")[1]);
+}

@@ -1,0 +1,121 @@
+// WebGPU device setup: the Dawn instance (kept alive for the whole process), the software Vulkan fallback,
+// and one device per backend with the limits the kernels need.
+import os from "node:os";
+import fs from "node:fs";
+import path from "node:path";
+import { fileURLToPath } from "node:url";
+import { create, globals } from "webgpu";
+
+const repoRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../../../..");
+
+/**
+ * The object create() returns. It must stay referenced for the life of the process: if it is collected while a
+ * device lives, Dawn aborts at random (FACTS.md). Module scope holds it; nothing ever clears it.
+ */
+let gpuInstance: GPU | null = null;
+let vulkanNote = "";
+
+/**
+ * When the process was started without the Vulkan environment of scripts/run.sh (VK_ICD_FILENAMES unset) and
+ * the checkout holds the lavapipe driver that scripts/setup.sh fetched, point the Vulkan loader at it from
+ * here: set VK_ICD_FILENAMES and load the checkout's libvulkan.so.1 globally before Dawn looks for one.
+ */
+function useBundledLavapipe(): void {
+  if (process.platform !== "linux" || process.env.VK_ICD_FILENAMES) return;
+  const dir = path.join(repoRoot, ".cache", "lavapipe");
+  const icd = path.join(dir, "icd.json");
+  const loader = path.join(dir, "lib", "libvulkan.so.1");
+  if (!fs.existsSync(icd) || !fs.existsSync(loader)) return;
+  process.env.VK_ICD_FILENAMES = icd;
+  process.env.MESA_SHADER_CACHE_DIR ??= path.join(dir, "shader-cache");
+  const flags = os.constants.dlopen as Record<string, number>;
+  // Node does not export RTLD_NODELETE; glibc's value is 0x1000.
+  const nodelete = flags.RTLD_NODELETE ?? 0x1000;
+  try {
+    // libvulkan is no Node addon: dlopen succeeds, then Node complains that it did not self-register. With
+    // RTLD_NODELETE the library stays loaded, and RTLD_GLOBAL lets Dawn's dlopen("libvulkan.so.1") find it.
+    process.dlopen({ exports: {} } as NodeJS.Module, loader, flags.RTLD_NOW | flags.RTLD_GLOBAL | nodelete);
+  } catch (error) {
+    if (!/self-register|did not self/i.test(String(error))) {
+      vulkanNote = `could not load ${loader}: ${String(error)}`;
+      return;
+    }
+  }
+  vulkanNote = `using lavapipe from ${dir}`;
+}
+
+/** The process-wide Dawn instance (created on first use). */
+export function gpu(): GPU {
+  if (!gpuInstance) {
+    useBundledLavapipe();
+    Object.assign(globalThis, globals);
+    gpuInstance = create([]);
+  }
+  return gpuInstance;
+}
+
+/** How the Vulkan driver was found, for diagnostics ("" when the environment already named one). */
+export function vulkanSetupNote(): string {
+  return vulkanNote;
+}
+
+let adapterProbe: Promise<GPUAdapter | null> | null = null;
+
+/** The first adapter WebGPU offers, or null; probed once per process. */
+export function findAdapter(): Promise<GPUAdapter | null> {
+  adapterProbe ??= (async () => {
+    try {
+      return await gpu().requestAdapter({ powerPreference: "high-performance" });
+    } catch {
+      return null;
+    }
+  })();
+  return adapterProbe;
+}
+
+/** True when a WebGPU adapter exists (a GPU, or the software driver). Never throws. */
+export async function webgpuAvailable(): Promise<boolean> {
+  return (await findAdapter()) !== null;
+}
+
+/** A device, its adapter's description, and the limits and features the backend works with. */
+export interface GpuContext {
+  device: GPUDevice;
+  adapter: GPUAdapter;
+  /** "vendor architecture device description", trimmed. */
+  description: string;
+  /** Largest storage binding (bytes) the device allows: tensors above it are split. */
+  maxBinding: number;
+  hasF16: boolean;
+  /** True on CPU-emulated adapters (lavapipe, SwiftShader): tuning differs. */
+  isFallback: boolean;
+}
+
+/** Opens a device with the adapter's maximum storage limits. Throws when there is no adapter. */
+export async function openDevice(wantF16 = false): Promise<GpuContext> {
+  const adapter = await findAdapter();
+  if (!adapter) throw new Error("WebGPU: no adapter found (no GPU and no software Vulkan driver; run scripts/setup.sh)");
+  const lim = adapter.limits;
+  const requiredLimits: Record<string, number> = {
+    maxStorageBufferBindingSize: lim.maxStorageBufferBindingSize,
+    maxBufferSize: lim.maxBufferSize,
+    maxStorageBuffersPerShaderStage: Math.min(lim.maxStorageBuffersPerShaderStage, 10),
+    maxComputeWorkgroupStorageSize: lim.maxComputeWorkgroupStorageSize,
+    maxComputeInvocationsPerWorkgroup: Math.min(lim.maxComputeInvocationsPerWorkgroup, 256),
+    maxComputeWorkgroupSizeX: Math.min(lim.maxComputeWorkgroupSizeX, 256),
+    maxComputeWorkgroupsPerDimension: lim.maxComputeWorkgroupsPerDimension,
+  };
+  const hasF16 = adapter.features.has("shader-f16");
+  const requiredFeatures: GPUFeatureName[] = [];
+  if (wantF16 && hasF16) requiredFeatures.push("shader-f16");
+  const device = await adapter.requestDevice({ requiredLimits, requiredFeatures });
+  device.addEventListener("uncapturederror", (event) => {
+    console.error(`WebGPU error: ${(event as GPUUncapturedErrorEvent).error.message}`);
+  });
+  const info = adapter.info;
+  const description = `${info.vendor} ${info.architecture} ${info.device} ${info.description}`.replace(/\s+/g, " ").trim();
+  const maxBinding = Math.min(device.limits.maxStorageBufferBindingSize, device.limits.maxBufferSize);
+  const isFallback = Boolean((adapter as GPUAdapter & { isFallbackAdapter?: boolean }).isFallbackAdapter) ||
+    (info as GPUAdapterInfo & { isFallbackAdapter?: boolean }).isFallbackAdapter === true || /llvmpipe|swiftshader/i.test(description);
+  return { device, adapter, description, maxBinding, hasF16: wantF16 && hasF16, isFallback };
+}

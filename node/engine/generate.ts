@@ -1,0 +1,147 @@
+import type { Backend, SamplingParams } from "./backend/backend.ts";
+import { InvalidRequestError } from "./errors.ts";
+import { BlockAllocator } from "./kv/block-allocator.ts";
+import { createRng } from "./sampling/rng.ts";
+import type { Tokenizer } from "./tokenizer/tokenizer.ts";
+
+/** One generation: a prompt, how to sample, when to stop. */
+export interface GenerateRequest {
+  /** Prompt text; encoded with BOS first. Ignored when promptTokenIds is given. */
+  prompt?: string;
+  promptTokenIds?: number[];
+  /** Adapter slot of the backend, or -1 for the base model. */
+  slot: number;
+  maxTokens: number;
+  temperature: number;
+  topK?: number;
+  topP?: number;
+  seed?: number;
+  /** Stop when the generated text contains one of these; the text ends before it. */
+  stop?: string[];
+  /** Tokens per forward step while prefilling the prompt. */
+  prefillChunk?: number;
+  /** Called with each new piece of text as it becomes final. */
+  onText?: (text: string) => void;
+}
+
+export interface GenerateResult {
+  text: string;
+  /** The generated ids only (without the prompt), EOS excluded. */
+  tokenIds: number[];
+  promptTokenIds: number[];
+  finishReason: "stop" | "length" | "eos";
+  /** Milliseconds per generated token, prefill excluded. */
+  msPerToken: number;
+  prefillMs: number;
+}
+
+/** Validates sampling values; the same rules apply to every entry point (CLI, engine, API). */
+export function checkSampling(params: { maxTokens: number; temperature: number; topK?: number; topP?: number }): SamplingParams {
+  if (!Number.isInteger(params.maxTokens) || params.maxTokens < 0) throw new InvalidRequestError("max_tokens", `must be a non-negative integer, got ${params.maxTokens}`);
+  if (!(params.temperature >= 0) || !Number.isFinite(params.temperature)) throw new InvalidRequestError("temperature", `must be a finite number >= 0, got ${params.temperature}`);
+  const topK = params.topK ?? 0;
+  const topP = params.topP ?? 1;
+  if (!Number.isInteger(topK) || topK < 0) throw new InvalidRequestError("top_k", `must be a non-negative integer, got ${topK}`);
+  if (!(topP > 0 && topP <= 1)) throw new InvalidRequestError("top_p", `must be in (0, 1], got ${topP}`);
+  return { temperature: params.temperature, topK, topP };
+}
+
+/**
+ * Generates one sequence on a backend: prefill the prompt in chunks, then decode token by token until EOS,
+ * a stop string or maxTokens. A single-sequence loop: the serving engine batches many of these.
+ */
+export async function generate(backend: Backend, tokenizer: Tokenizer, request: GenerateRequest): Promise<GenerateResult> {
+  const params = checkSampling(request);
+  const promptTokenIds = request.promptTokenIds ?? tokenizer.encode(request.prompt ?? "", { bos: true });
+  if (promptTokenIds.length === 0) throw new InvalidRequestError("prompt", "is empty (no BOS either)");
+  const maxSeqLen = backend.config.maxSeqLen;
+  if (promptTokenIds.length >= maxSeqLen) throw new InvalidRequestError("prompt", `has ${promptTokenIds.length} tokens, the context holds ${maxSeqLen}`);
+  const maxTokens = Math.min(request.maxTokens, maxSeqLen - promptTokenIds.length);
+
+  const kv = new BlockAllocator(backend.options.numBlocks, backend.options.blockSize);
+  const blockTable: number[] = [];
+  const rng = createRng(request.seed ?? 0);
+  const uniforms = new Float32Array(1);
+  const chunk = request.prefillChunk ?? 64;
+  const generated: number[] = [];
+  const promptText = tokenizer.decode(promptTokenIds);
+  let emitted = 0;
+  let text = "";
+  let finishReason: GenerateResult["finishReason"] = "length";
+
+  const step = async (tokens: number[], position: number): Promise<number> => {
+    if (!kv.grow(blockTable, position + tokens.length)) throw new InvalidRequestError("max_tokens", "does not fit the KV cache");
+    uniforms[0] = rng();
+    const [next] = await backend.sample([{ tokens, position, blockTable, slot: request.slot }], [params], uniforms);
+    return next;
+  };
+
+  const prefillStart = performance.now();
+  let next = -1;
+  for (let at = 0; at < promptTokenIds.length; at += chunk) {
+    const tokens = promptTokenIds.slice(at, at + chunk);
+    if (at + chunk < promptTokenIds.length) {
+      if (!kv.grow(blockTable, at + tokens.length)) throw new InvalidRequestError("prompt", "does not fit the KV cache");
+      await backend.forward([{ tokens, position: at, blockTable, slot: request.slot }]);
+    } else if (maxTokens > 0) {
+      next = await step(tokens, at);
+    }
+  }
+  const decodeStart = performance.now();
+
+  while (next >= 0) {
+    if (next === tokenizer.eosId || next === tokenizer.bosId) {
+      finishReason = "eos";
+      break;
+    }
+    generated.push(next);
+    text = tokenizer.decode([...promptTokenIds, ...generated]).slice(promptText.length);
+    const stopAt = firstStop(text, request.stop ?? []);
+    if (stopAt >= 0) {
+      text = text.slice(0, stopAt);
+      finishReason = "stop";
+      break;
+    }
+    // Hold back a trailing replacement character (an incomplete UTF-8 byte sequence) and a possible stop prefix.
+    const safe = safeLength(text, request.stop ?? []);
+    if (safe > emitted) {
+      request.onText?.(text.slice(emitted, safe));
+      emitted = safe;
+    }
+    if (generated.length >= maxTokens) break;
+    next = await step([next], promptTokenIds.length + generated.length - 1);
+  }
+  if (text.length > emitted) request.onText?.(text.slice(emitted));
+  const end = performance.now();
+  return {
+    text,
+    tokenIds: generated,
+    promptTokenIds,
+    finishReason,
+    msPerToken: generated.length > 0 ? (end - decodeStart) / generated.length : 0,
+    prefillMs: decodeStart - prefillStart,
+  };
+}
+
+function firstStop(text: string, stops: string[]): number {
+  let first = -1;
+  for (const stop of stops) {
+    if (!stop) continue;
+    const at = text.indexOf(stop);
+    if (at >= 0 && (first < 0 || at < first)) first = at;
+  }
+  return first;
+}
+
+function safeLength(text: string, stops: string[]): number {
+  let safe = text.endsWith("\uFFFD") ? text.length - 1 : text.length;
+  for (const stop of stops) {
+    for (let n = Math.min(stop.length - 1, safe); n > 0; n--) {
+      if (text.slice(safe - n, safe) === stop.slice(0, n)) {
+        safe -= n;
+        break;
+      }
+    }
+  }
+  return safe;
+}
