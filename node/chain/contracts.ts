@@ -143,16 +143,18 @@ export async function deployAll(clients: ChainClients, overrides: Partial<Deploy
   };
 }
 
-type Clients = { public: PublicClient<Transport, Chain | undefined>; wallet?: ChainClients["wallet"] };
+/** Clients for getContracts: a public client, and a wallet client when the handles should write. */
+export type ContractClients =
+  | { public: PublicClient<Transport, Chain | undefined>; wallet: ChainClients["wallet"] }
+  | { public: PublicClient<Transport, Chain | undefined> };
 
-/** Typed viem contract handles (read, and write when a wallet client is given). */
-export function getContracts(clients: Clients, addresses: ContractAddresses) {
-  const client = clients.wallet ? { public: clients.public, wallet: clients.wallet } : { public: clients.public };
+/** Typed viem contract handles: `.read.*` always, `.write.*` and `.simulate.*` when a wallet client is given. */
+export function getContracts<C extends ContractClients>(clients: C, addresses: ContractAddresses) {
   return {
-    token: getContract({ address: addresses.OpenToken, abi: openTokenAbi, client }),
-    nodeRegistry: getContract({ address: addresses.NodeRegistry, abi: nodeRegistryAbi, client }),
-    adapterRegistry: getContract({ address: addresses.AdapterRegistry, abi: adapterRegistryAbi, client }),
-    escrow: getContract({ address: addresses.InferenceEscrow, abi: inferenceEscrowAbi, client }),
+    token: getContract({ address: addresses.OpenToken, abi: openTokenAbi, client: clients }),
+    nodeRegistry: getContract({ address: addresses.NodeRegistry, abi: nodeRegistryAbi, client: clients }),
+    adapterRegistry: getContract({ address: addresses.AdapterRegistry, abi: adapterRegistryAbi, client: clients }),
+    escrow: getContract({ address: addresses.InferenceEscrow, abi: inferenceEscrowAbi, client: clients }),
   };
 }
 

@@ -11,6 +11,7 @@ export {
   type AdapterRegistryContract,
   type ChainClients,
   type ContractAddresses,
+  type ContractClients,
   type DeployParams,
   type Deployment,
   type InferenceEscrowContract,
@@ -20,6 +21,9 @@ export {
 export {
   hashVoucher,
   recoverVoucherSigner,
+  SkipReason,
+  skipReasonName,
+  type SkipReasonName,
   signVoucher,
   verifyVoucher,
   voucherDomain,

@@ -103,3 +103,21 @@ export async function verifyVoucher(voucher: Voucher, signature: Hex, domain: Es
   const signer = await recoverVoucherSigner(voucher, signature, domain);
   return signer !== null && isAddressEqual(signer, voucher.payer);
 }
+
+/** InferenceEscrow.SkipReason, as carried by the VoucherSkipped event. */
+export const SkipReason = {
+  None: 0,
+  WrongNode: 1,
+  AdapterNotLive: 2,
+  NotGrowing: 3,
+  BadSignature: 4,
+  InsufficientFunds: 5,
+} as const;
+export type SkipReasonName = keyof typeof SkipReason;
+
+/** The name of a SkipReason code from a VoucherSkipped event. */
+export function skipReasonName(code: number): SkipReasonName {
+  const entry = Object.entries(SkipReason).find(([, v]) => v === code);
+  if (!entry) throw new RangeError(`unknown skip reason ${code}`);
+  return entry[0] as SkipReasonName;
+}

@@ -2,6 +2,7 @@ import type { Backend, SamplingParams } from "./backend/backend.ts";
 import { InvalidRequestError } from "./errors.ts";
 import { BlockAllocator } from "./kv/block-allocator.ts";
 import { createRng } from "./sampling/rng.ts";
+import { TextStream, type FinishReason } from "./text-stream.ts";
 import type { Tokenizer } from "./tokenizer/tokenizer.ts";
 
 /** One generation: a prompt, how to sample, when to stop. */
@@ -29,7 +30,7 @@ export interface GenerateResult {
   /** The generated ids only (without the prompt), EOS excluded. */
   tokenIds: number[];
   promptTokenIds: number[];
-  finishReason: "stop" | "length" | "eos";
+  finishReason: FinishReason;
   /** Milliseconds per generated token, prefill excluded. */
   msPerToken: number;
   prefillMs: number;
@@ -63,11 +64,8 @@ export async function generate(backend: Backend, tokenizer: Tokenizer, request: 
   const rng = createRng(request.seed ?? 0);
   const uniforms = new Float32Array(1);
   const chunk = request.prefillChunk ?? 64;
-  const generated: number[] = [];
-  const promptText = tokenizer.decode(promptTokenIds);
-  let emitted = 0;
-  let text = "";
-  let finishReason: GenerateResult["finishReason"] = "length";
+  const stream = new TextStream(tokenizer, promptTokenIds, request.stop ?? []);
+  let finishReason: FinishReason = "length";
 
   const step = async (tokens: number[], position: number): Promise<number> => {
     if (!kv.grow(blockTable, position + tokens.length)) throw new InvalidRequestError("max_tokens", "does not fit the KV cache");
@@ -90,58 +88,25 @@ export async function generate(backend: Backend, tokenizer: Tokenizer, request: 
   const decodeStart = performance.now();
 
   while (next >= 0) {
-    if (next === tokenizer.eosId || next === tokenizer.bosId) {
-      finishReason = "eos";
+    const { piece, finish } = stream.push(next);
+    if (finish) {
+      finishReason = finish;
       break;
     }
-    generated.push(next);
-    text = tokenizer.decode([...promptTokenIds, ...generated]).slice(promptText.length);
-    const stopAt = firstStop(text, request.stop ?? []);
-    if (stopAt >= 0) {
-      text = text.slice(0, stopAt);
-      finishReason = "stop";
-      break;
-    }
-    // Hold back a trailing replacement character (an incomplete UTF-8 byte sequence) and a possible stop prefix.
-    const safe = safeLength(text, request.stop ?? []);
-    if (safe > emitted) {
-      request.onText?.(text.slice(emitted, safe));
-      emitted = safe;
-    }
-    if (generated.length >= maxTokens) break;
-    next = await step([next], promptTokenIds.length + generated.length - 1);
+    if (piece) request.onText?.(piece);
+    if (stream.tokenIds.length >= maxTokens) break;
+    next = await step([next], promptTokenIds.length + stream.tokenIds.length - 1);
   }
-  if (text.length > emitted) request.onText?.(text.slice(emitted));
+  const rest = stream.flush();
+  if (rest) request.onText?.(rest);
   const end = performance.now();
+  const generated = stream.tokenIds;
   return {
-    text,
+    text: stream.text,
     tokenIds: generated,
     promptTokenIds,
     finishReason,
     msPerToken: generated.length > 0 ? (end - decodeStart) / generated.length : 0,
     prefillMs: decodeStart - prefillStart,
   };
-}
-
-function firstStop(text: string, stops: string[]): number {
-  let first = -1;
-  for (const stop of stops) {
-    if (!stop) continue;
-    const at = text.indexOf(stop);
-    if (at >= 0 && (first < 0 || at < first)) first = at;
-  }
-  return first;
-}
-
-function safeLength(text: string, stops: string[]): number {
-  let safe = text.endsWith("\uFFFD") ? text.length - 1 : text.length;
-  for (const stop of stops) {
-    for (let n = Math.min(stop.length - 1, safe); n > 0; n--) {
-      if (text.slice(safe - n, safe) === stop.slice(0, n)) {
-        safe -= n;
-        break;
-      }
-    }
-  }
-  return safe;
 }

@@ -145,6 +145,16 @@ function sameValues(a: Float32Array, b: Float32Array): boolean {
   return true;
 }
 
+/**
+ * The model's short name: general.name, unless it is empty or merely the architecture ("llama", as converters
+ * often write), in which case the file's base name says more (stories260K.gguf -> "stories260K").
+ */
+function modelName(reader: GgufReader, file: string): string {
+  const name = ggufString(reader, "general.name");
+  const architecture = ggufString(reader, "general.architecture");
+  return name && name !== architecture ? name : basename(file).replace(/\.gguf$/i, "");
+}
+
 /** A GGUF llama model file into a LoadedModel. */
 export function loadGgufModel(file: string): LoadedModel {
   const reader = GgufReader.open(file);
@@ -156,7 +166,7 @@ export function loadGgufModel(file: string): LoadedModel {
     }
     const weights = ggufWeights(reader, config);
     return {
-      name: ggufString(reader, "general.name") || basename(file).replace(/\.gguf$/i, ""),
+      name: modelName(reader, file),
       source: file,
       format: "gguf",
       qkBasis: "interleaved",

@@ -61,44 +61,45 @@ class HeaderCursor {
     return at;
   }
 
+  // Each reader calls take() before touching this.view: take() may slide the window and replace the view.
   u8(what: string): number {
-    const at = this.take(1, what); // before reading this.view: take() may replace it
+    const at = this.take(1, what);
     return this.view.getUint8(at);
   }
   i8(what: string): number {
-    const at = this.take(1, what); // before reading this.view: take() may replace it
+    const at = this.take(1, what);
     return this.view.getInt8(at);
   }
   u16(what: string): number {
-    const at = this.take(2, what); // before reading this.view: take() may replace it
+    const at = this.take(2, what);
     return this.view.getUint16(at, true);
   }
   i16(what: string): number {
-    const at = this.take(2, what); // before reading this.view: take() may replace it
+    const at = this.take(2, what);
     return this.view.getInt16(at, true);
   }
   u32(what: string): number {
-    const at = this.take(4, what); // before reading this.view: take() may replace it
+    const at = this.take(4, what);
     return this.view.getUint32(at, true);
   }
   i32(what: string): number {
-    const at = this.take(4, what); // before reading this.view: take() may replace it
+    const at = this.take(4, what);
     return this.view.getInt32(at, true);
   }
   f32(what: string): number {
-    const at = this.take(4, what); // before reading this.view: take() may replace it
+    const at = this.take(4, what);
     return this.view.getFloat32(at, true);
   }
   f64(what: string): number {
-    const at = this.take(8, what); // before reading this.view: take() may replace it
+    const at = this.take(8, what);
     return this.view.getFloat64(at, true);
   }
   u64(what: string): bigint {
-    const at = this.take(8, what); // before reading this.view: take() may replace it
+    const at = this.take(8, what);
     return this.view.getBigUint64(at, true);
   }
   i64(what: string): bigint {
-    const at = this.take(8, what); // before reading this.view: take() may replace it
+    const at = this.take(8, what);
     return this.view.getBigInt64(at, true);
   }
 

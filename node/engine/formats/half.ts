@@ -64,36 +64,14 @@ export function floatsToHalves(src: Float32Array, dst: Uint16Array = new Uint16A
   const bits = new Uint32Array(src.buffer, src.byteOffset, src.length);
   for (let i = 0; i < bits.length; i++) {
     const x = bits[i];
-    const sign = (x >>> 16) & 0x8000;
-    const exponent = (x >>> 23) & 0xff;
-    let mantissa = x & 0x7fffff;
-    if (exponent === 0xff) {
-      dst[i] = sign | 0x7c00 | (mantissa ? 0x200 : 0);
-      continue;
+    const abs = x & 0x7fffffff;
+    // Fast path, the normal half range (2^-14 <= |x| < 65520 before rounding): round to nearest even on the
+    // raw bits without a branch (adding 0xfff plus the lowest kept bit carries into the exponent when needed).
+    if (abs >= 0x38800000 && abs < 0x477ff000) {
+      dst[i] = ((x >>> 16) & 0x8000) | (((abs + 0xfff + ((abs >>> 13) & 1)) >>> 13) - 0x1c000);
+    } else {
+      dst[i] = floatToHalf(src[i]);
     }
-    const e = exponent - 112; // - 127 + 15
-    if (e >= 31) {
-      dst[i] = sign | 0x7c00;
-      continue;
-    }
-    if (e <= 0) {
-      if (e < -10) {
-        dst[i] = sign;
-        continue;
-      }
-      mantissa |= 0x800000;
-      const shift = 14 - e;
-      let half = mantissa >>> shift;
-      const rest = mantissa & ((1 << shift) - 1);
-      const midpoint = 1 << (shift - 1);
-      if (rest > midpoint || (rest === midpoint && half & 1)) half++;
-      dst[i] = sign | half;
-      continue;
-    }
-    let half = (e << 10) | (mantissa >>> 13);
-    const rest = mantissa & 0x1fff;
-    if (rest > 0x1000 || (rest === 0x1000 && half & 1)) half++;
-    dst[i] = sign | half;
   }
   return dst;
 }

@@ -1,5 +1,7 @@
 import { ModelFormatError } from "../errors.ts";
-import { halfToFloat } from "./half.ts";
+import { closeModelFile, openModelFile, readBytes, readFloat32 } from "./file-io.ts";
+import type { ModelFile } from "./file-io.ts";
+import { halfTable } from "./half.ts";
 
 /**
  * safetensors: an 8-byte little-endian header length N, N bytes of JSON
@@ -15,26 +17,29 @@ export interface SafetensorsTensor {
 const MAX_HEADER_BYTES = 100 * 1024 * 1024;
 const DTYPE_BYTES: Record<string, number> = { F32: 4, F16: 2, BF16: 2 };
 
-/** Parses a safetensors buffer; `file` names it in errors. Throws ModelFormatError on any inconsistency. */
-export function readSafetensors(bytes: Uint8Array, file: string): Map<string, SafetensorsTensor> {
-  if (bytes.length < 8) throw new ModelFormatError(file, `truncated safetensors: ${bytes.length} bytes, no header length`);
-  const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
-  const headerLength = Number(view.getBigUint64(0, true));
-  if (headerLength > MAX_HEADER_BYTES || 8 + headerLength > bytes.length) {
-    throw new ModelFormatError(file, `corrupt safetensors header: header length ${headerLength} exceeds the file (${bytes.length} bytes)`);
-  }
+/** Where one tensor's bytes lie, relative to the start of the data section. */
+export interface SafetensorsEntry {
+  dtype: string;
+  shape: number[];
+  begin: number;
+  end: number;
+}
+
+/**
+ * Validates a header (the JSON after the 8-byte length) against the data section's length and returns each
+ * tensor's dtype, shape and byte range. Shared by the in-memory and the positional readers.
+ */
+export function parseSafetensorsHeader(headerBytes: Uint8Array, dataLength: number, file: string): Map<string, SafetensorsEntry> {
   let header: Record<string, unknown>;
   try {
-    header = JSON.parse(new TextDecoder("utf-8", { fatal: true }).decode(bytes.subarray(8, 8 + headerLength)));
+    header = JSON.parse(new TextDecoder("utf-8", { fatal: true }).decode(headerBytes));
   } catch (error) {
     throw new ModelFormatError(file, `corrupt safetensors header: not valid JSON (${(error as Error).message})`);
   }
   if (typeof header !== "object" || header === null || Array.isArray(header)) {
     throw new ModelFormatError(file, "corrupt safetensors header: not a JSON object");
   }
-  const dataStart = 8 + headerLength;
-  const dataLength = bytes.length - dataStart;
-  const tensors = new Map<string, SafetensorsTensor>();
+  const entries = new Map<string, SafetensorsEntry>();
   for (const [name, entry] of Object.entries(header)) {
     if (name === "__metadata__") continue;
     const { dtype, shape, data_offsets: offsets } = (entry ?? {}) as { dtype?: unknown; shape?: unknown; data_offsets?: unknown };
@@ -55,9 +60,72 @@ export function readSafetensors(bytes: Uint8Array, file: string): Map<string, Sa
     if (end - begin !== count * DTYPE_BYTES[dtype]) {
       throw new ModelFormatError(file, `tensor ${name}: ${end - begin} bytes do not hold shape [${shape}] of ${dtype}`);
     }
-    tensors.set(name, { dtype, shape: shape as number[], data: decodeFloats(bytes.subarray(dataStart + begin, dataStart + end), dtype) });
+    entries.set(name, { dtype, shape: shape as number[], begin, end });
+  }
+  return entries;
+}
+
+/** Parses a safetensors buffer; `file` names it in errors. Throws ModelFormatError on any inconsistency. */
+export function readSafetensors(bytes: Uint8Array, file: string): Map<string, SafetensorsTensor> {
+  if (bytes.length < 8) throw new ModelFormatError(file, `truncated safetensors: ${bytes.length} bytes, no header length`);
+  const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+  const headerLength = Number(view.getBigUint64(0, true));
+  if (headerLength > MAX_HEADER_BYTES || 8 + headerLength > bytes.length) {
+    throw new ModelFormatError(file, `corrupt safetensors header: header length ${headerLength} exceeds the file (${bytes.length} bytes)`);
+  }
+  const dataStart = 8 + headerLength;
+  const entries = parseSafetensorsHeader(bytes.subarray(8, dataStart), bytes.length - dataStart, file);
+  const tensors = new Map<string, SafetensorsTensor>();
+  for (const [name, { dtype, shape, begin, end }] of entries) {
+    tensors.set(name, { dtype, shape, data: decodeFloats(bytes.subarray(dataStart + begin, dataStart + end), dtype) });
   }
   return tensors;
+}
+
+/**
+ * A safetensors file read tensor by tensor at its offset: Hugging Face shards are up to several GB, more than
+ * one Buffer (or fs.readFileSync) holds. Call close() when done.
+ */
+export class SafetensorsFile {
+  readonly path: string;
+  readonly tensors: Map<string, SafetensorsEntry>;
+  private readonly file: ModelFile;
+  private readonly dataStart: number;
+
+  private constructor(file: ModelFile) {
+    this.file = file;
+    this.path = file.path;
+    if (file.size < 8) throw new ModelFormatError(file.path, `truncated safetensors: ${file.size} bytes, no header length`);
+    const lengthBytes = readBytes(file, 0, 8, "the header length");
+    const headerLength = Number(new DataView(lengthBytes.buffer).getBigUint64(0, true));
+    if (headerLength > MAX_HEADER_BYTES || 8 + headerLength > file.size) {
+      throw new ModelFormatError(file.path, `corrupt safetensors header: header length ${headerLength} exceeds the file (${file.size} bytes)`);
+    }
+    this.dataStart = 8 + headerLength;
+    this.tensors = parseSafetensorsHeader(readBytes(file, 8, headerLength, "the header"), file.size - this.dataStart, file.path);
+  }
+
+  static open(path: string): SafetensorsFile {
+    const file = openModelFile(path);
+    try {
+      return new SafetensorsFile(file);
+    } catch (error) {
+      closeModelFile(file);
+      throw error;
+    }
+  }
+
+  /** One tensor as float32, whatever its stored dtype. */
+  read(name: string): Float32Array {
+    const entry = this.tensors.get(name);
+    if (!entry) throw new ModelFormatError(this.path, `no tensor named ${name}`);
+    if (entry.dtype === "F32") return readFloat32(this.file, this.dataStart + entry.begin, (entry.end - entry.begin) / 4, `tensor ${name}`);
+    return decodeFloats(readBytes(this.file, this.dataStart + entry.begin, entry.end - entry.begin, `tensor ${name}`), entry.dtype);
+  }
+
+  close(): void {
+    closeModelFile(this.file);
+  }
 }
 
 /** Writes float32 tensors as a safetensors buffer, names sorted, so equal tensors give equal bytes. */
@@ -93,7 +161,8 @@ function decodeFloats(raw: Uint8Array, dtype: string): Float32Array {
   if (dtype === "F32") {
     for (let i = 0; i < count; i++) out[i] = view.getFloat32(4 * i, true);
   } else if (dtype === "F16") {
-    for (let i = 0; i < count; i++) out[i] = halfToFloat(view.getUint16(2 * i, true));
+    const table = halfTable();
+    for (let i = 0; i < count; i++) out[i] = table[view.getUint16(2 * i, true)];
   } else {
     const bits = new Uint32Array(1);
     const asFloat = new Float32Array(bits.buffer);

@@ -59,23 +59,21 @@ export function vulkanSetupNote(): string {
   return vulkanNote;
 }
 
-let adapterProbe: Promise<GPUAdapter | null> | null = null;
-
-/** The first adapter WebGPU offers, or null; probed once per process. */
-export function findAdapter(): Promise<GPUAdapter | null> {
-  adapterProbe ??= (async () => {
-    try {
-      return await gpu().requestAdapter({ powerPreference: "high-performance" });
-    } catch {
-      return null;
-    }
-  })();
-  return adapterProbe;
+/** A fresh adapter (each device needs its own: Dawn marks an adapter consumed once a device is made), or null. */
+export async function findAdapter(): Promise<GPUAdapter | null> {
+  try {
+    return await gpu().requestAdapter({ powerPreference: "high-performance" });
+  } catch {
+    return null;
+  }
 }
 
-/** True when a WebGPU adapter exists (a GPU, or the software driver). Never throws. */
-export async function webgpuAvailable(): Promise<boolean> {
-  return (await findAdapter()) !== null;
+let availability: Promise<boolean> | null = null;
+
+/** True when a WebGPU adapter exists (a GPU, or the software driver). Probed once per process; never throws. */
+export function webgpuAvailable(): Promise<boolean> {
+  availability ??= findAdapter().then((adapter) => adapter !== null, () => false);
+  return availability;
 }
 
 /** A device, its adapter's description, and the limits and features the backend works with. */
@@ -89,6 +87,9 @@ export interface GpuContext {
   hasF16: boolean;
   /** True on CPU-emulated adapters (lavapipe, SwiftShader): tuning differs. */
   isFallback: boolean;
+  /** The subgroups feature is enabled (matvec.wgsl needs it); maxSubgroup is the largest subgroup size. */
+  hasSubgroups: boolean;
+  maxSubgroup: number;
 }
 
 /** Opens a device with the adapter's maximum storage limits. Throws when there is no adapter. */
@@ -108,14 +109,16 @@ export async function openDevice(wantF16 = false): Promise<GpuContext> {
   const hasF16 = adapter.features.has("shader-f16");
   const requiredFeatures: GPUFeatureName[] = [];
   if (wantF16 && hasF16) requiredFeatures.push("shader-f16");
+  const info = adapter.info as GPUAdapterInfo & { subgroupMaxSize?: number; isFallbackAdapter?: boolean };
+  const maxSubgroup = info.subgroupMaxSize ?? 0;
+  const hasSubgroups = adapter.features.has("subgroups") && maxSubgroup > 0 && maxSubgroup <= 64;
+  if (hasSubgroups) requiredFeatures.push("subgroups" as GPUFeatureName);
   const device = await adapter.requestDevice({ requiredLimits, requiredFeatures });
   device.addEventListener("uncapturederror", (event) => {
     console.error(`WebGPU error: ${(event as GPUUncapturedErrorEvent).error.message}`);
   });
-  const info = adapter.info;
   const description = `${info.vendor} ${info.architecture} ${info.device} ${info.description}`.replace(/\s+/g, " ").trim();
   const maxBinding = Math.min(device.limits.maxStorageBufferBindingSize, device.limits.maxBufferSize);
-  const isFallback = Boolean((adapter as GPUAdapter & { isFallbackAdapter?: boolean }).isFallbackAdapter) ||
-    (info as GPUAdapterInfo & { isFallbackAdapter?: boolean }).isFallbackAdapter === true || /llvmpipe|swiftshader/i.test(description);
-  return { device, adapter, description, maxBinding, hasF16: wantF16 && hasF16, isFallback };
+  const isFallback = info.isFallbackAdapter === true || /llvmpipe|swiftshader/i.test(description);
+  return { device, adapter, description, maxBinding, hasF16: wantF16 && hasF16, isFallback, hasSubgroups, maxSubgroup };
 }

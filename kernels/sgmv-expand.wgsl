@@ -1,0 +1,46 @@
+// sgmv-expand: the second half of segmented LoRA (SGMV): y += v B^T per segment, after sgmv-shrink.
+//
+// Contract (tiles, ranks, rs and the target group as in sgmv-shrink.wgsl)
+//   v   [*, ldv4] vec4 f32: the shrink output; target t of the group at vec4 columns t * rs/4 ...
+//   b   [slots, N, rs/4] vec4 f32: each slot's B matrices of the group stacked by output column (scale folded
+//       in), zero-padded from rank to rs columns. Output column n belongs to target t = (n >= b1) + (n >= b2):
+//       the group's outputs are contiguous, e.g. q|k|v = [0, dim) [dim, dim + kvDim) [dim + kvDim, N).
+//   y   [*, ldy] f32: y[row, yOff + n] += v[row, t] . b[slot, n] for the rows of each tile (the projection
+//       output the base matmul just wrote, or the residual stream for o and down).
+// Tiles hold disjoint rows, so no two invocations write the same element. Each invocation computes one output
+// column for the (up to 4) rows of its tile, so a B row is read once per tile.
+// Dispatch: (ceil(nTiles * N / 64)); invocation i handles tile i / N, column i % N.
+struct Params { nTiles: u32, N: u32, rs4: u32, ldv4: u32, ldy: u32, yOff: u32, b1: u32, b2: u32, rankBase: u32, rankStride: u32 }
+@group(0) @binding(0) var<uniform> p: Params;
+@group(0) @binding(1) var<storage, read> v: array<vec4<f32>>;
+@group(0) @binding(2) var<storage, read> b: array<vec4<f32>>;
+@group(0) @binding(3) var<storage, read> tiles: array<vec4<u32>>;
+@group(0) @binding(4) var<storage, read> ranks: array<u32>;
+@group(0) @binding(5) var<storage, read_write> y: array<f32>;
+
+@compute @workgroup_size(64)
+fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
+  let id = gid.x;
+  if (id >= p.nTiles * p.N) { return; }
+  let tile = tiles[id / p.N];
+  let n = id % p.N;
+  let row0 = tile.x;
+  let count = tile.y;
+  let slot = tile.z;
+  let t = select(0u, 1u, n >= p.b1) + select(0u, 1u, n >= p.b2);
+  let rank = ranks[slot * p.rankStride + p.rankBase + t];
+  if (rank == 0u) { return; }
+  let bo = (slot * p.N + n) * p.rs4;
+  let vo = t * p.rs4;
+  let va = row0 * p.ldv4 + vo;
+  let vb = (row0 + min(1u, count - 1u)) * p.ldv4 + vo;
+  let vc = (row0 + min(2u, count - 1u)) * p.ldv4 + vo;
+  let vd = (row0 + min(3u, count - 1u)) * p.ldv4 + vo;
+  var acc = vec4<f32>(0.0);
+  let steps = (rank + 3u) / 4u;
+  for (var j = 0u; j < steps; j++) {
+    let bv = b[bo + j];
+    acc += vec4<f32>(dot(v[va + j], bv), dot(v[vb + j], bv), dot(v[vc + j], bv), dot(v[vd + j], bv));
+  }
+  for (var r = 0u; r < count; r++) { y[(row0 + r) * p.ldy + p.yOff + n] += acc[r]; }
+}

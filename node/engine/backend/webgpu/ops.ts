@@ -1,0 +1,143 @@
+// Host side of each kernel: the parameter block it reads and the workgroup count it needs. The backend and the
+// kernel tests both encode dispatches through these, so the tests cover the host arithmetic too.
+import { cdiv, type Site, type StepEncoder } from "./kernels.ts";
+
+export function embed(enc: StepEncoder, site: Site, a: { T: number; ld4: number; rowStart: number; rowCount: number }): void {
+  enc.dispatch(site, [a.T, a.ld4, a.rowStart, a.rowCount], [], cdiv(a.ld4, 64), a.T);
+}
+
+export function rmsnorm(enc: StepEncoder, site: Site, a: { R: number; dim: number; ldx: number; ldo: number; eps: number; gather: boolean }): void {
+  enc.dispatch(site, [a.R, a.dim, a.ldx, a.ldo, a.eps, a.gather ? 1 : 0], [4], a.R);
+}
+
+export interface LinearArgs {
+  M: number;
+  N: number;
+  K4: number;
+  ldx4: number;
+  ldy: number;
+  yOff: number;
+  accumulate: boolean;
+}
+
+/** matmul.wgsl: 4x4 blocks, any M. */
+export function matmul(enc: StepEncoder, site: Site, a: LinearArgs): void {
+  enc.dispatch(site, [a.M, a.N, a.K4, a.ldx4, a.ldy, a.yOff, a.accumulate ? 1 : 0], [], cdiv(cdiv(a.N, 4), 64), cdiv(a.M, 4));
+}
+
+/** matvec.wgsl: M <= 4 rows, split along K across a subgroup of at most maxSubgroup lanes. */
+export function matvec(enc: StepEncoder, site: Site, a: LinearArgs, maxSubgroup: number): void {
+  if (a.M > 4) throw new RangeError(`matvec takes at most 4 rows, got ${a.M}`);
+  const perWorkgroup = Math.max(1, Math.floor(64 / maxSubgroup));
+  enc.dispatch(site, [a.M, a.N, a.K4, a.ldx4, a.ldy, a.yOff, a.accumulate ? 1 : 0], [], cdiv(cdiv(a.N, 4), perWorkgroup));
+}
+
+export function rope(enc: StepEncoder, site: Site, a: { T: number; ld: number; heads: number; headDim: number }): void {
+  const half = a.headDim / 2;
+  enc.dispatch(site, [a.T, a.ld, a.heads, half], [], cdiv(a.heads * half, 64), a.T);
+}
+
+export function kvStore(enc: StepEncoder, site: Site, a: { T: number; ld: number; kvDim: number; kOff: number; vOff: number }): void {
+  enc.dispatch(site, [a.T, a.ld, a.kvDim, a.kOff, a.vOff], [], cdiv(a.kvDim, 64), a.T);
+}
+
+export function attention(enc: StepEncoder, site: Site, a: { T: number; nHeads: number; nKvHeads: number; headDim: number; kvDim: number; ldq: number; ldo: number; blockSize: number }): void {
+  const scale = 1 / Math.sqrt(a.headDim);
+  enc.dispatch(site, [a.T, a.nHeads, a.nHeads / a.nKvHeads, a.kvDim, a.ldq, a.ldo, a.blockSize, scale], [7], cdiv(a.T * a.nHeads, 64));
+}
+
+export function swiglu(enc: StepEncoder, site: Site, a: { T: number; hidden: number; ldIn: number; upOff: number; ldOut: number }): void {
+  enc.dispatch(site, [a.T, a.hidden, a.ldIn, a.upOff, a.ldOut], [], cdiv(a.hidden, 64), a.T);
+}
+
+/** The shapes of one LoRA target group (targets that share an input) in the slot pools. */
+export interface LoraGroupShape {
+  /** Number of targets in the group (1..3). */
+  targets: number;
+  /** Slot rank rounded up to 4. */
+  rs: number;
+  /** Input width padded to 4, in vec4s. */
+  K4: number;
+  /** Total output columns of the group. */
+  N: number;
+  /** Output column where the group's 2nd and 3rd targets begin (N when absent). */
+  b1: number;
+  b2: number;
+  /** Index of the group's first target in LINEAR_TARGETS. */
+  firstTarget: number;
+}
+
+/** rankStride = nLayers * 7, the row length of the rank table. */
+export function sgmvShrink(enc: StepEncoder, site: Site, g: LoraGroupShape, a: { nTiles: number; layer: number; ldx4: number; ldv: number; rankStride: number }): void {
+  const J = g.targets * g.rs;
+  enc.dispatch(site, [a.nTiles, J, g.rs, g.K4, a.ldx4, a.ldv, a.layer * 7 + g.firstTarget, a.rankStride], [], cdiv(a.nTiles * J, 64));
+}
+
+export function sgmvExpand(enc: StepEncoder, site: Site, g: LoraGroupShape, a: { nTiles: number; layer: number; ldv4: number; ldy: number; yOff: number; rankStride: number }): void {
+  enc.dispatch(site, [a.nTiles, g.N, g.rs / 4, a.ldv4, a.ldy, a.yOff, g.b1, g.b2, a.layer * 7 + g.firstTarget, a.rankStride], [], cdiv(a.nTiles * g.N, 64));
+}
+
+export function sample(enc: StepEncoder, site: Site, a: { S: number; vocab: number; ld: number }): void {
+  enc.dispatch(site, [a.S, a.vocab, a.ld], [], a.S);
+}
+
+/**
+ * The SGMV tile table of a step: rows are in processing order and rowSlots[r] is row r's adapter slot (-1 for
+ * none). Consecutive rows of one slot that holds an adapter form tiles of up to 4 rows: (rowStart, count, slot, 0).
+ * Rows without adapter are in no tile.
+ */
+export function buildTiles(rowSlots: ArrayLike<number>, filled: (slot: number) => boolean): Uint32Array {
+  const tiles: number[] = [];
+  for (let r = 0; r < rowSlots.length;) {
+    const slot = rowSlots[r];
+    if (slot < 0 || !filled(slot)) {
+      r++;
+      continue;
+    }
+    let n = 1;
+    while (n < 4 && r + n < rowSlots.length && rowSlots[r + n] === slot) n++;
+    tiles.push(r, n, slot, 0);
+    r += n;
+  }
+  return Uint32Array.from(tiles);
+}
+
+/** One LoRA pair as the packer needs it: A [rank, inDim], B [outDim, rank], both row-major. */
+export interface PackPair {
+  rank: number;
+  a: Float32Array;
+  b: Float32Array;
+}
+
+/**
+ * One slot's region of a target group's A and B pools (see sgmv-shrink.wgsl / sgmv-expand.wgsl):
+ * A [targets * rs, 4 * K4] with target t's rows at t * rs, B [N, rs] with target t's rows at its output offset.
+ * Absent pairs (undefined) leave zeros.
+ */
+export function packLoraSlot(shape: LoraGroupShape, inDim: number, outDims: readonly number[], pairs: readonly (PackPair | undefined)[]): { a: Float32Array; b: Float32Array } {
+  const ld = shape.K4 * 4;
+  const a = new Float32Array(shape.targets * shape.rs * ld);
+  const b = new Float32Array(shape.N * shape.rs);
+  let colOff = 0;
+  outDims.forEach((outDim, t) => {
+    const pair = pairs[t];
+    if (pair) {
+      if (pair.rank > shape.rs) throw new RangeError(`LoRA rank ${pair.rank} exceeds the slot rank ${shape.rs}`);
+      for (let j = 0; j < pair.rank; j++) a.set(pair.a.subarray(j * inDim, (j + 1) * inDim), (t * shape.rs + j) * ld);
+      for (let n = 0; n < outDim; n++) b.set(pair.b.subarray(n * pair.rank, (n + 1) * pair.rank), (colOff + n) * shape.rs);
+    }
+    colOff += outDim;
+  });
+  return { a, b };
+}
+
+/** The shape of a target group with these output widths (1 to 3 targets sharing an input of inDim). */
+export function loraGroupShape(inDim: number, outDims: readonly number[], rs: number, firstTarget: number): LoraGroupShape {
+  const N = outDims.reduce((s, d) => s + d, 0);
+  return {
+    targets: outDims.length, rs, K4: Math.ceil(inDim / 4), N,
+    b1: outDims.length > 1 ? outDims[0] : N,
+    b2: outDims.length > 2 ? outDims[0] + outDims[1] : N,
+    firstTarget,
+  };
+}

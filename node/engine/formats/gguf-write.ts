@@ -1,0 +1,337 @@
+// GGUF v3 writer, the inverse of gguf-read.ts. Tensors are produced one at a time and streamed to the file in
+// chunks, so writing a multi-GB model needs memory for one tensor, not for the file.
+import { closeSync, openSync, renameSync, rmSync, writeSync } from "node:fs";
+import { ModelFormatError } from "../errors.ts";
+import type { ModelConfig } from "../model/config.ts";
+import type { ModelWeights } from "../model/weights.ts";
+import type { SentencePieceVocab } from "../tokenizer/sentencepiece-bpe.ts";
+import { floatsToHalves, floatToHalf } from "./half.ts";
+import { GGML_TYPE, GGUF_DEFAULT_ALIGNMENT, GGUF_MAGIC, GGUF_TENSOR, GGUF_TYPE, LLAMA_FILE_TYPE, ggmlBlock, ggmlTypeName } from "./gguf-types.ts";
+import type { GgufMetadataEntry, GgufValue, GgufValueType } from "./gguf-types.ts";
+
+/** One tensor to write: ggml dims (innermost first), the stored type, and its float32 values on demand. */
+export interface GgufTensorSource {
+  name: string;
+  dims: number[];
+  type: number;
+  data(): Float32Array;
+}
+
+/** Storage precision of a written model's matrices (norms always stay F32, as llama.cpp keeps them). */
+export type GgufDtype = "f32" | "f16" | "q8_0";
+
+/** Elements converted per chunk while streaming a tensor out. */
+const CHUNK_ELEMENTS = 1 << 22;
+
+/** Growable little-endian byte buffer for the header. */
+class HeaderBuilder {
+  private bytes = new Uint8Array(1 << 16);
+  private view = new DataView(this.bytes.buffer);
+  length = 0;
+
+  private room(n: number): number {
+    if (this.length + n > this.bytes.length) {
+      const grown = new Uint8Array(Math.max(this.bytes.length * 2, this.length + n));
+      grown.set(this.bytes.subarray(0, this.length));
+      this.bytes = grown;
+      this.view = new DataView(grown.buffer);
+    }
+    const at = this.length;
+    this.length += n;
+    return at;
+  }
+
+  u8(v: number): void { const at = this.room(1); this.view.setUint8(at, v); }
+  i8(v: number): void { const at = this.room(1); this.view.setInt8(at, v); }
+  u16(v: number): void { const at = this.room(2); this.view.setUint16(at, v, true); }
+  i16(v: number): void { const at = this.room(2); this.view.setInt16(at, v, true); }
+  u32(v: number): void { const at = this.room(4); this.view.setUint32(at, v, true); }
+  i32(v: number): void { const at = this.room(4); this.view.setInt32(at, v, true); }
+  f32(v: number): void { const at = this.room(4); this.view.setFloat32(at, v, true); }
+  f64(v: number): void { const at = this.room(8); this.view.setFloat64(at, v, true); }
+  u64(v: number | bigint): void { const at = this.room(8); this.view.setBigUint64(at, BigInt(v), true); }
+  i64(v: number | bigint): void { const at = this.room(8); this.view.setBigInt64(at, BigInt(v), true); }
+
+  string(s: string): void {
+    const encoded = new TextEncoder().encode(s);
+    this.u64(encoded.length);
+    const at = this.room(encoded.length);
+    this.bytes.set(encoded, at);
+  }
+
+  pad(alignment: number): void {
+    this.room((alignment - (this.length % alignment)) % alignment); // new bytes are already zero
+  }
+
+  result(): Uint8Array {
+    return this.bytes.subarray(0, this.length);
+  }
+}
+
+function writeValue(out: HeaderBuilder, type: GgufValueType, value: GgufValue, key: string, itemType?: GgufValueType): void {
+  const num = (): number => {
+    if (typeof value !== "number") throw new TypeError(`GGUF metadata ${key}: expected a number, got ${typeof value}`);
+    return value;
+  };
+  switch (type) {
+    case GGUF_TYPE.uint8: return out.u8(num());
+    case GGUF_TYPE.int8: return out.i8(num());
+    case GGUF_TYPE.uint16: return out.u16(num());
+    case GGUF_TYPE.int16: return out.i16(num());
+    case GGUF_TYPE.uint32: return out.u32(num());
+    case GGUF_TYPE.int32: return out.i32(num());
+    case GGUF_TYPE.float32: return out.f32(num());
+    case GGUF_TYPE.float64: return out.f64(num());
+    case GGUF_TYPE.uint64: return out.u64(value as number | bigint);
+    case GGUF_TYPE.int64: return out.i64(value as number | bigint);
+    case GGUF_TYPE.bool: return out.u8(value ? 1 : 0);
+    case GGUF_TYPE.string: return out.string(String(value));
+    case GGUF_TYPE.array: {
+      if (!Array.isArray(value) || itemType === undefined) throw new TypeError(`GGUF metadata ${key}: an array needs items and an itemType`);
+      if (itemType === GGUF_TYPE.array) throw new TypeError(`GGUF metadata ${key}: nested arrays are not written`);
+      out.u32(itemType);
+      out.u64(value.length);
+      for (const item of value) writeValue(out, itemType, item, key);
+      return;
+    }
+  }
+}
+
+function typedSize(type: number, elements: number, name: string): number {
+  const block = ggmlBlock(type);
+  if (!block) throw new TypeError(`GGUF tensor ${name}: cannot write type ${ggmlTypeName(type)}`);
+  if (elements % block.elements !== 0) throw new TypeError(`GGUF tensor ${name}: ${elements} elements are not whole ${ggmlTypeName(type)} blocks`);
+  return (elements / block.elements) * block.bytes;
+}
+
+/**
+ * Writes a GGUF v3 file: metadata in the given order, then tensor infos, then the data, each tensor aligned.
+ * The file appears under its name only when complete (written beside it, then renamed).
+ */
+export function writeGguf(
+  file: string,
+  metadata: Iterable<[string, GgufMetadataEntry]>,
+  tensors: readonly GgufTensorSource[],
+  options: { alignment?: number } = {},
+): void {
+  const entries = [...metadata].filter(([key]) => key !== "general.alignment");
+  const alignment = options.alignment ?? GGUF_DEFAULT_ALIGNMENT;
+  if (alignment !== GGUF_DEFAULT_ALIGNMENT) entries.push(["general.alignment", { type: GGUF_TYPE.uint32, value: alignment }]);
+  const header = new HeaderBuilder();
+  header.u32(GGUF_MAGIC);
+  header.u32(3);
+  header.u64(tensors.length);
+  header.u64(entries.length);
+  for (const [key, entry] of entries) {
+    header.string(key);
+    header.u32(entry.type);
+    writeValue(header, entry.type, entry.value, key, entry.itemType);
+  }
+  const sizes: number[] = [];
+  let offset = 0;
+  for (const tensor of tensors) {
+    const elements = tensor.dims.reduce((a, b) => a * b, 1);
+    if (tensor.type !== GGML_TYPE.F32 && tensor.type !== GGML_TYPE.F16 && tensor.type !== GGML_TYPE.Q8_0) {
+      throw new TypeError(`GGUF tensor ${tensor.name}: the writer stores F32, F16 or Q8_0, not ${ggmlTypeName(tensor.type)}`);
+    }
+    if (tensor.type === GGML_TYPE.Q8_0 && tensor.dims[0] % 32 !== 0) {
+      throw new TypeError(`GGUF tensor ${tensor.name}: Q8_0 needs the first dimension to be a multiple of 32, got [${tensor.dims}]`);
+    }
+    const size = typedSize(tensor.type, elements, tensor.name);
+    header.string(tensor.name);
+    header.u32(tensor.dims.length);
+    for (const d of tensor.dims) header.u64(d);
+    header.u32(tensor.type);
+    header.u64(offset);
+    sizes.push(size);
+    offset += Math.ceil(size / alignment) * alignment;
+  }
+  header.pad(alignment);
+
+  const temporary = `${file}.partial-${process.pid}`;
+  const fd = openSync(temporary, "w");
+  try {
+    writeAll(fd, header.result());
+    const padding = new Uint8Array(alignment);
+    tensors.forEach((tensor, i) => {
+      const data = tensor.data();
+      const elements = tensor.dims.reduce((a, b) => a * b, 1);
+      if (data.length !== elements) {
+        throw new TypeError(`GGUF tensor ${tensor.name}: ${data.length} values for dims [${tensor.dims}] (${elements})`);
+      }
+      writeTensor(fd, tensor.type, data);
+      const pad = (alignment - (sizes[i] % alignment)) % alignment;
+      if (pad > 0) writeAll(fd, padding.subarray(0, pad));
+    });
+    closeSync(fd);
+    renameSync(temporary, file);
+  } catch (error) {
+    try { closeSync(fd); } catch { /* already closed */ }
+    rmSync(temporary, { force: true });
+    throw error;
+  }
+}
+
+function writeAll(fd: number, bytes: Uint8Array): void {
+  let done = 0;
+  while (done < bytes.length) done += writeSync(fd, bytes, done, Math.min(bytes.length - done, 1 << 30));
+}
+
+function writeTensor(fd: number, type: number, data: Float32Array): void {
+  if (type === GGML_TYPE.F32) {
+    writeAll(fd, new Uint8Array(data.buffer, data.byteOffset, data.byteLength));
+    return;
+  }
+  if (type === GGML_TYPE.F16) {
+    const scratch = new Uint16Array(Math.min(CHUNK_ELEMENTS, data.length));
+    for (let start = 0; start < data.length; start += CHUNK_ELEMENTS) {
+      const chunk = data.subarray(start, Math.min(data.length, start + CHUNK_ELEMENTS));
+      const halves = floatsToHalves(chunk, scratch.subarray(0, chunk.length));
+      writeAll(fd, new Uint8Array(halves.buffer, 0, halves.byteLength));
+    }
+    return;
+  }
+  // Q8_0; CHUNK_ELEMENTS is a multiple of 32, so chunks hold whole blocks.
+  const scratch = new Uint8Array((Math.min(CHUNK_ELEMENTS, data.length) / 32) * 34);
+  for (let start = 0; start < data.length; start += CHUNK_ELEMENTS) {
+    const chunk = data.subarray(start, Math.min(data.length, start + CHUNK_ELEMENTS));
+    const bytes = scratch.subarray(0, (chunk.length / 32) * 34);
+    quantizeQ8_0(chunk, bytes);
+    writeAll(fd, bytes);
+  }
+}
+
+/**
+ * llama.cpp's quantize_row_q8_0_ref, in float32 arithmetic like the C: d = amax / 127 stored as f16,
+ * q = roundf(x / d) (half away from zero). Same bytes as llama.cpp for the same input.
+ */
+export function quantizeQ8_0(values: Float32Array, out: Uint8Array): void {
+  const signed = new Int8Array(out.buffer, out.byteOffset, out.length);
+  for (let b = 0; b * 32 < values.length; b++) {
+    let amax = 0;
+    for (let j = 0; j < 32; j++) amax = Math.max(amax, Math.abs(values[32 * b + j]));
+    const d = Math.fround(amax / 127);
+    const id = d ? Math.fround(1 / d) : 0;
+    const half = floatToHalf(d);
+    out[34 * b] = half & 0xff;
+    out[34 * b + 1] = half >> 8;
+    for (let j = 0; j < 32; j++) {
+      const x = Math.fround(values[32 * b + j] * id);
+      signed[34 * b + 2 + j] = x < 0 ? -Math.round(-x) : Math.round(x);
+    }
+  }
+}
+
+/** A model to write: its shape, tokenizer and canonical tensors by llama.cpp name, each made when needed. */
+export interface GgufModelInput {
+  name: string;
+  config: ModelConfig;
+  vocab: SentencePieceVocab;
+  /** Tied: no output.weight is written, readers reuse token_embd. */
+  tiedClassifier: boolean;
+  /** A canonical [out, in] (or 1-D) tensor by its llama.cpp name (see GGUF_TENSOR). */
+  tensor(name: string): Float32Array;
+}
+
+/** Wraps weights that are already in memory as a GgufModelInput. */
+export function ggufModelInput(weights: ModelWeights, vocab: SentencePieceVocab, name: string): GgufModelInput {
+  const byName = new Map<string, Float32Array>([
+    [GGUF_TENSOR.tokenEmbedding, weights.tokenEmbedding],
+    [GGUF_TENSOR.finalNorm, weights.finalNorm],
+    [GGUF_TENSOR.classifier, weights.classifier],
+  ]);
+  weights.layers.forEach((layer, l) => {
+    const names = GGUF_TENSOR.layer(l);
+    for (const key of Object.keys(names) as (keyof typeof names)[]) byName.set(names[key], layer[key]);
+  });
+  return {
+    name,
+    config: weights.config,
+    vocab,
+    tiedClassifier: weights.classifier === weights.tokenEmbedding,
+    tensor: (tensorName) => {
+      const data = byName.get(tensorName);
+      if (!data) throw new TypeError(`no tensor ${tensorName} in these weights`);
+      return data;
+    },
+  };
+}
+
+/** Tensor list of a LLaMA model in llama.cpp's order, with ggml dims (innermost first). */
+export function llamaTensorLayout(config: ModelConfig, tiedClassifier: boolean): { name: string; dims: number[] }[] {
+  const { dim, hiddenDim, vocabSize } = config;
+  const kvDim = config.nKvHeads * config.headDim;
+  const list: { name: string; dims: number[] }[] = [{ name: GGUF_TENSOR.tokenEmbedding, dims: [dim, vocabSize] }];
+  for (let l = 0; l < config.nLayers; l++) {
+    const n = GGUF_TENSOR.layer(l);
+    list.push(
+      { name: n.attnNorm, dims: [dim] },
+      { name: n.wq, dims: [dim, dim] },
+      { name: n.wk, dims: [dim, kvDim] },
+      { name: n.wv, dims: [dim, kvDim] },
+      { name: n.wo, dims: [dim, dim] },
+      { name: n.ffnNorm, dims: [dim] },
+      { name: n.wGate, dims: [dim, hiddenDim] },
+      { name: n.wUp, dims: [dim, hiddenDim] },
+      { name: n.wDown, dims: [hiddenDim, dim] },
+    );
+  }
+  list.push({ name: GGUF_TENSOR.finalNorm, dims: [dim] });
+  if (!tiedClassifier) list.push({ name: GGUF_TENSOR.classifier, dims: [dim, vocabSize] });
+  return list;
+}
+
+/** The ggml type a tensor is stored as for a requested dtype: vectors stay F32, Q8_0 needs rows of 32s. */
+function storedType(dims: number[], dtype: GgufDtype): number {
+  if (dims.length === 1 || dtype === "f32") return GGML_TYPE.F32;
+  if (dtype === "q8_0" && dims[0] % 32 === 0) return GGML_TYPE.Q8_0;
+  return GGML_TYPE.F16;
+}
+
+/** The llama.* and tokenizer.ggml.* metadata llama.cpp expects of a LLaMA model. */
+export function llamaMetadata(input: GgufModelInput, dtype: GgufDtype): [string, GgufMetadataEntry][] {
+  const { config, vocab } = input;
+  const u32 = (value: number): GgufMetadataEntry => ({ type: GGUF_TYPE.uint32, value });
+  const f32 = (value: number): GgufMetadataEntry => ({ type: GGUF_TYPE.float32, value });
+  const str = (value: string): GgufMetadataEntry => ({ type: GGUF_TYPE.string, value });
+  const fileType = { f32: LLAMA_FILE_TYPE.F32, f16: LLAMA_FILE_TYPE.F16, q8_0: LLAMA_FILE_TYPE.Q8_0 }[dtype];
+  return [
+    ["general.architecture", str("llama")],
+    ["general.name", str(input.name)],
+    ["general.file_type", u32(fileType)],
+    ["llama.context_length", u32(config.maxSeqLen)],
+    ["llama.embedding_length", u32(config.dim)],
+    ["llama.feed_forward_length", u32(config.hiddenDim)],
+    ["llama.block_count", u32(config.nLayers)],
+    ["llama.attention.head_count", u32(config.nHeads)],
+    ["llama.attention.head_count_kv", u32(config.nKvHeads)],
+    ["llama.rope.dimension_count", u32(config.headDim)],
+    ["llama.attention.layer_norm_rms_epsilon", f32(config.normEps)],
+    ["llama.rope.freq_base", f32(config.ropeTheta)],
+    ["llama.vocab_size", u32(config.vocabSize)],
+    ["tokenizer.ggml.model", str("llama")],
+    ["tokenizer.ggml.tokens", { type: GGUF_TYPE.array, itemType: GGUF_TYPE.string, value: vocab.pieces }],
+    ["tokenizer.ggml.scores", { type: GGUF_TYPE.array, itemType: GGUF_TYPE.float32, value: vocab.scores }],
+    ["tokenizer.ggml.token_type", { type: GGUF_TYPE.array, itemType: GGUF_TYPE.int32, value: vocab.types }],
+    ["tokenizer.ggml.bos_token_id", u32(vocab.bosId)],
+    ["tokenizer.ggml.eos_token_id", u32(vocab.eosId)],
+    ["tokenizer.ggml.unknown_token_id", u32(vocab.unkId)],
+  ];
+}
+
+/**
+ * Writes a LLaMA model as GGUF v3 that llama.cpp and this engine's reader load: matrices as `dtype`
+ * (Q8_0 falls back to F16 for rows not a multiple of 32), norms F32, q/k in the interleaved basis.
+ */
+export function writeGgufModel(file: string, input: GgufModelInput, options: { dtype: GgufDtype }): void {
+  if (input.vocab.pieces.length > input.config.vocabSize) {
+    throw new ModelFormatError(file, `tokenizer has ${input.vocab.pieces.length} tokens, the model only ${input.config.vocabSize} embeddings`);
+  }
+  const tensors = llamaTensorLayout(input.config, input.tiedClassifier).map(({ name, dims }) => ({
+    name,
+    dims,
+    type: storedType(dims, options.dtype),
+    data: () => input.tensor(name),
+  }));
+  writeGguf(file, llamaMetadata(input, options.dtype), tensors);
+}

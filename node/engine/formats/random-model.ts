@@ -1,0 +1,165 @@
+// Random models of real shapes for benchmarks (`openlora model new`): no model hub is reachable here, so
+// bigger backbones are generated. Deterministic per (seed, tensor name), so a tensor can be regenerated alone.
+import type { ModelConfig } from "../model/config.ts";
+import { configProblem } from "../model/config.ts";
+import type { ModelWeights } from "../model/weights.ts";
+import { TOKEN_TYPE } from "../tokenizer/sentencepiece-bpe.ts";
+import type { SentencePieceVocab } from "../tokenizer/sentencepiece-bpe.ts";
+import { GGUF_TENSOR } from "./gguf-types.ts";
+import type { GgufModelInput } from "./gguf-write.ts";
+import { llamaTensorLayout } from "./gguf-write.ts";
+
+export interface RandomModelOptions {
+  /** Share the classifier with the token embedding (default true, as Llama 3.2 1B does). */
+  tiedClassifier?: boolean;
+  /** Standard deviation of matrix entries (default 0.02, GPT-2's init): activations stay finite. */
+  scale?: number;
+}
+
+/**
+ * 65536 standard normal samples from a fixed seed. Box-Muller costs ~30 ns a value in JS, a billion-parameter
+ * model would take half a minute; one xorshift step and a lookup in this table is ~2 ns.
+ */
+let normalTable: Float32Array | undefined;
+function normals(): Float32Array {
+  if (!normalTable) {
+    normalTable = new Float32Array(65536);
+    const next = mulberry32(0x5eed);
+    for (let i = 0; i < normalTable.length; i += 2) {
+      const u = 1 - next();
+      const v = next();
+      const r = Math.sqrt(-2 * Math.log(u));
+      normalTable[i] = r * Math.cos(2 * Math.PI * v);
+      normalTable[i + 1] = r * Math.sin(2 * Math.PI * v);
+    }
+  }
+  return normalTable;
+}
+
+/** A small seeded PRNG with uniform output in [0, 1). */
+function mulberry32(seed: number): () => number {
+  let s = seed >>> 0;
+  return () => {
+    s = (s + 0x6d2b79f5) | 0;
+    let t = Math.imul(s ^ (s >>> 15), 1 | s);
+    t = (t + Math.imul(t ^ (t >>> 7), 61 | t)) ^ t;
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
+
+/** FNV-1a of the tensor name mixed with the seed: each tensor gets its own stream. Never 0 (xorshift's fixpoint). */
+function tensorSeed(seed: number, name: string): number {
+  let h = (0x811c9dc5 ^ Math.imul(seed | 0, 0x9e3779b1)) >>> 0;
+  for (let i = 0; i < name.length; i++) h = Math.imul(h ^ name.charCodeAt(i), 0x01000193) >>> 0;
+  return h || 1;
+}
+
+/** One tensor of a random model by its llama.cpp name: norms are ones, matrices N(0, scale^2). */
+export function randomTensor(config: ModelConfig, seed: number, name: string, scale = 0.02): Float32Array {
+  const entry = llamaTensorLayout(config, false).find((t) => t.name === name);
+  if (!entry) throw new RangeError(`a LLaMA model of this config has no tensor ${name}`);
+  const length = entry.dims.reduce((a, b) => a * b, 1);
+  const out = new Float32Array(length);
+  if (entry.dims.length === 1) return out.fill(1);
+  const table = normals();
+  let x = tensorSeed(seed, name);
+  for (let i = 0; i < length; i++) {
+    x ^= x << 13;
+    x ^= x >>> 17;
+    x ^= x << 5;
+    out[i] = table[x & 0xffff] * scale;
+  }
+  return out;
+}
+
+/** Characters every synthetic vocabulary holds as pieces, so that English prompts tokenize without bytes. */
+const BASE_CHARS = "\u2581etaoinshrdlucmfwypvbgkjqxzETAOINSHRDLUCMFWYPVBGKJQXZ0123456789.,!?'\"-:;()";
+
+/**
+ * A SentencePiece-style vocabulary of exactly vocabSize tokens: <unk>, <s>, </s>, the 256 byte tokens, the base
+ * characters, then pieces each made of two earlier pieces (so BPE can reach them), scored in creation order.
+ */
+export function randomVocab(vocabSize: number, seed: number): SentencePieceVocab {
+  if (!Number.isInteger(vocabSize) || vocabSize < 260) throw new RangeError(`a synthetic vocabulary needs at least 260 tokens, got ${vocabSize}`);
+  const pieces = ["<unk>", "<s>", "</s>"];
+  const types: number[] = [TOKEN_TYPE.unknown, TOKEN_TYPE.control, TOKEN_TYPE.control];
+  for (let b = 0; b < 256; b++) {
+    pieces.push(`<0x${b.toString(16).toUpperCase().padStart(2, "0")}>`);
+    types.push(TOKEN_TYPE.byte);
+  }
+  const scores: number[] = pieces.map(() => 0);
+  const seen = new Set<string>();
+  const text: string[] = [];
+  const add = (piece: string, score: number): void => {
+    seen.add(piece);
+    text.push(piece);
+    pieces.push(piece);
+    types.push(TOKEN_TYPE.normal);
+    scores.push(score);
+  };
+  for (const ch of BASE_CHARS) {
+    if (pieces.length >= vocabSize) break;
+    add(ch, -1e6); // single characters never come from a merge; their score is never consulted
+  }
+  const next = mulberry32(seed ^ 0x70c3);
+  // Word-like growth: a lowercase piece ("▁th", "ing") extended by a letter drawn with an English-like skew
+  // (BASE_CHARS lists them by frequency), now and then any two pieces. Every piece is two earlier ones.
+  const words = text.filter((p) => /^\u2581?[a-z]*$/.test(p));
+  let merges = 0;
+  for (let attempts = 0; pieces.length < vocabSize; attempts++) {
+    if (attempts > 100 * vocabSize) throw new Error(`could not generate ${vocabSize} distinct pieces`);
+    const u = next();
+    const left = u < 0.9 ? words[Math.floor(next() * next() * words.length)] : text[Math.floor(next() * text.length)];
+    const right = u < 0.9 ? text[1 + Math.floor(next() * next() * 26)] : text[1 + Math.floor(next() * (text.length - 1))];
+    const piece = left + right;
+    if (right.startsWith("\u2581") || piece.length > 16 || seen.has(piece)) continue;
+    add(piece, -merges++);
+    if (/^\u2581?[a-z]+$/.test(piece)) words.push(piece);
+  }
+  return { pieces, scores, types, bosId: 1, eosId: 2, unkId: 0 };
+}
+
+/**
+ * A random model as a GgufModelInput: tensors are generated when the GGUF writer asks for them and dropped
+ * after, so a 1B-parameter model is written with one tensor in memory at a time.
+ */
+export function randomModelInput(config: ModelConfig, seed: number, options: RandomModelOptions = {}, name = "random"): GgufModelInput {
+  const problem = configProblem(config);
+  if (problem) throw new RangeError(`random model: ${problem}`);
+  const tiedClassifier = options.tiedClassifier ?? true;
+  return {
+    name,
+    config,
+    vocab: randomVocab(config.vocabSize, seed),
+    tiedClassifier,
+    tensor: (tensorName) => randomTensor(config, seed, tensorName, options.scale),
+  };
+}
+
+/** A random model in memory: canonical weights and its synthetic vocabulary (same values as randomModelInput). */
+export function randomModel(config: ModelConfig, seed: number, options: RandomModelOptions = {}): { weights: ModelWeights; vocab: SentencePieceVocab } {
+  const input = randomModelInput(config, seed, options);
+  const tokenEmbedding = input.tensor(GGUF_TENSOR.tokenEmbedding);
+  const layers = Array.from({ length: config.nLayers }, (_, l) => {
+    const n = GGUF_TENSOR.layer(l);
+    return {
+      attnNorm: input.tensor(n.attnNorm),
+      wq: input.tensor(n.wq),
+      wk: input.tensor(n.wk),
+      wv: input.tensor(n.wv),
+      wo: input.tensor(n.wo),
+      ffnNorm: input.tensor(n.ffnNorm),
+      wGate: input.tensor(n.wGate),
+      wUp: input.tensor(n.wUp),
+      wDown: input.tensor(n.wDown),
+    };
+  });
+  const weights: ModelWeights = {
+    config,
+    tokenEmbedding,
+    layers,
+    finalNorm: input.tensor(GGUF_TENSOR.finalNorm),
+    classifier: input.tiedClassifier ? tokenEmbedding : input.tensor(GGUF_TENSOR.classifier),
+  };
+  return { weights, vocab: input.vocab };
+}

@@ -1,0 +1,112 @@
+// The public types of the serving engine: requests, their stream of events, usage, statistics, options.
+import type { FinishReason } from "../text-stream.ts";
+
+/** One completion request. Exactly one of prompt and tokenIds. */
+export interface EngineRequest {
+  /** Registered adapter id ("0x" + 64 hex), or null for the base model. */
+  adapterId: string | null;
+  /** Prompt text, encoded with BOS first. */
+  prompt?: string;
+  /** Prompt token ids, used as given. */
+  tokenIds?: readonly number[];
+  maxTokens: number;
+  /** 0 is greedy (default 1). */
+  temperature?: number;
+  /** Nucleus mass in (0, 1] (default 1: keep all). */
+  topP?: number;
+  /** Keep the k most likely tokens, 0 keeps all (default 0). */
+  topK?: number;
+  /** Seeds this request's own generator; the same seed gives the same output however it is batched. Default: random. */
+  seed?: number;
+  /** Stop before the first of these strings. */
+  stop?: readonly string[];
+  /** Keep generating past EOS (benchmarks). */
+  ignoreEos?: boolean;
+  /** Aborting frees everything the request holds at once; the stream then ends with finishReason "cancelled". */
+  signal?: AbortSignal;
+}
+
+/** How a request ended. */
+export type EngineFinishReason = FinishReason | "cancelled";
+
+/** The final record of a request. Times are milliseconds from submit. */
+export interface Usage {
+  promptTokens: number;
+  completionTokens: number;
+  finishReason: EngineFinishReason;
+  /** Times the request lost its KV blocks to an older one and was recomputed. */
+  preemptions: number;
+  timings: {
+    /** Until first admitted to a batch. */
+    queueMs: number;
+    /** Until the first generated token (equal to totalMs when none was generated). */
+    ttftMs: number;
+    totalMs: number;
+  };
+}
+
+/**
+ * What a request's stream yields: one "token" event per generated token, possibly a "text" event with text held
+ * back until the end (an EOS after an incomplete UTF-8 sequence or a stop-string prefix), then one "usage"
+ * event. The texts of the token and text events, concatenated, are the whole generated text.
+ */
+export type EngineEvent =
+  | { type: "token"; tokenId: number; /** Text that became final with this token (may be ""). */ text: string }
+  | { type: "text"; text: string }
+  | { type: "usage"; usage: Usage; /** The whole generated text (cut before a stop string). */ text: string };
+
+/** The outcome of a whole request. */
+export interface Completion {
+  text: string;
+  tokenIds: number[];
+  usage: Usage;
+}
+
+/** Where an adapter lives now. "disk" means registered but not in memory. */
+export type AdapterTier = "gpu" | "host" | "disk";
+
+export interface AdapterInfo {
+  id: string;
+  rank: number;
+  /** Bytes of its canonical encoding (the disk tier's file). */
+  bytes: number;
+}
+
+export interface SlotStats {
+  slot: number;
+  adapterId: string | null;
+  /** Running sequences using it: never evicted while > 0. */
+  pins: number;
+  state: "empty" | "loading" | "ready";
+}
+
+export interface EngineStats {
+  queue: {
+    /** Requests waiting for admission (including preempted ones). */
+    waiting: number;
+    running: number;
+    /** Waiting requests whose adapter is not yet in a GPU slot. */
+    waitingForAdapter: number;
+  };
+  kv: { blockSize: number; totalBlocks: number; freeBlocks: number };
+  slots: SlotStats[];
+  tiers: {
+    disk: { adapters: number; bytes: number };
+    host: { adapters: number; bytes: number; budgetBytes: number };
+    gpu: { adapters: number; slots: number };
+  };
+  tokens: { prompt: number; generated: number; perSecond: number };
+  steps: number;
+  preemptions: number;
+  completed: number;
+}
+
+/** Scheduler knobs; every field has a default. */
+export interface SchedulerOptions {
+  /** Tokens per forward step (decode rows plus prefill chunks). Default 512. */
+  maxBatchTokens: number;
+  /** Sequences in a batch at once. Default 64. */
+  maxRunning: number;
+  /** Steps a request may wait before it stops newer ones from overtaking it. Default 32. */
+  agingSteps: number;
+}

@@ -1,0 +1,67 @@
+import { randomInt } from "node:crypto";
+import type { SamplingParams } from "../backend/backend.ts";
+import { InvalidRequestError } from "../errors.ts";
+import { checkSampling } from "../generate.ts";
+import type { Tokenizer } from "../tokenizer/tokenizer.ts";
+import type { EngineRequest } from "./types.ts";
+
+/** A request that passed every check, with its defaults filled in. */
+export interface ValidRequest {
+  adapterId: string | null;
+  promptIds: number[];
+  maxTokens: number;
+  params: SamplingParams;
+  seed: number;
+  stop: string[];
+  ignoreEos: boolean;
+}
+
+/** What a request is checked against. */
+export interface Limits {
+  tokenizer: Tokenizer;
+  vocabSize: number;
+  maxSeqLen: number;
+  /** Positions the whole KV pool holds: a request needing more could never run. */
+  kvPositions: number;
+  /** Largest max_tokens accepted. */
+  maxTokensLimit: number;
+  isRegistered(adapterId: string): boolean;
+}
+
+const ADAPTER_ID = /^0x[0-9a-f]{64}$/;
+
+/** Checks a request and fills its defaults; throws InvalidRequestError naming the field at fault. */
+export function validateRequest(request: EngineRequest, limits: Limits): ValidRequest {
+  if (typeof request !== "object" || request === null) throw new InvalidRequestError("request", "must be an object");
+  const { adapterId } = request;
+  if (adapterId !== null && adapterId !== undefined) {
+    if (typeof adapterId !== "string" || !ADAPTER_ID.test(adapterId)) throw new InvalidRequestError("adapter", `id must be "0x" and 64 lowercase hex digits, got ${JSON.stringify(adapterId)}`);
+    if (!limits.isRegistered(adapterId)) throw new InvalidRequestError("adapter", `${adapterId} is not registered on this node`);
+  }
+  const params = checkSampling({ maxTokens: request.maxTokens, temperature: request.temperature ?? 1, topK: request.topK, topP: request.topP });
+  if (request.maxTokens > limits.maxTokensLimit) throw new InvalidRequestError("max_tokens", `${request.maxTokens} exceeds the limit ${limits.maxTokensLimit}`);
+  const seed = request.seed ?? randomInt(2 ** 32);
+  if (!Number.isInteger(seed) || seed < 0 || seed >= 2 ** 32) throw new InvalidRequestError("seed", `must be an integer in [0, 2^32), got ${seed}`);
+  const stop = request.stop ?? [];
+  if (!Array.isArray(stop) || stop.some((s) => typeof s !== "string")) throw new InvalidRequestError("stop", "must be a list of strings");
+
+  const promptIds = promptTokens(request, limits);
+  if (promptIds.length >= limits.maxSeqLen) throw new InvalidRequestError("prompt", `has ${promptIds.length} tokens, the context holds ${limits.maxSeqLen}`);
+  const total = promptIds.length + request.maxTokens;
+  if (total > limits.maxSeqLen) throw new InvalidRequestError("max_tokens", `${request.maxTokens} with a prompt of ${promptIds.length} tokens exceeds the context of ${limits.maxSeqLen}`);
+  if (total > limits.kvPositions) throw new InvalidRequestError("max_tokens", `${request.maxTokens} with a prompt of ${promptIds.length} tokens exceeds the KV cache (${limits.kvPositions} positions)`);
+  return { adapterId: adapterId ?? null, promptIds, maxTokens: request.maxTokens, params, seed, stop: [...stop], ignoreEos: request.ignoreEos === true };
+}
+
+function promptTokens(request: EngineRequest, limits: Limits): number[] {
+  if (request.tokenIds !== undefined && request.prompt !== undefined) throw new InvalidRequestError("prompt", "give either prompt or tokenIds, not both");
+  if (request.tokenIds !== undefined) {
+    if (!Array.isArray(request.tokenIds)) throw new InvalidRequestError("tokenIds", "must be a list of token ids");
+    const bad = request.tokenIds.find((t) => !Number.isInteger(t) || t < 0 || t >= limits.vocabSize);
+    if (bad !== undefined) throw new InvalidRequestError("tokenIds", `contains ${bad}, outside the vocabulary (0..${limits.vocabSize - 1})`);
+    if (request.tokenIds.length === 0) throw new InvalidRequestError("tokenIds", "is empty");
+    return [...request.tokenIds];
+  }
+  if (typeof request.prompt !== "string") throw new InvalidRequestError("prompt", "must be a string (or give tokenIds)");
+  return limits.tokenizer.encode(request.prompt, { bos: true });
+}
