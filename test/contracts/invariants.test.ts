@@ -8,7 +8,7 @@
 //   - no channel is settled beyond the highest voucher its payer signed, and each channel paid exactly its settled sum;
 //   - per adapter the claims never exceed what the pool accrued, and no contributor exceeds its weighted share;
 //   - the node registry holds exactly the bonded and unbonding stake.
-// Sizes: INVARIANT_RUNS (default 100) runs of up to INVARIANT_STEPS (default 40) calls.
+// Sizes: INVARIANT_RUNS (default 200) runs of up to INVARIANT_STEPS (default 40) calls.
 import fc from "fast-check";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { keccak256, maxUint256, parseEventLogs, toHex, type Address, type Hex } from "viem";
@@ -16,7 +16,7 @@ import { inferenceEscrowAbi } from "../../node/chain/abi.ts";
 import { signVoucher, skipReasonName, type SkipReasonName, type Voucher } from "../../node/chain/voucher.ts";
 import { createChain, E, peerIdOf, revertOf, type Chain } from "./fixture.ts";
 
-const RUNS = Number(process.env.INVARIANT_RUNS ?? 100);
+const RUNS = Number(process.env.INVARIANT_RUNS ?? 200);
 const STEPS = Number(process.env.INVARIANT_STEPS ?? 40);
 const SEED = process.env.INVARIANT_SEED === undefined ? undefined : Number(process.env.INVARIANT_SEED);
 
@@ -49,7 +49,7 @@ const wei = (maxEther: number) =>
 const actionArb: fc.Arbitrary<Action> = fc.oneof(
   { weight: 3, arbitrary: fc.record({ kind: fc.constant("deposit" as const), payer: fc.nat(2), amount: wei(150) }) },
   {
-    weight: 6,
+    weight: 12,
     arbitrary: fc.record({
       kind: fc.constant("sign" as const),
       payer: fc.nat(2),
@@ -64,7 +64,14 @@ const actionArb: fc.Arbitrary<Action> = fc.oneof(
       kind: fc.constant("settle" as const),
       node: fc.oneof({ weight: 8, arbitrary: fc.nat(1) }, fc.constant(2)),
       picks: fc.array(
-        fc.record({ idx: fc.nat(1000), mutate: fc.oneof({ weight: 8, arbitrary: fc.constant(0) }, fc.nat({ max: 4 })) }),
+        fc.record({
+          idx: fc.nat(1000),
+          mutate: fc.oneof(
+            { weight: 10, arbitrary: fc.constant(0) },
+            { weight: 3, arbitrary: fc.constantFrom(1, 2, 3) },
+            { weight: 3, arbitrary: fc.constant(4) },
+          ),
+        }),
         { maxLength: 8 },
       ),
     }),
@@ -86,9 +93,9 @@ const actionArb: fc.Arbitrary<Action> = fc.oneof(
       seconds: fc.constantFrom(60n, 3600n, 86400n, 8n * 86400n),
     }),
   },
-  { weight: 1, arbitrary: fc.record({ kind: fc.constant("slash" as const), node: fc.nat(1), amount: wei(120) }) },
-  { weight: 1, arbitrary: fc.record({ kind: fc.constant("unstake" as const), node: fc.nat(1), amount: wei(80) }) },
-  { weight: 1, arbitrary: fc.record({ kind: fc.constant("stake" as const), node: fc.nat(1), amount: wei(120) }) },
+  { weight: 1, arbitrary: fc.record({ kind: fc.constant("slash" as const), node: fc.nat(1), amount: wei(60) }) },
+  { weight: 1, arbitrary: fc.record({ kind: fc.constant("unstake" as const), node: fc.nat(1), amount: wei(60) }) },
+  { weight: 2, arbitrary: fc.record({ kind: fc.constant("stake" as const), node: fc.nat(1), amount: wei(120) }) },
   { weight: 1, arbitrary: fc.record({ kind: fc.constant("withdrawStake" as const), node: fc.nat(1) }) },
   { weight: 1, arbitrary: fc.constant({ kind: "retire" as const }) },
 );
@@ -127,6 +134,7 @@ let actionsRun = 0;
 let settlesRun = 0;
 let vouchersSubmitted = 0;
 const outcomes = new Map<string, number>();
+const calls = new Map<string, number>();
 
 beforeAll(async () => {
   ch = await createChain();
@@ -166,7 +174,7 @@ beforeAll(async () => {
 
 afterAll(() => {
   console.log(
-    `invariants: ${RUNS} runs x up to ${STEPS} calls; ${actionsRun} calls, ${settlesRun} settle batches, ${vouchersSubmitted} vouchers submitted; outcomes ${JSON.stringify(Object.fromEntries(outcomes))}`,
+    `invariants: ${RUNS} runs x up to ${STEPS} calls; ${actionsRun} calls, ${settlesRun} settle batches, ${vouchersSubmitted} vouchers submitted; voucher outcomes ${JSON.stringify(Object.fromEntries(outcomes))}; calls ${JSON.stringify(Object.fromEntries([...calls].sort()))}`,
   );
 });
 
@@ -190,7 +198,13 @@ async function freshModel(): Promise<Model> {
 }
 
 /** Run a transaction at the model's next timestamp; returns the receipt, or the custom error name on revert. */
-async function tx(m: Model, send: () => Promise<Hex>) {
+async function tx(m: Model, label: string, send: () => Promise<Hex>) {
+  const r = await txInner(m, send);
+  const k = `${label}:${r.error ?? "ok"}`;
+  calls.set(k, (calls.get(k) ?? 0) + 1);
+  return r;
+}
+async function txInner(m: Model, send: () => Promise<Hex>) {
   m.t += 1n;
   await ch.testClient.setNextBlockTimestamp({ timestamp: m.t });
   try {
@@ -213,7 +227,7 @@ async function step(m: Model, a: Action): Promise<void> {
   switch (a.kind) {
     case "deposit": {
       const p = payers[a.payer];
-      const r = await tx(m, () => ch.as(p).escrow.write.deposit([a.amount]));
+      const r = await tx(m, "deposit", () => ch.as(p).escrow.write.deposit([a.amount]));
       expect(r.error).toBeUndefined();
       m.escrowBal.set(p.account.address, get(m.escrowBal, p.account.address) + a.amount);
       return;
@@ -246,8 +260,8 @@ async function step(m: Model, a: Action): Promise<void> {
           x.voucher.cumulativeAmount > get(m.settled, chan(x.voucher.payer, x.voucher.node, x.voucher.adapterId)),
       );
       for (const pick of a.picks) {
-        const from = pick.mutate === 4 ? m.pool : growing.length > 0 ? growing : own.length > 0 ? own : m.pool;
-        if (from.length === 0) break;
+        const from = pick.mutate === 4 ? m.pool : growing;
+        if (from.length === 0) continue;
         const sv = from[pick.idx % from.length];
         if (from === growing) growing.splice(pick.idx % from.length, 1);
         const payerWallet = payers.find((w) => w.account.address === sv.voucher.payer)!;
@@ -267,6 +281,7 @@ async function step(m: Model, a: Action): Promise<void> {
       );
       if (!isActive(m, me)) {
         expect(r.error).toBe("NotActiveNode");
+        outcomes.set("NotActiveNode(batch)", (outcomes.get("NotActiveNode(batch)") ?? 0) + 1);
         return;
       }
       expect(r.error).toBeUndefined();
@@ -328,7 +343,7 @@ async function step(m: Model, a: Action): Promise<void> {
         }
       }
       const before = await ch.tokenBalance(who);
-      const r = await tx(m, () => ch.as(c).escrow.write.claim([ids]));
+      const r = await tx(m, "claim", () => ch.as(c).escrow.write.claim([ids]));
       if (total === 0n) expect(r.error).toBe("NothingToClaim");
       else {
         expect(r.error).toBeUndefined();
@@ -340,7 +355,7 @@ async function step(m: Model, a: Action): Promise<void> {
       const p = payers[a.payer];
       const bal = get(m.escrowBal, p.account.address);
       const amount = (bal * BigInt(a.permille)) / 1000n;
-      const r = await tx(m, () => ch.as(p).escrow.write.requestWithdraw([amount]));
+      const r = await tx(m, "requestWithdraw", () => ch.as(p).escrow.write.requestWithdraw([amount]));
       if (amount === 0n) expect(r.error).toBe("ZeroAmount");
       else if (amount > bal) expect(r.error).toBe("InsufficientBalance");
       else {
@@ -353,7 +368,7 @@ async function step(m: Model, a: Action): Promise<void> {
       const p = payers[a.payer];
       const req = m.withdrawal.get(p.account.address);
       const before = await ch.tokenBalance(p.account.address);
-      const r = await tx(m, () => ch.as(p).escrow.write.withdraw());
+      const r = await tx(m, "withdraw", () => ch.as(p).escrow.write.withdraw());
       if (!req) expect(r.error).toBe("NoWithdrawalPending");
       else if (m.t < req.at) expect(r.error).toBe("WithdrawalNotReady");
       else {
@@ -375,7 +390,7 @@ async function step(m: Model, a: Action): Promise<void> {
     case "slash": {
       const addr = nodes[a.node].account.address;
       const n = m.nodes.get(addr)!;
-      const r = await tx(m, () => ch.as(ch.deployer).nodeRegistry.write.slash([addr, a.amount, keccak256(toHex("evidence"))]));
+      const r = await tx(m, "slash", () => ch.as(ch.deployer).nodeRegistry.write.slash([addr, a.amount, keccak256(toHex("evidence"))]));
       if (n.bonded + n.unbonding === 0n) expect(r.error).toBe("NotStaked");
       else {
         expect(r.error).toBeUndefined();
@@ -389,7 +404,7 @@ async function step(m: Model, a: Action): Promise<void> {
     case "unstake": {
       const w = nodes[a.node];
       const n = m.nodes.get(w.account.address)!;
-      const r = await tx(m, () => ch.as(w).nodeRegistry.write.requestUnstake([a.amount]));
+      const r = await tx(m, "requestUnstake", () => ch.as(w).nodeRegistry.write.requestUnstake([a.amount]));
       if (a.amount > n.bonded) expect(r.error).toBe("InsufficientStake");
       else {
         expect(r.error).toBeUndefined();
@@ -402,7 +417,7 @@ async function step(m: Model, a: Action): Promise<void> {
     case "stake": {
       const w = nodes[a.node];
       const n = m.nodes.get(w.account.address)!;
-      const r = await tx(m, () => ch.as(w).nodeRegistry.write.stake([a.amount, peerIdOf(w.account.address), "e"]));
+      const r = await tx(m, "stake", () => ch.as(w).nodeRegistry.write.stake([a.amount, peerIdOf(w.account.address), "e"]));
       if (n.bonded + a.amount < MIN_STAKE) expect(r.error).toBe("BelowMinStake");
       else {
         expect(r.error).toBeUndefined();
@@ -413,7 +428,7 @@ async function step(m: Model, a: Action): Promise<void> {
     case "withdrawStake": {
       const w = nodes[a.node];
       const n = m.nodes.get(w.account.address)!;
-      const r = await tx(m, () => ch.as(w).nodeRegistry.write.withdrawStake());
+      const r = await tx(m, "withdrawStake", () => ch.as(w).nodeRegistry.write.withdrawStake());
       if (n.unbonding === 0n) expect(r.error).toBe("NothingToWithdraw");
       else if (m.t < n.end) expect(r.error).toBe("StillUnbonding");
       else {
@@ -425,7 +440,7 @@ async function step(m: Model, a: Action): Promise<void> {
     }
     case "retire": {
       const Z = adapterIds[2];
-      const r = await tx(m, () => ch.as(ch.adapterOwner).adapterRegistry.write.retire([Z]));
+      const r = await tx(m, "retire", () => ch.as(ch.adapterOwner).adapterRegistry.write.retire([Z]));
       if (m.retired.has(Z)) expect(r.error).toBe("AdapterIsRetired");
       else {
         expect(r.error).toBeUndefined();

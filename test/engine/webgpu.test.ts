@@ -19,7 +19,7 @@ import { DEMO_ADAPTERS, demoAdapter, stories } from "../helpers/stories.ts";
 
 const LOGIT_TOL = 1e-4;
 const SAME_TOL = 1e-5;
-const F16_TOL = 2e-2;
+const F16_TOL = 5e-3;
 const OPTIONS = { numBlocks: 96, blockSize: 16, adapterSlots: 5, maxRank: 16 };
 const STEPS = 60;
 

@@ -33,7 +33,7 @@ export async function adapterCommand(argv: string[]): Promise<void> {
   if (sub === "inspect") return inspect(rest);
   if (sub === "new") return create(rest);
   if (sub === undefined || sub === "--help" || sub === "-h" || sub === "help") {
-    console.log("openlora adapter <command>\n\n  inspect <dir>   show a PEFT adapter\n  new             write a random PEFT adapter\n\nRun openlora adapter <command> --help for its options.");
+    console.log("Inspect or create PEFT LoRA adapters.\n\nUsage: openlora adapter <command>\n\n  inspect <dir>   show a PEFT adapter\n  new             write a random PEFT adapter\n\nRun openlora adapter <command> --help for its options.");
     return;
   }
   throw new UsageError(`unknown adapter command "${sub}" (inspect, new)`);

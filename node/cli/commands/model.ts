@@ -23,7 +23,7 @@ export async function modelCommand(argv: string[]): Promise<void> {
   const [sub, ...rest] = argv;
   if (sub === "new") return create(rest);
   if (sub === undefined || sub === "--help" || sub === "-h" || sub === "help") {
-    console.log("openlora model <command>\n\n  new   write a random-weight model of a real shape as GGUF\n\nRun openlora model new --help for its options.");
+    console.log("Create models.\n\nUsage: openlora model <command>\n\n  new   write a random-weight model of a real shape as GGUF\n\nRun openlora model new --help for its options.");
     return;
   }
   throw new UsageError(`unknown model command "${sub}" (new)`);
@@ -40,6 +40,7 @@ async function create(argv: string[]): Promise<void> {
   };
   const dim = int("dim");
   const heads = int("heads");
+  if (dim % heads !== 0) throw new UsageError(`--dim ${dim} is not a multiple of --heads ${heads}`);
   const config: ModelConfig = {
     dim, hiddenDim: int("hidden"), nLayers: int("layers"), nHeads: heads, nKvHeads: int("kv-heads"), headDim: dim / heads,
     vocabSize: int("vocab"), maxSeqLen: numberOption(values, "context", 2048, { integer: true, min: 1 }), normEps: 1e-5, ropeTheta: 10000,

@@ -45,8 +45,9 @@ export class Scheduler {
   #watermark: number;
 
   constructor(kv: BlockAllocator, slots: SlotSource, options: Partial<SchedulerOptions> = {}) {
-    this.options = { ...DEFAULT_SCHEDULER, ...options };
-    const { maxBatchTokens, maxRunning, agingSteps } = this.options;
+    const maxBatchTokens = options.maxBatchTokens ?? DEFAULT_SCHEDULER.maxBatchTokens;
+    this.options = { ...DEFAULT_SCHEDULER, maxRunning: Math.min(DEFAULT_SCHEDULER.maxRunning, maxBatchTokens), ...options };
+    const { maxRunning, agingSteps } = this.options;
     if (!Number.isInteger(maxBatchTokens) || maxBatchTokens < 1) throw new RangeError(`maxBatchTokens must be a positive integer, got ${maxBatchTokens}`);
     if (!Number.isInteger(maxRunning) || maxRunning < 1 || maxRunning > maxBatchTokens) throw new RangeError(`maxRunning must be an integer in 1..maxBatchTokens, got ${maxRunning}`);
     if (!Number.isInteger(agingSteps) || agingSteps < 0) throw new RangeError(`agingSteps must be an integer >= 0, got ${agingSteps}`);

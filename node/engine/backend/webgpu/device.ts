@@ -80,7 +80,7 @@ export function webgpuAvailable(): Promise<boolean> {
 export interface GpuContext {
   device: GPUDevice;
   adapter: GPUAdapter;
-  /** "vendor architecture device description", trimmed. */
+  /** "vendor description" of the adapter, e.g. "mesa llvmpipe: Mesa 25.0.7 (LLVM 15.0.6)". */
   description: string;
   /** Largest storage binding (bytes) the device allows: tensors above it are split. */
   maxBinding: number;
@@ -117,8 +117,9 @@ export async function openDevice(wantF16 = false): Promise<GpuContext> {
   device.addEventListener("uncapturederror", (event) => {
     console.error(`WebGPU error: ${(event as GPUUncapturedErrorEvent).error.message}`);
   });
-  const description = `${info.vendor} ${info.architecture} ${info.device} ${info.description}`.replace(/\s+/g, " ").trim();
+  const name = info.description || [info.architecture, info.device].filter(Boolean).join(" ") || "unknown adapter";
+  const description = `${info.vendor ? info.vendor + " " : ""}${name}`.replace(/\s+/g, " ").trim();
   const maxBinding = Math.min(device.limits.maxStorageBufferBindingSize, device.limits.maxBufferSize);
-  const isFallback = info.isFallbackAdapter === true || /llvmpipe|swiftshader/i.test(description);
+  const isFallback = info.isFallbackAdapter === true || /llvmpipe|swiftshader/i.test(`${description} ${info.architecture}`);
   return { device, adapter, description, maxBinding, hasF16: wantF16 && hasF16, isFallback, hasSubgroups, maxSubgroup };
 }

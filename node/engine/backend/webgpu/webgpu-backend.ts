@@ -75,11 +75,30 @@ interface Row {
   last: boolean;
 }
 
+/**
+ * Creates the backend on the first WebGPU adapter: uploads the weights, allocates the KV pool and the adapter
+ * slots, builds every pipeline. Throws (and frees the device) when there is no adapter or a buffer cannot fit.
+ */
 export async function createWebGpuBackend(weights: ModelWeights, options: WebGpuBackendOptions): Promise<Backend> {
+  for (const key of ["numBlocks", "blockSize"] as const) {
+    if (!Number.isInteger(options[key]) || options[key] <= 0) throw new RangeError(`${key} must be a positive integer, got ${options[key]}`);
+  }
+  for (const key of ["adapterSlots", "maxRank"] as const) {
+    if (!Number.isInteger(options[key]) || options[key] < 0) throw new RangeError(`${key} must be a non-negative integer, got ${options[key]}`);
+  }
+  const ctx: GpuContext = await openDevice(Boolean(options.f16));
+  try {
+    return await build(weights, options, ctx);
+  } catch (error) {
+    ctx.device.destroy();
+    throw error;
+  }
+}
+
+async function build(weights: ModelWeights, options: WebGpuBackendOptions, ctx: GpuContext): Promise<Backend> {
   const config = weights.config;
   const { dim, hiddenDim: hidden, nLayers, nHeads, nKvHeads, headDim, vocabSize: vocab } = config;
   const kvDim = nKvHeads * headDim;
-  const ctx: GpuContext = await openDevice(Boolean(options.f16));
   const { device, maxBinding } = ctx;
   device.pushErrorScope("validation");
   device.pushErrorScope("out-of-memory");
@@ -215,7 +234,6 @@ export async function createWebGpuBackend(weights: ModelWeights, options: WebGpu
   const oom = await device.popErrorScope();
   const invalid = await device.popErrorScope();
   if (oom || invalid) {
-    device.destroy();
     throw new Error(`webgpu backend: ${(oom ?? invalid)!.message}`);
   }
 
@@ -390,7 +408,7 @@ export async function createWebGpuBackend(weights: ModelWeights, options: WebGpu
 
   return {
     kind: "webgpu",
-    device: `webgpu: ${ctx.description}${f16 ? " (f16 weights)" : options.f16 ? " (f16 unavailable: f32 weights)" : ""}`,
+    device: `webgpu: ${ctx.description}${ctx.isFallback ? " (software)" : ""}${f16 ? " (f16 weights)" : options.f16 ? " (f16 unavailable: f32 weights)" : ""}`,
     config,
     options,
     get memoryBytes() {

@@ -137,15 +137,14 @@ export class AdapterStore {
     let ahead = 0;
     for (const id of ids) {
       const slot = this.slots.slotOf(id);
-      if (slot >= 0) {
-        // Already there or on its way; when its slot is pinned it takes no room from the others.
-        if (this.slots.pins(slot) === 0) { keep.add(id); room--; }
-        continue;
-      }
+      if (slot >= 0 && this.slots.pins(slot) > 0) continue; // pinned: takes no room from the others
       if (room > 0) {
+        // Among the first the unpinned slots can hold: keep it, or bring it in.
         keep.add(id);
-        toLoad.push(id);
+        if (slot < 0) toLoad.push(id);
         room--;
+      } else if (slot >= 0) {
+        continue; // resident but wanted later than those that fill the slots: it may be evicted for them
       } else if (ahead < this.#prefetchAhead) {
         ahead++;
         if (!this.host.has(id)) this.#read(id).catch(() => {}); // a failure surfaces when it is loaded
