@@ -245,7 +245,6 @@ contract InferenceEscrow is IInferenceEscrow, AccessControl, EIP712, ReentrancyG
 
     /// @notice The EIP-712 domain separator (name "OpenLoRA Escrow", version "1", chain id, this address).
     /// @return The domain separator.
-    // solhint-disable-next-line func-name-mixedcase
     function DOMAIN_SEPARATOR() external view returns (bytes32) {
         return _domainSeparatorV4();
     }

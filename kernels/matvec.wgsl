@@ -5,12 +5,11 @@
 //   w  [N, K4] vec4 rows of the weight, [out, in], zero-padded to 4*K4 columns; f32, or f16 when WT is f16.
 //      A weight above the binding limit is split into row chunks, one dispatch each, yOff = first row.
 //   y  [M, ldy] f32, columns yOff .. yOff + N - 1 written; accumulate = 1 adds (fused residual add).
-// Each subgroup computes 4 outputs for all M rows: its lanes stride along K (consecutive lanes read
-// consecutive vec4s of the same weight rows), so every weight element is read exactly once per step
-// whatever M is, and the partial sums meet in subgroupAdd (no workgroup barrier).
-// Needs the "subgroups" feature. Dispatch: (ceil(ceil(N/4) / (64 / maxSubgroupSize))).
-enable subgroups;
-diagnostic(off, subgroup_uniformity);
+// Each invocation computes 4 outputs for all M rows, so every weight element is read once per step whatever M
+// is, and no work is spent on absent rows. All invocations walk K in step, so the x loads are the same address
+// across a subgroup (a broadcast on CPU-emulated devices, where lane-varying loads are gathers). The portable
+// variant; matvec-splitk.wgsl (lanes along K, subgroupAdd) is the one for GPUs with subgroups.
+// Dispatch: (ceil(ceil(N/4) / 64)).
 alias WT = f32; // the host substitutes f16 for half-precision weights
 
 struct Params { M: u32, N: u32, K4: u32, ldx4: u32, ldy: u32, yOff: u32, accumulate: u32 }
@@ -30,10 +29,9 @@ fn store(m: u32, n0: u32, c: vec4<f32>) {
 }
 
 @compute @workgroup_size(64)
-fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) lid: u32,
-        @builtin(subgroup_invocation_id) lane: u32, @builtin(subgroup_size) sgs: u32) {
-  let n0 = (wid.x * (64u / sgs) + lid / sgs) * 4u;
-  if (n0 >= p.N) { return; } // uniform across the subgroup
+fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
+  let n0 = gid.x * 4u;
+  if (n0 >= p.N) { return; }
   let wa = n0 * p.K4;
   let wb = min(n0 + 1u, p.N - 1u) * p.K4;
   let wc = min(n0 + 2u, p.N - 1u) * p.K4;
@@ -43,34 +41,32 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
   var c1 = vec4<f32>(0.0);
   var c2 = vec4<f32>(0.0);
   var c3 = vec4<f32>(0.0);
-  for (var k = lane; k < p.K4; k += sgs) {
-    let b0 = vec4<f32>(w[wa + k]);
-    let b1 = vec4<f32>(w[wb + k]);
-    let b2 = vec4<f32>(w[wc + k]);
-    let b3 = vec4<f32>(w[wd + k]);
-    let a0 = x[k];
-    c0 += vec4<f32>(dot(a0, b0), dot(a0, b1), dot(a0, b2), dot(a0, b3));
-    if (rows > 1u) {
-      let a1 = x[p.ldx4 + k];
+  if (rows == 1u) {
+    for (var k = 0u; k < p.K4; k++) {
+      let a0 = x[k];
+      c0 += vec4<f32>(dot(a0, vec4<f32>(w[wa + k])), dot(a0, vec4<f32>(w[wb + k])), dot(a0, vec4<f32>(w[wc + k])), dot(a0, vec4<f32>(w[wd + k])));
+    }
+  } else {
+    let x1 = min(1u, rows - 1u) * p.ldx4;
+    let x2 = min(2u, rows - 1u) * p.ldx4;
+    let x3 = min(3u, rows - 1u) * p.ldx4;
+    for (var k = 0u; k < p.K4; k++) {
+      let b0 = vec4<f32>(w[wa + k]);
+      let b1 = vec4<f32>(w[wb + k]);
+      let b2 = vec4<f32>(w[wc + k]);
+      let b3 = vec4<f32>(w[wd + k]);
+      let a0 = x[k];
+      let a1 = x[x1 + k];
+      let a2 = x[x2 + k];
+      let a3 = x[x3 + k];
+      c0 += vec4<f32>(dot(a0, b0), dot(a0, b1), dot(a0, b2), dot(a0, b3));
       c1 += vec4<f32>(dot(a1, b0), dot(a1, b1), dot(a1, b2), dot(a1, b3));
-    }
-    if (rows > 2u) {
-      let a2 = x[2u * p.ldx4 + k];
       c2 += vec4<f32>(dot(a2, b0), dot(a2, b1), dot(a2, b2), dot(a2, b3));
-    }
-    if (rows > 3u) {
-      let a3 = x[3u * p.ldx4 + k];
       c3 += vec4<f32>(dot(a3, b0), dot(a3, b1), dot(a3, b2), dot(a3, b3));
     }
   }
-  c0 = subgroupAdd(c0);
-  c1 = subgroupAdd(c1);
-  c2 = subgroupAdd(c2);
-  c3 = subgroupAdd(c3);
-  if (lane == 0u) {
-    store(0u, n0, c0);
-    if (rows > 1u) { store(1u, n0, c1); }
-    if (rows > 2u) { store(2u, n0, c2); }
-    if (rows > 3u) { store(3u, n0, c3); }
-  }
+  store(0u, n0, c0);
+  if (rows > 1u) { store(1u, n0, c1); }
+  if (rows > 2u) { store(2u, n0, c2); }
+  if (rows > 3u) { store(3u, n0, c3); }
 }

@@ -14,7 +14,7 @@
 //          are overwritten with their probabilities p (scratch space); greedy rows are left alone.
 //   params [S] vec4 f32: (temperature, bitcast<f32>(topK as u32), topP, u) per sequence.
 //   ids    [S] i32 output token ids.
-// Dispatch: (S) workgroups of 256; one sequence per workgroup.
+// Dispatch: (S) workgroups of WG threads (a power of two, substituted by the host); one sequence per workgroup.
 const WG: u32 = 256u;
 
 struct Params { S: u32, vocab: u32, ld: u32 }
@@ -47,7 +47,7 @@ fn reduceCount(lid: u32, value: u32) -> u32 {
   return workgroupUniformLoad(&redI[0]);
 }
 
-@compute @workgroup_size(256)
+@compute @workgroup_size(WG)
 fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
   let s = wid.x;
   let base = s * p.ld;

@@ -33,14 +33,20 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
   let bo = (slot * p.N + n) * p.rs4;
   let vo = t * p.rs4;
   let va = row0 * p.ldv4 + vo;
-  let vb = (row0 + min(1u, count - 1u)) * p.ldv4 + vo;
-  let vc = (row0 + min(2u, count - 1u)) * p.ldv4 + vo;
-  let vd = (row0 + min(3u, count - 1u)) * p.ldv4 + vo;
-  var acc = vec4<f32>(0.0);
   let steps = (rank + 3u) / 4u;
-  for (var j = 0u; j < steps; j++) {
-    let bv = b[bo + j];
-    acc += vec4<f32>(dot(v[va + j], bv), dot(v[vb + j], bv), dot(v[vc + j], bv), dot(v[vd + j], bv));
+  var acc = vec4<f32>(0.0);
+  if (count == 1u) {
+    var s = 0.0;
+    for (var j = 0u; j < steps; j++) { s += dot(v[va + j], b[bo + j]); }
+    acc.x = s;
+  } else {
+    let vb = (row0 + min(1u, count - 1u)) * p.ldv4 + vo;
+    let vc = (row0 + min(2u, count - 1u)) * p.ldv4 + vo;
+    let vd = (row0 + min(3u, count - 1u)) * p.ldv4 + vo;
+    for (var j = 0u; j < steps; j++) {
+      let bv = b[bo + j];
+      acc += vec4<f32>(dot(v[va + j], bv), dot(v[vb + j], bv), dot(v[vc + j], bv), dot(v[vd + j], bv));
+    }
   }
   for (var r = 0u; r < count; r++) { y[(row0 + r) * p.ldy + p.yOff + n] += acc[r]; }
 }

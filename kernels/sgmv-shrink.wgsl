@@ -38,13 +38,20 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
   }
   let ao = (slot * p.J + j) * p.K4;
   let xa = row0 * p.ldx4;
-  let xb = (row0 + min(1u, count - 1u)) * p.ldx4;
-  let xc = (row0 + min(2u, count - 1u)) * p.ldx4;
-  let xd = (row0 + min(3u, count - 1u)) * p.ldx4;
   var acc = vec4<f32>(0.0);
-  for (var k = 0u; k < p.K4; k++) {
-    let av = a[ao + k];
-    acc += vec4<f32>(dot(x[xa + k], av), dot(x[xb + k], av), dot(x[xc + k], av), dot(x[xd + k], av));
+  if (count == 1u) {
+    // A one-row segment (every row of a batch of distinct adapters): no work on absent rows.
+    var s = 0.0;
+    for (var k = 0u; k < p.K4; k++) { s += dot(x[xa + k], a[ao + k]); }
+    acc.x = s;
+  } else {
+    let xb = (row0 + min(1u, count - 1u)) * p.ldx4;
+    let xc = (row0 + min(2u, count - 1u)) * p.ldx4;
+    let xd = (row0 + min(3u, count - 1u)) * p.ldx4;
+    for (var k = 0u; k < p.K4; k++) {
+      let av = a[ao + k];
+      acc += vec4<f32>(dot(x[xa + k], av), dot(x[xb + k], av), dot(x[xc + k], av), dot(x[xd + k], av));
+    }
   }
   for (var r = 0u; r < count; r++) { v[(row0 + r) * p.ldv + j] = acc[r]; }
 }

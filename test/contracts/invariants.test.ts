@@ -85,9 +85,9 @@ const actionArb: fc.Arbitrary<Action> = fc.oneof(
     }),
   },
   { weight: 2, arbitrary: fc.record({ kind: fc.constant("requestWithdraw" as const), payer: fc.nat(2), permille: fc.nat(1100) }) },
-  { weight: 2, arbitrary: fc.record({ kind: fc.constant("withdraw" as const), payer: fc.nat(2) }) },
+  { weight: 3, arbitrary: fc.record({ kind: fc.constant("withdraw" as const), payer: fc.nat(2) }) },
   {
-    weight: 2,
+    weight: 3,
     arbitrary: fc.record({
       kind: fc.constant("time" as const),
       seconds: fc.constantFrom(60n, 3600n, 86400n, 8n * 86400n),
@@ -96,7 +96,7 @@ const actionArb: fc.Arbitrary<Action> = fc.oneof(
   { weight: 1, arbitrary: fc.record({ kind: fc.constant("slash" as const), node: fc.nat(1), amount: wei(60) }) },
   { weight: 1, arbitrary: fc.record({ kind: fc.constant("unstake" as const), node: fc.nat(1), amount: wei(60) }) },
   { weight: 2, arbitrary: fc.record({ kind: fc.constant("stake" as const), node: fc.nat(1), amount: wei(120) }) },
-  { weight: 1, arbitrary: fc.record({ kind: fc.constant("withdrawStake" as const), node: fc.nat(1) }) },
+  { weight: 2, arbitrary: fc.record({ kind: fc.constant("withdrawStake" as const), node: fc.nat(1) }) },
   { weight: 1, arbitrary: fc.constant({ kind: "retire" as const }) },
 );
 
@@ -276,7 +276,7 @@ async function step(m: Model, a: Action): Promise<void> {
         } else batch.push({ sv, validSig: true });
       }
       vouchersSubmitted += batch.length;
-      const r = await tx(m, () =>
+      const r = await tx(m, "settle", () =>
         ch.as(caller).escrow.write.settle([batch.map((b) => b.sv.voucher), batch.map((b) => b.sv.signature)]),
       );
       if (!isActive(m, me)) {

@@ -4,7 +4,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { expect } from "vitest";
 import type { LoraAdapter } from "../../node/engine/adapter/lora.ts";
-import type { Backend, BackendOptions } from "../../node/engine/backend/backend.ts";
+import type { Backend, BackendOptions, SequenceStep } from "../../node/engine/backend/backend.ts";
 import { createCpuBackend } from "../../node/engine/backend/cpu/cpu-backend.ts";
 import { generate } from "../../node/engine/generate.ts";
 import { Engine } from "../../node/engine/runtime/engine.ts";
@@ -33,13 +33,13 @@ export async function makeEngine(options: Partial<BackendOptions> & { scheduler?
   return { engine, backend, dir };
 }
 
-/** A backend that calls `before(n)` ahead of its n-th step (n from 0) and may slow adapter uploads down. */
-export function hooked(inner: Backend, hooks: { before?: (step: number) => void; uploadDelayMs?: number }): Backend {
+/** A backend that calls `before(n, steps)` ahead of its n-th step (n from 0) and may slow adapter uploads down. */
+export function hooked(inner: Backend, hooks: { before?: (step: number, steps: readonly SequenceStep[]) => void; uploadDelayMs?: number }): Backend {
   let n = 0;
   return {
     ...inner,
     async sample(steps, params, uniforms) {
-      hooks.before?.(n++);
+      hooks.before?.(n++, steps);
       return inner.sample(steps, params, uniforms);
     },
     async setAdapter(slot, adapter) {

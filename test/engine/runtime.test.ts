@@ -1,5 +1,6 @@
 import { afterEach, describe, expect, it } from "vitest";
 import type { LoraAdapter } from "../../node/engine/adapter/lora.ts";
+import type { SequenceStep } from "../../node/engine/backend/backend.ts";
 import { InvalidRequestError } from "../../node/engine/errors.ts";
 import type { Engine } from "../../node/engine/runtime/engine.ts";
 import type { RequestStream } from "../../node/engine/runtime/request-stream.ts";
@@ -54,7 +55,12 @@ describe("continuous batching", () => {
     };
     // 30 blocks of 4 positions hold ~120 positions for up to 14 sequences of up to ~80: preemption is certain.
     // 2 slots for 3 adapters: slots are swapped while others run.
-    const { engine } = await engineWith({ numBlocks: 30, blockSize: 4, adapterSlots: 2, wrap: (b) => hooked(b, { before: (n) => submitDue(n) }), scheduler: { maxBatchTokens: 24 } });
+    let mixed = 0; // steps whose rows span the base model and two adapters (SGMV segments)
+    const before = (n: number, steps: readonly SequenceStep[]) => {
+      if (new Set(steps.map((s) => s.slot)).size >= 3) mixed++;
+      submitDue(n);
+    };
+    const { engine } = await engineWith({ numBlocks: 30, blockSize: 4, adapterSlots: 2, wrap: (b) => hooked(b, { before }), scheduler: { maxBatchTokens: 24 } });
     submitDue(0);
     const results: Collected[] = [];
     while (results.length < planned.length) {
@@ -63,6 +69,7 @@ describe("continuous batching", () => {
       submitDue(Infinity); // arrivals after the engine went idle
     }
     expect(engine.stats().preemptions).toBeGreaterThan(0);
+    expect(mixed).toBeGreaterThan(0);
     expect(results.some((r) => r.usage.preemptions > 0)).toBe(true);
     for (const [i, { plan }] of streams.entries()) {
       const alone = await runAlone(plan.adapter, plan);

@@ -1,4 +1,4 @@
-// matmul.wgsl (many rows) and matvec.wgsl (decode, M <= 4) against ops.matmul, on awkward shapes, row-split
+// matmul.wgsl (many rows), matvec.wgsl and matvec-splitk.wgsl (decode, M <= 4) against ops.matmul, on awkward shapes, row-split
 // (chunked) weights, accumulate mode (the fused residual add) and f16 weights.
 // Tolerance: max |gpu - cpu| <= 1e-5 x max |cpu| for f32 weights; 3e-3 for f16 weights (f16 has 11 bits).
 import { afterAll, describe, expect, it } from "vitest";
@@ -11,7 +11,7 @@ import { expectClose, harness, padded, random, unpadded } from "./harness.ts";
 const h = await harness();
 afterAll(() => h.close());
 
-async function gpuLinear(kind: "matmul" | "matvec", M: number, N: number, K: number, o: { f16?: boolean; rowsPerChunk?: number; accumulate?: boolean; seed?: number } = {}) {
+async function gpuLinear(kind: "matmul" | "matvec" | "matvec-splitk", M: number, N: number, K: number, o: { f16?: boolean; rowsPerChunk?: number; accumulate?: boolean; seed?: number } = {}) {
   const seed = o.seed ?? M * 1000 + N * 10 + K;
   const x = random(M * K, seed);
   const w = random(N * K, seed + 1);
@@ -29,7 +29,8 @@ async function gpuLinear(kind: "matmul" | "matvec", M: number, N: number, K: num
   await h.run(matrix.chunks.map((c) => ({ kernel: kind, variant: { f16: o.f16 }, buffers: [xb, c.buffer, yb] })), (enc, sites) => {
     matrix.chunks.forEach((c, i) => {
       const args = { M, N: c.rows, K4: matrix.K4, ldx4: ld / 4, ldy, yOff: yOff + c.rowStart, accumulate: Boolean(o.accumulate) };
-      if (kind === "matvec") op.matvec(enc, sites[i], args, h.ctx.maxSubgroup);
+      if (kind === "matvec") op.matvec(enc, sites[i], args);
+      else if (kind === "matvec-splitk") op.matvecSplitK(enc, sites[i], args, h.ctx.maxSubgroup);
       else op.matmul(enc, sites[i], args);
     });
   });
@@ -66,23 +67,31 @@ describe("matmul.wgsl", () => {
   });
 });
 
-describe("matvec.wgsl", () => {
-  const shapes: [number, number, number][] = [[1, 1, 1], [1, 7, 5], [2, 64, 64], [3, 131, 173], [4, 33, 258], [1, 512, 64]];
-  for (const [M, N, K] of shapes) {
-    it(`M ${M}, N ${N}, K ${K}`, async (t) => {
-      if (!h.ctx.hasSubgroups) t.skip();
-      const r = await gpuLinear("matvec", M, N, K);
-      expectClose(r.actual, r.expected, 1e-5);
+for (const kind of ["matvec", "matvec-splitk"] as const) {
+  describe(`${kind}.wgsl`, () => {
+    const needs = kind === "matvec-splitk";
+    const shapes: [number, number, number][] = [[1, 1, 1], [1, 7, 5], [2, 64, 64], [3, 131, 173], [4, 33, 258], [1, 512, 64]];
+    for (const [M, N, K] of shapes) {
+      it(`M ${M}, N ${N}, K ${K}`, async (t) => {
+        if (needs && !h.ctx.hasSubgroups) t.skip();
+        const r = await gpuLinear(kind, M, N, K);
+        expectClose(r.actual, r.expected, 1e-5);
+      });
+    }
+    it("row chunks, accumulate, f16", async (t) => {
+      if ((needs && !h.ctx.hasSubgroups) || !h.ctx.hasF16) t.skip();
+      const a = await gpuLinear(kind, 4, 45, 19, { rowsPerChunk: 10, accumulate: true });
+      expectClose(a.actual, a.expected, 1e-5);
+      const b = await gpuLinear(kind, 2, 45, 19, { rowsPerChunk: 10, f16: true });
+      expectClose(b.actual, b.expected, 3e-3);
     });
-  }
-  it("row chunks, accumulate, f16", async (t) => {
-    if (!h.ctx.hasSubgroups || !h.ctx.hasF16) t.skip();
-    const a = await gpuLinear("matvec", 4, 45, 19, { rowsPerChunk: 10, accumulate: true });
-    expectClose(a.actual, a.expected, 1e-5);
-    const b = await gpuLinear("matvec", 2, 45, 19, { rowsPerChunk: 10, f16: true });
-    expectClose(b.actual, b.expected, 3e-3);
   });
+}
+
+describe("matvec host side", () => {
   it("rejects more than 4 rows", () => {
-    expect(() => op.matvec(null as never, null as never, { M: 5, N: 1, K4: 1, ldx4: 1, ldy: 1, yOff: 0, accumulate: false }, 8)).toThrow(RangeError);
+    const a = { M: 5, N: 1, K4: 1, ldx4: 1, ldy: 1, yOff: 0, accumulate: false };
+    expect(() => op.matvec(null as never, null as never, a)).toThrow(RangeError);
+    expect(() => op.matvecSplitK(null as never, null as never, a, 8)).toThrow(RangeError);
   });
 });

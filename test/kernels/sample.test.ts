@@ -3,7 +3,7 @@
 // Greedy must match exactly. A sampled id must be what sampleToken picks for the same draw u, or, where u lies
 // within 1e-4 of a boundary between two tokens (the GPU sums probabilities in f32, the reference in f64), for
 // u +- 1e-4.
-import { afterAll, describe, expect, it } from "vitest";
+import { afterAll, beforeEach, describe, expect, it } from "vitest";
 import type { SamplingParams } from "../../node/engine/backend/backend.ts";
 import * as op from "../../node/engine/backend/webgpu/ops.ts";
 import { createRng } from "../../node/engine/sampling/rng.ts";
@@ -12,6 +12,8 @@ import { harness, random } from "./harness.ts";
 
 const h = await harness();
 afterAll(() => h.close());
+
+let WG = 256;
 
 async function gpuSample(logits: Float32Array[], params: SamplingParams[], u: number[]): Promise<Int32Array> {
   const vocab = logits[0].length;
@@ -27,7 +29,7 @@ async function gpuSample(logits: Float32Array[], params: SamplingParams[], u: nu
     sp[s * 4 + 3] = u[s];
   });
   const ids = h.buffer(S * 4);
-  await h.run([{ kernel: "sample", buffers: [h.buffer(data), h.buffer(sp), ids] }], (enc, [site]) => op.sample(enc, site, { S, vocab, ld: vocab }));
+  await h.run([{ kernel: "sample", variant: { constants: { WG } }, buffers: [h.buffer(data), h.buffer(sp), ids] }], (enc, [site]) => op.sample(enc, site, { S, vocab, ld: vocab }));
   return h.readI32(ids, S);
 }
 
@@ -35,7 +37,10 @@ function accept(got: number, logits: Float32Array, p: SamplingParams, u: number)
   return [u, Math.max(0, u - 1e-4), Math.min(0.99999994, u + 1e-4)].some((w) => sampleToken(logits, p, w) === got);
 }
 
-describe("sample.wgsl", () => {
+for (const wg of [256, 64]) describe(`sample.wgsl, workgroups of ${wg}`, () => {
+  beforeEach(() => {
+    WG = wg;
+  });
   it("greedy: the argmax, lowest id among ties, anywhere in the row", async () => {
     const rows: Float32Array[] = [];
     const vocab = 300;

@@ -6,7 +6,7 @@ import { fileURLToPath } from "node:url";
 const kernelDir = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../../../../kernels");
 
 export type KernelName =
-  | "embed" | "rmsnorm" | "matmul" | "matvec" | "rope" | "kv-store" | "attention" | "swiglu"
+  | "embed" | "rmsnorm" | "matmul" | "matvec" | "matvec-splitk" | "rope" | "kv-store" | "attention" | "swiglu"
   | "sgmv-shrink" | "sgmv-expand" | "sample";
 
 /** How a kernel's source is specialized: f16 weights, and `const NAME = value;` constants. */

@@ -25,8 +25,14 @@ export function matmul(enc: StepEncoder, site: Site, a: LinearArgs): void {
   enc.dispatch(site, [a.M, a.N, a.K4, a.ldx4, a.ldy, a.yOff, a.accumulate ? 1 : 0], [], cdiv(cdiv(a.N, 4), 64), cdiv(a.M, 4));
 }
 
-/** matvec.wgsl: M <= 4 rows, split along K across a subgroup of at most maxSubgroup lanes. */
-export function matvec(enc: StepEncoder, site: Site, a: LinearArgs, maxSubgroup: number): void {
+/** matvec.wgsl: M <= 4 rows, 4 outputs per invocation (the portable variant). */
+export function matvec(enc: StepEncoder, site: Site, a: LinearArgs): void {
+  if (a.M > 4) throw new RangeError(`matvec takes at most 4 rows, got ${a.M}`);
+  enc.dispatch(site, [a.M, a.N, a.K4, a.ldx4, a.ldy, a.yOff, a.accumulate ? 1 : 0], [], cdiv(cdiv(a.N, 4), 64));
+}
+
+/** matvec-splitk.wgsl: M <= 4 rows, split along K across a subgroup of at most maxSubgroup lanes. */
+export function matvecSplitK(enc: StepEncoder, site: Site, a: LinearArgs, maxSubgroup: number): void {
   if (a.M > 4) throw new RangeError(`matvec takes at most 4 rows, got ${a.M}`);
   const perWorkgroup = Math.max(1, Math.floor(64 / maxSubgroup));
   enc.dispatch(site, [a.M, a.N, a.K4, a.ldx4, a.ldy, a.yOff, a.accumulate ? 1 : 0], [], cdiv(cdiv(a.N, 4), perWorkgroup));

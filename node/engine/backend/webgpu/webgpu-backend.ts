@@ -28,8 +28,11 @@ export interface WebGpuBackendOptions extends BackendOptions {
   f16?: boolean;
   /** Rows per pass (activation capacity); default 256, lowered to fit the binding limit. */
   maxRowsPerPass?: number;
-  /** Use matvec.wgsl for steps of at most 4 rows (default: when the device has subgroups). */
-  matvec?: boolean;
+  /**
+   * The kernel for steps of at most 4 rows: "portable" (matvec.wgsl), "splitk" (matvec-splitk.wgsl, needs
+   * subgroups) or "matmul". Default: splitk on hardware adapters with subgroups, portable otherwise (lavapipe).
+   */
+  matvec?: "portable" | "splitk" | "matmul";
 }
 
 /** True when WebGPU finds an adapter (a GPU or the software Vulkan driver). Never throws. */
@@ -103,7 +106,8 @@ async function build(weights: ModelWeights, options: WebGpuBackendOptions, ctx: 
   device.pushErrorScope("validation");
   device.pushErrorScope("out-of-memory");
   const f16 = ctx.hasF16;
-  const useMatvec = (options.matvec ?? true) && ctx.hasSubgroups;
+  let matvecKind = options.matvec ?? (ctx.hasSubgroups && !ctx.isFallback ? "splitk" : "portable");
+  if (matvecKind === "splitk" && !ctx.hasSubgroups) matvecKind = "portable";
   const pipelines = new Pipelines(device);
   const arena = new ParamArena(device);
   let memoryBytes = 0;
@@ -175,7 +179,7 @@ async function build(weights: ModelWeights, options: WebGpuBackendOptions, ctx: 
   // Pipelines and sites.
   const wv = { f16 };
   const pMatmul = pipelines.get("matmul", wv);
-  const pMatvec = useMatvec ? pipelines.get("matvec", wv) : null;
+  const pMatvec = matvecKind === "matmul" ? null : pipelines.get(matvecKind === "splitk" ? "matvec-splitk" : "matvec", wv);
   const pNorm = pipelines.get("rmsnorm");
   const linear = (label: string, matrix: DeviceMatrix, input: GPUBuffer, output: GPUBuffer): LinearSites => ({
     matrix,
@@ -228,7 +232,8 @@ async function build(weights: ModelWeights, options: WebGpuBackendOptions, ctx: 
   });
   const finalNormSite = arena.define("finalNorm", pNorm, [x, finalNorm, lastRowsBuf, last]);
   const logitSites = linear("classifier", classifier, last, logits);
-  const sampleSite = arena.define("sample", pipelines.get("sample"), [logits, sampleBuf, ids]);
+  // Fewer threads on CPU-emulated devices, where each workgroup barrier switches between all of them.
+  const sampleSite = arena.define("sample", pipelines.get("sample", { constants: { WG: ctx.isFallback ? 64 : 256 } }), [logits, sampleBuf, ids]);
   arena.finish();
   memoryBytes += arena.byteLength;
   const oom = await device.popErrorScope();
@@ -250,7 +255,10 @@ async function build(weights: ModelWeights, options: WebGpuBackendOptions, ctx: 
     const { matrix } = sites;
     matrix.chunks.forEach((chunk, i) => {
       const args: op.LinearArgs = { M, N: chunk.rows, K4: matrix.K4, ldx4: ldx / 4, ldy, yOff: chunk.rowStart, accumulate };
-      if (sites.matvec && M <= 4) op.matvec(enc, sites.matvec[i], args, ctx.maxSubgroup);
+      if (sites.matvec && M <= 4) {
+        if (matvecKind === "splitk") op.matvecSplitK(enc, sites.matvec[i], args, ctx.maxSubgroup);
+        else op.matvec(enc, sites.matvec[i], args);
+      }
       else op.matmul(enc, sites.matmul[i], args);
     });
   };

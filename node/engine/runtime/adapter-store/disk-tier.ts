@@ -94,6 +94,11 @@ export class DiskTier {
     this.#bytes += size;
   }
 
+  /** The file that holds (or would hold) an adapter. */
+  pathOf(id: string): string {
+    return this.#file(id);
+  }
+
   #file(id: string): string {
     return join(this.dir, id.slice(2) + SUFFIX);
   }

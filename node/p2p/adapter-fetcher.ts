@@ -1,0 +1,140 @@
+// Getting an adapter this node lacks: ask AdapterRegistry (registered? retired? rank?), then the peers that
+// announce it, best first (routing.ts), streaming at most the size that rank allows on our model; the bytes must
+// hash to the id; then they go into the engine's disk tier. A peer that sends bad bytes is banned from the
+// table and the next one is tried.
+import type { Hex } from "viem";
+import type { ModelConfig } from "../engine/model/config.ts";
+import { LINEAR_TARGETS, projectionShape } from "../engine/model/config.ts";
+import { fetchAdapterFrom, FetchError } from "./adapter-protocol.ts";
+import type { AdapterRegistryView } from "./adapter-registry.ts";
+import { Emitter } from "./events.ts";
+import type { P2pHost } from "./host.ts";
+import type { PeerTable } from "./peer-table.ts";
+import { rankCandidates, withFailover } from "./routing.ts";
+
+/** Where fetched adapters go: the engine (Engine.adapters.has / Engine.addAdapter). */
+export interface AdapterSink {
+  has(id: string): boolean;
+  /** Decodes, checks against the model and stores the canonical bytes; throws when they do not fit. */
+  add(bytes: Uint8Array): Promise<unknown>;
+}
+
+/**
+ * The most bytes a canonical encoding of a rank-`rank` adapter can take on this model (every layer, all seven
+ * targets), with a generous bound for the JSON header: anything longer is not such an adapter.
+ */
+export function canonicalSizeLimit(config: ModelConfig, rank: number): number {
+  let perLayer = 0;
+  for (const target of LINEAR_TARGETS) {
+    const { inDim, outDim } = projectionShape(config, target);
+    perLayer += 4 * rank * (inDim + outDim);
+  }
+  return 12 + 1024 + 64 * LINEAR_TARGETS.length * config.nLayers + perLayer * config.nLayers;
+}
+
+export type AdapterUnavailableReason = "unregistered" | "retired" | "rank" | "no-peers" | "all-failed" | "rejected";
+
+export class AdapterUnavailableError extends Error {
+  override name = "AdapterUnavailableError";
+  readonly adapterId: string;
+  readonly reason: AdapterUnavailableReason;
+
+  constructor(adapterId: string, reason: AdapterUnavailableReason, message: string, options?: { cause?: unknown }) {
+    super(`adapter ${adapterId}: ${message}`, options);
+    this.adapterId = adapterId;
+    this.reason = reason;
+  }
+}
+
+export interface FetchedAdapter {
+  id: string;
+  /** The peer it came from, or null when it was already here. */
+  from: string | null;
+  bytes: number;
+  ms: number;
+}
+
+export interface AdapterFetcherEvents {
+  fetched: FetchedAdapter;
+  /** One peer failed; `banned` when it was its fault. */
+  failed: { id: string; peerId: string; code: string; message: string; banned: boolean };
+}
+
+export interface AdapterFetcherOptions {
+  host: P2pHost;
+  table: PeerTable;
+  registry: AdapterRegistryView;
+  sink: AdapterSink;
+  /** The model adapters must fit: bounds the accepted size by rank. */
+  model: ModelConfig;
+  /** Largest rank the engine's slots take; higher ones are refused before any fetch. */
+  maxRank: number;
+  /** How long a peer that sent bad bytes stays banned. Default 10 min. */
+  banMs?: number;
+  /** Per-peer fetch time bound. Default 60 s. */
+  timeoutMs?: number;
+}
+
+export class AdapterFetcher extends Emitter<AdapterFetcherEvents> {
+  #o: AdapterFetcherOptions;
+  #inFlight = new Map<string, Promise<FetchedAdapter>>();
+
+  constructor(options: AdapterFetcherOptions) {
+    super();
+    this.#o = options;
+  }
+
+  /** Makes the adapter present in the sink, fetching it when needed; concurrent calls for one id share a fetch. */
+  ensure(id: string, options: { signal?: AbortSignal } = {}): Promise<FetchedAdapter> {
+    if (this.#o.sink.has(id)) return Promise.resolve({ id, from: null, bytes: 0, ms: 0 });
+    let pending = this.#inFlight.get(id);
+    if (!pending) {
+      pending = this.#fetch(id, options.signal).finally(() => this.#inFlight.delete(id));
+      this.#inFlight.set(id, pending);
+    }
+    return pending;
+  }
+
+  async #fetch(id: string, signal?: AbortSignal): Promise<FetchedAdapter> {
+    const started = performance.now();
+    if (!/^0x[0-9a-f]{64}$/.test(id)) throw new AdapterUnavailableError(id, "unregistered", "is not an adapter id");
+    const record = await this.#o.registry.lookup(id as Hex);
+    if (!record.registered) throw new AdapterUnavailableError(id, "unregistered", "is not registered in AdapterRegistry");
+    if (record.retired) throw new AdapterUnavailableError(id, "retired", "is retired in AdapterRegistry");
+    if (record.rank > this.#o.maxRank) throw new AdapterUnavailableError(id, "rank", `rank ${record.rank} exceeds the slots' ${this.#o.maxRank}`);
+    const maxBytes = canonicalSizeLimit(this.#o.model, record.rank);
+    const self = this.#o.host.peerId.toString();
+    const candidates = rankCandidates(
+      this.#o.table.withAdapter(id).filter((e) => !e.local && e.peerId !== self && !this.#o.table.isBanned(e.peerId)),
+      id,
+    );
+    if (candidates.length === 0) throw new AdapterUnavailableError(id, "no-peers", "no live peer announces it");
+    let from = "";
+    const bytes = await withFailover(candidates, `adapter ${id}`, async (c) => {
+      from = c.peerId;
+      return fetchAdapterFrom(this.#o.host, { peerId: c.peerId, multiaddrs: c.announcement.multiaddrs }, id, {
+        maxBytes, timeoutMs: this.#o.timeoutMs, signal,
+      });
+    }, {
+      signal,
+      onError: (c, error) => {
+        const fault = error instanceof FetchError && error.peerFault;
+        if (fault) this.#o.table.ban(c.peerId, this.#o.banMs ?? 600_000, `adapter ${id}: ${(error as Error).message}`);
+        this.emit("failed", { id, peerId: c.peerId, code: error instanceof FetchError ? error.code : "error", message: (error as Error).message, banned: fault });
+      },
+    }).catch((error: unknown) => {
+      if (signal?.aborted) throw error;
+      throw new AdapterUnavailableError(id, "all-failed", (error as Error).message, { cause: error });
+    });
+    // The bytes hash to a registered id, so they are what its owner registered; if the engine still refuses
+    // them (another model's shape), no peer is at fault.
+    try {
+      await this.#o.sink.add(bytes);
+    } catch (error) {
+      throw new AdapterUnavailableError(id, "rejected", `the engine refused it: ${(error as Error).message}`, { cause: error });
+    }
+    const result = { id, from, bytes: bytes.length, ms: performance.now() - started };
+    this.emit("fetched", result);
+    return result;
+  }
+}

@@ -1,0 +1,129 @@
+// /openlora/adapter/1: one adapter's canonical bytes, by id, from one peer.
+//   client -> { id }
+//   server -> { ok: true, size } then the bytes in frames of at most 1 MiB, then it closes
+//          |  { ok: false, error: "not-found" | "bad-request", message }
+// The client refuses a size over its limit before reading a byte, hashes while it reads, and checks the sha256
+// against the id: a peer cannot make it keep bytes that are not the adapter it asked for.
+import { createHash } from "node:crypto";
+import type { Stream } from "@libp2p/interface";
+import { deadline, frames, ProtocolError, readFrame, readJson, writeJson } from "./frames.ts";
+import type { P2pHost, PeerAddress } from "./host.ts";
+
+export const ADAPTER_PROTOCOL = "/openlora/adapter/1";
+const MAX_CONTROL_FRAME = 4096;
+const MAX_CHUNK = 1 << 20;
+const ADAPTER_ID = /^0x[0-9a-f]{64}$/;
+
+/** Where a node serves adapter bytes from (its disk tier). */
+export interface AdapterBytesSource {
+  /** The canonical bytes of the adapter, or null when this node does not hold it. */
+  read(id: string): Promise<Uint8Array | null>;
+}
+
+export interface ServeAdaptersOptions {
+  /** Bytes per data frame. Default 256 KiB. */
+  chunkBytes?: number;
+  /** Concurrent inbound fetch streams per connection. Default 8. */
+  maxInboundStreams?: number;
+  /** Time a client has to send its request. Default 10 s. */
+  requestTimeoutMs?: number;
+}
+
+/** Registers the server side on the host. */
+export async function serveAdapters(host: P2pHost, source: AdapterBytesSource, options: ServeAdaptersOptions = {}): Promise<void> {
+  const chunkBytes = Math.min(options.chunkBytes ?? 256 * 1024, MAX_CHUNK);
+  const requestTimeoutMs = options.requestTimeoutMs ?? 10_000;
+  await host.handle(ADAPTER_PROTOCOL, (stream) => {
+    serveOne(stream, source, chunkBytes, requestTimeoutMs).catch((error) => stream.abort(error as Error));
+  }, { maxInboundStreams: options.maxInboundStreams ?? 8 });
+}
+
+async function serveOne(stream: Stream, source: AdapterBytesSource, chunkBytes: number, requestTimeoutMs: number): Promise<void> {
+  const lp = frames(stream, MAX_CONTROL_FRAME);
+  const request = await readJson(lp, { signal: deadline(requestTimeoutMs) });
+  const id = request.id;
+  if (typeof id !== "string" || !ADAPTER_ID.test(id)) {
+    await writeJson(lp, { ok: false, error: "bad-request", message: "id must be 0x and 64 lowercase hex digits" });
+    await stream.close();
+    return;
+  }
+  const bytes = await source.read(id);
+  if (!bytes) {
+    await writeJson(lp, { ok: false, error: "not-found", message: `${id} is not held here` });
+    await stream.close();
+    return;
+  }
+  await writeJson(lp, { ok: true, size: bytes.length });
+  for (let at = 0; at < bytes.length; at += chunkBytes) await lp.write(bytes.subarray(at, at + chunkBytes));
+  await stream.close();
+}
+
+export type FetchErrorCode = "not-found" | "too-large" | "bad-bytes" | "protocol" | "network" | "timeout";
+
+export class FetchError extends Error {
+  override name = "FetchError";
+  readonly code: FetchErrorCode;
+  readonly peerId: string;
+
+  constructor(peerId: string, code: FetchErrorCode, message: string) {
+    super(`adapter fetch from ${peerId}: ${message}`);
+    this.code = code;
+    this.peerId = peerId;
+  }
+
+  /** The peer misbehaved (sent bytes that are not the adapter, or broke the protocol): stop trusting it. */
+  get peerFault(): boolean {
+    return this.code === "bad-bytes" || this.code === "too-large" || this.code === "protocol";
+  }
+}
+
+export interface FetchOptions {
+  /** Largest acceptable size in bytes (from the registry's metadata). */
+  maxBytes: number;
+  /** Whole-fetch time bound. Default 60 s. */
+  timeoutMs?: number;
+  signal?: AbortSignal;
+}
+
+/** Fetches and verifies one adapter from one peer; throws FetchError. */
+export async function fetchAdapterFrom(host: P2pHost, peer: PeerAddress, id: string, options: FetchOptions): Promise<Uint8Array> {
+  const signal = deadline(options.timeoutMs ?? 60_000, options.signal);
+  const fail = (code: FetchErrorCode, message: string): never => { throw new FetchError(peer.peerId, code, message); };
+  let stream: Stream | undefined;
+  try {
+    stream = await host.openStream(peer, ADAPTER_PROTOCOL, { signal });
+    // Everything up to maxBytes may arrive ahead of the reader (yamux windows grow): let the buffer hold it.
+    const lp = frames(stream, MAX_CHUNK, options.maxBytes + 2 * MAX_CHUNK);
+    await writeJson(lp, { id }, { signal });
+    const header = await readJson(lp, { signal });
+    if (header.ok !== true) {
+      return fail(header.error === "not-found" ? "not-found" : "protocol", String(header.message ?? header.error ?? "refused"));
+    }
+    const size = header.size;
+    if (!Number.isSafeInteger(size) || (size as number) <= 0) return fail("protocol", `bad size ${JSON.stringify(size)}`);
+    if ((size as number) > options.maxBytes) return fail("too-large", `${size} bytes, the limit is ${options.maxBytes}`);
+    const out = new Uint8Array(size as number);
+    const hash = createHash("sha256");
+    let at = 0;
+    while (at < out.length) {
+      const chunk = await readFrame(lp, { signal });
+      if (at + chunk.length > out.length) return fail("bad-bytes", `more than the announced ${out.length} bytes`);
+      out.set(chunk, at);
+      hash.update(chunk);
+      at += chunk.length;
+    }
+    const got = "0x" + hash.digest("hex");
+    if (got !== id) return fail("bad-bytes", `sha256 is ${got}`);
+    await stream.close({ signal }).catch(() => {});
+    return out;
+  } catch (error) {
+    stream?.abort(error as Error);
+    if (error instanceof FetchError) throw error;
+    if (error instanceof ProtocolError) throw new FetchError(peer.peerId, "protocol", error.message);
+    if (signal.aborted) {
+      if (options.signal?.aborted) throw options.signal.reason;
+      throw new FetchError(peer.peerId, "timeout", `no adapter within ${options.timeoutMs ?? 60_000} ms`);
+    }
+    throw new FetchError(peer.peerId, "network", (error as Error).message);
+  }
+}

@@ -1,0 +1,81 @@
+// Routing: which peer should serve a request (or send an adapter). Among live announcements that hold the
+// adapter, prefer tier gpu, then host, then disk (no load to wait for), then the shorter queue, then the lower
+// price; on failure, the next one. Used by nodes (adapter fetch, forwarding) and by the client SDK.
+import type { Announcement, Tier } from "./announcement.ts";
+import type { PeerEntry } from "./peer-table.ts";
+
+const TIER_ORDER: Record<Tier, number> = { gpu: 0, host: 1, disk: 2 };
+
+export interface Candidate {
+  peerId: string;
+  announcement: Announcement;
+  /** The adapter's tier at that peer; null for a base-model request. */
+  tier: Tier | null;
+}
+
+/**
+ * Ranks the peers able to serve `adapterId` (null: the base model, which every node serves), best first.
+ * Ties end in peer id order so that the ranking is the same everywhere.
+ */
+export function rankCandidates(entries: Iterable<PeerEntry | Announcement>, adapterId: string | null): Candidate[] {
+  const out: Candidate[] = [];
+  for (const e of entries) {
+    const announcement = "announcement" in e ? e.announcement : e;
+    const tier = adapterId === null ? null : announcement.adapters.find((a) => a.id === adapterId)?.tier;
+    if (tier === undefined) continue;
+    out.push({ peerId: announcement.peerId, announcement, tier });
+  }
+  return out.sort(compareCandidates);
+}
+
+export function compareCandidates(a: Candidate, b: Candidate): number {
+  const tier = (a.tier === null ? 0 : TIER_ORDER[a.tier]) - (b.tier === null ? 0 : TIER_ORDER[b.tier]);
+  if (tier !== 0) return tier;
+  const queue = a.announcement.queueDepth - b.announcement.queueDepth;
+  if (queue !== 0) return queue;
+  const price = a.announcement.pricePerToken - b.announcement.pricePerToken;
+  if (price !== 0n) return price < 0n ? -1 : 1;
+  return a.peerId < b.peerId ? -1 : a.peerId > b.peerId ? 1 : 0;
+}
+
+export interface Attempt {
+  peerId: string;
+  error: unknown;
+}
+
+/** Every candidate failed (or there was none). */
+export class NoRouteError extends Error {
+  override name = "NoRouteError";
+  readonly attempts: Attempt[];
+
+  constructor(what: string, attempts: Attempt[]) {
+    super(attempts.length === 0
+      ? `no live peer offers ${what}`
+      : `every peer offering ${what} failed: ${attempts.map((a) => `${a.peerId}: ${(a.error as Error)?.message ?? String(a.error)}`).join("; ")}`);
+    this.attempts = attempts;
+  }
+}
+
+/**
+ * Tries `attempt` on each candidate in order until one succeeds. An abort of `signal` ends the search at once
+ * (the caller gave up; trying the next peer would be wrong). `onError` sees each failure (to ban, to log).
+ */
+export async function withFailover<T>(
+  candidates: readonly Candidate[],
+  what: string,
+  attempt: (candidate: Candidate) => Promise<T>,
+  options: { signal?: AbortSignal; onError?: (candidate: Candidate, error: unknown) => void } = {},
+): Promise<T> {
+  const attempts: Attempt[] = [];
+  for (const candidate of candidates) {
+    options.signal?.throwIfAborted();
+    try {
+      return await attempt(candidate);
+    } catch (error) {
+      if (options.signal?.aborted) throw options.signal.reason;
+      attempts.push({ peerId: candidate.peerId, error });
+      options.onError?.(candidate, error);
+    }
+  }
+  throw new NoRouteError(what, attempts);
+}

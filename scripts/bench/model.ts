@@ -1,0 +1,54 @@
+// The benchmark's backbone: a random-weight model of a named shape, generated once (as `openlora model new`
+// does) and cached under .cache/bench/, or any model file the user names.
+import { existsSync, mkdirSync } from "node:fs";
+import { join } from "node:path";
+import { writeGgufModel } from "../../node/engine/formats/gguf-write.ts";
+import { loadModel } from "../../node/engine/formats/load-model.ts";
+import { randomModelInput } from "../../node/engine/formats/random-model.ts";
+import type { ModelConfig } from "../../node/engine/model/config.ts";
+import type { LoadedModel } from "../../node/engine/model/weights.ts";
+
+export interface Shape {
+  layers: number;
+  dim: number;
+  hidden: number;
+  heads: number;
+  kvHeads: number;
+  vocab: number;
+  context: number;
+}
+
+/** The shapes the benchmark knows by name. */
+export const SHAPES: Record<string, Shape> = {
+  /** --quick: small enough for the whole suite in well under a minute on two cores. */
+  quick: { layers: 4, dim: 256, hidden: 688, heads: 4, kvHeads: 4, vocab: 4096, context: 512 },
+  /** The default: the issue's 12-layer, dim-768 shape (GPT-2-small class). */
+  default: { layers: 12, dim: 768, hidden: 2048, heads: 12, kvHeads: 12, vocab: 32000, context: 1024 },
+  /** The 1B class (TinyLlama-like) for a real GPU. */
+  "1b": { layers: 16, dim: 2048, hidden: 5632, heads: 32, kvHeads: 8, vocab: 32000, context: 2048 },
+};
+
+export function shapeConfig(shape: Shape): ModelConfig {
+  return {
+    dim: shape.dim, hiddenDim: shape.hidden, nLayers: shape.layers, nHeads: shape.heads, nKvHeads: shape.kvHeads,
+    headDim: shape.dim / shape.heads, vocabSize: shape.vocab, maxSeqLen: shape.context, normEps: 1e-5, ropeTheta: 10000,
+  };
+}
+
+/** Loads `path`, or the cached random model of `shapeName` (writing it first when missing). */
+export async function benchModel(root: string, shapeName: string, path: string | undefined, log: (line: string) => void): Promise<LoadedModel> {
+  if (path) return loadModel(path);
+  const shape = SHAPES[shapeName];
+  if (!shape) throw new Error(`unknown shape "${shapeName}" (known: ${Object.keys(SHAPES).join(", ")})`);
+  const dir = join(root, ".cache", "bench");
+  mkdirSync(dir, { recursive: true });
+  const name = `random-${shape.layers}x${shape.dim}-h${shape.hidden}-kv${shape.kvHeads}-v${shape.vocab}`;
+  const file = join(dir, `${name}.gguf`);
+  if (!existsSync(file)) {
+    const started = performance.now();
+    // f16 on disk halves the file; the loader widens it to f32, so the figures are those of an f32 model.
+    writeGgufModel(file, randomModelInput(shapeConfig(shape), 0, {}, name), { dtype: "f16" });
+    log(`generated ${file} in ${((performance.now() - started) / 1000).toFixed(1)} s`);
+  }
+  return loadModel(file);
+}

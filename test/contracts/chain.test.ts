@@ -1,0 +1,189 @@
+// node/chain: generated bindings are current; the TypeScript EIP-712 voucher code matches the contract (a TS-signed
+// voucher settles, a tampered one is skipped, digests and domain agree); the keystore; deployment files and
+// scripts/deploy.ts on the in-process network.
+import { mkdtemp, readFile, rm, stat } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import {
+  createWalletClient,
+  custom,
+  domainSeparator,
+  keccak256,
+  parseSignature,
+  recoverTypedDataAddress,
+  toHex,
+  type Hex,
+} from "viem";
+import { mnemonicToAccount, privateKeyToAccount } from "viem/accounts";
+import { bindingsUpToDate } from "../../node/chain/generate.ts";
+import { loadDeployment, saveDeployment } from "../../node/chain/contracts.ts";
+import {
+  hashVoucher,
+  recoverVoucherSigner,
+  signVoucher,
+  verifyVoucher,
+  voucherDomain,
+  voucherTypes,
+  type Voucher,
+} from "../../node/chain/voucher.ts";
+import {
+  createKeystore,
+  importKeystore,
+  KeystoreError,
+  loadKeystore,
+  readKeystoreFile,
+  writeKeystoreFile,
+} from "../../node/chain/keystore.ts";
+import { deploy } from "../../scripts/deploy.ts";
+import { createChain, E, type Chain } from "./fixture.ts";
+
+let ch: Chain;
+let X: Hex;
+let tmp: string;
+beforeAll(async () => {
+  ch = await createChain();
+  await ch.stakeNode(ch.nodeA, E(100));
+  X = await ch.registerAdapter(ch.adapterOwner, "chain-X", [ch.c1.account.address], [10000]);
+  tmp = await mkdtemp(join(tmpdir(), "openlora-chain-"));
+});
+afterAll(async () => {
+  await rm(tmp, { recursive: true, force: true });
+});
+
+describe("generated bindings", () => {
+  it("node/chain/abi.ts and bytecode.ts match the current artifacts", () => {
+    // If this fails: bash scripts/run.sh node node/chain/generate.ts
+    expect(bindingsUpToDate()).toBe(true);
+  });
+});
+
+describe("EIP-712 vouchers: TypeScript against the contract", () => {
+  const key = keccak256(toHex("openlora test payer"));
+  const local = privateKeyToAccount(key);
+
+  it("the domain and the digest equal the contract's", async () => {
+    expect(await ch.read.escrow.read.DOMAIN_SEPARATOR()).toBe(domainSeparator({ domain: voucherDomain(ch.domain) }));
+    const [, name, version, chainId, verifyingContract] = await ch.read.escrow.read.eip712Domain();
+    expect({ name, version, chainId, verifyingContract }).toEqual(voucherDomain(ch.domain));
+    expect(await ch.read.escrow.read.VOUCHER_TYPEHASH()).toBe(
+      keccak256(toHex("Voucher(address payer,address node,bytes32 adapterId,uint256 cumulativeAmount)")),
+    );
+    for (const amount of [1n, E(3) + 7n, 2n ** 255n]) {
+      const v: Voucher = { payer: local.address, node: ch.nodeA.account.address, adapterId: X, cumulativeAmount: amount };
+      expect(await ch.read.escrow.read.hashVoucher([v])).toBe(hashVoucher(v, ch.domain));
+    }
+    expect(voucherTypes.Voucher.map((f) => f.name)).toEqual(["payer", "node", "adapterId", "cumulativeAmount"]);
+  });
+
+  it("a voucher signed in TS by a local key settles; a tampered one is skipped", async () => {
+    // the payer is a plain private key, as the SDK will hold it
+    await ch.testClient.setBalance({ address: local.address, value: E(1) });
+    const payer = createWalletClient({ account: local, chain: ch.publicClient.chain, transport: custom(ch.conn.provider) });
+    await ch.fund(local.address, E(10));
+    const escrow = ch.deployment.contracts.InferenceEscrow;
+    const asPayer = (await import("../../node/chain/contracts.ts")).getContracts({ public: ch.publicClient, wallet: payer }, ch.deployment.contracts);
+    await ch.wait(asPayer.token.write.approve([escrow, E(10)]));
+    await ch.wait(asPayer.escrow.write.deposit([E(10)]));
+
+    const v: Voucher = { payer: local.address, node: ch.nodeA.account.address, adapterId: X, cumulativeAmount: E(4) };
+    const signature = await signVoucher(local, v, ch.domain);
+    expect(await verifyVoucher(v, signature, ch.domain)).toBe(true);
+    const tampered: Voucher = { ...v, cumulativeAmount: E(5) };
+    expect(await verifyVoucher(tampered, signature, ch.domain)).toBe(false);
+
+    const r = await ch.settle(ch.nodeA, [
+      { voucher: tampered, signature },
+      { voucher: v, signature },
+    ]);
+    expect(r.skipped.map((s) => s.reason)).toEqual(["BadSignature"]);
+    expect(r.paid).toBe(E(4));
+    expect(await ch.read.escrow.read.balanceOf([local.address])).toBe(E(6));
+  });
+
+  it("a wallet client (JSON-RPC account) and a local key sign identically", async () => {
+    const idx = ch.wallets.indexOf(ch.payerB);
+    const same = mnemonicToAccount("test test test test test test test test test test test junk", { addressIndex: idx });
+    expect(same.address).toBe(ch.payerB.account.address);
+    const v: Voucher = { payer: same.address, node: ch.nodeA.account.address, adapterId: X, cumulativeAmount: 99n };
+    const viaRpc = await signVoucher(ch.payerB, v, ch.domain);
+    expect(viaRpc).toBe(await signVoucher(same, v, ch.domain));
+    expect(await verifyVoucher(v, viaRpc, ch.domain)).toBe(true);
+  });
+
+  it("verifyVoucher refuses what the contract refuses: other chain, other contract, high s, bad length", async () => {
+    const v: Voucher = { payer: local.address, node: ch.nodeA.account.address, adapterId: X, cumulativeAmount: 1n };
+    const sig = await signVoucher(local, v, ch.domain);
+    expect(await verifyVoucher(v, sig, { ...ch.domain, chainId: 1 })).toBe(false);
+    expect(await verifyVoucher(v, sig, { ...ch.domain, verifyingContract: ch.deployment.contracts.OpenToken })).toBe(false);
+    expect(await verifyVoucher(v, sig.slice(0, 130) as Hex, ch.domain)).toBe(false);
+    expect(await verifyVoucher(v, "0x1234", ch.domain)).toBe(false);
+    const N = 0xfffffffffffffffffffffffffffffffebaaedce6af48a03bbfd25e8cd0364141n;
+    const p = parseSignature(sig);
+    const twin = `${p.r}${toHex(N - BigInt(p.s), { size: 32 }).slice(2)}${p.yParity === 0 ? "1c" : "1b"}` as Hex;
+    // the twin is a real signature for plain ecrecover...
+    expect(
+      await recoverTypedDataAddress({
+        domain: voucherDomain(ch.domain),
+        types: voucherTypes,
+        primaryType: "Voucher",
+        message: v,
+        signature: twin,
+      }),
+    ).toBe(local.address);
+    // ...which the contract (OpenZeppelin ECDSA) and verifyVoucher both refuse
+    expect(await recoverVoucherSigner(v, twin, ch.domain)).toBeNull();
+    expect(await verifyVoucher(v, twin, ch.domain)).toBe(false);
+    expect(await recoverVoucherSigner(v, sig, ch.domain)).toBe(local.address);
+  });
+});
+
+describe("keystore (ethers, scrypt)", () => {
+  const fast = { scryptN: 1024 };
+
+  it("create, load, wrong password", async () => {
+    const ks = await createKeystore("correct horse", fast);
+    expect(JSON.parse(ks.json).address.toLowerCase()).toBe(ks.address.slice(2).toLowerCase());
+    const w = await loadKeystore(ks.json, "correct horse");
+    expect(w.address).toBe(ks.address);
+    expect(w.account.address).toBe(ks.address);
+    await expect(loadKeystore(ks.json, "wrong")).rejects.toBeInstanceOf(KeystoreError);
+    await expect(loadKeystore("{}", "x")).rejects.toBeInstanceOf(KeystoreError);
+  });
+
+  it("import a key and round-trip it through a 0600 file that is never overwritten", async () => {
+    const key = keccak256(toHex("imported key"));
+    const ks = await importKeystore(key, "pw", fast);
+    expect(ks.address).toBe(privateKeyToAccount(key).address);
+    await expect(importKeystore("0x1234", "pw", fast)).rejects.toBeInstanceOf(KeystoreError);
+    const path = join(tmp, "wallets", "node.json");
+    await writeKeystoreFile(path, ks);
+    expect((await stat(path)).mode & 0o777).toBe(0o600);
+    await expect(writeKeystoreFile(path, ks)).rejects.toThrow();
+    const w = await readKeystoreFile(path, "pw");
+    expect(w.privateKey).toBe(key);
+    // the default scrypt cost is what a real wallet file gets
+    const real = await createKeystore("pw");
+    const json = JSON.parse(real.json);
+    expect((json.crypto ?? json.Crypto).kdfparams.n).toBe(131072);
+  });
+});
+
+describe("deployment files and scripts/deploy.ts", () => {
+  it("save and load a deployment per chain id", async () => {
+    const dir = join(tmp, "deployments");
+    const path = await saveDeployment(dir, ch.deployment);
+    expect(path).toBe(join(dir, `${ch.chainId}.json`));
+    expect(await loadDeployment(dir, ch.chainId)).toEqual(ch.deployment);
+    await expect(loadDeployment(dir, 5)).rejects.toThrow();
+  });
+
+  it("deploys all four on the in-process network and writes <out>/inprocess/<chainId>.json", async () => {
+    const out = join(tmp, "deploy-script");
+    const { deployment, path } = await deploy({ out, params: { protocolFeeBps: 300 } });
+    expect(path).toBe(join(out, "inprocess", "31337.json"));
+    expect(JSON.parse(await readFile(path, "utf8"))).toEqual(deployment);
+    expect(deployment.params.protocolFeeBps).toBe(300);
+    expect(Object.values(deployment.contracts)).toHaveLength(4);
+  });
+});
