@@ -9,7 +9,7 @@
 //       output the base matmul just wrote, or the residual stream for o and down).
 // Tiles hold disjoint rows, so no two invocations write the same element. Each invocation computes one output
 // column for the (up to 4) rows of its tile, so a B row is read once per tile.
-// Dispatch: (ceil(nTiles * N / 64)); invocation i handles tile i / N, column i % N.
+// Dispatch: (ceil(N / 64), nTiles); invocation (n, tile) handles column n of one tile.
 struct Params { nTiles: u32, N: u32, rs4: u32, ldv4: u32, ldy: u32, yOff: u32, b1: u32, b2: u32, rankBase: u32, rankStride: u32 }
 @group(0) @binding(0) var<uniform> p: Params;
 @group(0) @binding(1) var<storage, read> v: array<vec4<f32>>;
@@ -20,10 +20,9 @@ struct Params { nTiles: u32, N: u32, rs4: u32, ldv4: u32, ldy: u32, yOff: u32, b
 
 @compute @workgroup_size(64)
 fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
-  let id = gid.x;
-  if (id >= p.nTiles * p.N) { return; }
-  let tile = tiles[id / p.N];
-  let n = id % p.N;
+  let n = gid.x;
+  if (n >= p.N || gid.y >= p.nTiles) { return; }
+  let tile = tiles[gid.y];
   let row0 = tile.x;
   let count = tile.y;
   let slot = tile.z;

@@ -64,7 +64,7 @@ const COPY_SHADER = `
 @group(0) @binding(0) var<storage, read> src: array<vec4<f32>>;
 @group(0) @binding(1) var<storage, read_write> dst: array<vec4<f32>>;
 @compute @workgroup_size(64) fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
-  let i = gid.y * 4194304u + gid.x;
+  let i = gid.y * 2097152u + gid.x;
   if (i < arrayLength(&src)) { dst[i] = src[i]; }
 }`;
 
@@ -96,7 +96,7 @@ async function copyBandwidth(bytes: number, reps: number): Promise<{ buffer: num
     const pass = enc.beginComputePass();
     pass.setPipeline(pipeline);
     pass.setBindGroup(0, group);
-    pass.dispatchWorkgroups(Math.min(65536, Math.ceil(vec4s / 64)), Math.ceil(vec4s / 4194304));
+    pass.dispatchWorkgroups(Math.min(32768, Math.ceil(vec4s / 64)), Math.ceil(vec4s / 2097152));
     pass.end();
   });
   src.destroy();
@@ -140,7 +140,7 @@ for (const [N, K] of decodeShapes) {
   for (const f16 of ctx.hasF16 ? [false, true] : [false]) {
     for (const kind of ctx.hasSubgroups ? (["matvec", "matvec-splitk", "matmul"] as const) : (["matvec", "matmul"] as const)) {
       for (const M of [1, 4]) {
-        const { seconds, weightBytes } = await linear(kind, M, N, K, f16, quick ? 3 : 5);
+        const { seconds, weightBytes } = await linear(kind, M, N, K, f16, N * K > 1 << 24 ? 2 : quick ? 3 : 5);
         matvecRows.push({ kernel: kind, M, N, K, weights: f16 ? "f16" : "f32", microseconds: seconds * 1e6, gbPerSecond: weightBytes / seconds / 1e9 });
       }
     }
@@ -185,20 +185,29 @@ const tiles = storageBuffer(device, "tiles", 64 * 16);
 const sgmvRows: Record<string, unknown>[] = [];
 for (const batch of [1, 2, 4, 8, 16, 32, 64]) {
   const row: Record<string, unknown> = { batch };
-  for (const mode of ["distinct", "shared"] as const) {
-    const rowSlots = Array.from({ length: batch }, (_, i) => (mode === "distinct" ? i : 0));
-    const table = op.buildTiles(rowSlots, () => true);
-    writeView(device, tiles, 0, table);
-    const nTiles = table.length / 4;
-    const seconds = await time([
-      { kernel: "sgmv-shrink", buffers: [xs, aPool, tiles, ranks, vs] },
-      { kernel: "sgmv-expand", buffers: [vs, bPool, tiles, ranks, ys] },
-    ], (enc, [shrink, expand]) => {
-      op.sgmvShrink(enc, shrink, shape, { nTiles, layer: 0, ldx4: h / 4, ldv: rank, rankStride: 7 });
-      op.sgmvExpand(enc, expand, shape, { nTiles, layer: 0, ldv4: rank / 4, ldy: h, yOff: 0, rankStride: 7 });
-    }, quick ? 5 : 20);
-    row[`${mode}Microseconds`] = seconds * 1e6;
+  // The two modes alternate trial by trial, so that a disturbance of the machine hits both alike.
+  const tables = {
+    distinct: op.buildTiles(Array.from({ length: batch }, (_, i) => i), () => true),
+    shared: op.buildTiles(new Array<number>(batch).fill(0), () => true),
+  };
+  const best = { distinct: Infinity, shared: Infinity };
+  for (let trial = 0; trial < 5; trial++) {
+    for (const mode of ["distinct", "shared"] as const) {
+      const table = tables[mode];
+      writeView(device, tiles, 0, table);
+      const nTiles = table.length / 4;
+      const seconds = await time([
+        { kernel: "sgmv-shrink", buffers: [xs, aPool, tiles, ranks, vs] },
+        { kernel: "sgmv-expand", buffers: [vs, bPool, tiles, ranks, ys] },
+      ], (enc, [shrink, expand]) => {
+        op.sgmvShrink(enc, shrink, shape, { nTiles, layer: 0, ldx4: h / 4, ldv: rank, rankStride: 7 });
+        op.sgmvExpand(enc, expand, shape, { nTiles, layer: 0, ldv4: rank / 4, ldy: h, yOff: 0, rankStride: 7 });
+      }, quick ? 5 : 10, 1);
+      best[mode] = Math.min(best[mode], seconds);
+    }
   }
+  row.distinctMicroseconds = best.distinct * 1e6;
+  row.sharedMicroseconds = best.shared * 1e6;
   row.distinctOverShared = (row.distinctMicroseconds as number) / (row.sharedMicroseconds as number);
   sgmvRows.push(row);
   console.log(`sgmv batch ${String(batch).padStart(2)}: distinct ${(row.distinctMicroseconds as number).toFixed(0)} us, shared ${(row.sharedMicroseconds as number).toFixed(0)} us, ratio ${(row.distinctOverShared as number).toFixed(2)}`);

@@ -122,11 +122,12 @@ export class AnnouncementValidator {
     } catch (error) {
       return drop("chain-error", false, (error as Error).message);
     }
-    if (status !== "active") {
-      // A genuine, signed word from the peer that it is no longer staked: it leaves the table at once.
-      this.table.remove(a.peerId, "unstaked");
-      return drop(status === "inactive" ? "not-staked" : "peer-not-bound", false, a.operator);
+    if (status === "inactive") {
+      // The peer's own operator is no longer staked (signed by it, sent by the peer): it leaves the table now.
+      if (this.table.get(a.peerId)?.announcement.operator === a.operator) this.table.remove(a.peerId, "unstaked");
+      return drop("not-staked", false, a.operator);
     }
+    if (status === "peer-not-bound") return drop("peer-not-bound", false, `${a.operator} is bound to another peer id`);
     return { ok: true, announcement: a };
   }
 }

@@ -12,13 +12,13 @@ export const INFER_PROTOCOL = "/openlora/infer/1";
 export interface InferRequest {
   adapterId: string | null;
   prompt?: string;
-  tokenIds?: number[];
+  tokenIds?: readonly number[];
   maxTokens: number;
   temperature?: number;
   topP?: number;
   topK?: number;
   seed?: number;
-  stop?: string[];
+  stop?: readonly string[];
   /** Payment evidence (a signed voucher) for the node's authorize hook; the protocol does not read it. */
   voucher?: unknown;
 }

@@ -58,13 +58,14 @@ export class NoRouteError extends Error {
 
 /**
  * Tries `attempt` on each candidate in order until one succeeds. An abort of `signal` ends the search at once
- * (the caller gave up; trying the next peer would be wrong). `onError` sees each failure (to ban, to log).
+ * (the caller gave up; trying the next peer would be wrong), and so does an error `isFatal` names. `onError` sees
+ * each failure (to ban, to log).
  */
 export async function withFailover<T>(
   candidates: readonly Candidate[],
   what: string,
   attempt: (candidate: Candidate) => Promise<T>,
-  options: { signal?: AbortSignal; onError?: (candidate: Candidate, error: unknown) => void } = {},
+  options: { signal?: AbortSignal; onError?: (candidate: Candidate, error: unknown) => void; isFatal?: (error: unknown) => boolean } = {},
 ): Promise<T> {
   const attempts: Attempt[] = [];
   for (const candidate of candidates) {
@@ -73,6 +74,7 @@ export async function withFailover<T>(
       return await attempt(candidate);
     } catch (error) {
       if (options.signal?.aborted) throw options.signal.reason;
+      if (options.isFatal?.(error)) throw error;
       attempts.push({ peerId: candidate.peerId, error });
       options.onError?.(candidate, error);
     }

@@ -8,6 +8,7 @@ import { writeRandomPeftAdapter } from "../../node/engine/adapter/random-adapter
 import { AdapterError } from "../../node/engine/errors.ts";
 import { HostTier } from "../../node/engine/runtime/adapter-store/host-tier.ts";
 import { SlotPool } from "../../node/engine/runtime/adapter-store/slot-pool.ts";
+import { kvBlockBytes, planCapacity, slotBytes } from "../../node/engine/runtime/sizing.ts";
 import type { Engine } from "../../node/engine/runtime/engine.ts";
 import { createRng } from "../../node/engine/sampling/rng.ts";
 import { randomLora } from "../../scripts/bench/random-adapters.ts";
@@ -165,5 +166,19 @@ describe("adapter tiers", () => {
     expect(() => pool.clear(0)).toThrow(/busy/);
     pool.unpin(0);
     expect(pool.victim(new Set(["b", "c"]))).toBe(0);
+  });
+});
+
+describe("capacity planning", () => {
+  it("derives the slot count and KV pool from the memory left after the backbone", async () => {
+    const config = (await stories()).weights.config;
+    const slot = slotBytes(config, 8);
+    const block = kvBlockBytes(config, 16);
+    expect(slot).toBe(4 * 5 * 8 * (128 + 96 + 96 + 128 + 236 + 236 + 236));
+    const plan = planCapacity({ config, deviceBytes: 10e6 + 2e6, weightBytes: 2e6, maxRank: 8, blockSize: 16, reserveShare: 0 });
+    expect(plan.adapterSlots).toBe(Math.floor(1e6 / slot));
+    expect(plan.numBlocks).toBe(Math.floor((10e6 - plan.adapterSlots * slot) / block));
+    expect(planCapacity({ config, deviceBytes: 12e6, weightBytes: 2e6, maxRank: 8, blockSize: 16, adapterSlots: 4 }).adapterSlots).toBe(4);
+    expect(() => planCapacity({ config, deviceBytes: 2.1e6, weightBytes: 2e6, maxRank: 8, blockSize: 16 })).toThrow(/one full context needs 32/);
   });
 });

@@ -5,6 +5,7 @@ import { InvalidRequestError } from "../../node/engine/errors.ts";
 import type { Engine } from "../../node/engine/runtime/engine.ts";
 import type { RequestStream } from "../../node/engine/runtime/request-stream.ts";
 import { createRng } from "../../node/engine/sampling/rng.ts";
+import { TextStream } from "../../node/engine/text-stream.ts";
 import { DEMO_ADAPTERS, demoAdapter, STORIES_DIR, stories } from "../helpers/stories.ts";
 import { collect, expectIdle, hooked, makeEngine, runAlone, type Collected } from "./runtime-helpers.ts";
 import { join } from "node:path";
@@ -127,6 +128,30 @@ describe("continuous batching", () => {
     expect(rareDone).toBeGreaterThanOrEqual(0);
     expect(rareDone).toBeLessThan(20);
   });
+  it("lets no request starve for KV blocks: a long prompt gets in under a steady stream of short requests", async () => {
+    // 48 blocks of 4. Six clients keep short requests (20 prompt tokens, 5 blocks; at most 8) coming without
+    // pause, of lengths that never all end in the same step, so at least five run and hold 25 blocks or more:
+    // a 100-token prompt (25 blocks) never finds room unless newer requests stop overtaking it once it aged.
+    const { engine } = await engineWith({ numBlocks: 48, blockSize: 4, scheduler: { agingSteps: 8 } });
+    const short = [1, ...Array.from({ length: 19 }, (_, i) => 200 + i)];
+    const long = [1, ...Array.from({ length: 99 }, (_, i) => 300 + (i % 50))];
+    let shortDone = 0;
+    let longDone = -1;
+    const keepBusy = async (maxTokens: number) => {
+      while (longDone < 0 && shortDone < 300) {
+        await engine.submit({ adapterId: null, tokenIds: short, maxTokens, temperature: 0 }).result;
+        shortDone++;
+      }
+    };
+    const clients = [5, 6, 7, 8, 9, 11].map(keepBusy);
+    await new Promise((r) => setTimeout(r, 20));
+    const big = engine.submit({ adapterId: null, tokenIds: long, maxTokens: 8, temperature: 0 }).result.then((c) => { longDone = shortDone; return c; });
+    const [result] = await Promise.all([big, ...clients]);
+    expect(longDone).toBeGreaterThanOrEqual(0);
+    expect(longDone).toBeLessThan(40);
+    expect(result.tokenIds).toEqual((await runAlone(null, { tokenIds: long, maxTokens: 8 })).tokenIds);
+    expectIdle(engine);
+  });
 });
 
 describe("cancellation", () => {
@@ -204,5 +229,35 @@ describe("bad input", () => {
   it("refuses a request the whole KV pool could never hold", async () => {
     const { engine } = await engineWith({ numBlocks: 8, blockSize: 4 });
     expect(() => engine.submit({ adapterId: null, prompt: "Once upon a time", maxTokens: 40 })).toThrow(/exceeds the KV cache \(32 positions\)/);
+  });
+});
+
+describe("TextStream", () => {
+  it("keeps the text equal to decode(prompt + generated) minus the prompt's, step by step, through split UTF-8", async () => {
+    const { tokenizer } = await stories();
+    const rng = createRng(3);
+    const byteToken = (b: number) => 3 + b; // <0x00> .. <0xFF> follow <unk>, <s>, </s>
+    for (let trial = 0; trial < 40; trial++) {
+      const prompt = tokenizer.encode(["", "Once upon a time", "é", "The dragon said"][trial % 4], { bos: trial % 3 !== 0 });
+      const promptText = tokenizer.decode(prompt);
+      const stream = new TextStream(tokenizer, prompt);
+      const all = [...prompt];
+      let pieces = "";
+      for (let i = 0; i < 60; i++) {
+        const u = rng();
+        // Ordinary pieces, UTF-8 of multi-byte characters split over byte tokens, and stray bytes.
+        const tokens = u < 0.6 ? [259 + Math.floor(rng() * 253)]
+          : u < 0.9 ? [...new TextEncoder().encode(["é", "日本", "🐉", "ß"][Math.floor(rng() * 4)])].map(byteToken)
+          : [byteToken(128 + Math.floor(rng() * 128))];
+        for (const token of tokens) {
+          all.push(token);
+          const { piece, finish } = stream.push(token);
+          expect(finish).toBe(null);
+          pieces += piece;
+          expect(stream.text).toBe(tokenizer.decode(all).slice(promptText.length));
+        }
+      }
+      expect(pieces + stream.flush()).toBe(stream.text);
+    }
   });
 });

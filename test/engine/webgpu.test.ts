@@ -239,6 +239,22 @@ describe("webgpu backend options", () => {
     }
   });
 
+  for (const matvec of ["splitk", "matmul"] as const) {
+    it(`decode rows through the ${matvec} kernel match the cpu backend too`, async () => {
+      const b = await createWebGpuBackend(model.weights, { ...OPTIONS, matvec });
+      try {
+        await b.setAdapter(1, adapters[1]);
+        const steps = [{ tokens: prompt, position: 0, blockTable: table(0), slot: 1 }, { tokens: prompt.slice(0, 2), position: 0, blockTable: table(6), slot: -1 }];
+        await b.forward(steps);
+        await cpu.forward(steps);
+        const decode = steps.map((s) => ({ ...s, tokens: [300], position: s.tokens.length }));
+        expect(relDiff(await b.forward(decode), await cpu.forward(decode))).toBeLessThanOrEqual(LOGIT_TOL);
+      } finally {
+        await b.close();
+      }
+    });
+  }
+
   it("close() frees the device; later calls reject", async () => {
     const b = await createWebGpuBackend(model.weights, OPTIONS);
     await b.close();

@@ -4,7 +4,6 @@ import os from "node:os";
 import fs from "node:fs";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
-import { create, globals } from "webgpu";
 
 const repoRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../../../..");
 
@@ -44,14 +43,21 @@ function useBundledLavapipe(): void {
   vulkanNote = `using lavapipe from ${dir}`;
 }
 
-/** The process-wide Dawn instance (created on first use). */
-export function gpu(): GPU {
-  if (!gpuInstance) {
+let gpuPromise: Promise<GPU> | null = null;
+
+/**
+ * The process-wide Dawn instance, created on first use. The webgpu package (dawn.node) is imported only then,
+ * so that the cpu backend runs even where Dawn cannot load.
+ */
+export function gpu(): Promise<GPU> {
+  gpuPromise ??= (async () => {
     useBundledLavapipe();
+    const { create, globals } = await import("webgpu");
     Object.assign(globalThis, globals);
     gpuInstance = create([]);
-  }
-  return gpuInstance;
+    return gpuInstance;
+  })();
+  return gpuPromise;
 }
 
 /** How the Vulkan driver was found, for diagnostics ("" when the environment already named one). */
@@ -62,7 +68,7 @@ export function vulkanSetupNote(): string {
 /** A fresh adapter (each device needs its own: Dawn marks an adapter consumed once a device is made), or null. */
 export async function findAdapter(): Promise<GPUAdapter | null> {
   try {
-    return await gpu().requestAdapter({ powerPreference: "high-performance" });
+    return await (await gpu()).requestAdapter({ powerPreference: "high-performance" });
   } catch {
     return null;
   }

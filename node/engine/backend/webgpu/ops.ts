@@ -80,7 +80,7 @@ export function sgmvShrink(enc: StepEncoder, site: Site, g: LoraGroupShape, a: {
 }
 
 export function sgmvExpand(enc: StepEncoder, site: Site, g: LoraGroupShape, a: { nTiles: number; layer: number; ldv4: number; ldy: number; yOff: number; rankStride: number }): void {
-  enc.dispatch(site, [a.nTiles, g.N, g.rs / 4, a.ldv4, a.ldy, a.yOff, g.b1, g.b2, a.layer * 7 + g.firstTarget, a.rankStride], [], cdiv(a.nTiles * g.N, 64));
+  enc.dispatch(site, [a.nTiles, g.N, g.rs / 4, a.ldv4, a.ldy, a.yOff, g.b1, g.b2, a.layer * 7 + g.firstTarget, a.rankStride], [], cdiv(g.N, 64), a.nTiles);
 }
 
 export function sample(enc: StepEncoder, site: Site, a: { S: number; vocab: number; ld: number }): void {

@@ -255,11 +255,9 @@ async function build(weights: ModelWeights, options: WebGpuBackendOptions, ctx: 
     const { matrix } = sites;
     matrix.chunks.forEach((chunk, i) => {
       const args: op.LinearArgs = { M, N: chunk.rows, K4: matrix.K4, ldx4: ldx / 4, ldy, yOff: chunk.rowStart, accumulate };
-      if (sites.matvec && M <= 4) {
-        if (matvecKind === "splitk") op.matvecSplitK(enc, sites.matvec[i], args, ctx.maxSubgroup);
-        else op.matvec(enc, sites.matvec[i], args);
-      }
-      else op.matmul(enc, sites.matmul[i], args);
+      if (!sites.matvec || M > 4) op.matmul(enc, sites.matmul[i], args);
+      else if (matvecKind === "splitk") op.matvecSplitK(enc, sites.matvec[i], args, ctx.maxSubgroup);
+      else op.matvec(enc, sites.matvec[i], args);
     });
   };
 
@@ -374,7 +372,7 @@ async function build(weights: ModelWeights, options: WebGpuBackendOptions, ctx: 
         lastRows.forEach(({ seq }, j) => {
           const p = sampling.params[seq];
           sp[j * 4] = p.temperature;
-          spU[j * 4 + 1] = p.topK > 0 ? p.topK : 0;
+          spU[j * 4 + 1] = p.topK > 0 ? Math.min(Math.floor(p.topK), vocab) : 0;
           sp[j * 4 + 2] = p.topP;
           sp[j * 4 + 3] = sampling.uniforms[seq];
         });

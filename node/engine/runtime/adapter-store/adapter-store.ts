@@ -135,6 +135,7 @@ export class AdapterStore {
     const keep = new Set<string>();
     const toLoad: string[] = [];
     let ahead = 0;
+    let aheadBytes = 0;
     for (const id of ids) {
       const slot = this.slots.slotOf(id);
       if (slot >= 0 && this.slots.pins(slot) > 0) continue; // pinned: takes no room from the others
@@ -145,9 +146,12 @@ export class AdapterStore {
         room--;
       } else if (slot >= 0) {
         continue; // resident but wanted later than those that fill the slots: it may be evicted for them
-      } else if (ahead < this.#prefetchAhead) {
+      } else if (ahead < this.#prefetchAhead && !this.host.has(id)) {
+        // Read ahead into the host tier, within half its budget so the reads do not evict each other.
+        aheadBytes += this.disk.sizeOf(id) ?? 0;
+        if (aheadBytes > this.host.budgetBytes / 2) continue;
         ahead++;
-        if (!this.host.has(id)) this.#read(id).catch(() => {}); // a failure surfaces when it is loaded
+        this.#read(id).catch(() => {}); // a failure surfaces when it is loaded
       }
     }
     for (const id of toLoad) {
