@@ -10,9 +10,10 @@ import { BACKEND_CHOICES, createBackend, type BackendChoice } from "../node/engi
 import { Engine } from "../node/engine/runtime/engine.ts";
 import { ensureAdapterSet } from "./bench/adapter-set.ts";
 import { copyBandwidth } from "./bench/copy.ts";
+import { engineOverheadMs } from "./bench/overhead.ts";
 import { benchModel } from "./bench/model.ts";
 import { writeMarkdown, writeResults, type BenchResults, type Goals } from "./bench/report.ts";
-import { percentile, residentBytes, round } from "./bench/stats.ts";
+import { percentile, residentMemory, round } from "./bench/stats.ts";
 import { coldLoads, decodeThroughput, prompts, timeToFirstToken, zipfLoad } from "./bench/workloads.ts";
 
 const root = resolve(import.meta.dirname, "..");
@@ -32,13 +33,13 @@ if (!BACKEND_CHOICES.includes(choice)) throw new Error(`--backend must be one of
 const shapeName = values.shape ?? (quick ? "quick" : "default");
 /** Workload sizes per mode. */
 const P = quick
-  ? { prompt: 4, decodeSteps: 6, rounds: 2, b1Steps: 16, coldLoads: 10, ttftRuns: 5, zipfRank: 4, zipfSeconds: 5, zipfTokens: 8 }
-  : { prompt: 8, decodeSteps: 8, rounds: 2, b1Steps: 16, coldLoads: 20, ttftRuns: 5, zipfRank: 8, zipfSeconds: 30, zipfTokens: 16 };
+  ? { prompt: 4, zipfPrompt: 4, decodeSteps: 6, rounds: 2, b1Steps: 16, coldLoads: 10, ttftRuns: 5, zipfRank: 4, zipfSeconds: 5, zipfTokens: 8 }
+  : { prompt: 4, zipfPrompt: 8, decodeSteps: 8, rounds: 2, b1Steps: 16, coldLoads: 20, ttftRuns: 5, zipfRank: 8, zipfSeconds: 30, zipfTokens: 16 };
 const SLOTS = 32;
 const MAX_RANK = 16;
 const BLOCK = 16;
 const CLIENTS = 64;
-/** Prompt tokens of the decode and Zipf requests (prefill costs as much as decode on a CPU: short in --quick). */
+/** Prompt tokens of the decode runs (only decode is timed; on a CPU a prefilled token costs a decoded one). */
 const PROMPT = P.prompt;
 
 const began = performance.now();
@@ -47,7 +48,7 @@ const log = (line: string): void => console.error(`[bench ${((performance.now() 
 const model = await benchModel(root, shapeName, values.model, log);
 const config = model.weights.config;
 log(`model ${model.name}: ${config.nLayers} layers, dim ${config.dim}, hidden ${config.hiddenDim}, heads ${config.nHeads}/${config.nKvHeads}, vocab ${config.vocabSize}`);
-const numBlocks = Math.max(CLIENTS * Math.ceil((Math.max(PROMPT + P.zipfTokens, 16 + 1) + 1) / BLOCK), 32 * Math.ceil((PROMPT + P.decodeSteps + 2) / BLOCK)) + 16;
+const numBlocks = Math.max(CLIENTS * Math.ceil((Math.max(P.zipfPrompt + P.zipfTokens, 16 + 1) + 1) / BLOCK), 32 * Math.ceil((PROMPT + P.decodeSteps + 2) / BLOCK)) + 16;
 const backend = await createBackend(choice, model.weights, { numBlocks, blockSize: BLOCK, adapterSlots: SLOTS, maxRank: MAX_RANK });
 log(`backend ${backend.kind}: ${backend.device}`);
 const storeDir = join(root, ".cache", "bench", "store", model.name);
@@ -63,19 +64,24 @@ const engine = await Engine.create({
 });
 engine.start();
 const discreteGpu = backend.kind === "webgpu" && !/llvmpipe|lavapipe|swiftshader/i.test(backend.device);
-const memory = (): number => residentBytes() + (discreteGpu ? backend.memoryBytes : 0);
+const memory = (): { bytes: number; heapTotal: number; arrayBuffers: number } => {
+  const m = residentMemory();
+  return { bytes: m.rss + (discreteGpu ? backend.memoryBytes : 0), heapTotal: m.heapTotal, arrayBuffers: m.arrayBuffers };
+};
 
 try {
   const copy = await copyBandwidth(backend, quick);
   log(`copy ${copy.gbps.toFixed(2)} GB/s (${copy.method})`);
 
+  const overheadMs = await engineOverheadMs(model, CLIENTS, 50);
+  log(`engine overhead ${overheadMs.toFixed(2)} ms/step at batch ${CLIENTS} (null backend)`);
   const vocab = config.vocabSize;
   const b1 = await decodeThroughput(engine, [null], prompts(1, PROMPT, vocab, 1), P.b1Steps);
   log(`base b1: ${b1.tokensPerSecond.toFixed(1)} tok/s (${b1.stepMs.toFixed(1)} ms/step)`);
   // Batch 32, base / one adapter / 32 adapters, interleaved in rounds (the cores are shared): best of each.
   const batch = prompts(32, PROMPT, vocab, 2);
   const best = { base: { tokensPerSecond: 0, stepMs: 0 }, same: { tokensPerSecond: 0, stepMs: 0 }, hetero: { tokensPerSecond: 0, stepMs: 0 } };
-  let memoryBase = 0;
+  let memoryBase = { bytes: 0, heapTotal: 0, arrayBuffers: 0 };
   for (let round = 0; round < P.rounds; round++) {
     const base = await decodeThroughput(engine, Array(32).fill(null), batch, P.decodeSteps);
     if (round === 0) memoryBase = memory(); // warmed up on the base model, no adapter touched yet
@@ -106,7 +112,7 @@ try {
   }
   log(`ttft warm ${percentile(warm, 50).toFixed(1)} ms, cold ${percentile(coldTtft, 50).toFixed(1)} ms`);
 
-  const zipf = await zipfLoad(engine, zipfIds, { clients: CLIENTS, durationMs: P.zipfSeconds * 1000, maxTokens: P.zipfTokens, promptLength: PROMPT, vocab });
+  const zipf = await zipfLoad(engine, zipfIds, { clients: CLIENTS, durationMs: P.zipfSeconds * 1000, maxTokens: P.zipfTokens, promptLength: P.zipfPrompt, vocab });
   log(`zipf: ${zipf.tokensPerSecond.toFixed(1)} tok/s, p99 ${zipf.p99Ms.toFixed(0)} ms over ${zipf.requests} requests, ${zipf.distinctAdapters} adapters`);
   const memory1000 = memory();
   const stats = engine.stats();
@@ -131,12 +137,12 @@ try {
     ttft_ms_p50_cold: percentile(coldTtft, 50),
     zipf_tps: zipf.tokensPerSecond,
     zipf_p99_ms: zipf.p99Ms,
-    memory_bytes_1000_adapters: memory1000,
-    memory_bytes_base: memoryBase,
+    memory_bytes_1000_adapters: memory1000.bytes,
+    memory_bytes_base: memoryBase.bytes,
   };
   // What the slots can hold: a full-rank, all-target adapter each (the base figure has them empty).
   const slotBytes = SLOTS * slotAdapterBytes;
-  const memoryGoal = 1.1 * (memoryBase + slotBytes);
+  const memoryGoal = 1.1 * (memoryBase.bytes + slotBytes);
   const goals: Goals = {
     hetero_over_base: { text: ">= 0.8 (vLLM users report 0.5)", met: results.hetero_over_base >= 0.8 },
     bandwidth_util_b1: { text: ">= 0.7", met: results.bandwidth_util_b1 >= 0.7 },
@@ -145,21 +151,23 @@ try {
     zipf_tps: { text: "product: > 2,000 tok/s (1B class on a GPU)", met: null },
     memory_bytes_1000_adapters: {
       text: `<= 1.1 x (base + ${SLOTS} slots) = ${(memoryGoal / 2 ** 20).toFixed(0)} MiB; 1,000 merged copies: ${((1000 * weightBytes) / 2 ** 30).toFixed(0)} GiB`,
-      met: memory1000 <= memoryGoal,
+      met: memory1000.bytes <= memoryGoal,
     },
   };
+  const mib = (bytes: number): string => (bytes / 2 ** 20).toFixed(0);
   const gflops = (tps: number): string => ((2 * matrixParams * tps) / 1e9).toFixed(2);
   const notes = [
     `run: ${new Date().toISOString().slice(0, 16)}Z, ${quick ? "--quick" : "full"}, ${((performance.now() - began) / 1000).toFixed(0)} s wall; ${backend.kind} on ${backend.device}; Node ${process.version}.`,
     `model: ${config.nLayers} layers, dim ${config.dim}, hidden ${config.hiddenDim}, ${config.nHeads}/${config.nKvHeads} heads, vocab ${config.vocabSize}: ${(matrixParams / 1e6).toFixed(1)} M matrix parameters, ${(weightBytes / 2 ** 20).toFixed(0)} MiB of f32 weights read per decode step.`,
     `engine: ${SLOTS} slots of rank ${MAX_RANK}, KV ${numBlocks} blocks of ${BLOCK}, budget 512 tokens/step, up to ${CLIENTS} sequences; host tier budget ${(hostBudgetBytes / 2 ** 20).toFixed(1)} MiB (5% of the backend's memory).`,
     `copy: ${copy.method}.`,
+    `engine overhead: ${overheadMs.toFixed(2)} ms per step for ${CLIENTS} decoding sequences (planning, row assembly, sampling bookkeeping, detokenization, streaming), measured on a backend that does no arithmetic.`,
     `decode: best of ${P.rounds} interleaved rounds of ${P.decodeSteps} steps at batch 32, ${P.b1Steps} steps at batch 1. Step: b1 ${b1.stepMs.toFixed(1)} ms (${gflops(b1.tokensPerSecond)} GFLOP/s, weights read at ${((weightBytes * b1.tokensPerSecond) / 1e9).toFixed(2)} GB/s), b32 base ${base32.stepMs.toFixed(1)} ms (${gflops(base32.tokensPerSecond)} GFLOP/s), same adapter ${same32.stepMs.toFixed(1)} ms, 32 adapters ${hetero32.stepMs.toFixed(1)} ms; b32/b1 throughput ${(base32.tokensPerSecond / b1.tokensPerSecond).toFixed(1)}x.`,
     `LoRA traffic: a step of 32 rows on 32 distinct rank-16 all-target adapters reads 32 x ${(slotAdapterBytes / 2 ** 20).toFixed(1)} MiB of A/B besides the ${(weightBytes / 2 ** 20).toFixed(0)} MiB of weights (${((32 * slotAdapterBytes) / weightBytes * 100).toFixed(0)}%): a memory-bound step can reach at most hetero_over_base = ${(weightBytes / (weightBytes + 32 * slotAdapterBytes)).toFixed(2)}; the FLOPs add ${((100 * (slotAdapterBytes / 4)) / matrixParams).toFixed(1)}% per row, so a compute-bound step can reach ${(matrixParams / (matrixParams + slotAdapterBytes / 4)).toFixed(2)}.`,
     `cold load (rank 16, all 7 targets, ${(slotAdapterBytes / 2 ** 20).toFixed(1)} MiB canonical): read p50 ${percentile(parts.map((p) => p.read), 50).toFixed(1)} ms, decode + sha256 check p50 ${percentile(parts.map((p) => p.decode), 50).toFixed(1)} ms, the rest is the slot upload and scheduling; ${cold.length} loads.`,
     `ttft: prompt 16 tokens, single request on an idle engine, ${P.ttftRuns} runs each.`,
-    `zipf: 1,000 adapters rank ${P.zipfRank} (q, v), ${CLIENTS} closed-loop clients, ${P.zipfSeconds} s, prompt ${PROMPT}, ${P.zipfTokens} tokens each: ${zipf.requests} requests over ${zipf.distinctAdapters} adapters, latency p50 ${zipf.p50Ms.toFixed(0)} ms, mean queue ${zipf.meanQueueMs.toFixed(0)} ms, ${zipf.preemptions} preemptions.`,
-    `memory: base ${(memoryBase / 2 ** 20).toFixed(0)} MiB after the first batch-32 base run (backbone, KV pool, engine, runtime; the backend holds ${(backend.memoryBytes / 2 ** 20).toFixed(0)} MiB), after the Zipf run ${(memory1000 / 2 ** 20).toFixed(0)} MiB with ${stats.tiers.disk.adapters} adapters registered (${(stats.tiers.disk.bytes / 2 ** 20).toFixed(0)} MiB on disk), host tier ${stats.tiers.host.adapters} adapters / ${(stats.tiers.host.bytes / 2 ** 20).toFixed(1)} MiB.`,
+    `zipf: 1,000 adapters rank ${P.zipfRank} (q, v), ${CLIENTS} closed-loop clients, ${P.zipfSeconds} s, prompt ${P.zipfPrompt}, ${P.zipfTokens} tokens each: ${zipf.requests} requests over ${zipf.distinctAdapters} adapters, latency p50 ${zipf.p50Ms.toFixed(0)} ms, mean queue ${zipf.meanQueueMs.toFixed(0)} ms, ${zipf.preemptions} preemptions.`,
+    `memory: base ${mib(memoryBase.bytes)} MiB after the first batch-32 base run (backbone, KV pool, engine, runtime; the backend holds ${mib(backend.memoryBytes)} MiB), after the Zipf run ${mib(memory1000.bytes)} MiB with ${stats.tiers.disk.adapters} adapters registered (${mib(stats.tiers.disk.bytes)} MiB on disk): host tier ${stats.tiers.host.adapters} adapters / ${(stats.tiers.host.bytes / 2 ** 20).toFixed(1)} MiB, slots ${stats.tiers.gpu.adapters} adapters; of the growth, V8 heap (committed) ${mib(memory1000.heapTotal - memoryBase.heapTotal)} MiB, live array buffers ${mib(memory1000.arrayBuffers - memoryBase.arrayBuffers)} MiB, the rest (allocator and driver pages not returned to the system) ${mib(memory1000.bytes - memoryBase.bytes - (memory1000.heapTotal - memoryBase.heapTotal) - (memory1000.arrayBuffers - memoryBase.arrayBuffers))} MiB.`,
   ];
   writeResults(values.out!, results);
   writeMarkdown(values.markdown!, `${quick ? "quick" : shapeName}-${backend.kind}`, `${quick ? "Quick" : "Full"} run, ${shapeName === "default" || quick ? "" : `shape ${shapeName}, `}${backend.kind} (${backend.device})`, results, goals, notes);

@@ -84,18 +84,22 @@ export class AdapterFetcher extends Emitter<AdapterFetcherEvents> {
     this.#o = options;
   }
 
-  /** Makes the adapter present in the sink, fetching it when needed; concurrent calls for one id share a fetch. */
+  /**
+   * Makes the adapter present in the sink, fetching it when needed. Concurrent calls for one id share one fetch;
+   * a caller's signal only stops that caller's wait (the fetch itself is bounded by the per-peer timeout), so one
+   * impatient requester cannot fail the others waiting for the same adapter.
+   */
   ensure(id: string, options: { signal?: AbortSignal } = {}): Promise<FetchedAdapter> {
     if (this.#o.sink.has(id)) return Promise.resolve({ id, from: null, bytes: 0, ms: 0 });
     let pending = this.#inFlight.get(id);
     if (!pending) {
-      pending = this.#fetch(id, options.signal).finally(() => this.#inFlight.delete(id));
+      pending = this.#fetch(id).finally(() => this.#inFlight.delete(id));
       this.#inFlight.set(id, pending);
     }
-    return pending;
+    return options.signal ? raceSignal(pending, options.signal) : pending;
   }
 
-  async #fetch(id: string, signal?: AbortSignal): Promise<FetchedAdapter> {
+  async #fetch(id: string): Promise<FetchedAdapter> {
     const started = performance.now();
     if (!/^0x[0-9a-f]{64}$/.test(id)) throw new AdapterUnavailableError(id, "unregistered", "is not an adapter id");
     const record = await this.#o.registry.lookup(id as Hex);
@@ -113,17 +117,15 @@ export class AdapterFetcher extends Emitter<AdapterFetcherEvents> {
     const bytes = await withFailover(candidates, `adapter ${id}`, async (c) => {
       from = c.peerId;
       return fetchAdapterFrom(this.#o.host, { peerId: c.peerId, multiaddrs: c.announcement.multiaddrs }, id, {
-        maxBytes, timeoutMs: this.#o.timeoutMs, signal,
+        maxBytes, timeoutMs: this.#o.timeoutMs,
       });
     }, {
-      signal,
       onError: (c, error) => {
         const fault = error instanceof FetchError && error.peerFault;
         if (fault) this.#o.table.ban(c.peerId, this.#o.banMs ?? 600_000, `adapter ${id}: ${(error as Error).message}`);
         this.emit("failed", { id, peerId: c.peerId, code: error instanceof FetchError ? error.code : "error", message: (error as Error).message, banned: fault });
       },
     }).catch((error: unknown) => {
-      if (signal?.aborted) throw error;
       throw new AdapterUnavailableError(id, "all-failed", (error as Error).message, { cause: error });
     });
     // The bytes hash to a registered id, so they are what its owner registered; if the engine still refuses
@@ -137,4 +139,13 @@ export class AdapterFetcher extends Emitter<AdapterFetcherEvents> {
     this.emit("fetched", result);
     return result;
   }
+}
+
+function raceSignal<T>(promise: Promise<T>, signal: AbortSignal): Promise<T> {
+  if (signal.aborted) return Promise.reject(signal.reason);
+  return new Promise<T>((resolve, reject) => {
+    const onAbort = (): void => reject(signal.reason);
+    signal.addEventListener("abort", onAbort, { once: true });
+    promise.then(resolve, reject).finally(() => signal.removeEventListener("abort", onAbort));
+  });
 }

@@ -6,7 +6,7 @@
 // against the id: a peer cannot make it keep bytes that are not the adapter it asked for.
 import { createHash } from "node:crypto";
 import type { Stream } from "@libp2p/interface";
-import { deadline, frames, ProtocolError, readFrame, readJson, writeJson } from "./frames.ts";
+import { deadline, frames, ProtocolError, readFrameList, readJson, writeJson } from "./frames.ts";
 import type { P2pHost, PeerAddress } from "./host.ts";
 
 export const ADAPTER_PROTOCOL = "/openlora/adapter/1";
@@ -21,7 +21,7 @@ export interface AdapterBytesSource {
 }
 
 export interface ServeAdaptersOptions {
-  /** Bytes per data frame. Default 256 KiB. */
+  /** Bytes per data frame. Default 1 MiB. */
   chunkBytes?: number;
   /** Concurrent inbound fetch streams per connection. Default 8. */
   maxInboundStreams?: number;
@@ -31,7 +31,7 @@ export interface ServeAdaptersOptions {
 
 /** Registers the server side on the host. */
 export async function serveAdapters(host: P2pHost, source: AdapterBytesSource, options: ServeAdaptersOptions = {}): Promise<void> {
-  const chunkBytes = Math.min(options.chunkBytes ?? 256 * 1024, MAX_CHUNK);
+  const chunkBytes = Math.min(options.chunkBytes ?? MAX_CHUNK, MAX_CHUNK);
   const requestTimeoutMs = options.requestTimeoutMs ?? 10_000;
   await host.handle(ADAPTER_PROTOCOL, (stream) => {
     serveOne(stream, source, chunkBytes, requestTimeoutMs).catch((error) => stream.abort(error as Error));
@@ -106,11 +106,13 @@ export async function fetchAdapterFrom(host: P2pHost, peer: PeerAddress, id: str
     const hash = createHash("sha256");
     let at = 0;
     while (at < out.length) {
-      const chunk = await readFrame(lp, { signal });
-      if (at + chunk.length > out.length) return fail("bad-bytes", `more than the announced ${out.length} bytes`);
-      out.set(chunk, at);
-      hash.update(chunk);
-      at += chunk.length;
+      const frame = await readFrameList(lp, { signal });
+      if (at + frame.byteLength > out.length) return fail("bad-bytes", `more than the announced ${out.length} bytes`);
+      for (const piece of frame) { // the pieces as they arrived: copied once, into place
+        out.set(piece, at);
+        hash.update(piece);
+        at += piece.length;
+      }
     }
     const got = "0x" + hash.digest("hex");
     if (got !== id) return fail("bad-bytes", `sha256 is ${got}`);

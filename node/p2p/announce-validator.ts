@@ -9,8 +9,8 @@
 import { TopicValidatorResult, type Message } from "@libp2p/gossipsub";
 import type { PeerId } from "@libp2p/interface";
 import {
-  ANNOUNCEMENT_VERSION,
   AnnouncementFormatError,
+  AnnouncementVersionError,
   DEFAULT_ANNOUNCEMENT_LIMITS,
   decodeAnnouncement,
   type Announcement,
@@ -100,10 +100,10 @@ export class AnnouncementValidator {
     try {
       a = decodeAnnouncement(data, this.#limits);
     } catch (error) {
+      if (error instanceof AnnouncementVersionError) return drop("version", false, error.message);
       if (error instanceof AnnouncementFormatError) return drop("malformed", true, error.message);
       throw error;
     }
-    if (a.v !== ANNOUNCEMENT_VERSION) return drop("version", false, `v ${a.v}`);
     if (author === this.#self || a.peerId === this.#self) return drop("self", false);
     // The gossip layer proved who authored the message (StrictSign); the body must name that same peer, or a
     // node could re-publish another's signed announcement as its own.

@@ -68,6 +68,11 @@ export class AnnouncementFormatError extends Error {
   override name = "AnnouncementFormatError";
 }
 
+/** Well-formed JSON of another announcement version: not ours to judge (a newer node may speak it). */
+export class AnnouncementVersionError extends AnnouncementFormatError {
+  override name = "AnnouncementVersionError";
+}
+
 const ADAPTER_ID = /^0x[0-9a-f]{64}$/;
 const SIGNATURE = /^0x[0-9a-f]{130}$/;
 const UINT = /^(0|[1-9][0-9]{0,77})$/; // a uint256 in decimal is at most 78 digits
@@ -102,6 +107,8 @@ export function decodeAnnouncement(bytes: Uint8Array, limits: AnnouncementLimits
   };
 
   const v = uint("v", 0xffff);
+  // Checked before the rest: a later version may change the other fields.
+  if (v !== ANNOUNCEMENT_VERSION) throw new AnnouncementVersionError(`version ${v}, this node speaks ${ANNOUNCEMENT_VERSION}`);
   const peerId = str("peerId");
   if (!/^[1-9A-HJ-NP-Za-km-z]+$/.test(peerId)) fail("peerId", "must be a base58 peer id");
   const operatorRaw = str("operator", 42);

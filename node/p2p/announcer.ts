@@ -6,6 +6,7 @@ import {
   ANNOUNCE_TOPIC,
   ANNOUNCEMENT_VERSION,
   DEFAULT_ANNOUNCEMENT_LIMITS,
+  decodeAnnouncement,
   encodeAnnouncement,
   selectAdapters,
   type AdapterAvailability,
@@ -157,7 +158,8 @@ export class Announcer extends Emitter<AnnouncerEvents> {
     };
     const announcement: Announcement = { ...body, sig: await signAnnouncement(this.#o.signer, body, this.#o.domain) };
     const bytes = encodeAnnouncement(announcement);
-    if (bytes.length > this.#limits.maxBytes) throw new Error(`announcement of ${bytes.length} bytes exceeds ${this.#limits.maxBytes}: shorten the api URL or addresses`);
+    // What receivers would refuse is refused here, loudly (an api URL or address over the length bound, say).
+    decodeAnnouncement(bytes, this.#limits);
     const recipients = await this.#o.host.publish(ANNOUNCE_TOPIC, bytes);
     this.#last = announcement;
     this.#lastAt = now;

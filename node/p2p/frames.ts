@@ -4,6 +4,8 @@ import type { AbortOptions, Stream } from "@libp2p/interface";
 import { lpStream, type LengthPrefixedStream } from "@libp2p/utils";
 
 export type FrameStream = LengthPrefixedStream<Stream>;
+/** A frame as the list of buffers it arrived in (@libp2p/utils' Uint8ArrayList: iterable, byteLength). */
+export type FrameList = Awaited<ReturnType<FrameStream["read"]>>;
 
 /** A malformed or oversized frame, or a peer that broke the protocol. */
 export class ProtocolError extends Error {
@@ -37,8 +39,13 @@ export async function readJson(lp: FrameStream, options?: AbortOptions): Promise
 
 /** Reads one frame's bytes; size violations become ProtocolError. */
 export async function readFrame(lp: FrameStream, options?: AbortOptions): Promise<Uint8Array> {
+  return (await readFrameList(lp, options)).subarray();
+}
+
+/** Reads one frame as the list of buffers it arrived in (no copy to join them: large frames). */
+export async function readFrameList(lp: FrameStream, options?: AbortOptions): Promise<FrameList> {
   try {
-    return (await lp.read(options)).subarray();
+    return await lp.read(options);
   } catch (error) {
     const name = (error as Error).name;
     if (name === "InvalidDataLengthError" || name === "InvalidDataLengthLengthError" || name === "InvalidMessageLengthError") {

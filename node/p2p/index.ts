@@ -7,6 +7,7 @@ export {
   ANNOUNCE_TOPIC,
   ANNOUNCEMENT_VERSION,
   AnnouncementFormatError,
+  AnnouncementVersionError,
   DEFAULT_ANNOUNCEMENT_LIMITS,
   TIERS,
   decodeAnnouncement,
@@ -38,7 +39,7 @@ export { AnnouncementValidator, type AnnouncementValidatorOptions, type Verdict 
 export { TableKeeper, type TableKeeperOptions } from "./table-keeper.ts";
 export { Announcer, type AnnouncerEvents, type AnnouncerOptions, type NodeState } from "./announcer.ts";
 export { BANNED_SCORE, announceTopicScore, scoreParams, scoreThresholds, type ScoringOptions } from "./gossip-scoring.ts";
-export { deadline, frames, ProtocolError, readFrame, readJson, writeJson, type FrameStream } from "./frames.ts";
+export { deadline, frames, ProtocolError, readFrame, readFrameList, readJson, writeJson, type FrameList, type FrameStream } from "./frames.ts";
 export {
   ADAPTER_PROTOCOL,
   FetchError,

@@ -12,15 +12,16 @@ export function percentile(values: readonly number[], p: number): number {
 
 let gc: (() => void) | undefined;
 
-/** Resident set size in bytes after a full collection (so garbage does not count). */
-export function residentBytes(): number {
+/** Resident set size in bytes after a full collection (so garbage does not count), with what V8 accounts for. */
+export function residentMemory(): { rss: number; heapTotal: number; arrayBuffers: number } {
   if (!gc) {
     setFlagsFromString("--expose-gc");
     gc = runInNewContext("gc") as () => void;
   }
   gc();
   gc();
-  return process.memoryUsage().rss;
+  const { rss, heapTotal, arrayBuffers } = process.memoryUsage();
+  return { rss, heapTotal, arrayBuffers };
 }
 
 /** Rounds for the report: 3 significant digits, integers as they are. */

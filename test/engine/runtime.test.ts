@@ -261,3 +261,26 @@ describe("TextStream", () => {
     }
   });
 });
+
+describe("failures", () => {
+  it("fails only the requests of a step the backend could not run, keeps serving, and fails what is left on close", async () => {
+    let failAt = -1;
+    const { engine } = await engineWith({
+      wrap: (b) => ({ ...b, sample: async (steps, params, uniforms) => {
+        if (failAt-- === 0) throw new Error("device lost");
+        return b.sample(steps, params, uniforms);
+      } }),
+    });
+    failAt = 2;
+    const doomed = engine.submit({ adapterId: null, prompt: "Once upon a time", maxTokens: 20, temperature: 0 });
+    await expect(doomed.result).rejects.toThrow("device lost");
+    await expect((async () => { for await (const _ of doomed); })()).rejects.toThrow("device lost");
+    expectIdle(engine);
+    const fine = await collect(engine.submit({ adapterId: null, prompt: "Once upon a time", maxTokens: 20, temperature: 0 }));
+    expect(fine.tokenIds).toEqual((await runAlone(null, { tokenIds: (await stories()).tokenizer.encode("Once upon a time", { bos: true }), maxTokens: 20 })).tokenIds);
+    const pending = engine.submit({ adapterId: null, prompt: "Once upon a time", maxTokens: 400, temperature: 0 });
+    await engine.close();
+    await expect(pending.result).rejects.toThrow("engine closed");
+    expect(() => engine.submit({ adapterId: null, prompt: "x", maxTokens: 1 })).toThrow("engine is closed");
+  });
+});

@@ -36,7 +36,9 @@ describe("announcements along a line of 5 nodes", () => {
     expect(seen.adapters).toEqual([{ id: ADAPTER, tier: "gpu" }]);
     expect(seen.operator).toBe(last.operator!.address);
     expect(seen.multiaddrs).toEqual(last.host.multiaddrs());
-    for (const n of nodes) expect(Object.values(n.table.drops).reduce((a, b) => a + b, 0)).toBe(0);
+    // Honest nodes cause no drops, except "replayed": gossip may deliver an older announcement late (through
+    // IHAVE/IWANT) after a newer one, and the older is rightly not taken.
+    for (const n of nodes) expect(Object.entries(n.table.drops).filter(([r, c]) => c > 0 && r !== "replayed")).toEqual([]);
 
     // The last node unstakes: within the stake cache's TTL everyone drops it, and its announcements stop at
     // its neighbour ("not-staked", not relayed).

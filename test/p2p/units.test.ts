@@ -21,7 +21,9 @@ import {
 } from "../../node/p2p/announcement.ts";
 import { P2pHost } from "../../node/p2p/host.ts";
 import { loadOrCreatePeerKey, PEER_KEY_FILE } from "../../node/p2p/peer-key.ts";
+import { AnnouncementValidator } from "../../node/p2p/announce-validator.ts";
 import { PeerTable } from "../../node/p2p/peer-table.ts";
+import type { StakeOracle } from "../../node/p2p/stake-oracle.ts";
 import { TokenBuckets } from "../../node/p2p/rate-limiter.ts";
 import { NoRouteError, rankCandidates, withFailover } from "../../node/p2p/routing.ts";
 import { stories } from "../helpers/stories.ts";
@@ -217,5 +219,50 @@ describe("peer identity", () => {
     } finally {
       await rm(dir, { recursive: true, force: true });
     }
+  });
+});
+
+describe("announcement validator (without a network)", () => {
+  const author = "12D3KooWPywKQz1NSpnhVGQwzzvpCWuazMR5xhdZHAhW567oGUxW";
+  const self = "12D3KooWNSFqPWxk9m9QJFucu1pJ5Z4GKjaKXnUhJNKhyFHoaeJL";
+  const bytesOf = async (over: Partial<AnnouncementBody> = {}) => encodeAnnouncement(await signed({ ts: Date.now(), seq: Date.now(), ...over }));
+  function validator(check: StakeOracle["check"]) {
+    const table = new PeerTable();
+    return { table, v: new AnnouncementValidator({ table, oracle: { check }, domain, selfPeerId: self }) };
+  }
+
+  it("accepts a good one, then names what is wrong with the rest", async () => {
+    const { table, v } = validator(async () => "active");
+    expect((await v.admit(author, author, await bytesOf())).ok).toBe(true);
+    expect(table.get(author)).toBeDefined();
+    const other = new TextEncoder().encode(JSON.stringify({ v: 2, anything: "new" }));
+    expect(await v.admit(author, author, other)).toMatchObject({ ok: false, reason: "version", penalize: false });
+    expect(await v.admit(self, author, await bytesOf({ peerId: self }))).toMatchObject({ ok: false, reason: "self" });
+    table.ban(author, 60_000, "test");
+    expect(await v.admit(author, author, await bytesOf())).toMatchObject({ ok: false, reason: "banned" });
+    expect(await v.admit(null, author, await bytesOf())).toMatchObject({ ok: false, reason: "malformed", penalize: true });
+  });
+
+  it("drops (without penalty) what the chain cannot confirm, and drops the entry of an operator gone inactive", async () => {
+    let answer: "active" | "inactive" | Error = "active";
+    const { table, v } = validator(async () => { if (answer instanceof Error) throw answer; return answer; });
+    expect((await v.admit(author, author, await bytesOf({ seq: 1, ts: Date.now() }))).ok).toBe(true);
+    answer = new Error("rpc down");
+    expect(await v.admit(author, author, await bytesOf({ seq: 2, ts: Date.now() }))).toMatchObject({ ok: false, reason: "chain-error", penalize: false });
+    expect(table.get(author)).toBeDefined(); // an RPC hiccup does not empty the table
+    answer = "inactive";
+    expect(await v.admit(author, author, await bytesOf({ seq: 3, ts: Date.now() }))).toMatchObject({ ok: false, reason: "not-staked" });
+    expect(table.get(author)).toBeUndefined();
+    expect(table.drops).toMatchObject({ "chain-error": 1, "not-staked": 1 });
+  });
+
+  it("rejects the flood of its own author, but only ignores a relayed one", async () => {
+    const { v } = validator(async () => "active");
+    const relay = "12D3KooWAEtVkdL8AnexX9Fybua8JfBNinDkqW5t4LgHz7SwJncg";
+    const verdicts = [];
+    for (let i = 0; i < 12; i++) verdicts.push(await v.check(author, i < 11 ? author : relay, await bytesOf({ seq: 100 + i, ts: Date.now() })));
+    expect(verdicts.slice(0, 10).every((x) => x.ok)).toBe(true);
+    expect(verdicts[10]).toMatchObject({ ok: false, reason: "rate-limited", penalize: true });
+    expect(verdicts[11]).toMatchObject({ ok: false, reason: "rate-limited", penalize: false });
   });
 });
