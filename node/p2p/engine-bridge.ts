@@ -1,8 +1,5 @@
 // The engine as the network sees it: what to announce (adapters and tiers, queue, free slots), where adapter
 // bytes come from when a peer asks, and where fetched ones go. Only this file knows the Engine's shape.
-import { createHash } from "node:crypto";
-import { readFile } from "node:fs/promises";
-import { join } from "node:path";
 import type { Engine } from "../engine/runtime/engine.ts";
 import type { AdapterSink } from "./adapter-fetcher.ts";
 import type { AdapterBytesSource } from "./adapter-protocol.ts";
@@ -23,30 +20,9 @@ export function engineNodeState(engine: Engine): NodeState {
   };
 }
 
-/**
- * Serves adapter bytes from the engine's disk tier. The runtime has no public "read canonical bytes" call yet,
- * so this reads the tier's file (`<dir>/<id without 0x>.olora`, written atomically by DiskTier.put). Each file is
- * hashed once before it is first served: a corrupted disk file must not get this node banned by its peers.
- */
+/** Serves adapter bytes from the engine's disk tier (checked against their id before they are sent). */
 export function engineAdapterSource(engine: Engine): AdapterBytesSource {
-  const verified = new Set<string>();
-  return {
-    async read(id: string): Promise<Uint8Array | null> {
-      const disk = engine.adapters.disk;
-      if (!disk.has(id)) return null;
-      let bytes: Uint8Array;
-      try {
-        bytes = await readFile(join(disk.dir, `${id.slice(2)}.olora`));
-      } catch {
-        return null;
-      }
-      if (!verified.has(id)) {
-        if ("0x" + createHash("sha256").update(bytes).digest("hex") !== id) return null;
-        verified.add(id);
-      }
-      return bytes;
-    },
-  };
+  return { read: (id: string) => engine.adapters.disk.readBytes(id) };
 }
 
 /** Where fetched adapters go: the engine's disk (and host) tier. */

@@ -8,20 +8,11 @@ import { ProtocolError } from "./frames.ts";
 
 export const INFER_PROTOCOL = "/openlora/infer/1";
 
-/** A request as it travels (the engine's request without the AbortSignal, plus an opaque payment field). */
-export interface InferRequest {
-  adapterId: string | null;
-  prompt?: string;
-  tokenIds?: readonly number[];
-  maxTokens: number;
-  temperature?: number;
-  topP?: number;
-  topK?: number;
-  seed?: number;
-  stop?: readonly string[];
+/** A request as it travels: the engine's request without the AbortSignal, plus an opaque payment field. */
+export type InferRequest = Omit<EngineRequest, "signal" | "ignoreEos"> & {
   /** Payment evidence (a signed voucher) for the node's authorize hook; the protocol does not read it. */
   voucher?: unknown;
-}
+};
 
 export type InferErrorCode = "invalid_request" | "unauthorized" | "adapter_unavailable" | "busy" | "internal";
 

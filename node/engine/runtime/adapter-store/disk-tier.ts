@@ -14,6 +14,7 @@ const SUFFIX = ".olora";
 export class DiskTier {
   readonly dir: string;
   #sizes = new Map<string, number>();
+  #verified = new Set<string>();
   #bytes = 0;
 
   private constructor(dir: string) {
@@ -80,11 +81,31 @@ export class DiskTier {
     return { adapter, bytes: bytes.length };
   }
 
+  /**
+   * The canonical bytes of an adapter, as peers are sent them, or null when absent or corrupted. Each file is
+   * hashed on its first read: a corrupted file must not be served (and get this node banned by its peers).
+   */
+  async readBytes(id: string): Promise<Uint8Array | null> {
+    if (!this.#sizes.has(id)) return null;
+    let bytes: Uint8Array;
+    try {
+      bytes = await readFile(this.#file(id));
+    } catch {
+      return null;
+    }
+    if (!this.#verified.has(id)) {
+      if (adapterIdOf(bytes) !== id) return null;
+      this.#verified.add(id);
+    }
+    return bytes;
+  }
+
   /** Forgets an adapter and deletes its file. */
   async remove(id: string): Promise<void> {
     const size = this.#sizes.get(id);
     if (size === undefined) return;
     this.#sizes.delete(id);
+    this.#verified.delete(id);
     this.#bytes -= size;
     await rm(this.#file(id), { force: true });
   }
