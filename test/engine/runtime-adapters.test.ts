@@ -1,7 +1,7 @@
 import { mkdtemp, readFile, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { afterEach, describe, expect, it } from "vitest";
+import { describe, expect, it } from "vitest";
 import type { LoraAdapter } from "../../node/engine/adapter/lora.ts";
 import { loadPeftAdapter } from "../../node/engine/adapter/peft.ts";
 import { writeRandomPeftAdapter } from "../../node/engine/adapter/random-adapter.ts";
@@ -9,23 +9,12 @@ import { AdapterError } from "../../node/engine/errors.ts";
 import { HostTier } from "../../node/engine/runtime/adapter-store/host-tier.ts";
 import { SlotPool } from "../../node/engine/runtime/adapter-store/slot-pool.ts";
 import { kvBlockBytes, planCapacity, slotBytes } from "../../node/engine/runtime/sizing.ts";
-import type { Engine } from "../../node/engine/runtime/engine.ts";
 import { createRng } from "../../node/engine/sampling/rng.ts";
 import { randomLora } from "../../scripts/bench/random-adapters.ts";
 import { STORIES_DIR, stories } from "../helpers/stories.ts";
-import { collect, expectIdle, makeEngine, runAlone } from "./runtime-helpers.ts";
+import { closedAfterEachTest, collect, expectIdle, runAlone } from "./runtime-helpers.ts";
 
-let open: Engine[] = [];
-afterEach(async () => {
-  await Promise.all(open.map((e) => e.close()));
-  open = [];
-});
-
-async function engineWith(options: Parameters<typeof makeEngine>[0] = {}) {
-  const made = await makeEngine(options);
-  open.push(made.engine);
-  return made;
-}
+const engineWith = closedAfterEachTest();
 
 describe("a thousand adapters", () => {
   it("serves requests over 1,000 registered adapters with 4 GPU slots: all complete, and match running alone", async () => {

@@ -2,7 +2,7 @@
 import { mkdtemp } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { expect } from "vitest";
+import { afterEach, expect } from "vitest";
 import type { LoraAdapter } from "../../node/engine/adapter/lora.ts";
 import type { Backend, BackendOptions, SequenceStep } from "../../node/engine/backend/backend.ts";
 import { createCpuBackend } from "../../node/engine/backend/cpu/cpu-backend.ts";
@@ -18,8 +18,10 @@ export interface TestEngine {
   dir: string;
 }
 
+export type EngineOptions = Partial<BackendOptions> & { scheduler?: Partial<SchedulerOptions>; hostBudgetBytes?: number; dir?: string; wrap?: (b: Backend) => Backend };
+
 /** An engine on stories260K with a CPU backend; `wrap` may decorate the backend (step hooks, slow loads). */
-export async function makeEngine(options: Partial<BackendOptions> & { scheduler?: Partial<SchedulerOptions>; hostBudgetBytes?: number; dir?: string; wrap?: (b: Backend) => Backend } = {}): Promise<TestEngine> {
+export async function makeEngine(options: EngineOptions = {}): Promise<TestEngine> {
   const model = await stories();
   const inner = createCpuBackend(model.weights, {
     numBlocks: options.numBlocks ?? 64, blockSize: options.blockSize ?? 16, adapterSlots: options.adapterSlots ?? 4, maxRank: options.maxRank ?? 16,
@@ -31,6 +33,20 @@ export async function makeEngine(options: Partial<BackendOptions> & { scheduler?
   });
   engine.start();
   return { engine, backend, dir };
+}
+
+/** makeEngine for a test file: every engine it makes is closed after each test. */
+export function closedAfterEachTest(): (options?: EngineOptions) => Promise<TestEngine> {
+  let open: Engine[] = [];
+  afterEach(async () => {
+    await Promise.all(open.map((e) => e.close()));
+    open = [];
+  });
+  return async (options = {}) => {
+    const made = await makeEngine(options);
+    open.push(made.engine);
+    return made;
+  };
 }
 
 /** A backend that calls `before(n, steps)` ahead of its n-th step (n from 0) and may slow adapter uploads down. */

@@ -1,26 +1,20 @@
-import { afterEach, describe, expect, it } from "vitest";
+import { describe, expect, it } from "vitest";
 import type { LoraAdapter } from "../../node/engine/adapter/lora.ts";
 import type { SequenceStep } from "../../node/engine/backend/backend.ts";
 import { InvalidRequestError } from "../../node/engine/errors.ts";
-import type { Engine } from "../../node/engine/runtime/engine.ts";
 import type { RequestStream } from "../../node/engine/runtime/request-stream.ts";
 import { createRng } from "../../node/engine/sampling/rng.ts";
 import { TextStream } from "../../node/engine/text-stream.ts";
 import { DEMO_ADAPTERS, demoAdapter, STORIES_DIR, stories } from "../helpers/stories.ts";
-import { collect, expectIdle, hooked, makeEngine, runAlone, type Collected } from "./runtime-helpers.ts";
+import { closedAfterEachTest, collect, expectIdle, hooked, runAlone, type Collected, type EngineOptions } from "./runtime-helpers.ts";
 import { join } from "node:path";
 
 const PROMPTS = ["Once upon a time", "The dragon", "Lily and Max went to the", "One day, a little fish", "The sun was", "Tom had a big red ball. He"];
 
-let open: Engine[] = [];
-afterEach(async () => {
-  await Promise.all(open.map((e) => e.close()));
-  open = [];
-});
+const newEngine = closedAfterEachTest();
 
-async function engineWith(options: Parameters<typeof makeEngine>[0] = {}) {
-  const made = await makeEngine(options);
-  open.push(made.engine);
+async function engineWith(options: EngineOptions = {}) {
+  const made = await newEngine(options);
   const ids: Record<string, LoraAdapter> = {};
   for (const name of DEMO_ADAPTERS) {
     const info = await made.engine.importAdapter(join(STORIES_DIR, "adapters", name));
