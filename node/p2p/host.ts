@@ -6,7 +6,7 @@ import { yamux } from "@chainsafe/libp2p-yamux";
 import { bootstrap } from "@libp2p/bootstrap";
 import { gossipsub, type GossipSub, type GossipsubOpts } from "@libp2p/gossipsub";
 import { identify, type Identify } from "@libp2p/identify";
-import type { AbortOptions, PeerId, PrivateKey, Stream, StreamHandler, StreamHandlerOptions } from "@libp2p/interface";
+import type { AbortOptions, DialProtocolOptions, PeerId, PrivateKey, Stream, StreamHandler, StreamHandlerOptions } from "@libp2p/interface";
 import { peerIdFromString } from "@libp2p/peer-id";
 import { ping, type Ping } from "@libp2p/ping";
 import { tcp } from "@libp2p/tcp";
@@ -121,7 +121,7 @@ export class P2pHost {
    * Opens a protocol stream to a peer known from an announcement: its addresses go into the peer store first,
    * so a peer that is not a gossip neighbour can be dialled too.
    */
-  async openStream(peer: PeerAddress, protocol: string, options?: AbortOptions): Promise<Stream> {
+  async openStream(peer: PeerAddress, protocol: string, options?: DialProtocolOptions): Promise<Stream> {
     const id = peerIdFromString(peer.peerId);
     // Connected already: a new stream on the open connection (the peer store write costs ~0.5 ms per call).
     if (this.node.getConnections(id).some((c) => c.status === "open")) return this.node.dialProtocol(id, protocol, options);

@@ -27,7 +27,9 @@ export async function* inferStream(host: P2pHost, peer: PeerAddress, request: In
   let stream: Stream | undefined;
   let ended = false;
   try {
-    stream = await host.openStream(peer, INFER_PROTOCOL, { signal: connectSignal });
+    // Optimistic protocol selection: the request travels with the protocol name instead of a round trip later
+    // (a peer that lacks the protocol then fails the first read, which the caller's failover handles).
+    stream = await host.openStream(peer, INFER_PROTOCOL, { signal: connectSignal, negotiateFully: false });
     const lp = frames(stream, MAX_RESPONSE_FRAME);
     await writeJson(lp, { type: "request", ...request }, { signal: connectSignal });
     for (;;) {
