@@ -1,17 +1,7 @@
 // EIP-712 vouchers for InferenceEscrow: the typed data, its digest, signing and verification.
 // Matches the contract exactly (the tests settle TS-signed vouchers and compare digests with hashVoucher()).
-import {
-  hashTypedData,
-  isAddressEqual,
-  recoverTypedDataAddress,
-  type Account,
-  type Address,
-  type Chain,
-  type Hex,
-  type LocalAccount,
-  type Transport,
-  type WalletClient,
-} from "viem";
+import { hashTypedData, isAddressEqual, recoverTypedDataAddress, type Address, type Hex } from "viem";
+import { eip712Domain, isCanonicalSignature, signTypedData, type Eip712Deployment, type TypedDataSigner } from "./eip712.ts";
 
 /** One payment channel's cumulative promise: the total `payer` owes `node` for `adapterId` so far. */
 export interface Voucher {
@@ -22,10 +12,7 @@ export interface Voucher {
 }
 
 /** What binds a voucher to one deployment: the chain and the escrow's address. */
-export interface EscrowDomain {
-  chainId: number | bigint;
-  verifyingContract: Address;
-}
+export type EscrowDomain = Eip712Deployment;
 
 export const VOUCHER_DOMAIN_NAME = "OpenLoRA Escrow";
 export const VOUCHER_DOMAIN_VERSION = "1";
@@ -40,19 +27,11 @@ export const voucherTypes = {
 } as const;
 
 /** Either a local account (private key, keystore) or a wallet client with an account (JSON-RPC signer). */
-export type VoucherSigner = LocalAccount | WalletClient<Transport, Chain | undefined, Account>;
-
-// secp256k1 order / 2: the contract (OpenZeppelin ECDSA) rejects signatures with a larger s.
-const HALF_N = 0x7fffffffffffffffffffffffffffffff5d576e7357a4501ddfe92f46681b20a0n;
+export type VoucherSigner = TypedDataSigner;
 
 /** The full EIP-712 domain of an escrow. */
 export function voucherDomain(domain: EscrowDomain) {
-  return {
-    name: VOUCHER_DOMAIN_NAME,
-    version: VOUCHER_DOMAIN_VERSION,
-    chainId: BigInt(domain.chainId),
-    verifyingContract: domain.verifyingContract,
-  } as const;
+  return eip712Domain(VOUCHER_DOMAIN_NAME, VOUCHER_DOMAIN_VERSION, domain);
 }
 
 function typedData(voucher: Voucher, domain: EscrowDomain) {
@@ -76,8 +55,7 @@ export function hashVoucher(voucher: Voucher, domain: EscrowDomain): Hex {
 
 /** Sign `voucher` as its payer; returns the 65-byte signature the escrow's settle() takes. */
 export async function signVoucher(signer: VoucherSigner, voucher: Voucher, domain: EscrowDomain): Promise<Hex> {
-  if ("account" in signer) return signer.signTypedData({ account: signer.account, ...typedData(voucher, domain) });
-  return signer.signTypedData(typedData(voucher, domain));
+  return signTypedData(signer, typedData(voucher, domain));
 }
 
 /** The address that signed `voucher`, or null when the signature is malformed or not one the contract accepts. */
@@ -86,11 +64,7 @@ export async function recoverVoucherSigner(
   signature: Hex,
   domain: EscrowDomain,
 ): Promise<Address | null> {
-  // The contract takes 65-byte signatures only, with a low s (no malleable twins).
-  if (!/^0x[0-9a-fA-F]{130}$/.test(signature)) return null;
-  const s = BigInt(`0x${signature.slice(66, 130)}`);
-  const v = Number.parseInt(signature.slice(130, 132), 16);
-  if (s > HALF_N || (v !== 27 && v !== 28)) return null;
+  if (!isCanonicalSignature(signature)) return null;
   try {
     return await recoverTypedDataAddress({ ...typedData(voucher, domain), signature });
   } catch {

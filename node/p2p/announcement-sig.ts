@@ -10,25 +10,17 @@ import {
   keccak256,
   recoverAddress,
   stringToBytes,
-  type Account,
   type Address,
-  type Chain,
   type Hex,
-  type LocalAccount,
-  type Transport,
-  type WalletClient,
 } from "viem";
+import { eip712Domain, isCanonicalSignature, signerAddress, signTypedData, type Eip712Deployment, type TypedDataSigner } from "../chain/eip712.ts";
 import type { AnnouncementBody } from "./announcement.ts";
 
 export const ANNOUNCEMENT_DOMAIN_NAME = "OpenLoRA Announcement";
 export const ANNOUNCEMENT_DOMAIN_VERSION = "1";
 
-/** What binds announcements to one deployment. */
-export interface AnnouncementDomain {
-  chainId: number | bigint;
-  /** The NodeRegistry: it decides who may announce. */
-  verifyingContract: Address;
-}
+/** What binds announcements to one deployment; the verifying contract is the NodeRegistry (it decides who may announce). */
+export type AnnouncementDomain = Eip712Deployment;
 
 export const announcementTypes = {
   Announcement: [
@@ -50,20 +42,11 @@ export const announcementTypes = {
   ],
 } as const;
 
-/** A local account (private key, keystore) or a wallet client with an account (JSON-RPC signer). */
-export type AnnouncementSigner = LocalAccount | WalletClient<Transport, Chain | undefined, Account>;
-
-export function signerAddress(signer: AnnouncementSigner): Address {
-  return "account" in signer ? signer.account.address : signer.address;
-}
+export type AnnouncementSigner = TypedDataSigner;
+export { signerAddress };
 
 export function announcementDomain(domain: AnnouncementDomain) {
-  return {
-    name: ANNOUNCEMENT_DOMAIN_NAME,
-    version: ANNOUNCEMENT_DOMAIN_VERSION,
-    chainId: BigInt(domain.chainId),
-    verifyingContract: domain.verifyingContract,
-  } as const;
+  return eip712Domain(ANNOUNCEMENT_DOMAIN_NAME, ANNOUNCEMENT_DOMAIN_VERSION, domain);
 }
 
 /** The typed data viem signs (and hashTypedData hashes): the body with its integers as bigints. */
@@ -90,8 +73,7 @@ export function announcementTypedData(body: AnnouncementBody, domain: Announceme
 
 export async function signAnnouncement(signer: AnnouncementSigner, body: AnnouncementBody, domain: AnnouncementDomain): Promise<Hex> {
   const typed = announcementTypedData(body, domain);
-  const sig = "account" in signer ? await signer.signTypedData({ account: signer.account, ...typed }) : await signer.signTypedData(typed);
-  return sig.toLowerCase() as Hex;
+  return (await signTypedData(signer, typed)).toLowerCase() as Hex;
 }
 
 // ---- the EIP-712 digest, by hand -------------------------------------------------------------------------------
@@ -162,15 +144,9 @@ export function hashAnnouncement(body: AnnouncementBody, domain: AnnouncementDom
   return bytesToHex(k(concat([Uint8Array.of(0x19, 0x01), domainSeparator(domain), struct])));
 }
 
-// secp256k1 order / 2: like the escrow's vouchers, high-s twins of a signature are refused.
-const HALF_N = 0x7fffffffffffffffffffffffffffffff5d576e7357a4501ddfe92f46681b20a0n;
-
 /** The address that signed the body, or null when the signature is malformed or malleable. */
 export async function recoverAnnouncementSigner(body: AnnouncementBody, sig: Hex, domain: AnnouncementDomain): Promise<Address | null> {
-  if (!/^0x[0-9a-fA-F]{130}$/.test(sig)) return null;
-  const s = BigInt(`0x${sig.slice(66, 130)}`);
-  const v = Number.parseInt(sig.slice(130, 132), 16);
-  if (s > HALF_N || (v !== 27 && v !== 28)) return null;
+  if (!isCanonicalSignature(sig)) return null; // like the escrow's vouchers: 65 bytes, low s
   try {
     return await recoverAddress({ hash: hashAnnouncement(body, domain), signature: sig });
   } catch {
