@@ -88,7 +88,7 @@ async function main(): Promise<void> {
       },
       colocationWhitelist: ["127.0.0.1"],
       // Announce only when told (no periodic traffic between measured ones); caches stay warm all run long.
-      timings: { announceIntervalMs: 3_600_000, tierPollMs: 3_600_000, minAnnounceIntervalMs: 0, stakeTtlMs: 600_000, entryTtlMs: 600_000, maxAgeMs: 600_000 },
+      timings: { announceIntervalMs: 3_600_000, minAnnounceIntervalMs: 0, stakeTtlMs: 600_000, entryTtlMs: 600_000, maxAgeMs: 600_000 },
       rate: { capacity: 1_000, refillPerSecond: 1_000 },
       ...extra,
     });

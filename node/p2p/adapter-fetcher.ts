@@ -7,7 +7,7 @@ import type { ModelConfig } from "../engine/model/config.ts";
 import { LINEAR_TARGETS, projectionShape } from "../engine/model/config.ts";
 import { fetchAdapterFrom, FetchError } from "./adapter-protocol.ts";
 import type { AdapterRegistryView } from "./adapter-registry.ts";
-import { Emitter } from "./events.ts";
+import { Emitter } from "../engine/emitter.ts";
 import type { P2pHost } from "./host.ts";
 import type { PeerTable } from "./peer-table.ts";
 import { rankCandidates, withFailover } from "./routing.ts";

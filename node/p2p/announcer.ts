@@ -1,6 +1,7 @@
 // Publishes this node's signed Announcement: every `intervalMs` (so peers keep it alive in their tables and see
-// the queue), and soon after the adapter tiers change (so routing follows loads and evictions), but never more
-// often than `minIntervalMs` (receivers rate-limit each peer; bursts of churn are coalesced into one).
+// the queue), and soon after the adapter tiers change (the state's onChange: engine events, so routing follows
+// loads and evictions), but never more often than `minIntervalMs` (receivers rate-limit each peer; bursts of
+// churn are coalesced into one). One timer does both: the next publish is due at the earlier of the two.
 import type { Address } from "viem";
 import {
   ANNOUNCE_TOPIC,
@@ -15,7 +16,7 @@ import {
   type AnnouncementLimits,
 } from "./announcement.ts";
 import { signAnnouncement, signerAddress, type AnnouncementDomain, type AnnouncementSigner } from "./announcement-sig.ts";
-import { Emitter } from "./events.ts";
+import { Emitter } from "../engine/emitter.ts";
 import type { P2pHost } from "./host.ts";
 import type { PeerTable } from "./peer-table.ts";
 
@@ -23,6 +24,8 @@ import type { PeerTable } from "./peer-table.ts";
 export interface NodeState {
   adapters(): AdapterAvailability[];
   load(): { queueDepth: number; freeSlots: number };
+  /** Subscribes to changes of the adapters' tiers; returns the unsubscribe. Without it, only the period applies. */
+  onChange?(listener: () => void): () => void;
 }
 
 export interface AnnouncerOptions {
@@ -36,8 +39,6 @@ export interface AnnouncerOptions {
   pricePerToken?: bigint;
   /** Periodic announcement. Default 5 s. */
   intervalMs?: number;
-  /** How often the adapter tiers are compared with the last announcement. Default 250 ms. */
-  pollMs?: number;
   /** Least time between two announcements. Default 250 ms. */
   minIntervalMs?: number;
   limits?: AnnouncementLimits;
@@ -62,7 +63,7 @@ export class Announcer extends Emitter<AnnouncerEvents> {
   #fingerprint = "";
   #timer: NodeJS.Timeout | null = null;
   #timerAt = Number.POSITIVE_INFINITY;
-  #poll: NodeJS.Timeout | null = null;
+  #unsubscribe: (() => void) | null = null;
   #publishing: Promise<Announcement> | null = null;
   #again = false;
   #running = false;
@@ -87,18 +88,21 @@ export class Announcer extends Emitter<AnnouncerEvents> {
     if (this.#running) return;
     this.#running = true;
     this.#schedule(0);
-    this.#poll = setInterval(() => {
-      if (this.#adapterFingerprint() !== this.#fingerprint) this.changed();
-    }, this.#o.pollMs ?? 250);
-    this.#poll.unref();
+    // An event that leaves the announced adapters as they were (a host-tier eviction of a GPU-resident one)
+    // publishes nothing.
+    this.#unsubscribe =
+      this.#o.state.onChange?.(() => {
+        if (this.#adapterFingerprint() !== this.#fingerprint) this.changed();
+      }) ?? null;
   }
 
   /** Stops publishing; waits for one in flight. */
   async stop(): Promise<void> {
     this.#running = false;
     if (this.#timer) clearTimeout(this.#timer);
-    if (this.#poll) clearInterval(this.#poll);
-    this.#timer = this.#poll = null;
+    this.#timer = null;
+    this.#unsubscribe?.();
+    this.#unsubscribe = null;
     await this.#publishing?.catch(() => {});
   }
 

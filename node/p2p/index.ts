@@ -2,7 +2,6 @@
 // fetch by content hash, inference over libp2p streams, routing. Imports engine and chain, never api/client/cli.
 export { P2pHost, withoutPeerId, type HostOptions, type HostServices, type Libp2pNode, type PeerAddress } from "./host.ts";
 export { loadOrCreatePeerKey, PEER_KEY_FILE } from "./peer-key.ts";
-export { Emitter } from "./events.ts";
 export {
   ANNOUNCE_TOPIC,
   ANNOUNCEMENT_VERSION,

@@ -4,6 +4,7 @@
 import type { GossipsubOpts } from "@libp2p/gossipsub";
 import type { PrivateKey } from "@libp2p/interface";
 import type { Address, Chain, PublicClient, Transport } from "viem";
+import { isAdapterId } from "../engine/adapter/id.ts";
 import type { Engine } from "../engine/runtime/engine.ts";
 import { AdapterFetcher, type FetchedAdapter } from "./adapter-fetcher.ts";
 import { serveAdapters, type AdapterBytesSource } from "./adapter-protocol.ts";
@@ -29,8 +30,6 @@ export interface PeerNodeTimings {
   announceIntervalMs: number;
   /** Least time between two announcements. Default 250 ms. */
   minAnnounceIntervalMs: number;
-  /** How often tier changes are looked for. Default 250 ms. */
-  tierPollMs: number;
   /** Peer table entry lifetime. Default 30 s. */
   entryTtlMs: number;
   /** Expiry sweep and stake re-check. Default 1 s. */
@@ -123,12 +122,12 @@ export class PeerNode {
       ? new Announcer({
         host, signer: options.signer, domain: this.domain, state, table, api: options.api,
         pricePerToken: options.pricePerToken, intervalMs: t.announceIntervalMs, minIntervalMs: t.minAnnounceIntervalMs,
-        pollMs: t.tierPollMs, limits: options.limits,
+        limits: options.limits,
       })
       : null;
     this.fetcher = engine
       ? new AdapterFetcher({
-        host, table, sink: engineAdapterSink(engine), model: engine.backend.config, maxRank: engine.backend.options.maxRank,
+        host, table, sink: engineAdapterSink(engine), model: engine.model.config, maxRank: engine.limits.maxRank,
         registry: options.registry ?? new ChainAdapterRegistry({ client: chain.client, registry: chain.adapterRegistry, ttlMs: t.registryTtlMs }),
         banMs: t.banMs,
       })
@@ -167,7 +166,7 @@ export class PeerNode {
         ...this.#o.inference,
         // A request for an adapter we lack fetches it from a peer first (registry-checked, hash-verified).
         prepare: async (request, context) => {
-          if (!request.adapterId || !this.fetcher || !/^0x[0-9a-f]{64}$/.test(request.adapterId)) return; // the engine judges the id
+          if (!this.fetcher || !isAdapterId(request.adapterId)) return; // the engine judges the id
           try {
             await this.fetcher.ensure(request.adapterId, { signal: context.signal });
           } catch (error) {

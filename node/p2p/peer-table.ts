@@ -2,7 +2,8 @@
 // what was dropped and why (drop counters by reason) and the peers banned for misbehaving (bad adapter bytes).
 // It stores; it does not verify (announce-validator.ts decides what gets in).
 import type { Announcement } from "./announcement.ts";
-import { Emitter } from "./events.ts";
+import { LRUCache } from "lru-cache";
+import { Emitter } from "../engine/emitter.ts";
 
 /** Why an incoming announcement was dropped. */
 export const DROP_REASONS = [
@@ -68,17 +69,17 @@ export class PeerTable extends Emitter<PeerTableEvents> {
   /** Announcements accepted (including refreshes of known peers). */
   accepted = 0;
   #maxPeers: number;
-  #maxSeqMemory: number;
   #now: () => number;
   #entries = new Map<string, PeerEntry>();
-  #lastSeq = new Map<string, number>();
+  /** Replay protection outlives entries; the peers seen least recently are forgotten first. */
+  #lastSeq: LRUCache<string, number>;
   #bans = new Map<string, number>();
 
   constructor(options: PeerTableOptions = {}) {
     super();
     this.ttlMs = options.ttlMs ?? 30_000;
     this.#maxPeers = options.maxPeers ?? 10_000;
-    this.#maxSeqMemory = options.maxSeqMemory ?? 100_000;
+    this.#lastSeq = new LRUCache({ max: options.maxSeqMemory ?? 100_000 });
     this.#now = options.now ?? Date.now;
   }
 
@@ -108,9 +109,7 @@ export class PeerTable extends Emitter<PeerTableEvents> {
   noteSeq(peerId: string, seq: number): void {
     const last = this.#lastSeq.get(peerId);
     if (last !== undefined && last >= seq) return;
-    this.#lastSeq.delete(peerId);
     this.#lastSeq.set(peerId, seq);
-    while (this.#lastSeq.size > this.#maxSeqMemory) this.#lastSeq.delete(this.#lastSeq.keys().next().value!);
   }
 
   /** A live entry, or undefined. */

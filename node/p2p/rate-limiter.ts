@@ -1,6 +1,8 @@
 // Per-key token buckets: a peer may announce in short bursts (start-up, tier churn) but not flood. Keys are
 // bounded so that a stream of fresh peer ids cannot grow the map without end.
 
+import { LRUCache } from "lru-cache";
+
 export interface RateLimit {
   /** Burst size. */
   capacity: number;
@@ -10,12 +12,12 @@ export interface RateLimit {
 
 export class TokenBuckets {
   #limit: RateLimit;
-  #maxKeys: number;
-  #buckets = new Map<string, { tokens: number; at: number }>();
+  /** Least recently seen keys are forgotten first (a forgotten key starts again with a full bucket). */
+  #buckets: LRUCache<string, { tokens: number; at: number }>;
 
   constructor(limit: RateLimit, maxKeys = 10_000) {
     this.#limit = limit;
-    this.#maxKeys = maxKeys;
+    this.#buckets = new LRUCache({ max: maxKeys });
   }
 
   /** Takes one token for `key`; false when its bucket is empty. */
@@ -26,9 +28,7 @@ export class TokenBuckets {
     bucket.at = now;
     const allowed = bucket.tokens >= 1;
     if (allowed) bucket.tokens -= 1;
-    this.#buckets.delete(key); // re-insert: Map order is the eviction order (least recently seen first)
     this.#buckets.set(key, bucket);
-    while (this.#buckets.size > this.#maxKeys) this.#buckets.delete(this.#buckets.keys().next().value!);
     return allowed;
   }
 }

@@ -4,7 +4,8 @@
 // staked joins quickly), and concurrent questions about one operator share one read.
 import { peerIdFromString } from "@libp2p/peer-id";
 import { bytesToHex, getContract, type Address, type Chain, type Hex, type PublicClient, type Transport } from "viem";
-import { nodeRegistryAbi } from "../chain/abi.ts";
+import { nodeRegistryAbi } from "../chain/generated/abi.ts";
+import { ReadCache } from "./read-cache.ts";
 
 export type StakeStatus = "active" | "inactive" | "peer-not-bound";
 
@@ -27,33 +28,36 @@ export interface RegistryStakeOracleOptions {
   now?: () => number;
 }
 
-interface Cached {
-  expiresAt: number;
-  read: Promise<{ active: boolean; boundPeerId: Hex }>;
+interface StakeRead {
+  active: boolean;
+  boundPeerId: Hex;
 }
 
 export class RegistryStakeOracle implements StakeOracle {
   #registry;
-  #ttlMs: number;
-  #negativeTtlMs: number;
   #checkPeerBinding: boolean;
-  #maxEntries: number;
-  #now: () => number;
-  #cache = new Map<Address, Cached>();
-  /** Chain reads done (tests and metrics: the cache works when this stays low). */
-  reads = 0;
+  #cache: ReadCache<Address, StakeRead>;
 
   constructor(options: RegistryStakeOracleOptions) {
     this.#registry = getContract({ address: options.registry, abi: nodeRegistryAbi, client: options.client });
-    this.#ttlMs = options.ttlMs ?? 30_000;
-    this.#negativeTtlMs = options.negativeTtlMs ?? 5_000;
     this.#checkPeerBinding = options.checkPeerBinding ?? true;
-    this.#maxEntries = options.maxEntries ?? 10_000;
-    this.#now = options.now ?? Date.now;
+    const ttlMs = options.ttlMs ?? 30_000;
+    const negativeTtlMs = options.negativeTtlMs ?? 5_000;
+    this.#cache = new ReadCache({
+      read: (operator) => this.#read(operator),
+      ttlMs: (r) => (r.active ? ttlMs : negativeTtlMs),
+      max: options.maxEntries ?? 10_000,
+      now: options.now,
+    });
+  }
+
+  /** Chain reads done (tests and metrics: the cache works when this stays low). */
+  get reads(): number {
+    return this.#cache.reads;
   }
 
   async check(operator: Address, peerId: string): Promise<StakeStatus> {
-    const { active, boundPeerId } = await this.#lookup(operator);
+    const { active, boundPeerId } = await this.#cache.get(operator);
     if (!active) return "inactive";
     if (this.#checkPeerBinding && boundPeerId.toLowerCase() !== peerIdBytesHex(peerId)) return "peer-not-bound";
     return "active";
@@ -61,27 +65,10 @@ export class RegistryStakeOracle implements StakeOracle {
 
   /** Forgets cached answers (one operator, or all): the next check reads the chain. */
   invalidate(operator?: Address): void {
-    if (operator) this.#cache.delete(operator);
-    else this.#cache.clear();
+    this.#cache.invalidate(operator);
   }
 
-  #lookup(operator: Address): Promise<{ active: boolean; boundPeerId: Hex }> {
-    const now = this.#now();
-    const hit = this.#cache.get(operator);
-    if (hit && hit.expiresAt > now) return hit.read;
-    const entry: Cached = { expiresAt: Number.POSITIVE_INFINITY, read: this.#read(operator) };
-    this.#cache.delete(operator); // re-insert: Map order is the eviction order
-    this.#cache.set(operator, entry);
-    while (this.#cache.size > this.#maxEntries) this.#cache.delete(this.#cache.keys().next().value!);
-    entry.read.then(
-      (r) => { entry.expiresAt = this.#now() + (r.active ? this.#ttlMs : this.#negativeTtlMs); },
-      () => { if (this.#cache.get(operator) === entry) this.#cache.delete(operator); }, // errors are not cached
-    );
-    return entry.read;
-  }
-
-  async #read(operator: Address): Promise<{ active: boolean; boundPeerId: Hex }> {
-    this.reads++;
+  async #read(operator: Address): Promise<StakeRead> {
     const [active, info] = await Promise.all([
       this.#registry.read.isActive([operator]),
       this.#checkPeerBinding ? this.#registry.read.nodeOf([operator]) : Promise.resolve({ peerId: "0x" as Hex }),

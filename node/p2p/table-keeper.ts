@@ -1,5 +1,6 @@
 // Keeps the peer table honest between announcements: expired entries go, and so do peers whose operator's stake
 // stopped being active (re-checked through the oracle's cache, so this costs a chain read per operator per TTL).
+import { repeatingTask, type RepeatingTask } from "@libp2p/utils";
 import type { PeerTable } from "./peer-table.ts";
 import type { StakeOracle } from "./stake-oracle.ts";
 
@@ -12,24 +13,21 @@ export interface TableKeeperOptions {
 
 export class TableKeeper {
   #o: TableKeeperOptions;
-  #timer: NodeJS.Timeout | null = null;
+  #task: RepeatingTask;
   #tick: Promise<void> | null = null;
 
   constructor(options: TableKeeperOptions) {
     this.#o = options;
+    this.#task = repeatingTask(() => (this.#tick = this.tick()), options.intervalMs ?? 1_000);
   }
 
   start(): void {
-    if (this.#timer) return;
-    this.#timer = setInterval(() => {
-      this.#tick ??= this.tick().finally(() => { this.#tick = null; });
-    }, this.#o.intervalMs ?? 1_000);
-    this.#timer.unref();
+    this.#task.start();
   }
 
+  /** Stops the passes; waits for one in flight. */
   async stop(): Promise<void> {
-    if (this.#timer) clearInterval(this.#timer);
-    this.#timer = null;
+    this.#task.stop();
     await this.#tick;
   }
 

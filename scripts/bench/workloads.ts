@@ -39,9 +39,9 @@ export async function decodeThroughput(engine: Engine, adapterIds: (string | nul
 export async function coldLoads(engine: Engine, ids: string[]): Promise<number[]> {
   const ms: number[] = [];
   for (const id of ids) {
-    await engine.unloadAdapter(id);
+    await engine.adapters.unload(id);
     const started = performance.now();
-    await engine.loadAdapter(id);
+    await engine.adapters.load(id);
     ms.push(performance.now() - started);
   }
   return ms;
@@ -51,8 +51,8 @@ export async function coldLoads(engine: Engine, ids: string[]): Promise<number[]
 export async function timeToFirstToken(engine: Engine, ids: string[], promptIds: number[], warm: boolean): Promise<number[]> {
   const ms: number[] = [];
   for (const id of ids) {
-    if (warm) await engine.loadAdapter(id);
-    else await engine.unloadAdapter(id);
+    if (warm) await engine.adapters.load(id);
+    else await engine.adapters.unload(id);
     const { usage } = await engine.submit({ adapterId: id, tokenIds: promptIds, maxTokens: 1, temperature: 0, ignoreEos: true }).result;
     ms.push(usage.timings.ttftMs);
   }

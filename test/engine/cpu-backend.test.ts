@@ -5,10 +5,9 @@ import type { LoraAdapter } from "../../node/engine/adapter/lora.ts";
 import type { Backend } from "../../node/engine/backend/backend.ts";
 import { createCpuBackend } from "../../node/engine/backend/cpu/cpu-backend.ts";
 import { loadModel } from "../../node/engine/formats/load-model.ts";
-import { generate } from "../../node/engine/generate.ts";
 import { LINEAR_TARGETS, projectionShape, type LinearTarget } from "../../node/engine/model/config.ts";
 import type { LayerWeights, ModelWeights } from "../../node/engine/model/weights.ts";
-import { demoAdapter, STORIES_DIR, stories } from "../helpers/stories.ts";
+import { demoAdapter, oneShotEngine, STORIES_DIR, stories } from "../helpers/stories.ts";
 
 const reference = JSON.parse(readFileSync(join(STORIES_DIR, "greedy_empty_prompt_256.json"), "utf8")) as { ids: number[]; text: string };
 const OPTIONS = { numBlocks: 64, blockSize: 16, adapterSlots: 4, maxRank: 64 };
@@ -57,18 +56,17 @@ function onlyTarget(adapter: LoraAdapter, target: LinearTarget): LoraAdapter {
 }
 
 describe("cpu backend on stories260K", () => {
+  const binEngine = oneShotEngine();
+  const ggufEngine = oneShotEngine({ model: join(STORIES_DIR, "stories260K.gguf") });
+
   it("reproduces llama2.c's greedy output from BOS, token for token (.bin)", async () => {
-    const model = await stories();
-    const backend = createCpuBackend(model.weights, OPTIONS);
-    const result = await generate(backend, model.tokenizer, { prompt: "", slot: -1, maxTokens: 256, temperature: 0 });
+    const result = await (await binEngine()).complete({ prompt: "", maxTokens: 256, temperature: 0 });
     expect([...result.promptTokenIds, ...result.tokenIds]).toEqual(reference.ids);
     expect(result.text).toBe(reference.text);
   });
 
   it("reproduces it from the .gguf too", async () => {
-    const model = await loadModel(join(STORIES_DIR, "stories260K.gguf"));
-    const backend = createCpuBackend(model.weights, OPTIONS);
-    const result = await generate(backend, model.tokenizer, { prompt: "", slot: -1, maxTokens: 256, temperature: 0 });
+    const result = await (await ggufEngine()).complete({ prompt: "", maxTokens: 256, temperature: 0 });
     expect([...result.promptTokenIds, ...result.tokenIds]).toEqual(reference.ids);
   });
 

@@ -30,12 +30,12 @@ describe("a thousand adapters", () => {
         // Some through the PEFT path, the way an operator imports them.
         const dir = join(peftDir, `a${i}`);
         await writeRandomPeftAdapter(dir, config, { rank, seed: i, baseModel: model.name });
-        const info = await engine.importAdapter(dir);
+        const info = await engine.adapters.import(dir);
         adapters.push((await loadPeftAdapter(dir, { config, name: model.name, qkBasis: model.qkBasis, maxRank: 4 })).adapter);
         expect(info.id).toBe(adapters[i].id);
       } else {
         const { adapter, encoded } = randomLora(config, { rank, seed: i, bScale: 0.3, targets: i % 2 ? ["q", "v", "down"] : undefined });
-        expect((await engine.addAdapter(encoded)).id).toBe(adapter.id);
+        expect((await engine.adapters.add(encoded)).id).toBe(adapter.id);
         adapters.push(adapter);
       }
     }
@@ -75,8 +75,8 @@ describe("adapter tiers", () => {
     const first = await engineWith({ adapterSlots: 2 });
     const good = randomLora(model.weights.config, { rank: 4, seed: 1, bScale: 0.3 });
     const bad = randomLora(model.weights.config, { rank: 4, seed: 2, bScale: 0.3 });
-    await first.engine.addAdapter(good.encoded);
-    await first.engine.addAdapter(bad.encoded);
+    await first.engine.adapters.add(good.encoded);
+    await first.engine.adapters.add(bad.encoded);
     await first.engine.close();
 
     // Flip one byte of the second adapter's file, then reopen the store.
@@ -85,8 +85,8 @@ describe("adapter tiers", () => {
     bytes[bytes.length - 5] ^= 0x40;
     await writeFile(file, bytes);
     const { engine } = await engineWith({ adapterSlots: 2, dir: first.dir });
-    expect(engine.listAdapters().map((a) => a.id).sort()).toEqual([good.adapter.id, bad.adapter.id].sort());
-    expect(engine.listAdapters().every((a) => a.tier === "disk")).toBe(true);
+    expect(engine.adapters.list().map((a) => a.id).sort()).toEqual([good.adapter.id, bad.adapter.id].sort());
+    expect(engine.adapters.list().every((a) => a.tier === "disk")).toBe(true);
 
     const tokenIds = model.tokenizer.encode("Once upon a time", { bos: true });
     const ok = engine.submit({ adapterId: good.adapter.id, tokenIds, maxTokens: 8, temperature: 0 });
@@ -95,7 +95,7 @@ describe("adapter tiers", () => {
     expect(error).toBeInstanceOf(AdapterError);
     expect(error.message).toMatch(/corrupted: its sha256 is 0x/);
     expect((await collect(ok)).tokenIds).toEqual((await runAlone(good.adapter, { tokenIds, maxTokens: 8 })).tokenIds);
-    expect(engine.listAdapters().find((a) => a.id === good.adapter.id)!.tier).toBe("gpu");
+    expect(engine.adapters.list().find((a) => a.id === good.adapter.id)!.tier).toBe("gpu");
     expectIdle(engine);
   });
 
@@ -103,25 +103,73 @@ describe("adapter tiers", () => {
     const model = await stories();
     const { engine } = await engineWith({ adapterSlots: 1, maxRank: 8 });
     const wrongShape = randomLora({ ...model.weights.config, dim: 32, nHeads: 4, headDim: 8 }, { rank: 4, seed: 3 });
-    await expect(engine.addAdapter(wrongShape.encoded)).rejects.toThrow(AdapterError);
+    await expect(engine.adapters.add(wrongShape.encoded)).rejects.toThrow(AdapterError);
     const tooBig = randomLora(model.weights.config, { rank: 16, seed: 3 });
-    await expect(engine.addAdapter(tooBig.encoded)).rejects.toThrow(/rank 16 exceeds the slot rank 8/);
-    await expect(engine.importAdapter(join(STORIES_DIR, "adapters", "nonexistent"))).rejects.toThrow(AdapterError);
+    await expect(engine.adapters.add(tooBig.encoded)).rejects.toThrow(/rank 16 exceeds the slot rank 8/);
+    await expect(engine.adapters.import(join(STORIES_DIR, "adapters", "nonexistent"))).rejects.toThrow(AdapterError);
 
-    const dragon = await engine.importAdapter(join(STORIES_DIR, "adapters", "dragon"));
-    expect(engine.listAdapters()).toEqual([{ id: dragon.id, tier: "host" }]);
-    await engine.loadAdapter(dragon.id);
-    expect(engine.listAdapters()).toEqual([{ id: dragon.id, tier: "gpu" }]);
+    const events: string[] = [];
+    for (const name of ["adapter:registered", "adapter:loaded", "adapter:evicted", "adapter:removed"] as const) {
+      engine.on(name, (e) => events.push(`${name} ${"from" in e ? e.from : ""}`.trim()));
+    }
+    const dragon = await engine.adapters.import(join(STORIES_DIR, "adapters", "dragon"));
+    const { bytes } = dragon;
+    expect(engine.adapters.list()).toEqual([{ id: dragon.id, tier: "host", bytes }]);
+    await engine.adapters.load(dragon.id);
+    expect(engine.adapters.list()).toEqual([{ id: dragon.id, tier: "gpu", bytes }]);
     const stream = engine.submit({ adapterId: dragon.id, prompt: "Once", maxTokens: 100, temperature: 0 });
     for await (const event of stream) {
       if (event.type !== "token") continue;
-      await expect(engine.unloadAdapter(dragon.id)).rejects.toThrow(/in use by 1 running sequence/);
+      await expect(engine.adapters.unload(dragon.id)).rejects.toThrow(/in use by 1 running sequence/);
       break; // leaving the loop does not cancel; the request runs on
     }
     await stream.result;
-    await engine.unloadAdapter(dragon.id);
-    expect(engine.listAdapters()).toEqual([{ id: dragon.id, tier: "disk" }]);
+    await engine.adapters.unload(dragon.id);
+    expect(engine.adapters.list()).toEqual([{ id: dragon.id, tier: "disk", bytes }]);
     expectIdle(engine);
+    expect(await engine.adapters.readBytes(dragon.id)).toHaveLength(bytes);
+
+    // Removal: refused while a request waits on the adapter, then the id is gone from every tier.
+    const waiting = engine.submit({ adapterId: dragon.id, prompt: "Once", maxTokens: 5, temperature: 0 });
+    await expect(engine.adapters.remove(dragon.id)).rejects.toThrow(/in use by 1 queued or running request/);
+    await waiting.result;
+    await engine.adapters.remove(dragon.id);
+    expect(engine.adapters.list()).toEqual([]);
+    expect(engine.adapters.has(dragon.id)).toBe(false);
+    expect(await engine.adapters.readBytes(dragon.id)).toBeNull();
+    expect(() => engine.submit({ adapterId: dragon.id, prompt: "x", maxTokens: 1 })).toThrow(/not registered/);
+    expect(events).toEqual([
+      "adapter:registered",
+      "adapter:loaded",
+      "adapter:evicted gpu",
+      "adapter:evicted host",
+      "adapter:loaded", // the waiting request brought it back from disk (through the host tier)
+      "adapter:evicted gpu",
+      "adapter:evicted host",
+      "adapter:removed",
+    ]);
+  });
+
+  it("reports every finished request with its usage and every step with its timing", async () => {
+    const { engine } = await engineWith();
+    const finished: { requestId: number; tokens: number; reason: string }[] = [];
+    const steps: { rows: number; tokens: number; sampled: number }[] = [];
+    engine.on("request:finished", (e) => finished.push({ requestId: e.requestId, tokens: e.usage.completionTokens, reason: e.usage.finishReason }));
+    engine.on("step", (e) => steps.push({ rows: e.rows, tokens: e.tokens, sampled: e.sampled }));
+    const a = engine.submit({ adapterId: null, prompt: "Once upon a time", maxTokens: 6, temperature: 0 });
+    const b = engine.submit({ adapterId: null, prompt: "The dog", maxTokens: 3, temperature: 0 });
+    const cancelled = new AbortController();
+    cancelled.abort();
+    const c = engine.submit({ adapterId: null, prompt: "x", maxTokens: 3, signal: cancelled.signal });
+    await Promise.all([a.result, b.result, c.result]);
+    expect(finished.sort((x, y) => x.requestId - y.requestId)).toEqual([
+      { requestId: a.id, tokens: 6, reason: "length" },
+      { requestId: b.id, tokens: 3, reason: "length" },
+      { requestId: c.id, tokens: 0, reason: "cancelled" },
+    ]);
+    // Both requests shared the first step (two prefill rows), then decoded together until b was done.
+    expect(steps[0]).toEqual({ rows: 2, tokens: (await a.result).promptTokenIds.length + (await b.result).promptTokenIds.length, sampled: 2 });
+    expect(steps.reduce((n, s) => n + s.sampled, 0)).toBe(9);
   });
 
   it("host tier: LRU by bytes within the budget", () => {

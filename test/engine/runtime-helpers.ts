@@ -6,7 +6,9 @@ import { afterEach, expect } from "vitest";
 import type { LoraAdapter } from "../../node/engine/adapter/lora.ts";
 import type { Backend, BackendOptions, SequenceStep } from "../../node/engine/backend/backend.ts";
 import { createCpuBackend } from "../../node/engine/backend/cpu/cpu-backend.ts";
-import { generate } from "../../node/engine/generate.ts";
+import { encodeAdapter } from "../../node/engine/adapter/canonical.ts";
+import { complete } from "../../node/engine/runtime/complete.ts";
+import { openEngine } from "../../node/engine/runtime/open-engine.ts";
 import { Engine } from "../../node/engine/runtime/engine.ts";
 import type { RequestStream } from "../../node/engine/runtime/request-stream.ts";
 import type { SchedulerOptions, Usage } from "../../node/engine/runtime/types.ts";
@@ -89,16 +91,16 @@ export async function collect(stream: RequestStream): Promise<Collected> {
   return { tokenIds, text: final!.text, usage: final!.usage };
 }
 
-/** The oracle: the same request through generate() on a fresh backend of its own. */
+/** The oracle: the same request alone, on a fresh engine and backend of its own. */
 export async function runAlone(adapter: LoraAdapter | null, request: { tokenIds: number[]; maxTokens: number; temperature?: number; topP?: number; topK?: number; seed?: number; stop?: string[] }): Promise<{ tokenIds: number[]; text: string }> {
-  const model = await stories();
-  const backend = createCpuBackend(model.weights, { numBlocks: 40, blockSize: 16, adapterSlots: 1, maxRank: Math.max(adapter?.rank ?? 1, 1) });
-  if (adapter) await backend.setAdapter(0, adapter);
-  const result = await generate(backend, model.tokenizer, {
-    promptTokenIds: request.tokenIds, slot: adapter ? 0 : -1, maxTokens: request.maxTokens,
-    temperature: request.temperature ?? 0, topP: request.topP, topK: request.topK, seed: request.seed, stop: request.stop,
-  });
-  return { tokenIds: result.tokenIds, text: result.text };
+  const alone = await openEngine({ model: await stories(), backend: "cpu", numBlocks: 40, adapterSlots: 1, maxRank: Math.max(adapter?.rank ?? 1, 1) });
+  try {
+    const adapterId = adapter ? (await alone.engine.adapters.add(encodeAdapter(adapter))).id : null;
+    const result = await complete(alone.engine, { ...request, adapterId, temperature: request.temperature ?? 0 });
+    return { tokenIds: result.tokenIds, text: result.text };
+  } finally {
+    await alone.close();
+  }
 }
 
 /** Asserts the engine holds nothing: every KV block free, no pin, nothing queued or running. */

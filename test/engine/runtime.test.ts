@@ -17,7 +17,7 @@ async function engineWith(options: EngineOptions = {}) {
   const made = await newEngine(options);
   const ids: Record<string, LoraAdapter> = {};
   for (const name of DEMO_ADAPTERS) {
-    const info = await made.engine.importAdapter(join(STORIES_DIR, "adapters", name));
+    const info = await made.engine.adapters.import(join(STORIES_DIR, "adapters", name));
     ids[name] = await demoAdapter(name);
     expect(info.id).toBe(ids[name].id);
   }
@@ -97,7 +97,7 @@ describe("continuous batching", () => {
 
   it("does not hold others up while an adapter loads", async () => {
     const { engine, adapters } = await engineWith({ wrap: (b) => hooked(b, { uploadDelayMs: 300 }) });
-    await engine.unloadAdapter(adapters.dragon.id);
+    await engine.adapters.unload(adapters.dragon.id);
     const order: string[] = [];
     const slow = collect(engine.submit({ adapterId: adapters.dragon.id, prompt: "Once", maxTokens: 5, temperature: 0 })).then(() => order.push("adapter"));
     const fast = collect(engine.submit({ adapterId: null, prompt: "Once", maxTokens: 5, temperature: 0 })).then(() => order.push("base"));
@@ -107,7 +107,7 @@ describe("continuous batching", () => {
 
   it("lets no request starve: one for another adapter gets the only slot under a steady stream for the busy one", async () => {
     const { engine, adapters } = await engineWith({ adapterSlots: 1, scheduler: { agingSteps: 8 } });
-    await engine.loadAdapter(adapters.dragon.id);
+    await engine.adapters.load(adapters.dragon.id);
     const busy = () => collect(engine.submit({ adapterId: adapters.dragon.id, prompt: "The dragon", maxTokens: 12, temperature: 0 }));
     let busyDone = 0;
     let rareDone = -1;

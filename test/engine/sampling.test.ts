@@ -1,13 +1,10 @@
 import { describe, expect, it } from "vitest";
-import { createCpuBackend } from "../../node/engine/backend/cpu/cpu-backend.ts";
 import { InvalidRequestError } from "../../node/engine/errors.ts";
-import { generate } from "../../node/engine/generate.ts";
 import { BlockAllocator } from "../../node/engine/kv/block-allocator.ts";
 import { createRng } from "../../node/engine/sampling/rng.ts";
 import { argmax, sampleToken } from "../../node/engine/sampling/sample.ts";
-import { stories } from "../helpers/stories.ts";
+import { oneShotEngine } from "../helpers/stories.ts";
 
-const OPTIONS = { numBlocks: 40, blockSize: 16, adapterSlots: 1, maxRank: 16 };
 const logits = Float32Array.from([1, 3, 2, 3, -1]);
 
 describe("sampleToken", () => {
@@ -40,48 +37,45 @@ describe("sampleToken", () => {
   });
 });
 
-describe("generate", () => {
+describe("one-shot generation through the engine", () => {
+  const engineFor = oneShotEngine();
+
   it("is reproducible with a seed and varies across seeds", async () => {
-    const model = await stories();
-    const backend = createCpuBackend(model.weights, OPTIONS);
-    const run = (seed: number) => generate(backend, model.tokenizer, { prompt: "Once upon a time", slot: -1, maxTokens: 40, temperature: 1, topP: 0.9, seed });
+    const run = async (seed: number) => (await engineFor()).complete({ prompt: "Once upon a time", maxTokens: 40, temperature: 1, topP: 0.9, seed });
     const a = await run(1);
     expect((await run(1)).tokenIds).toEqual(a.tokenIds);
     expect((await run(2)).tokenIds).not.toEqual(a.tokenIds);
   });
 
   it("stops at max tokens, at a stop string (text cut before it) and streams what it returns", async () => {
-    const model = await stories();
-    const backend = createCpuBackend(model.weights, OPTIONS);
-    const long = await generate(backend, model.tokenizer, { prompt: "Once upon a time", slot: -1, maxTokens: 30, temperature: 0 });
+    const { complete } = await engineFor();
+    const long = await complete({ prompt: "Once upon a time", maxTokens: 30, temperature: 0 });
     expect(long.tokenIds).toHaveLength(30);
-    expect(long.finishReason).toBe("length");
+    expect(long.usage.finishReason).toBe("length");
     let streamed = "";
-    const stopped = await generate(backend, model.tokenizer, { prompt: "Once upon a time", slot: -1, maxTokens: 30, temperature: 0, stop: ["Lily"], onText: (t) => { streamed += t; } });
-    expect(stopped.finishReason).toBe("stop");
+    const stopped = await complete({ prompt: "Once upon a time", maxTokens: 30, temperature: 0, stop: ["Lily"] }, (t) => { streamed += t; });
+    expect(stopped.usage.finishReason).toBe("stop");
     expect(stopped.text).toBe(long.text.slice(0, long.text.indexOf("Lily")));
     expect(streamed).toBe(stopped.text);
   });
 
   it("stops at EOS", async () => {
-    const model = await stories();
-    const backend = createCpuBackend(model.weights, OPTIONS);
+    const { complete, model } = await engineFor();
     // Greedy from BOS ends the first story with EOS/BOS after enough tokens; find where and stop there.
-    const result = await generate(backend, model.tokenizer, { prompt: "", slot: -1, maxTokens: 500, temperature: 0 });
-    expect(result.finishReason).toBe("eos");
+    const result = await complete({ prompt: "", maxTokens: 500, temperature: 0 });
+    expect(result.usage.finishReason).toBe("eos");
     expect(result.tokenIds).not.toContain(model.tokenizer.eosId);
   });
 
   it("refuses invalid sampling values and prompts longer than the context", async () => {
-    const model = await stories();
-    const backend = createCpuBackend(model.weights, OPTIONS);
-    const base = { prompt: "x", slot: -1, maxTokens: 5, temperature: 1 };
-    await expect(generate(backend, model.tokenizer, { ...base, temperature: -1 })).rejects.toThrow(/temperature must be a finite number >= 0/);
-    await expect(generate(backend, model.tokenizer, { ...base, topP: 0 })).rejects.toThrow(/top_p must be in \(0, 1\]/);
-    await expect(generate(backend, model.tokenizer, { ...base, topK: 1.5 })).rejects.toThrow(/top_k must be a non-negative integer/);
-    await expect(generate(backend, model.tokenizer, { ...base, maxTokens: -3 })).rejects.toThrow(InvalidRequestError);
+    const { complete } = await engineFor();
+    const base = { prompt: "x", maxTokens: 5, temperature: 1 };
+    await expect(complete({ ...base, temperature: -1 })).rejects.toThrow(/temperature must be a finite number >= 0/);
+    await expect(complete({ ...base, topP: 0 })).rejects.toThrow(/top_p must be in \(0, 1\]/);
+    await expect(complete({ ...base, topK: 1.5 })).rejects.toThrow(/top_k must be a non-negative integer/);
+    await expect(complete({ ...base, maxTokens: -3 })).rejects.toThrow(InvalidRequestError);
     const huge = Array.from({ length: 600 }, () => 300);
-    await expect(generate(backend, model.tokenizer, { ...base, promptTokenIds: [1, ...huge] })).rejects.toThrow(/prompt has 601 tokens, the context holds 512/);
+    await expect(complete({ tokenIds: [1, ...huge], maxTokens: 5 })).rejects.toThrow(/prompt has 601 tokens, the context holds 512/);
   });
 });
 

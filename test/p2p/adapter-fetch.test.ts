@@ -21,7 +21,7 @@ afterAll(() => cleanup.run());
 async function engineWith(names: string[]): Promise<{ engine: Engine; ids: Record<string, Hex> }> {
   const engine = await makeEngine(cleanup);
   const ids: Record<string, Hex> = {};
-  for (const name of names) ids[name] = (await engine.importAdapter(join(STORIES_DIR, "adapters", name))).id as Hex;
+  for (const name of names) ids[name] = (await engine.adapters.import(join(STORIES_DIR, "adapters", name))).id as Hex;
   return { engine, ids };
 }
 

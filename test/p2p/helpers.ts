@@ -23,7 +23,6 @@ export { createChain, E, type Chain };
 export const FAST = {
   announceIntervalMs: 300,
   minAnnounceIntervalMs: 50,
-  tierPollMs: 100,
   entryTtlMs: 1_500,
   keeperIntervalMs: 150,
   stakeTtlMs: 400,

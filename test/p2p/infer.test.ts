@@ -27,7 +27,7 @@ function expectIdle(engine: Engine): void {
 describe("inference over libp2p", () => {
   it("streams the engine's tokens, for the base model, an adapter and seeded sampling", async () => {
     const engine = await makeEngine(cleanup);
-    const dragon = (await engine.importAdapter(join(STORIES_DIR, "adapters", "dragon"))).id as Hex;
+    const dragon = (await engine.adapters.import(join(STORIES_DIR, "adapters", "dragon"))).id as Hex;
     const finished: Usage[] = [];
     const server = await makePeer(chain, cleanup, { staked: true, engine, inference: { onFinished: (_r, usage) => finished.push(usage) } });
     const client = await makePeer(chain, cleanup, { bootstrap: server.host.dialAddrs() });
@@ -113,10 +113,10 @@ describe("inference over libp2p", () => {
   it("routes to the best announced peer and fails over when it is gone", async () => {
     const dragonDir = join(STORIES_DIR, "adapters", "dragon");
     const slowEngine = await makeEngine(cleanup);
-    const dragon = (await slowEngine.importAdapter(dragonDir)).id as Hex;
+    const dragon = (await slowEngine.adapters.import(dragonDir)).id as Hex;
     await registerAdapter(chain, dragon, 8);
     const fastEngine = await makeEngine(cleanup);
-    await fastEngine.importAdapter(dragonDir);
+    await fastEngine.adapters.import(dragonDir);
     const a = await makePeer(chain, cleanup, { staked: true, engine: slowEngine, pricePerToken: 10n });
     const b = await makePeer(chain, cleanup, { staked: true, engine: fastEngine, pricePerToken: 1n, bootstrap: a.host.dialAddrs() });
     const client = await makePeer(chain, cleanup, { bootstrap: [a.host.dialAddrs()[0], b.host.dialAddrs()[0]] });
@@ -126,7 +126,7 @@ describe("inference over libp2p", () => {
     // The oracle runs on an engine of its own: running it on a or b would load dragon into a GPU slot there, and
     // the gpu tier (rightly) outranks the price.
     const oracle = await makeEngine(cleanup);
-    await oracle.importAdapter(dragonDir);
+    await oracle.adapters.import(dragonDir);
     const expected = (await runLocal(oracle, request)).tokenIds;
     const first = await client.infer(request);
     expect(first).toMatchObject({ peerId: b.peerId, tokenIds: expected });

@@ -1,4 +1,4 @@
-import { createHash } from "node:crypto";
+import { adapterIdOf } from "./id.ts";
 import { AdapterError } from "../errors.ts";
 import { LINEAR_TARGETS, type LinearTarget } from "../model/config.ts";
 import type { LoraAdapter, LoraPair } from "./lora.ts";
@@ -45,11 +45,6 @@ export function encodeAdapter(adapter: Omit<LoraAdapter, "id">): Uint8Array {
     at += array.byteLength;
   }
   return out;
-}
-
-/** The adapter id: "0x" + sha256 of the canonical encoding, as bytes32 on chain. */
-export function adapterIdOf(encoded: Uint8Array): string {
-  return "0x" + createHash("sha256").update(encoded).digest("hex");
 }
 
 /** Builds the LoraAdapter (with its id) from tensors already in canonical form. */

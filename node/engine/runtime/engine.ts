@@ -1,6 +1,8 @@
 import { setImmediate as nextTurn } from "node:timers/promises";
 import type { Backend, SamplingParams, SequenceStep } from "../backend/backend.ts";
+import { Emitter } from "../emitter.ts";
 import { BlockAllocator } from "../kv/block-allocator.ts";
+import type { ModelConfig } from "../model/config.ts";
 import type { QkBasis } from "../model/weights.ts";
 import type { Tokenizer } from "../tokenizer/tokenizer.ts";
 import { AdapterStore } from "./adapter-store/adapter-store.ts";
@@ -9,8 +11,20 @@ import { RequestStream } from "./request-stream.ts";
 import { Scheduler, type Row } from "./scheduler.ts";
 import { Sequence } from "./sequence.ts";
 import { Throughput } from "./throughput.ts";
-import type { AdapterInfo, AdapterTier, EngineFinishReason, EngineRequest, EngineStats, SchedulerOptions, Usage } from "./types.ts";
+import type {
+  AdapterEvents,
+  AdapterInfo,
+  AdapterListing,
+  EngineEvents,
+  EngineFinishReason,
+  EngineLimits,
+  EngineRequest,
+  EngineStats,
+  SchedulerOptions,
+  Usage,
+} from "./types.ts";
 import { validateRequest, type Limits } from "./validate.ts";
+import { AdapterError } from "../errors.ts";
 
 export interface EngineOptions {
   /** The backbone on its device; its options fix the KV pool and the adapter slots. The caller closes it. */
@@ -31,15 +45,49 @@ export interface EngineOptions {
 
 const GREEDY: SamplingParams = { temperature: 0, topK: 0, topP: 1 };
 
+/** The adapters as callers see them: one door to the three tiers (disk, host, GPU slots). */
+export interface EngineAdapters {
+  /** Imports a PEFT folder (checked against the model) into the disk and host tiers. */
+  import(dir: string): Promise<AdapterInfo>;
+  /** Registers canonical bytes (what peers send); the id is their sha256. */
+  add(encoded: Uint8Array): Promise<AdapterInfo>;
+  /** Makes an adapter resident in a GPU slot now. */
+  load(id: string): Promise<void>;
+  /** Drops an adapter from the slots and host memory; it stays registered. Refused while in use. */
+  unload(id: string): Promise<void>;
+  /** Deletes an adapter from the node. Refused while a request runs or waits on it. */
+  remove(id: string): Promise<void>;
+  has(id: string): boolean;
+  /** Every registered adapter, its tier and size. */
+  list(): AdapterListing[];
+  /** The canonical bytes (checked against the id), as peers are sent them; null when absent or corrupted. */
+  readBytes(id: string): Promise<Uint8Array | null>;
+}
+
+const ADAPTER_EVENTS: readonly (keyof AdapterEvents)[] = [
+  "adapter:registered",
+  "adapter:loaded",
+  "adapter:load-failed",
+  "adapter:evicted",
+  "adapter:removed",
+];
+
 /**
  * The serving engine: one backbone, many adapters, continuous batching. submit() validates a request (bad
  * input throws InvalidRequestError at once) and returns its stream; one loop plans a step (scheduler.ts),
  * runs it on the backend with every row's adapter slot (SGMV), samples each finished row with its request's
- * own generator, and streams the tokens. Nothing here knows of money or networks.
+ * own generator, and streams the tokens. What happens is reported as events (EngineEvents): adapters changing
+ * tier, requests finishing with their usage, steps with their timing. Nothing here knows of money or networks.
  */
-export class Engine {
-  readonly backend: Backend;
-  readonly adapters: AdapterStore;
+export class Engine extends Emitter<EngineEvents> {
+  readonly adapters: EngineAdapters;
+  readonly limits: EngineLimits;
+  /** The backbone: its name (what adapters name as their base model) and shape. */
+  readonly model: { name: string; config: ModelConfig };
+  /** The backend's kind and device ("webgpu", "NVIDIA ..."), for logs and health checks. */
+  readonly device: { kind: string; description: string; memoryBytes: number };
+  #backend: Backend;
+  #store: AdapterStore;
   #tokenizer: Tokenizer;
   #kv: BlockAllocator;
   #scheduler: Scheduler;
@@ -54,40 +102,55 @@ export class Engine {
   #dirty = false;
   #idle: (() => void) | null = null;
 
-  private constructor(options: EngineOptions, adapters: AdapterStore, lock: DeviceLock) {
+  private constructor(options: EngineOptions, store: AdapterStore, lock: DeviceLock) {
+    super();
     const { backend, tokenizer } = options;
-    this.backend = backend;
-    this.adapters = adapters;
+    this.#backend = backend;
+    this.#store = store;
     this.#tokenizer = tokenizer;
     this.#lock = lock;
     this.#kv = new BlockAllocator(backend.options.numBlocks, backend.options.blockSize);
-    this.#scheduler = new Scheduler(this.#kv, adapters, options.scheduler);
+    this.#scheduler = new Scheduler(this.#kv, store, options.scheduler);
+    this.model = { name: options.modelName, config: backend.config };
+    this.device = { kind: backend.kind, description: backend.device, memoryBytes: backend.memoryBytes };
     const maxSeqLen = backend.config.maxSeqLen;
-    this.#limits = {
-      tokenizer,
-      vocabSize: backend.config.vocabSize,
+    this.limits = {
       maxSeqLen,
+      maxTokens: options.maxTokensLimit ?? maxSeqLen,
       kvPositions: backend.options.numBlocks * backend.options.blockSize,
-      maxTokensLimit: options.maxTokensLimit ?? maxSeqLen,
-      isRegistered: (id) => adapters.has(id),
+      vocabSize: backend.config.vocabSize,
+      maxRank: backend.options.maxRank,
+      adapterSlots: backend.options.adapterSlots,
     };
+    this.#limits = { ...this.limits, tokenizer, isRegistered: (id) => store.has(id) };
+    this.adapters = {
+      import: (dir) => store.importPeft(dir),
+      add: (encoded) => store.add(encoded),
+      load: async (id) => void (await store.load(id)),
+      unload: (id) => store.unload(id),
+      remove: (id) => this.#remove(id),
+      has: (id) => store.has(id),
+      list: () => store.list(),
+      readBytes: (id) => store.readBytes(id),
+    };
+    for (const name of ADAPTER_EVENTS) store.on(name, (event) => this.emit(name, event as never));
+    // A load that ended lets waiting requests in; a failed one fails the requests that wait for it.
+    store.on("adapter:loaded", () => this.#wake());
+    store.on("adapter:load-failed", ({ id, error }) => this.#adapterFailed(id, error));
   }
 
   /** Opens the adapter store (indexing its disk tier). Call start() to begin serving. */
   static async create(options: EngineOptions): Promise<Engine> {
     const lock = new DeviceLock();
-    let engine: Engine | null = null;
-    const adapters = await AdapterStore.open({
+    const store = await AdapterStore.open({
       dir: options.adapterDir,
       hostBudgetBytes: options.hostBudgetBytes ?? 256 * 2 ** 20,
       backend: options.backend,
       lock,
       modelName: options.modelName,
       qkBasis: options.qkBasis ?? "interleaved",
-      onLoaded: (id, error) => { if (engine) engine.#adapterLoaded(id, error); },
     });
-    engine = new Engine(options, adapters, lock);
-    return engine;
+    return new Engine(options, store, lock);
   }
 
   /** Starts the step loop. */
@@ -127,42 +190,17 @@ export class Engine {
     return seq.stream;
   }
 
-  /** Imports a PEFT folder into the disk tier (and the host tier); returns its id. */
-  importAdapter(dir: string): Promise<AdapterInfo> {
-    return this.adapters.importPeft(dir);
-  }
-
-  /** Registers an adapter from its canonical bytes (what peers send); the id is their sha256. */
-  addAdapter(encoded: Uint8Array): Promise<AdapterInfo> {
-    return this.adapters.add(encoded);
-  }
-
-  /** Makes an adapter resident in a GPU slot now. */
-  async loadAdapter(id: string): Promise<void> {
-    await this.adapters.load(id);
-  }
-
-  /** Drops an adapter from the slots and host memory (it stays registered on disk); refused while in use. */
-  unloadAdapter(id: string): Promise<void> {
-    return this.adapters.unload(id);
-  }
-
-  /** Every registered adapter and where it is. */
-  listAdapters(): { id: string; tier: AdapterTier }[] {
-    return this.adapters.list();
-  }
-
   stats(): EngineStats {
     const s = this.#scheduler;
     return {
       queue: {
         waiting: s.waiting.length,
         running: s.running.length,
-        waitingForAdapter: s.waiting.filter((q) => q.request.adapterId !== null && this.adapters.readySlot(q.request.adapterId) < 0).length,
+        waitingForAdapter: s.waiting.filter((q) => q.request.adapterId !== null && this.#store.readySlot(q.request.adapterId) < 0).length,
       },
       kv: { blockSize: this.#kv.blockSize, totalBlocks: this.#kv.numBlocks, freeBlocks: this.#kv.freeBlocks },
-      slots: this.adapters.slotStats(),
-      tiers: this.adapters.tierStats(),
+      slots: this.#store.slotStats(),
+      tiers: this.#store.tierStats(),
       tokens: { prompt: this.#totals.prompt, generated: this.#totals.generated, perSecond: this.#throughput.perSecond() },
       steps: s.steps,
       preemptions: s.preemptions,
@@ -178,7 +216,13 @@ export class Engine {
     await this.#loop;
     const error = new Error("engine closed");
     for (const seq of [...this.#scheduler.running, ...this.#scheduler.waiting]) this.#fail(seq, error);
-    await this.adapters.close();
+    await this.#store.close();
+  }
+
+  async #remove(id: string): Promise<void> {
+    const users = [...this.#scheduler.running, ...this.#scheduler.waiting].filter((q) => q.request.adapterId === id);
+    if (users.length > 0) throw new AdapterError(id, `is in use by ${users.length} queued or running request(s)`);
+    await this.#store.remove(id);
   }
 
   async #run(): Promise<void> {
@@ -196,18 +240,31 @@ export class Engine {
 
   /** Runs one planned step on the backend and hands every sampled token to its sequence. */
   async #step(rows: Row[]): Promise<void> {
-    // SGMV wants rows ordered by adapter slot; the order is otherwise free.
+    // SGMV wants rows ordered by adapter slot (the backend contract); the order is otherwise free.
     const ordered = [...rows].sort((a, b) => a.seq.slot - b.seq.slot);
-    const steps: SequenceStep[] = ordered.map((r) => ({ tokens: r.seq.input(r.from, r.to), position: r.from, blockTable: r.seq.blockTable, slot: r.seq.slot }));
+    const steps: SequenceStep[] = ordered.map((r) => ({
+      tokens: r.seq.input(r.from, r.to),
+      position: r.from,
+      blockTable: r.seq.blockTable,
+      slot: r.seq.slot,
+    }));
     const params = ordered.map((r) => (r.sample ? r.seq.request.params : GREEDY));
     const uniforms = Float32Array.from(ordered, (r) => (r.sample ? r.seq.rng() : 0));
+    const startedAt = performance.now();
     let ids: Int32Array;
     try {
-      ids = await this.#lock.run(() => this.backend.sample(steps, params, uniforms));
+      ids = await this.#lock.run(() => this.#backend.sample(steps, params, uniforms));
     } catch (error) {
       for (const r of ordered) this.#fail(r.seq, error);
       return;
     }
+    this.emit("step", {
+      step: this.#scheduler.steps,
+      rows: steps.length,
+      tokens: steps.reduce((n, s) => n + s.tokens.length, 0),
+      sampled: ordered.filter((r) => r.sample).length,
+      ms: performance.now() - startedAt,
+    });
     let generated = 0;
     ordered.forEach((row, i) => {
       const seq = row.seq;
@@ -238,34 +295,23 @@ export class Engine {
     this.#scheduler.drop(seq);
     const rest = seq.text.flush();
     if (rest) seq.stream.push({ type: "text", text: rest });
-    const now = performance.now();
-    const usage: Usage = {
-      promptTokens: seq.request.promptIds.length,
-      completionTokens: seq.generated.length,
-      finishReason: reason,
-      preemptions: seq.preemptions,
-      timings: {
-        queueMs: (seq.admittedAt < 0 ? now : seq.admittedAt) - seq.submittedAt,
-        ttftMs: (seq.firstTokenAt < 0 ? now : seq.firstTokenAt) - seq.submittedAt,
-        totalMs: now - seq.submittedAt,
-      },
-    };
+    const usage = usageOf(seq, reason);
     this.#totals.completed++;
     seq.stream.push({ type: "usage", usage, text: seq.text.text });
-    seq.stream.end({ text: seq.text.text, tokenIds: [...seq.generated], usage });
+    seq.stream.end({ text: seq.text.text, tokenIds: [...seq.generated], promptTokenIds: [...seq.request.promptIds], usage });
+    this.emit("request:finished", { requestId: seq.id, adapterId: seq.request.adapterId, usage });
   }
 
   #fail(seq: Sequence, error: unknown): void {
     if (seq.state === "finished") return;
     this.#scheduler.drop(seq);
     seq.stream.fail(error);
+    this.emit("request:finished", { requestId: seq.id, adapterId: seq.request.adapterId, usage: usageOf(seq, "error"), error });
   }
 
-  /** A slot load ended: wake the loop; on failure, fail the requests waiting for that adapter. */
-  #adapterLoaded(id: string, error?: unknown): void {
-    if (error !== undefined) {
-      for (const seq of [...this.#scheduler.waiting]) if (seq.request.adapterId === id) this.#fail(seq, error);
-    }
+  /** A slot load failed: the requests waiting for that adapter fail with its error. */
+  #adapterFailed(id: string, error: unknown): void {
+    for (const seq of [...this.#scheduler.waiting]) if (seq.request.adapterId === id) this.#fail(seq, error);
     this.#wake();
   }
 
@@ -280,4 +326,20 @@ export class Engine {
     if (this.#dirty || this.#closed) return Promise.resolve();
     return new Promise((resolve) => { this.#idle = resolve; });
   }
+}
+
+/** A request's usage as of now (its times in ms from submit). */
+function usageOf(seq: Sequence, reason: EngineFinishReason): Usage {
+  const now = performance.now();
+  return {
+    promptTokens: seq.request.promptIds.length,
+    completionTokens: seq.generated.length,
+    finishReason: reason,
+    preemptions: seq.preemptions,
+    timings: {
+      queueMs: (seq.admittedAt < 0 ? now : seq.admittedAt) - seq.submittedAt,
+      ttftMs: (seq.firstTokenAt < 0 ? now : seq.firstTokenAt) - seq.submittedAt,
+      totalMs: now - seq.submittedAt,
+    },
+  };
 }

@@ -26,8 +26,8 @@ export interface EngineRequest {
   signal?: AbortSignal;
 }
 
-/** How a request ended. */
-export type EngineFinishReason = FinishReason | "cancelled";
+/** How a request ended ("error": it failed; its stream rejected with the error). */
+export type EngineFinishReason = FinishReason | "cancelled" | "error";
 
 /** The final record of a request. Times are milliseconds from submit. */
 export interface Usage {
@@ -58,7 +58,10 @@ export type EngineEvent =
 /** The outcome of a whole request. */
 export interface Completion {
   text: string;
+  /** The generated ids (EOS excluded). */
   tokenIds: number[];
+  /** The prompt as the engine fed it (BOS included when the prompt was text). */
+  promptTokenIds: number[];
   usage: Usage;
 }
 
@@ -70,6 +73,48 @@ export interface AdapterInfo {
   rank: number;
   /** Bytes of its canonical encoding (the disk tier's file). */
   bytes: number;
+}
+
+/** A registered adapter as listed: where it lives now and the bytes of its canonical encoding. */
+export interface AdapterListing {
+  id: string;
+  tier: AdapterTier;
+  bytes: number;
+}
+
+/** What the adapter tiers report; every change of an adapter's tier is one of these. */
+export interface AdapterEvents {
+  /** A new adapter entered the disk tier (import, peer fetch, add). */
+  "adapter:registered": AdapterInfo;
+  /** Ready in a GPU slot; `ms` from the start of the load (disk or host read included). */
+  "adapter:loaded": { id: string; slot: number; ms: number };
+  "adapter:load-failed": { id: string; error: unknown };
+  /** Left a GPU slot or the host tier (for another adapter, by budget, or unloaded); it stays registered. */
+  "adapter:evicted": { id: string; from: "gpu" | "host" };
+  /** Deleted from the disk tier: no longer registered. */
+  "adapter:removed": { id: string };
+}
+
+/** Everything the engine reports: its adapters' tiers, finished requests (with usage) and steps (with timing). */
+export interface EngineEvents extends AdapterEvents {
+  /** A request ended, however (also cancelled or failed: `error` is set then and usage counts what was done). */
+  "request:finished": { requestId: number; adapterId: string | null; usage: Usage; error?: unknown };
+  /** One forward step ran: its rows, the tokens fed, the tokens sampled, and how long the backend took. */
+  step: { step: number; rows: number; tokens: number; sampled: number; ms: number };
+}
+
+/** The engine's fixed sizes: what a request and an adapter may be. */
+export interface EngineLimits {
+  /** Context length of the model: prompt + max_tokens must fit. */
+  maxSeqLen: number;
+  /** Largest max_tokens accepted. */
+  maxTokens: number;
+  /** Positions the whole KV pool holds. */
+  kvPositions: number;
+  vocabSize: number;
+  /** Largest adapter rank a slot holds. */
+  maxRank: number;
+  adapterSlots: number;
 }
 
 export interface SlotStats {

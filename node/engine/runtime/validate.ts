@@ -1,9 +1,9 @@
 import { randomInt } from "node:crypto";
 import type { SamplingParams } from "../backend/backend.ts";
 import { InvalidRequestError } from "../errors.ts";
-import { checkSampling } from "../generate.ts";
 import type { Tokenizer } from "../tokenizer/tokenizer.ts";
-import type { EngineRequest } from "./types.ts";
+import { isAdapterId } from "../adapter/id.ts";
+import type { EngineLimits, EngineRequest } from "./types.ts";
 
 /** A request that passed every check, with its defaults filled in. */
 export interface ValidRequest {
@@ -16,30 +16,33 @@ export interface ValidRequest {
   ignoreEos: boolean;
 }
 
-/** What a request is checked against. */
-export interface Limits {
+/** What a request is checked against: the engine's limits (kvPositions: a request needing more never runs). */
+export interface Limits extends Pick<EngineLimits, "vocabSize" | "maxSeqLen" | "kvPositions" | "maxTokens"> {
   tokenizer: Tokenizer;
-  vocabSize: number;
-  maxSeqLen: number;
-  /** Positions the whole KV pool holds: a request needing more could never run. */
-  kvPositions: number;
-  /** Largest max_tokens accepted. */
-  maxTokensLimit: number;
   isRegistered(adapterId: string): boolean;
 }
 
-const ADAPTER_ID = /^0x[0-9a-f]{64}$/;
+/** Checks sampling values; the same rules hold at every entry point (engine, API, CLI). */
+export function checkSampling(params: { maxTokens: number; temperature: number; topK?: number; topP?: number }): SamplingParams {
+  if (!Number.isInteger(params.maxTokens) || params.maxTokens < 0) throw new InvalidRequestError("max_tokens", `must be a non-negative integer, got ${params.maxTokens}`);
+  if (!(params.temperature >= 0) || !Number.isFinite(params.temperature)) throw new InvalidRequestError("temperature", `must be a finite number >= 0, got ${params.temperature}`);
+  const topK = params.topK ?? 0;
+  const topP = params.topP ?? 1;
+  if (!Number.isInteger(topK) || topK < 0) throw new InvalidRequestError("top_k", `must be a non-negative integer, got ${topK}`);
+  if (!(topP > 0 && topP <= 1)) throw new InvalidRequestError("top_p", `must be in (0, 1], got ${topP}`);
+  return { temperature: params.temperature, topK, topP };
+}
 
 /** Checks a request and fills its defaults; throws InvalidRequestError naming the field at fault. */
 export function validateRequest(request: EngineRequest, limits: Limits): ValidRequest {
   if (typeof request !== "object" || request === null) throw new InvalidRequestError("request", "must be an object");
   const { adapterId } = request;
   if (adapterId !== null && adapterId !== undefined) {
-    if (typeof adapterId !== "string" || !ADAPTER_ID.test(adapterId)) throw new InvalidRequestError("adapter", `id must be "0x" and 64 lowercase hex digits, got ${JSON.stringify(adapterId)}`);
+    if (!isAdapterId(adapterId)) throw new InvalidRequestError("adapter", `id must be "0x" and 64 lowercase hex digits, got ${JSON.stringify(adapterId)}`);
     if (!limits.isRegistered(adapterId)) throw new InvalidRequestError("adapter", `${adapterId} is not registered on this node`);
   }
   const params = checkSampling({ maxTokens: request.maxTokens, temperature: request.temperature ?? 1, topK: request.topK, topP: request.topP });
-  if (request.maxTokens > limits.maxTokensLimit) throw new InvalidRequestError("max_tokens", `${request.maxTokens} exceeds the limit ${limits.maxTokensLimit}`);
+  if (request.maxTokens > limits.maxTokens) throw new InvalidRequestError("max_tokens", `${request.maxTokens} exceeds the limit ${limits.maxTokens}`);
   const seed = request.seed ?? randomInt(2 ** 32);
   if (!Number.isInteger(seed) || seed < 0 || seed >= 2 ** 32) throw new InvalidRequestError("seed", `must be an integer in [0, 2^32), got ${seed}`);
   const stop = request.stop ?? [];

@@ -5,7 +5,8 @@ import type { Backend } from "../../backend/backend.ts";
 import { checkAdapterFits } from "../../backend/checks.ts";
 import { AdapterError } from "../../errors.ts";
 import type { DeviceLock } from "../device-lock.ts";
-import type { AdapterInfo, AdapterTier, EngineStats, SlotStats } from "../types.ts";
+import { Emitter } from "../../emitter.ts";
+import type { AdapterEvents, AdapterInfo, AdapterListing, AdapterTier, EngineStats, SlotStats } from "../types.ts";
 import { DiskTier } from "./disk-tier.ts";
 import { HostTier } from "./host-tier.ts";
 import { SlotPool } from "./slot-pool.ts";
@@ -22,8 +23,6 @@ export interface AdapterStoreOptions {
   qkBasis: AdapterExpectations["qkBasis"];
   /** Disk reads started ahead for adapters that wait beyond the slots' reach. */
   prefetchAhead?: number;
-  /** Called when an adapter became ready in a slot, or its load failed (error set). */
-  onLoaded?: (id: string, error?: unknown) => void;
 }
 
 /**
@@ -31,8 +30,9 @@ export interface AdapterStoreOptions {
  * the backend's slots (fixed count; pinned while a running sequence uses them). The engine tells it, every
  * step, which adapters its queue wants in priority order (`want`); the store then moves the first ones
  * towards the slots in the background, disk to host to slot, and never evicts a pinned or wanted-sooner one.
+ * Every change of tier is an event (the engine forwards them: announcements and metrics follow the tiers).
  */
-export class AdapterStore {
+export class AdapterStore extends Emitter<AdapterEvents> {
   readonly disk: DiskTier;
   readonly host: HostTier;
   readonly slots: SlotPool;
@@ -40,7 +40,6 @@ export class AdapterStore {
   #lock: DeviceLock;
   #expect: AdapterExpectations;
   #prefetchAhead: number;
-  #onLoaded: (id: string, error?: unknown) => void;
   /** Disk reads in flight, shared by slot loads and host prefetches. */
   #reads = new Map<string, Promise<LoraAdapter>>();
   /** Slot loads in flight: resolve to the slot. */
@@ -48,15 +47,15 @@ export class AdapterStore {
   #closed = false;
 
   private constructor(disk: DiskTier, options: AdapterStoreOptions) {
+    super();
     this.disk = disk;
-    this.host = new HostTier(options.hostBudgetBytes);
+    this.host = new HostTier(options.hostBudgetBytes, (id) => this.emit("adapter:evicted", { id, from: "host" }));
     this.slots = new SlotPool(options.backend.options.adapterSlots);
     this.#backend = options.backend;
     this.#lock = options.lock;
     const config = options.backend.config;
     this.#expect = { config, name: options.modelName, qkBasis: options.qkBasis, maxRank: options.backend.options.maxRank };
     this.#prefetchAhead = options.prefetchAhead ?? 2 * this.slots.size;
-    this.#onLoaded = options.onLoaded ?? (() => {});
   }
 
   static async open(options: AdapterStoreOptions): Promise<AdapterStore> {
@@ -86,9 +85,17 @@ export class AdapterStore {
   }
 
   async #register(adapter: LoraAdapter, encoded: Uint8Array): Promise<AdapterInfo> {
+    const known = this.disk.has(adapter.id);
     await this.disk.put(encoded);
     this.host.put(adapter.id, adapter, encoded.length);
-    return { id: adapter.id, rank: adapter.rank, bytes: encoded.length };
+    const info: AdapterInfo = { id: adapter.id, rank: adapter.rank, bytes: encoded.length };
+    if (!known) this.emit("adapter:registered", info);
+    return info;
+  }
+
+  /** The canonical bytes of a registered adapter (what peers are sent), or null when absent or corrupted. */
+  readBytes(id: string): Promise<Uint8Array | null> {
+    return this.disk.readBytes(id);
   }
 
   tierOf(id: string): AdapterTier | null {
@@ -97,9 +104,9 @@ export class AdapterStore {
     return this.disk.has(id) ? "disk" : null;
   }
 
-  /** Every registered adapter and its tier (what a node announces). */
-  list(): { id: string; tier: AdapterTier }[] {
-    return [...this.disk.ids()].map((id) => ({ id, tier: this.tierOf(id)! }));
+  /** Every registered adapter, its tier and size (what a node announces). */
+  list(): AdapterListing[] {
+    return [...this.disk.ids()].map((id) => ({ id, tier: this.tierOf(id)!, bytes: this.disk.sizeOf(id)! }));
   }
 
   /** The slot holding the adapter ready for use, or -1. */
@@ -182,8 +189,20 @@ export class AdapterStore {
       const pins = this.slots.pins(slot);
       if (pins > 0) throw new AdapterError(id, `is in use by ${pins} running sequence(s)`);
       this.slots.clear(slot);
+      this.emit("adapter:evicted", { id, from: "gpu" });
     }
-    this.host.delete(id);
+    if (this.host.has(id)) {
+      this.host.delete(id);
+      this.emit("adapter:evicted", { id, from: "host" });
+    }
+  }
+
+  /** Unloads an adapter and deletes it from the disk tier: it is no longer registered. Refused while in use. */
+  async remove(id: string): Promise<void> {
+    if (!this.disk.has(id)) throw new AdapterError(id, "is not registered");
+    await this.unload(id);
+    await this.disk.remove(id);
+    this.emit("adapter:removed", { id });
   }
 
   slotStats(): SlotStats[] {
@@ -205,7 +224,10 @@ export class AdapterStore {
   }
 
   #startLoad(id: string, slot: number): Promise<number> {
+    const previous = this.slots.entries()[slot].adapterId;
     this.slots.beginLoad(slot, id);
+    if (previous !== null) this.emit("adapter:evicted", { id: previous, from: "gpu" });
+    const startedAt = performance.now();
     const load = (async () => {
       try {
         const adapter = this.host.get(id) ?? (await this.#read(id));
@@ -220,7 +242,10 @@ export class AdapterStore {
       }
     })();
     this.#loads.set(id, load);
-    load.then((s) => { if (!this.#closed) this.#onLoaded(id); return s; }, (error) => { if (!this.#closed) this.#onLoaded(id, error); });
+    load.then(
+      () => this.#closed || this.emit("adapter:loaded", { id, slot, ms: performance.now() - startedAt }),
+      (error: unknown) => this.#closed || this.emit("adapter:load-failed", { id, error }),
+    );
     return load;
   }
 

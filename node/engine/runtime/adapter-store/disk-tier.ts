@@ -1,6 +1,7 @@
 import { mkdir, readdir, readFile, rename, rm, stat, writeFile } from "node:fs/promises";
 import { join } from "node:path";
-import { adapterIdOf, decodeAdapter } from "../../adapter/canonical.ts";
+import { decodeAdapter } from "../../adapter/canonical.ts";
+import { adapterIdOf, isAdapterId } from "../../adapter/id.ts";
 import type { LoraAdapter } from "../../adapter/lora.ts";
 import { AdapterError } from "../../errors.ts";
 
@@ -28,7 +29,7 @@ export class DiskTier {
     for (const name of await readdir(dir)) {
       if (!name.endsWith(SUFFIX)) continue;
       const id = "0x" + name.slice(0, -SUFFIX.length);
-      if (!/^0x[0-9a-f]{64}$/.test(id)) continue;
+      if (!isAdapterId(id)) continue;
       tier.#index(id, (await stat(join(dir, name))).size);
     }
     return tier;

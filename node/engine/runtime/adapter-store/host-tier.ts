@@ -1,3 +1,4 @@
+import { LRUCache } from "lru-cache";
 import type { LoraAdapter } from "../../adapter/lora.ts";
 
 /**
@@ -7,53 +8,44 @@ import type { LoraAdapter } from "../../adapter/lora.ts";
  */
 export class HostTier {
   readonly budgetBytes: number;
-  /** Insertion order is recency order: the first entry is the least recently used. */
-  #entries = new Map<string, { adapter: LoraAdapter; bytes: number }>();
-  #bytes = 0;
+  /** Sized by the canonical encoding's bytes; an adapter larger than the whole budget is not kept. */
+  #entries: LRUCache<string, LoraAdapter> | null;
 
-  constructor(budgetBytes: number) {
+  /** `onEvict` hears of each adapter pushed out by the budget (not of those deleted on purpose). */
+  constructor(budgetBytes: number, onEvict: (id: string) => void = () => {}) {
     if (!(budgetBytes >= 0)) throw new RangeError(`host budget must be >= 0 bytes, got ${budgetBytes}`);
     this.budgetBytes = budgetBytes;
+    this.#entries =
+      budgetBytes > 0
+        ? new LRUCache({ maxSize: budgetBytes, dispose: (_adapter, id, reason) => reason === "evict" && onEvict(id) })
+        : null;
   }
 
   get count(): number {
-    return this.#entries.size;
+    return this.#entries?.size ?? 0;
   }
 
   get bytes(): number {
-    return this.#bytes;
+    return this.#entries?.calculatedSize ?? 0;
   }
 
   has(id: string): boolean {
-    return this.#entries.has(id);
+    return this.#entries?.has(id) ?? false;
   }
 
   /** The adapter, marked most recently used; undefined when not here. */
   get(id: string): LoraAdapter | undefined {
-    const entry = this.#entries.get(id);
-    if (!entry) return undefined;
-    this.#entries.delete(id);
-    this.#entries.set(id, entry);
-    return entry.adapter;
+    return this.#entries?.get(id);
   }
 
   /** Adds (or refreshes) an adapter, then evicts the least recently used ones beyond the budget. */
   put(id: string, adapter: LoraAdapter, bytes: number): void {
-    this.delete(id);
-    if (bytes > this.budgetBytes) return; // would evict everything and still not fit
-    this.#entries.set(id, { adapter, bytes });
-    this.#bytes += bytes;
-    for (const [oldest, entry] of this.#entries) {
-      if (this.#bytes <= this.budgetBytes) break;
-      this.#entries.delete(oldest);
-      this.#bytes -= entry.bytes;
-    }
+    if (!this.#entries) return;
+    if (bytes > this.budgetBytes) this.#entries.delete(id); // would evict everything and still not fit
+    else this.#entries.set(id, adapter, { size: bytes });
   }
 
   delete(id: string): void {
-    const entry = this.#entries.get(id);
-    if (!entry) return;
-    this.#entries.delete(id);
-    this.#bytes -= entry.bytes;
+    this.#entries?.delete(id);
   }
 }

@@ -1,5 +1,6 @@
-// A minimal typed event emitter: the p2p parts report what happened (announcements accepted or dropped, peers
-// expiring, fetches failing) to whoever listens (api metrics, logs, tests) without knowing who that is.
+// A minimal typed event emitter: the engine and the p2p parts report what happened (requests finished, adapters
+// loaded, announcements accepted or dropped, peers expiring) to whoever listens (ledger, announcer, metrics, logs,
+// tests) without knowing who that is.
 
 type Listener<T> = (value: T) => void;
 
@@ -35,11 +36,11 @@ export class Emitter<Events extends object> {
     const set = this.#listeners.get(name);
     if (!set) return;
     for (const listener of [...set]) {
-      // A failing listener must not break the network code that reports the event.
+      // A failing listener must not break the code that reports the event (the step loop, the network).
       try {
         (listener as Listener<Events[K]>)(value);
       } catch (error) {
-        console.error(`p2p: a listener of "${String(name)}" failed:`, error);
+        console.error(`a listener of "${String(name)}" failed:`, error);
       }
     }
   }

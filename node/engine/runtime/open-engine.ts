@@ -1,0 +1,75 @@
+import { mkdtemp, rm } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import type { Backend } from "../backend/backend.ts";
+import { createBackend, type BackendChoice } from "../backend/select.ts";
+import { loadModel } from "../formats/load-model.ts";
+import type { LoadedModel } from "../model/weights.ts";
+import { Engine } from "./engine.ts";
+import type { SchedulerOptions } from "./types.ts";
+
+export interface OpenEngineOptions {
+  /** A model path (any format loadModel takes) or a model already loaded. */
+  model: string | LoadedModel;
+  /** Default "auto". */
+  backend?: BackendChoice;
+  /** The disk tier's folder. Default: a fresh temporary folder, deleted at close (one-shot use). */
+  adapterDir?: string;
+  /** Adapter slots on the device. Default 4. */
+  adapterSlots?: number;
+  /** Largest adapter rank a slot holds. Default 64. */
+  maxRank?: number;
+  /** KV positions per block. Default 16. */
+  blockSize?: number;
+  /** KV blocks. Default: four full contexts. */
+  numBlocks?: number;
+  hostBudgetBytes?: number;
+  maxTokens?: number;
+  scheduler?: Partial<SchedulerOptions>;
+}
+
+/** A started engine with the model and backend it owns; close() stops and frees all of it. */
+export interface OpenedEngine {
+  engine: Engine;
+  model: LoadedModel;
+  close(): Promise<void>;
+}
+
+/** Loads a model, creates its backend and a started Engine over it: everything one process needs to serve. */
+export async function openEngine(options: OpenEngineOptions): Promise<OpenedEngine> {
+  const model = typeof options.model === "string" ? await loadModel(options.model) : options.model;
+  const blockSize = options.blockSize ?? 16;
+  const backend: Backend = await createBackend(options.backend ?? "auto", model.weights, {
+    numBlocks: options.numBlocks ?? 4 * Math.ceil(model.weights.config.maxSeqLen / blockSize),
+    blockSize,
+    adapterSlots: options.adapterSlots ?? 4,
+    maxRank: options.maxRank ?? 64,
+  });
+  const temporary = options.adapterDir ? null : await mkdtemp(join(tmpdir(), "openlora-adapters-"));
+  try {
+    const engine = await Engine.create({
+      backend,
+      tokenizer: model.tokenizer,
+      modelName: model.name,
+      qkBasis: model.qkBasis,
+      adapterDir: options.adapterDir ?? temporary!,
+      hostBudgetBytes: options.hostBudgetBytes,
+      maxTokensLimit: options.maxTokens,
+      scheduler: options.scheduler,
+    });
+    engine.start();
+    return {
+      engine,
+      model,
+      close: async () => {
+        await engine.close();
+        await backend.close();
+        if (temporary) await rm(temporary, { recursive: true, force: true });
+      },
+    };
+  } catch (error) {
+    await backend.close();
+    if (temporary) await rm(temporary, { recursive: true, force: true });
+    throw error;
+  }
+}
