@@ -1,6 +1,8 @@
 // Host side of each kernel: the parameter block it reads and the workgroup count it needs. The backend and the
 // kernel tests both encode dispatches through these, so the tests cover the host arithmetic too.
+import type { LinearTarget } from "../../model/config.ts";
 import { cdiv, type Site, type StepEncoder } from "./kernels.ts";
+import type { DeviceMatrix } from "./tensors.ts";
 
 export function embed(enc: StepEncoder, site: Site, a: { T: number; ld4: number; rowStart: number; rowCount: number }): void {
   enc.dispatch(site, [a.T, a.ld4, a.rowStart, a.rowCount], [], cdiv(a.ld4, 64), a.T);
@@ -36,6 +38,34 @@ export function matvecSplitK(enc: StepEncoder, site: Site, a: LinearArgs, maxSub
   if (a.M > 4) throw new RangeError(`matvec takes at most 4 rows, got ${a.M}`);
   const perWorkgroup = Math.max(1, Math.floor(64 / maxSubgroup));
   enc.dispatch(site, [a.M, a.N, a.K4, a.ldx4, a.ldy, a.yOff, a.accumulate ? 1 : 0], [], cdiv(cdiv(a.N, 4), perWorkgroup));
+}
+
+/** Which kernel runs the projections of a pass of at most 4 rows (more rows always take matmul). */
+export type MatvecKind = "portable" | "splitk" | "matmul";
+
+/** A weight matrix's dispatch sites: one per row chunk, for matmul and (unless matmul does all) matvec. */
+export interface LinearSites {
+  matrix: DeviceMatrix;
+  matmul: Site[];
+  matvec: Site[] | null;
+}
+
+/**
+ * y[M, N] (+)= x[M, K] · Wᵀ over every row chunk of W: matmul for more than 4 rows, else the chosen matvec.
+ * ldx and ldy are the row strides of x and y in floats (ldx a multiple of 4).
+ */
+export function linear(
+  enc: StepEncoder,
+  sites: LinearSites,
+  a: { M: number; ldx: number; ldy: number; accumulate: boolean; kind: MatvecKind; maxSubgroup: number },
+): void {
+  const { matrix } = sites;
+  matrix.chunks.forEach((chunk, i) => {
+    const args: LinearArgs = { M: a.M, N: chunk.rows, K4: matrix.K4, ldx4: a.ldx / 4, ldy: a.ldy, yOff: chunk.rowStart, accumulate: a.accumulate };
+    if (!sites.matvec || a.M > 4) matmul(enc, sites.matmul[i], args);
+    else if (a.kind === "splitk") matvecSplitK(enc, sites.matvec[i], args, a.maxSubgroup);
+    else matvec(enc, sites.matvec[i], args);
+  });
 }
 
 export function rope(enc: StepEncoder, site: Site, a: { T: number; ld: number; heads: number; headDim: number }): void {
@@ -81,6 +111,29 @@ export function sgmvShrink(enc: StepEncoder, site: Site, g: LoraGroupShape, a: {
 
 export function sgmvExpand(enc: StepEncoder, site: Site, g: LoraGroupShape, a: { nTiles: number; layer: number; ldv4: number; ldy: number; yOff: number; rankStride: number }): void {
   enc.dispatch(site, [a.nTiles, g.N, g.rs / 4, a.ldv4, a.ldy, a.yOff, g.b1, g.b2, a.layer * 7 + g.firstTarget, a.rankStride], [], cdiv(g.N, 64), a.nTiles);
+}
+
+/** One target group's LoRA pools and its two SGMV sites (shrink reads the group's input, expand adds to its output). */
+export interface LoraGroup {
+  shape: LoraGroupShape;
+  targets: readonly LinearTarget[];
+  a: GPUBuffer;
+  b: GPUBuffer;
+  shrink: Site;
+  expand: Site;
+}
+
+/**
+ * SGMV for one target group over a pass's tiles: v = x · Aᵀ (shrink, rank rs per target), then y += v · Bᵀ
+ * (expand). ldx and ldy are the row strides of the group's input and output; ldv that of v (a multiple of 4).
+ */
+export function sgmv(
+  enc: StepEncoder,
+  group: LoraGroup,
+  a: { nTiles: number; layer: number; ldx: number; ldy: number; ldv: number; rankStride: number },
+): void {
+  sgmvShrink(enc, group.shrink, group.shape, { nTiles: a.nTiles, layer: a.layer, ldx4: a.ldx / 4, ldv: a.ldv, rankStride: a.rankStride });
+  sgmvExpand(enc, group.expand, group.shape, { nTiles: a.nTiles, layer: a.layer, ldv4: a.ldv / 4, ldy: a.ldy, yOff: 0, rankStride: a.rankStride });
 }
 
 export function sample(enc: StepEncoder, site: Site, a: { S: number; vocab: number; ld: number }): void {

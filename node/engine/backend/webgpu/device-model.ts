@@ -1,0 +1,140 @@
+// The model on the device, and every dispatch site of the forward pass bound to its buffers once:
+//   weights   q|k|v fused [dim + 2 kvDim, dim], o [dim, dim], gate|up fused [2 hidden, dim], down [dim, hidden],
+//             embedding and classifier [vocab, dim] (one buffer when tied); rows padded to 4 columns and split
+//             into row chunks under the storage binding limit (lavapipe: 128 MiB); f32, or f16 when asked.
+//   KV pool   per layer K and V [numBlocks, blockSize, kvDim], the cpu backend's paging.
+//   adapters  per layer and target group (q|k|v, o, gate|up, down): A [slots, targets * rs, in], B [slots, out, rs]
+//             with rs = maxRank rounded up to 4, and the step buffers' rank table [slots, layers, 7].
+import { LINEAR_TARGETS, projectionShape, type LinearTarget } from "../../model/config.ts";
+import type { ModelWeights } from "../../model/weights.ts";
+import type { BackendOptions } from "../backend.ts";
+import type { DeviceMemory } from "./device-memory.ts";
+import type { ParamArena, Pipelines, Site } from "./kernels.ts";
+import { loraGroupShape, type LinearSites, type LoraGroup, type MatvecKind } from "./ops.ts";
+import type { StepBuffers } from "./step-buffers.ts";
+import type { DeviceMatrix } from "./tensors.ts";
+
+/** The four groups of LoRA targets that share an input, in the order a layer applies them. */
+export const LORA_GROUPS: readonly (readonly LinearTarget[])[] = [["q", "k", "v"], ["o"], ["gate", "up"], ["down"]];
+
+export interface LayerSites {
+  attnNorm: Site;
+  qkv: LinearSites;
+  kvStore: Site;
+  attention: Site;
+  wo: LinearSites;
+  ffnNorm: Site;
+  gateUp: LinearSites;
+  down: LinearSites;
+  /** One per LORA_GROUPS entry; null when the backend has no adapter slots. */
+  lora: LoraGroup[] | null;
+}
+
+export interface DeviceModel {
+  embed: Site[];
+  embedding: DeviceMatrix;
+  layers: LayerSites[];
+  rope: Site;
+  swiglu: Site;
+  finalNorm: Site;
+  classifier: LinearSites;
+  sample: Site;
+}
+
+export interface DeviceModelContext {
+  memory: DeviceMemory;
+  pipelines: Pipelines;
+  arena: ParamArena;
+  buffers: StepBuffers;
+  matvec: MatvecKind;
+  /** CPU-emulated adapter: fewer threads per sampling workgroup (each barrier switches between all of them). */
+  isFallback: boolean;
+}
+
+export function buildDeviceModel(weights: ModelWeights, options: BackendOptions, ctx: DeviceModelContext): DeviceModel {
+  const { config } = weights;
+  const { memory, pipelines, arena, buffers: b } = ctx;
+  const f16 = { f16: memory.f16 };
+  const matmul = pipelines.get("matmul", f16);
+  const matvecKernel = ctx.matvec === "splitk" ? "matvec-splitk" : "matvec";
+  const matvec = ctx.matvec === "matmul" ? null : pipelines.get(matvecKernel, f16);
+  const norm = pipelines.get("rmsnorm");
+  const kvStore = pipelines.get("kv-store");
+  const attention = pipelines.get("attention", { constants: { HEAD_DIM: config.headDim } });
+  const shrink = pipelines.get("sgmv-shrink");
+  const expand = pipelines.get("sgmv-expand");
+
+  /** The matmul and matvec sites of every chunk of a weight matrix, reading `input` and writing `output`. */
+  const sites = (label: string, m: DeviceMatrix, input: GPUBuffer, output: GPUBuffer): LinearSites => ({
+    matrix: m,
+    matmul: m.chunks.map((c, i) => arena.define(`${label}.mm${i}`, matmul, [input, c.buffer, output])),
+    matvec: matvec ? m.chunks.map((c, i) => arena.define(`${label}.mv${i}`, matvec, [input, c.buffer, output])) : null,
+  });
+  const linear = (label: string, parts: Float32Array[], cols: number, input: GPUBuffer, output: GPUBuffer) =>
+    sites(label, memory.matrix(label, parts, cols), input, output);
+
+  const embedding = memory.matrix("embedding", [weights.tokenEmbedding], config.dim);
+  const tied = weights.classifier === weights.tokenEmbedding;
+  const embedPipeline = pipelines.get("embed", f16);
+  const kvDim = config.nKvHeads * config.headDim;
+  const poolBytes = options.numBlocks * options.blockSize * kvDim * 4;
+  const withLora = options.adapterSlots > 0 && options.maxRank > 0;
+  // The input and output of each LoRA group, as in the layer: q|k|v reads h, o reads att, ...
+  const groupIo: [GPUBuffer, GPUBuffer][] = [
+    [b.h, b.qkv],
+    [b.att, b.x],
+    [b.h, b.gateUp],
+    [b.act, b.x],
+  ];
+
+  const layers = weights.layers.map((lw, l): LayerSites => {
+    const kPool = memory.buffer(`kPool${l}`, poolBytes);
+    const vPool = memory.buffer(`vPool${l}`, poolBytes);
+    const attnNorm = memory.buffer(`attnNorm${l}`, config.dim * 4, lw.attnNorm);
+    const ffnNorm = memory.buffer(`ffnNorm${l}`, config.dim * 4, lw.ffnNorm);
+    const lora = withLora
+      ? LORA_GROUPS.map((targets, g): LoraGroup => {
+          const inDim = projectionShape(config, targets[0]).inDim;
+          const outDims = targets.map((t) => projectionShape(config, t).outDim);
+          const shape = loraGroupShape(inDim, outDims, b.widths.rank, LINEAR_TARGETS.indexOf(targets[0]));
+          const a = memory.buffer(`loraA${l}.${g}`, options.adapterSlots * targets.length * shape.rs * shape.K4 * 16);
+          const bPool = memory.buffer(`loraB${l}.${g}`, options.adapterSlots * shape.N * shape.rs * 4);
+          const [input, output] = groupIo[g];
+          return {
+            shape,
+            targets,
+            a,
+            b: bPool,
+            shrink: arena.define(`shrink${l}.${g}`, shrink, [input, a, b.tiles, b.ranks, b.loraV]),
+            expand: arena.define(`expand${l}.${g}`, expand, [b.loraV, bPool, b.tiles, b.ranks, output]),
+          };
+        })
+      : null;
+    return {
+      attnNorm: arena.define(`attnNorm${l}`, norm, [b.x, attnNorm, b.lastRows, b.h]),
+      qkv: linear(`wqkv${l}`, [lw.wq, lw.wk, lw.wv], config.dim, b.h, b.qkv),
+      kvStore: arena.define(`kvStore${l}`, kvStore, [b.qkv, b.kvSlots, kPool, vPool]),
+      attention: arena.define(`attention${l}`, attention, [b.qkv, kPool, vPool, b.positions, b.tables, b.blocks, b.att]),
+      wo: linear(`wo${l}`, [lw.wo], config.dim, b.att, b.x),
+      ffnNorm: arena.define(`ffnNorm${l}`, norm, [b.x, ffnNorm, b.lastRows, b.h]),
+      gateUp: linear(`wgu${l}`, [lw.wGate, lw.wUp], config.dim, b.h, b.gateUp),
+      down: linear(`wdown${l}`, [lw.wDown], config.hiddenDim, b.act, b.x),
+      lora,
+    };
+  });
+
+  const finalNormWeight = memory.buffer("finalNorm", config.dim * 4, weights.finalNorm);
+  const classifierMatrix = tied ? embedding : memory.matrix("classifier", [weights.classifier], config.dim);
+  const classifier = sites("classifier", classifierMatrix, b.last, b.logits);
+  const sample = pipelines.get("sample", { constants: { WG: ctx.isFallback ? 64 : 256 } });
+  return {
+    embed: embedding.chunks.map((c, i) => arena.define(`embed${i}`, embedPipeline, [c.buffer, b.tokens, b.x])),
+    embedding,
+    layers,
+    rope: arena.define("rope", pipelines.get("rope"), [b.qkv, b.positions, b.rope]),
+    swiglu: arena.define("swiglu", pipelines.get("swiglu"), [b.gateUp, b.act]),
+    finalNorm: arena.define("finalNorm", norm, [b.x, finalNormWeight, b.lastRows, b.last]),
+    classifier,
+    sample: arena.define("sample", sample, [b.logits, b.sampleParams, b.ids]),
+  };
+}

@@ -1,0 +1,118 @@
+// One pass of the forward step on the device, top to bottom as llama2.c's forward(): embed the tokens, then per
+// layer attention (RMSNorm, q|k|v with its LoRA, RoPE, K/V into the paged pool, attention, o with its LoRA, added
+// to the residual) and the MLP (RMSNorm, gate|up with LoRA, SwiGLU, down with LoRA, added), then for the rows
+// that end a sequence the final norm, the classifier, and (when sampling) the sampler; their results are copied
+// to the readback buffer at their sequence's index. Everything is recorded into one submit.
+import type { ModelConfig } from "../../model/config.ts";
+import type { SamplingParams } from "../backend.ts";
+import type { DeviceModel } from "./device-model.ts";
+import type { StepEncoder } from "./kernels.ts";
+import * as op from "./ops.ts";
+import type { PassTables } from "./pass-plan.ts";
+import type { StepBuffers } from "./step-buffers.ts";
+import { writeView } from "./tensors.ts";
+
+export interface PassContext {
+  config: ModelConfig;
+  model: DeviceModel;
+  buffers: StepBuffers;
+  blockSize: number;
+  matvec: op.MatvecKind;
+  maxSubgroup: number;
+  /** Sampling params and draws by sequence index; null returns logits instead of ids. */
+  sampling: { params: readonly SamplingParams[]; uniforms: Float32Array } | null;
+  /** Where each sequence's result goes: `outBytes` bytes at seq * outBytes. */
+  out: GPUBuffer;
+  outBytes: number;
+}
+
+export function encodePass(enc: StepEncoder, device: GPUDevice, pass: PassTables, c: PassContext): void {
+  const { config, model, buffers: b, blockSize } = c;
+  const { dim, nHeads, nKvHeads, headDim, hiddenDim: hidden, vocabSize: vocab, normEps: eps } = config;
+  const w = b.widths;
+  const kvDim = nKvHeads * headDim;
+  const T = pass.tokens.length;
+  const nTiles = pass.tiles.length / 4;
+  const S = pass.lastRows.length;
+  uploadTables(device, b, pass);
+
+  const linear = (sites: op.LinearSites, M: number, ldx: number, ldy: number, accumulate: boolean): void =>
+    op.linear(enc, sites, { M, ldx, ldy, accumulate, kind: c.matvec, maxSubgroup: c.maxSubgroup });
+  const rankStride = config.nLayers * 7;
+
+  model.embedding.chunks.forEach((chunk, i) => {
+    op.embed(enc, model.embed[i], { T, ld4: model.embedding.K4, rowStart: chunk.rowStart, rowCount: chunk.rows });
+  });
+  model.layers.forEach((L, layer) => {
+    const lora = nTiles > 0 ? L.lora : null;
+    const sgmv = (group: number, ldx: number, ldy: number): void => {
+      if (lora) op.sgmv(enc, lora[group], { nTiles, layer, ldx, ldy, ldv: w.lora, rankStride });
+    };
+    // Attention: h = norm(x); q|k|v = h·Wqkvᵀ (+ LoRA); RoPE on q and k; K/V stored; att; x += att·Woᵀ (+ LoRA).
+    op.rmsnorm(enc, L.attnNorm, { R: T, dim, ldx: w.dim, ldo: w.dim, eps, gather: false });
+    linear(L.qkv, T, w.dim, w.qkv, false);
+    sgmv(0, w.dim, w.qkv);
+    op.rope(enc, model.rope, { T, ld: w.qkv, heads: nHeads + nKvHeads, headDim });
+    op.kvStore(enc, L.kvStore, { T, ld: w.qkv, kvDim, kOff: dim, vOff: dim + kvDim });
+    op.attention(enc, L.attention, { T, nHeads, nKvHeads, headDim, kvDim, ldq: w.qkv, ldo: w.dim, blockSize });
+    linear(L.wo, T, w.dim, w.dim, true);
+    sgmv(1, w.dim, w.dim);
+    // MLP: h = norm(x); gate|up = h·Wguᵀ (+ LoRA); act = silu(gate) * up; x += act·Wdownᵀ (+ LoRA).
+    op.rmsnorm(enc, L.ffnNorm, { R: T, dim, ldx: w.dim, ldo: w.dim, eps, gather: false });
+    linear(L.gateUp, T, w.dim, w.gateUp, false);
+    sgmv(2, w.dim, w.gateUp);
+    op.swiglu(enc, model.swiglu, { T, hidden, ldIn: w.gateUp, upOff: hidden, ldOut: w.hidden });
+    linear(L.down, T, w.hidden, w.dim, true);
+    sgmv(3, w.hidden, w.dim);
+  });
+  if (S === 0) return enc.submit(device.queue);
+
+  // The rows that end a sequence: final norm (gathered), logits, and the sampled id when sampling.
+  op.rmsnorm(enc, model.finalNorm, { R: S, dim, ldx: w.dim, ldo: w.dim, eps, gather: true });
+  linear(model.classifier, S, w.dim, vocab, false);
+  let result = b.logits;
+  let rowBytes = vocab * 4;
+  if (c.sampling) {
+    writeView(device, b.sampleParams, 0, samplingTable(pass, c.sampling, vocab));
+    op.sample(enc, model.sample, { S, vocab, ld: vocab });
+    result = b.ids;
+    rowBytes = 4;
+  }
+  // Runs of consecutive sequence indices go out in one copy each.
+  const ends = pass.lastRows;
+  for (let j = 0; j < S; ) {
+    let n = 1;
+    while (j + n < S && ends[j + n].seq === ends[j].seq + n) n++;
+    enc.copy(result, j * rowBytes, c.out, ends[j].seq * c.outBytes, n * rowBytes);
+    j += n;
+  }
+  enc.submit(device.queue);
+}
+
+function uploadTables(device: GPUDevice, b: StepBuffers, pass: PassTables): void {
+  writeView(device, b.tokens, 0, pass.tokens);
+  writeView(device, b.positions, 0, pass.positions);
+  writeView(device, b.kvSlots, 0, pass.kvSlots);
+  writeView(device, b.tables, 0, pass.tables);
+  writeView(device, b.blocks, 0, pass.blocks);
+  if (pass.tiles.length > 0) writeView(device, b.tiles, 0, pass.tiles);
+  if (pass.lastRows.length > 0) writeView(device, b.lastRows, 0, Uint32Array.from(pass.lastRows, (l) => l.row));
+}
+
+/** sample.wgsl's parameters of each sequence end: temperature, top-k (u32), top-p, the uniform draw. */
+function samplingTable(
+  pass: PassTables,
+  sampling: { params: readonly SamplingParams[]; uniforms: Float32Array },
+  vocab: number,
+): Float32Array {
+  const table = new Float32Array(pass.lastRows.length * 4);
+  const asU32 = new Uint32Array(table.buffer);
+  pass.lastRows.forEach(({ seq }, j) => {
+    const p = sampling.params[seq];
+    table[j * 4] = p.temperature;
+    asU32[j * 4 + 1] = p.topK > 0 ? Math.min(Math.floor(p.topK), vocab) : 0;
+    table[j * 4 + 2] = p.topP;
+    table[j * 4 + 3] = sampling.uniforms[seq];
+  });
+  return table;
+}

@@ -1,0 +1,102 @@
+// The host's part of a step: the rows of the step's sequences, cut into passes that fit the step buffers, and
+// each pass's tables (what the kernels index by row). Rows keep the steps' order: the engine orders sequences
+// by adapter slot, so the rows of one adapter are consecutive and SGMV tiles them.
+import type { SequenceStep } from "../backend.ts";
+import { buildTiles } from "./ops.ts";
+
+/** One token of one sequence in a step. */
+export interface Row {
+  token: number;
+  position: number;
+  /** Index of its sequence in the step. */
+  seq: number;
+  /** The sequence's last row in the step: its logits are wanted. */
+  last: boolean;
+}
+
+/** Every row of a step, sequence by sequence. */
+export function stepRows(steps: readonly SequenceStep[]): Row[] {
+  const rows: Row[] = [];
+  steps.forEach((step, seq) => {
+    const n = step.tokens.length;
+    step.tokens.forEach((token, i) => rows.push({ token, position: step.position + i, seq, last: i === n - 1 }));
+  });
+  return rows;
+}
+
+/**
+ * Cuts rows into passes of at most maxRows rows and maxLast sequence ends. A long prefill spans several passes,
+ * each its own submit, which is exact: a later row only reads earlier rows' K/V.
+ */
+export function splitPasses(rows: readonly Row[], maxRows: number, maxLast: number): Row[][] {
+  const passes: Row[][] = [];
+  for (let start = 0; start < rows.length; ) {
+    let end = start;
+    let ends = 0;
+    while (end < rows.length && end - start < maxRows && !(rows[end].last && ends === maxLast)) {
+      if (rows[end].last) ends++;
+      end++;
+    }
+    passes.push(rows.slice(start, end));
+    start = end;
+  }
+  return passes;
+}
+
+/** What the kernels of one pass read, row by row. */
+export interface PassTables {
+  tokens: Uint32Array;
+  positions: Uint32Array;
+  /** Row r's K/V goes to pool row kvSlots[r] (block * blockSize + offset). */
+  kvSlots: Uint32Array;
+  /** Offset of row r's sequence's block table in `blocks`. */
+  tables: Uint32Array;
+  blocks: Uint32Array;
+  /** SGMV tiles (rowStart, count, slot, 0) of rows whose slot holds an adapter. */
+  tiles: Uint32Array;
+  /** The pass rows that end a sequence, in sequence order, with their sequence. */
+  lastRows: { row: number; seq: number }[];
+}
+
+export function passTables(
+  rows: readonly Row[],
+  steps: readonly SequenceStep[],
+  blockSize: number,
+  slotFilled: (slot: number) => boolean,
+): PassTables {
+  const T = rows.length;
+  const t: PassTables = {
+    tokens: new Uint32Array(T),
+    positions: new Uint32Array(T),
+    kvSlots: new Uint32Array(T),
+    tables: new Uint32Array(T),
+    blocks: new Uint32Array(0),
+    tiles: buildTiles(
+      rows.map((row) => steps[row.seq].slot),
+      slotFilled,
+    ),
+    lastRows: [],
+  };
+  // Each sequence's block table, as far as this pass's rows reach.
+  const reach = new Map<number, number>();
+  for (const row of rows) reach.set(row.seq, Math.max(reach.get(row.seq) ?? 0, row.position));
+  const blocks: number[] = [];
+  const tableOf = new Map<number, number>();
+  rows.forEach((row, r) => {
+    const { blockTable } = steps[row.seq];
+    t.tokens[r] = row.token;
+    t.positions[r] = row.position;
+    t.kvSlots[r] = blockTable[Math.floor(row.position / blockSize)] * blockSize + (row.position % blockSize);
+    let offset = tableOf.get(row.seq);
+    if (offset === undefined) {
+      offset = blocks.length;
+      tableOf.set(row.seq, offset);
+      const needed = Math.floor(reach.get(row.seq)! / blockSize) + 1;
+      for (let i = 0; i < needed; i++) blocks.push(blockTable[i]);
+    }
+    t.tables[r] = offset;
+    if (row.last) t.lastRows.push({ row: r, seq: row.seq });
+  });
+  t.blocks = Uint32Array.from(blocks);
+  return t;
+}

@@ -1,0 +1,120 @@
+// The buffers of one forward pass: activations, the step's tables (tokens, positions, KV slots, block tables,
+// SGMV tiles, rows whose logits are wanted) and the outputs. Sized once at creation for `maxRows` rows and
+// `maxLast` sequence ends per pass; a step with more rows runs in several passes.
+import type { ModelConfig } from "../../model/config.ts";
+import type { BackendOptions } from "../backend.ts";
+import type { DeviceMemory } from "./device-memory.ts";
+import { pad4 } from "./kernels.ts";
+
+/** Row widths (leading dimensions, in floats) of the activations: vec4-read rows are padded to 4. */
+export interface Widths {
+  dim: number;
+  hidden: number;
+  /** q|k|v output: dim + 2 kvDim. */
+  qkv: number;
+  /** gate|up output: 2 hidden. */
+  gateUp: number;
+  /** LoRA intermediate v: up to 3 targets x slot rank (rounded to 4). */
+  lora: number;
+  /** Slot rank rounded up to 4. */
+  rank: number;
+}
+
+export interface StepBuffers {
+  widths: Widths;
+  /** Rows per pass, and sequence ends (logits rows) per pass. */
+  maxRows: number;
+  maxLast: number;
+  /** The residual stream [rows, dim]. */
+  x: GPUBuffer;
+  /** The normed residual [rows, dim]. */
+  h: GPUBuffer;
+  qkv: GPUBuffer;
+  /** Attention output [rows, dim]. */
+  att: GPUBuffer;
+  gateUp: GPUBuffer;
+  /** SwiGLU output [rows, hidden]. */
+  act: GPUBuffer;
+  /** LoRA shrink output [rows, widths.lora]. */
+  loraV: GPUBuffer;
+  /** Final-normed rows of the sequence ends [maxLast, dim], their logits, and their sampled ids. */
+  last: GPUBuffer;
+  logits: GPUBuffer;
+  ids: GPUBuffer;
+  tokens: GPUBuffer;
+  positions: GPUBuffer;
+  kvSlots: GPUBuffer;
+  /** Per row: offset of its sequence's block table in `blocks`. */
+  tables: GPUBuffer;
+  blocks: GPUBuffer;
+  tiles: GPUBuffer;
+  lastRows: GPUBuffer;
+  sampleParams: GPUBuffer;
+  /** cos/sin of every (position, pair) [maxSeqLen, headDim]. */
+  rope: GPUBuffer;
+  /** Rank of every (slot, layer, target) [slots, layers, 7]. */
+  ranks: GPUBuffer;
+}
+
+export function allocateStepBuffers(
+  memory: DeviceMemory,
+  config: ModelConfig,
+  options: BackendOptions & { maxRowsPerPass?: number },
+): StepBuffers {
+  const kvDim = config.nKvHeads * config.headDim;
+  const rank = pad4(Math.max(0, options.maxRank));
+  const widths: Widths = {
+    dim: pad4(config.dim),
+    hidden: pad4(config.hiddenDim),
+    qkv: config.dim + 2 * kvDim,
+    gateUp: 2 * config.hiddenDim,
+    lora: Math.max(4, 3 * rank),
+    rank,
+  };
+  const widest = Math.max(widths.dim, widths.qkv, widths.gateUp, widths.hidden, widths.lora);
+  const { maxBinding } = memory;
+  const maxRows = Math.max(1, Math.min(options.maxRowsPerPass ?? 256, Math.floor(maxBinding / (4 * widest))));
+  const maxLast = Math.max(1, Math.min(maxRows, Math.floor(maxBinding / (4 * config.vocabSize))));
+  const blocksPerSeq = Math.ceil(config.maxSeqLen / options.blockSize);
+  const f32 = (label: string, floats: number, data?: Float32Array | Uint32Array): GPUBuffer =>
+    memory.buffer(label, floats * 4, data);
+  return {
+    widths,
+    maxRows,
+    maxLast,
+    x: f32("x", maxRows * widths.dim),
+    h: f32("h", maxRows * widths.dim),
+    qkv: f32("qkv", maxRows * widths.qkv),
+    att: f32("att", maxRows * widths.dim),
+    gateUp: f32("gateUp", maxRows * widths.gateUp),
+    act: f32("act", maxRows * widths.hidden),
+    loraV: f32("loraV", maxRows * widths.lora),
+    last: f32("last", maxLast * widths.dim),
+    logits: f32("logits", maxLast * config.vocabSize),
+    ids: f32("ids", maxLast),
+    tokens: f32("tokens", maxRows),
+    positions: f32("positions", maxRows),
+    kvSlots: f32("kvSlots", maxRows),
+    tables: f32("tables", maxRows),
+    blocks: f32("blocks", maxRows * blocksPerSeq),
+    tiles: f32("tiles", maxRows * 4),
+    lastRows: f32("lastRows", maxLast),
+    sampleParams: f32("sampleParams", maxLast * 4),
+    rope: f32("rope", config.maxSeqLen * config.headDim, ropeTable(config)),
+    ranks: f32("ranks", Math.max(1, options.adapterSlots) * config.nLayers * 7),
+  };
+}
+
+/** cos and sin of position x theta^(-i/headDim) for every position and even i, interleaved (llama2.c's RoPE). */
+function ropeTable(config: ModelConfig): Float32Array {
+  const { headDim, maxSeqLen, ropeTheta } = config;
+  const table = new Float32Array(maxSeqLen * headDim);
+  for (let pos = 0; pos < maxSeqLen; pos++) {
+    for (let i = 0; i < headDim; i += 2) {
+      const angle = pos * Math.pow(ropeTheta, -i / headDim);
+      table[pos * headDim + i] = Math.cos(angle);
+      table[pos * headDim + i + 1] = Math.sin(angle);
+    }
+  }
+  return table;
+}
