@@ -11,6 +11,8 @@ import { Emitter } from "../engine/emitter.ts";
 import type { P2pHost } from "./host.ts";
 import type { PeerTable } from "./peer-table.ts";
 import { rankCandidates, withFailover } from "./routing.ts";
+import { OpenLoraError } from "../engine/errors.ts";
+import { isAdapterId } from "../engine/adapter/id.ts";
 
 /** Where fetched adapters go: the engine (Engine.adapters.has / Engine.addAdapter). */
 export interface AdapterSink {
@@ -34,13 +36,13 @@ export function canonicalSizeLimit(config: ModelConfig, rank: number): number {
 
 export type AdapterUnavailableReason = "unregistered" | "retired" | "rank" | "no-peers" | "all-failed" | "rejected";
 
-export class AdapterUnavailableError extends Error {
+export class AdapterUnavailableError extends OpenLoraError {
   override name = "AdapterUnavailableError";
   readonly adapterId: string;
   readonly reason: AdapterUnavailableReason;
 
   constructor(adapterId: string, reason: AdapterUnavailableReason, message: string, options?: { cause?: unknown }) {
-    super(`adapter ${adapterId}: ${message}`, options);
+    super("adapter_unavailable", `adapter ${adapterId}: ${message}`, { blame: "node", ...options });
     this.adapterId = adapterId;
     this.reason = reason;
   }
@@ -101,7 +103,7 @@ export class AdapterFetcher extends Emitter<AdapterFetcherEvents> {
 
   async #fetch(id: string): Promise<FetchedAdapter> {
     const started = performance.now();
-    if (!/^0x[0-9a-f]{64}$/.test(id)) throw new AdapterUnavailableError(id, "unregistered", "is not an adapter id");
+    if (!isAdapterId(id)) throw new AdapterUnavailableError(id, "unregistered", "is not an adapter id");
     const record = await this.#o.registry.lookup(id as Hex);
     if (!record.registered) throw new AdapterUnavailableError(id, "unregistered", "is not registered in AdapterRegistry");
     if (record.retired) throw new AdapterUnavailableError(id, "retired", "is retired in AdapterRegistry");

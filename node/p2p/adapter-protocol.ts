@@ -8,11 +8,12 @@ import { createHash } from "node:crypto";
 import type { Stream } from "@libp2p/interface";
 import { deadline, frames, ProtocolError, readFrameList, readJson, writeJson } from "./frames.ts";
 import type { P2pHost, PeerAddress } from "./host.ts";
+import { OpenLoraError } from "../engine/errors.ts";
+import { isAdapterId } from "../engine/adapter/id.ts";
 
 export const ADAPTER_PROTOCOL = "/openlora/adapter/1";
 const MAX_CONTROL_FRAME = 4096;
 const MAX_CHUNK = 1 << 20;
-const ADAPTER_ID = /^0x[0-9a-f]{64}$/;
 
 /** Where a node serves adapter bytes from (its disk tier). */
 export interface AdapterBytesSource {
@@ -42,7 +43,7 @@ async function serveOne(stream: Stream, source: AdapterBytesSource, chunkBytes: 
   const lp = frames(stream, MAX_CONTROL_FRAME);
   const request = await readJson(lp, { signal: deadline(requestTimeoutMs) });
   const id = request.id;
-  if (typeof id !== "string" || !ADAPTER_ID.test(id)) {
+  if (!isAdapterId(id)) {
     await writeJson(lp, { ok: false, error: "bad-request", message: "id must be 0x and 64 lowercase hex digits" });
     await stream.close();
     return;
@@ -60,14 +61,13 @@ async function serveOne(stream: Stream, source: AdapterBytesSource, chunkBytes: 
 
 export type FetchErrorCode = "not-found" | "too-large" | "bad-bytes" | "protocol" | "network" | "timeout";
 
-export class FetchError extends Error {
+export class FetchError extends OpenLoraError {
   override name = "FetchError";
-  readonly code: FetchErrorCode;
+  declare readonly code: FetchErrorCode;
   readonly peerId: string;
 
   constructor(peerId: string, code: FetchErrorCode, message: string) {
-    super(`adapter fetch from ${peerId}: ${message}`);
-    this.code = code;
+    super(code, `adapter fetch from ${peerId}: ${message}`, { blame: "peer" });
     this.peerId = peerId;
   }
 

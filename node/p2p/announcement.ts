@@ -3,6 +3,8 @@
 // decimal string, parsed field by field against fixed bounds so a hostile peer cannot make us allocate much.
 // Signing and verification live in announcement-sig.ts.
 import { getAddress, isAddress, type Address, type Hex } from "viem";
+import { OpenLoraError } from "../engine/errors.ts";
+import { isAdapterId } from "../engine/adapter/id.ts";
 
 export const ANNOUNCE_TOPIC = "openlora/adapters/1";
 export const ANNOUNCEMENT_VERSION = 1;
@@ -64,8 +66,11 @@ export const DEFAULT_ANNOUNCEMENT_LIMITS: AnnouncementLimits = {
   maxStringLength: 256,
 };
 
-export class AnnouncementFormatError extends Error {
+export class AnnouncementFormatError extends OpenLoraError {
   override name = "AnnouncementFormatError";
+  constructor(message: string) {
+    super("announcement_format", message, { blame: "peer" });
+  }
 }
 
 /** Well-formed JSON of another announcement version: not ours to judge (a newer node may speak it). */
@@ -73,7 +78,6 @@ export class AnnouncementVersionError extends AnnouncementFormatError {
   override name = "AnnouncementVersionError";
 }
 
-const ADAPTER_ID = /^0x[0-9a-f]{64}$/;
 const SIGNATURE = /^0x[0-9a-f]{130}$/;
 const UINT = /^(0|[1-9][0-9]{0,77})$/; // a uint256 in decimal is at most 78 digits
 const MAX_UINT256 = (1n << 256n) - 1n;
@@ -123,7 +127,7 @@ export function decodeAnnouncement(bytes: Uint8Array, limits: AnnouncementLimits
   const seen = new Set<string>();
   const adapters = (o.adapters as unknown[]).map((entry, i) => {
     const e = entry as Record<string, unknown> | null;
-    if (typeof e !== "object" || e === null || typeof e.id !== "string" || !ADAPTER_ID.test(e.id)) fail(`adapters[${i}].id`, "must be 0x and 64 lowercase hex digits");
+    if (typeof e !== "object" || e === null || !isAdapterId(e.id)) fail(`adapters[${i}].id`, "must be 0x and 64 lowercase hex digits");
     if (!TIERS.includes(e!.tier as Tier)) fail(`adapters[${i}].tier`, `must be one of ${TIERS.join(", ")}`);
     if (seen.has(e!.id as string)) fail(`adapters[${i}].id`, "is listed twice");
     seen.add(e!.id as string);

@@ -2,14 +2,19 @@
 // bound, enforced by lpStream before the bytes are buffered, and a time bound through the caller's signal.
 import type { AbortOptions, Stream } from "@libp2p/interface";
 import { lpStream, type LengthPrefixedStream } from "@libp2p/utils";
+import { OpenLoraError } from "../engine/errors.ts";
 
 export type FrameStream = LengthPrefixedStream<Stream>;
 /** A frame as the list of buffers it arrived in (@libp2p/utils' Uint8ArrayList: iterable, byteLength). */
 export type FrameList = Awaited<ReturnType<FrameStream["read"]>>;
 
 /** A malformed or oversized frame, or a peer that broke the protocol. */
-export class ProtocolError extends Error {
+/** A peer broke a protocol (oversized, malformed or missing frames). */
+export class ProtocolError extends OpenLoraError {
   override name = "ProtocolError";
+  constructor(message: string, options: { cause?: unknown } = {}) {
+    super("protocol", message, { blame: "peer", ...options });
+  }
 }
 
 /**

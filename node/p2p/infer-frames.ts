@@ -5,6 +5,7 @@
 // The token and text pieces concatenated are the whole generated text, as with the engine's own stream.
 import type { EngineRequest, Usage } from "../engine/runtime/types.ts";
 import { ProtocolError } from "./frames.ts";
+import { OpenLoraError } from "../engine/errors.ts";
 
 export const INFER_PROTOCOL = "/openlora/infer/1";
 
@@ -29,13 +30,13 @@ export const MAX_REQUEST_FRAME = 256 * 1024;
 export const MAX_RESPONSE_FRAME = 1 << 20;
 
 /** A refusal or failure the server reported (or the client detected). */
-export class InferError extends Error {
+/** An error a node answers on the infer protocol (its code travels in the error frame). */
+export class InferError extends OpenLoraError {
   override name = "InferError";
-  readonly code: InferErrorCode;
+  declare readonly code: InferErrorCode;
 
   constructor(code: InferErrorCode, message: string) {
-    super(message);
-    this.code = code;
+    super(code, message, { blame: code === "invalid_request" || code === "unauthorized" ? "caller" : "node" });
   }
 }
 

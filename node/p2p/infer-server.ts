@@ -2,9 +2,9 @@
 // as frames. When the stream closes before the request ends (the client went away, reset the stream, or the
 // connection dropped), the request is aborted in the engine at once, which frees its KV blocks and adapter pin.
 import type { Stream } from "@libp2p/interface";
-import { InvalidRequestError } from "../engine/errors.ts";
+import { OpenLoraError } from "../engine/errors.ts";
 import type { EngineEvent, EngineRequest, Usage } from "../engine/runtime/types.ts";
-import { deadline, frames, ProtocolError, readJson, writeJson } from "./frames.ts";
+import { deadline, frames, readJson, writeJson } from "./frames.ts";
 import type { P2pHost } from "./host.ts";
 import {
   INFER_PROTOCOL,
@@ -86,9 +86,10 @@ async function serveOne(stream: Stream, peerId: string, service: InferenceServic
   } catch (error) {
     if (gone.signal.aborted) return; // the stream is gone: nothing to tell
     finished = true;
-    const known = error instanceof InferError || error instanceof InvalidRequestError || error instanceof ProtocolError;
-    const code = error instanceof InferError ? error.code : known ? "invalid_request" : "internal";
-    const message = known ? (error as Error).message : `request failed: ${(error as Error).message}`;
+    // Our own errors say whose fault they were: the caller's (or a broken frame) is an invalid request.
+    const known = error instanceof OpenLoraError;
+    const code = error instanceof InferError ? error.code : known && error.blame !== "node" ? "invalid_request" : "internal";
+    const message = known ? error.message : `request failed: ${(error as Error).message}`;
     await send({ type: "error", code, message }).catch(() => {});
     await stream.close().catch(() => {});
     return;

@@ -3,6 +3,7 @@
 // price; on failure, the next one. Used by nodes (adapter fetch, forwarding) and by the client SDK.
 import type { Announcement, Tier } from "./announcement.ts";
 import type { PeerEntry } from "./peer-table.ts";
+import { OpenLoraError } from "../engine/errors.ts";
 
 const TIER_ORDER: Record<Tier, number> = { gpu: 0, host: 1, disk: 2 };
 
@@ -44,12 +45,12 @@ export interface Attempt {
 }
 
 /** Every candidate failed (or there was none). */
-export class NoRouteError extends Error {
+export class NoRouteError extends OpenLoraError {
   override name = "NoRouteError";
   readonly attempts: Attempt[];
 
   constructor(what: string, attempts: Attempt[]) {
-    super(attempts.length === 0
+    super("no_route", attempts.length === 0
       ? `no live peer offers ${what}`
       : `every peer offering ${what} failed: ${attempts.map((a) => `${a.peerId}: ${(a.error as Error)?.message ?? String(a.error)}`).join("; ")}`);
     this.attempts = attempts;
