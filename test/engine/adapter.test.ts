@@ -56,8 +56,9 @@ describe("PEFT adapters", () => {
   });
 
   it("honours rank_pattern and alpha_pattern per module", async () => {
+    // alpha 6 / rank 2 = 3: neither the default scale (16 / 8 = 2) nor a mix of a pattern and a default.
     const dir = await editedDragon({
-      config: (c) => { c.rank_pattern = { "layers.1.mlp.up_proj": 2 }; c.alpha_pattern = { "layers.1.mlp.up_proj": 4 }; },
+      config: (c) => { c.rank_pattern = { "layers.1.mlp.up_proj": 2 }; c.alpha_pattern = { "layers.1.mlp.up_proj": 6 }; },
       tensors: (t) => {
         const a = t.get(peftTensorKey(1, "up", "A"))!;
         const b = t.get(peftTensorKey(1, "up", "B"))!;
@@ -69,7 +70,38 @@ describe("PEFT adapters", () => {
     expect(adapter.layers[1].up!.rank).toBe(2);
     expect(adapter.layers[0].up!.rank).toBe(8);
     const b = readSafetensors(await readFile(join(dir, "adapter_model.safetensors")), "x").get(peftTensorKey(1, "up", "B"))!.data;
-    expect(adapter.layers[1].up!.b).toEqual(b.map((x) => x * (4 / 2)));
+    expect(adapter.layers[1].up!.b).toEqual(b.map((x) => x * (6 / 2)));
+    const dragonB = readSafetensors(await readFile(join(DRAGON, "adapter_model.safetensors")), "dragon").get(peftTensorKey(0, "up", "B"))!.data;
+    expect(adapter.layers[0].up!.b).toEqual(dragonB.map((x) => x * 2)); // other modules keep 16 / 8
+  });
+
+  it("scales by an alpha_pattern alone (rank r), with a bare module name matching every layer", async () => {
+    const dir = await editedDragon({ config: (c) => { c.alpha_pattern = { gate_proj: 4, "layers.3.self_attn.v_proj": 40 }; } });
+    const { adapter } = await loadPeftAdapter(dir, await expectations());
+    const raw = readSafetensors(await readFile(join(DRAGON, "adapter_model.safetensors")), "dragon");
+    const scaled = (layer: number, target: "gate" | "v" | "up", scale: number) => raw.get(peftTensorKey(layer, target, "B"))!.data.map((x) => x * scale);
+    for (let layer = 0; layer < 5; layer++) {
+      expect(adapter.layers[layer].gate!.rank).toBe(8);
+      expect(adapter.layers[layer].gate!.b, `layer ${layer} gate`).toEqual(scaled(layer, "gate", 4 / 8));
+      expect(adapter.layers[layer].up!.b, `layer ${layer} up`).toEqual(scaled(layer, "up", 16 / 8));
+      expect(adapter.layers[layer].v!.b, `layer ${layer} v`).toEqual(scaled(layer, "v", layer === 3 ? 40 / 8 : 16 / 8));
+    }
+  });
+
+  it("applies the patterns under use_rslora too: alpha / sqrt(rank) of the module", async () => {
+    const dir = await editedDragon({
+      config: (c) => { c.use_rslora = true; c.rank_pattern = { "layers.2.self_attn.o_proj": 2 }; c.alpha_pattern = { "layers.2.self_attn.o_proj": 3 }; },
+      tensors: (t) => {
+        const a = t.get(peftTensorKey(2, "o", "A"))!;
+        const b = t.get(peftTensorKey(2, "o", "B"))!;
+        t.set(peftTensorKey(2, "o", "A"), { shape: [2, a.shape[1]], data: a.data.slice(0, 2 * a.shape[1]) });
+        t.set(peftTensorKey(2, "o", "B"), { shape: [b.shape[0], 2], data: b.data.filter((_, i) => i % 8 < 2) });
+      },
+    });
+    const { adapter } = await loadPeftAdapter(dir, await expectations());
+    const b = readSafetensors(await readFile(join(dir, "adapter_model.safetensors")), "x").get(peftTensorKey(2, "o", "B"))!.data;
+    expect(adapter.layers[2].o!.rank).toBe(2);
+    expect(adapter.layers[2].o!.b).toEqual(b.map((x) => x * (3 / Math.sqrt(2))));
   });
 
   it("gives the same id for the same tensors re-saved in another order, and a different id for other tensors", async () => {
