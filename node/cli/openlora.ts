@@ -5,16 +5,22 @@ import { adapterCommand } from "./commands/adapter.ts";
 import { demoCommand } from "./commands/demo.ts";
 import { generateCommand } from "./commands/generate.ts";
 import { modelCommand } from "./commands/model.ts";
+import { stakeCommand, unstakeCommand, withdrawStakeCommand } from "./commands/stake.ts";
+import { walletCommand } from "./commands/wallet.ts";
 
 const commands: Record<string, { run: (argv: string[]) => Promise<void>; summary: string }> = {
   generate: { run: generateCommand, summary: "generate text from a model, optionally with a LoRA adapter" },
   adapter: { run: adapterCommand, summary: "inspect or create PEFT LoRA adapters" },
   model: { run: modelCommand, summary: "create random-weight models of a real shape (GGUF)" },
   demo: { run: demoCommand, summary: "the main job (npm start): the embedded model with each demo adapter" },
+  wallet: { run: walletCommand, summary: "create, import or show the operator key (encrypted keystore)" },
+  stake: { run: stakeCommand, summary: "stake OPEN in NodeRegistry and bind the peer id and API endpoint" },
+  unstake: { run: unstakeCommand, summary: "move bonded stake into unbonding" },
+  "withdraw-stake": { run: withdrawStakeCommand, summary: "withdraw stake whose unbonding period has passed" },
 };
 
 function help(): string {
-  const lines = Object.entries(commands).map(([name, c]) => `  ${name.padEnd(10)} ${c.summary}`);
+  const lines = Object.entries(commands).map(([name, c]) => `  ${name.padEnd(14)} ${c.summary}`);
   return `openlora: a multi-tenant LoRA serving node\n\nUsage: openlora <command> [options]\n\nCommands:\n${lines.join("\n")}\n\nRun openlora <command> --help for a command's options.`;
 }
 
