@@ -50,7 +50,13 @@ export function decodePayerTotals(text: string): PayerTotals {
 
 export function decodeChannel(text: string): ChannelState {
   const s = JSON.parse(text) as Stored<ChannelState>;
-  return { ...s, latest: decodeVoucher(s.latest), consumed: BigInt(s.consumed), settled: BigInt(s.settled) };
+  return {
+    ...s,
+    latest: decodeVoucher(s.latest),
+    consumed: BigInt(s.consumed),
+    settled: BigInt(s.settled),
+    lastSkip: s.lastSkip === null ? null : { ...s.lastSkip, cumulativeAmount: BigInt(s.lastSkip.cumulativeAmount) },
+  };
 }
 
 function decodeOutcome(s: Stored<VoucherOutcome>): VoucherOutcome {

@@ -328,6 +328,7 @@ export class Ledger {
       }
       const payers = new Map<string, PayerTotals>();
       const stats = await this.#settlementTotals();
+      const now = Date.now();
       const ops: Op[] = [];
       for (const [i, v] of s.vouchers.entries()) {
         const outcome = checked[i];
@@ -337,7 +338,13 @@ export class Ledger {
         const channel = decodeChannel(stored);
         if (outcome.status === "skipped") {
           stats.vouchersSkipped += 1;
-          ops.push(put(this.#channels, key, { ...channel, lastSkip: { batchId: s.batchId, reason: outcome.reason } }));
+          const lastSkip = {
+            batchId: s.batchId,
+            reason: outcome.reason,
+            cumulativeAmount: v.cumulativeAmount,
+            at: now,
+          };
+          ops.push(put(this.#channels, key, { ...channel, lastSkip }));
           continue;
         }
         stats.vouchersPaid += 1;
@@ -355,7 +362,7 @@ export class Ledger {
         status: "confirmed",
         outcomes: checked,
         gasUsed: gas,
-        updatedAt: Date.now(),
+        updatedAt: now,
       };
       ops.push(
         put(this.#settlements, s.batchId, record),

@@ -81,6 +81,10 @@ export interface UsageQuery {
 export interface ChannelSkip {
   batchId: string;
   reason: string;
+  /** The skipped voucher's amount: a settler can wait for a higher voucher before trying the channel again. */
+  cumulativeAmount: bigint;
+  /** When the skip was recorded (ms). */
+  at: number;
 }
 
 export interface ChannelState extends ChannelId {

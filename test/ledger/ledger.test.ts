@@ -219,7 +219,7 @@ describe("Ledger: settlements", () => {
     expect(await ledger.unsettledAmount(chA)).toBe(0n);
     expect(await ledger.channel(chB)).toMatchObject({
       settled: 0n,
-      lastSkip: { batchId: "batch-1", reason: "InsufficientFunds" },
+      lastSkip: { batchId: "batch-1", reason: "InsufficientFunds", cumulativeAmount: 700n, at: expect.any(Number) },
     });
     expect((await ledger.unsettledChannels()).map((c) => c.listingId)).toEqual([LISTINGS[1]]);
     const totals = await ledger.totals();
