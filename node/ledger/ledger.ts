@@ -52,6 +52,7 @@ import {
   normalizeRequest,
   text,
   txHash as checkTxHash,
+  rawTransaction as checkRawTransaction,
 } from "./validate.ts";
 
 export interface LedgerOptions {
@@ -262,13 +263,19 @@ export class Ledger {
   // ---- settlements ----
 
   /**
-   * Record a batch as pending with the hash of the transaction that carries it, before (or as) it is sent: a
-   * restart then finds it and asks the chain. Repeating the same call changes nothing. Every voucher must belong
-   * to a channel the ledger knows, one voucher per channel.
+   * Record a batch as pending with the hash of the transaction that carries it, before it is sent: a restart then
+   * finds it and asks the chain. `rawTransaction`, the signed transaction, lets a restart send it again if the
+   * crash came before it left. Repeating the same call changes nothing. Every voucher must belong to a channel the
+   * ledger knows, one voucher per channel.
    */
-  async recordPendingSettlement(batch: SettlementBatch, txHash: Hex): Promise<SettlementRecord> {
+  async recordPendingSettlement(
+    batch: SettlementBatch,
+    txHash: Hex,
+    rawTransaction: Hex | null = null,
+  ): Promise<SettlementRecord> {
     const b = normalizeBatch(batch);
     const hash = checkTxHash(txHash);
+    const raw = rawTransaction === null ? null : checkRawTransaction(rawTransaction);
     return this.#write(async () => {
       const existing = await this.#settlements.get(b.id);
       if (existing !== undefined) {
@@ -287,6 +294,7 @@ export class Ledger {
       const record: SettlementRecord = {
         batchId: b.id,
         txHash: hash,
+        rawTransaction: raw,
         status: "pending",
         vouchers: b.vouchers,
         outcomes: null,

@@ -117,6 +117,8 @@ export interface SettlementBatch {
 export interface SettlementRecord {
   batchId: string;
   txHash: Hex;
+  /** The signed transaction, when the settler gave it: what a restart sends again if it never left. */
+  rawTransaction: Hex | null;
   status: SettlementStatus;
   vouchers: LedgerVoucher[];
   /** One per voucher, in order; null until confirmed. */

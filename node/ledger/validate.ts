@@ -129,3 +129,10 @@ export function normalizeOutcome(o: VoucherOutcome, field: string): VoucherOutco
 export function txHash(value: unknown): Hex {
   return bytes32(value, "transaction hash");
 }
+
+export function rawTransaction(value: unknown): Hex {
+  if (typeof value !== "string" || !/^0x(?:[0-9a-fA-F]{2})+$/.test(value)) {
+    throw invalid("raw transaction must be 0x and an even number of hex digits");
+  }
+  return value.toLowerCase() as Hex;
+}

@@ -200,9 +200,10 @@ describe("Ledger: settlements", () => {
       vouchers: [voucher(payerA, LISTINGS[0], 1500n), voucher(payerB, LISTINGS[1], 700n)],
     };
     const tx = txHashOf("batch-1");
-    const pending = await ledger.recordPendingSettlement(batch, tx);
+    const pending = await ledger.recordPendingSettlement(batch, tx, "0xF8AB01");
     expect(pending).toMatchObject({ batchId: "batch-1", txHash: tx, status: "pending", outcomes: null, gasUsed: null });
-    expect(await ledger.recordPendingSettlement(batch, tx)).toEqual(pending); // a repeated call changes nothing
+    expect(pending.rawTransaction).toBe("0xf8ab01");
+    expect(await ledger.recordPendingSettlement(batch, tx, "0xf8ab01")).toEqual(pending); // a repeat changes nothing
     expect(await ledger.pendingSettlements()).toEqual([pending]);
     await reopen(); // pending survives a restart: that is what reconciliation reads
     expect(await ledger.pendingSettlements()).toEqual([pending]);
@@ -320,6 +321,11 @@ describe("Ledger: settlements", () => {
         () => ledger.recordPendingSettlement({ id: "g", vouchers: [v] }, "0x1234"),
         "ledger_invalid",
         /transaction hash must be 0x/,
+      ],
+      [
+        () => ledger.recordPendingSettlement({ id: "h", vouchers: [v] }, txHashOf("h"), "0x123"),
+        "ledger_invalid",
+        /raw transaction must be 0x and an even number of hex digits/,
       ],
       [() => ledger.confirmSettlement(txHashOf("nope"), [], 0n), "ledger_invalid", /no settlement with tx/],
       [() => ledger.confirmSettlement(tx, [], 0n), "ledger_invalid", /0 outcomes for 1 vouchers/],
