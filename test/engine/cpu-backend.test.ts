@@ -1,3 +1,4 @@
+import { dequantize, float32Matrix } from "../../node/engine/formats/weight-codec.ts";
 import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
@@ -11,7 +12,7 @@ import { demoAdapter, oneShotEngine, STORIES_DIR, stories } from "../helpers/sto
 
 const reference = JSON.parse(readFileSync(join(STORIES_DIR, "greedy_empty_prompt_256.json"), "utf8")) as { ids: number[]; text: string };
 const OPTIONS = { numBlocks: 64, blockSize: 16, adapterSlots: 4, maxRank: 64 };
-const WEIGHT_OF: Record<LinearTarget, keyof LayerWeights> = { q: "wq", k: "wk", v: "wv", o: "wo", gate: "wGate", up: "wUp", down: "wDown" };
+const WEIGHT_OF: Record<LinearTarget, Exclude<keyof LayerWeights, "attnNorm" | "ffnNorm">> = { q: "wq", k: "wk", v: "wv", o: "wo", gate: "wGate", up: "wUp", down: "wDown" };
 // Merged and unmerged LoRA round differently in float32; over 5 layers the logits stay within this.
 const MERGE_TOLERANCE = 1e-4;
 
@@ -38,7 +39,7 @@ function mergeTarget(weights: ModelWeights, adapter: LoraAdapter, target: Linear
   const { inDim, outDim } = projectionShape(weights.config, target);
   const layers = weights.layers.map((layer, l) => {
     const pair = adapter.layers[l][target]!;
-    const merged = Float32Array.from(layer[WEIGHT_OF[target]]);
+    const merged = Float32Array.from(dequantize(layer[WEIGHT_OF[target]]));
     for (let o = 0; o < outDim; o++) {
       for (let i = 0; i < inDim; i++) {
         let sum = 0;
@@ -46,7 +47,7 @@ function mergeTarget(weights: ModelWeights, adapter: LoraAdapter, target: Linear
         merged[o * inDim + i] += sum;
       }
     }
-    return { ...layer, [WEIGHT_OF[target]]: merged };
+    return { ...layer, [WEIGHT_OF[target]]: float32Matrix(outDim, inDim, merged) };
   });
   return { ...weights, layers };
 }

@@ -1,4 +1,5 @@
 // Fixtures of the format and tokenizer suites: Hugging Face folders written from canonical weights.
+import { float32Weights } from "../../node/engine/formats/weight-codec.ts";
 import { mkdirSync, mkdtempSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -77,7 +78,8 @@ export function llamaTokenizerJson(vocab: SentencePieceVocab): unknown {
 }
 
 /** The tensors of a Hugging Face Llama checkpoint, q/k rows permuted to rotate-half order as HF stores them. */
-export function hfTensors(weights: ModelWeights, tied: boolean): Map<string, { shape: number[]; data: Float32Array }> {
+export function hfTensors(model: ModelWeights, tied: boolean): Map<string, { shape: number[]; data: Float32Array }> {
+  const weights = float32Weights(model);
   const c = weights.config;
   const kvDim = c.nKvHeads * c.headDim;
   const t = new Map<string, { shape: number[]; data: Float32Array }>();

@@ -5,7 +5,8 @@ import { describe, expect, it } from "vitest";
 import { ModelFormatError } from "../../node/engine/errors.ts";
 import { GgufReader } from "../../node/engine/formats/gguf-read.ts";
 import { GGML_TYPE, GGUF_TENSOR } from "../../node/engine/formats/gguf-types.ts";
-import { ggufModelInput, llamaMetadata, quantizeQ8_0, writeGguf, writeGgufModel } from "../../node/engine/formats/gguf-write.ts";
+import { ggufModelInput, llamaMetadata, writeGguf, writeGgufModel } from "../../node/engine/formats/gguf-write.ts";
+import { float32Weights, quantizeQ8_0 } from "../../node/engine/formats/weight-codec.ts";
 import type { GgufDtype } from "../../node/engine/formats/gguf-write.ts";
 import { floatToHalf, floatsToHalves, halfToFloat } from "../../node/engine/formats/half.ts";
 import { readLlama2cCheckpoint } from "../../node/engine/formats/llama2c.ts";
@@ -21,7 +22,8 @@ const TOK = join(STORIES, "tok512.bin");
 const GGUF = join(STORIES, "stories260K.gguf");
 
 /** Every tensor of a model with a name, for comparisons. */
-function tensors(w: ModelWeights): [string, Float32Array][] {
+function tensors(model: ModelWeights): [string, Float32Array][] {
+  const w = float32Weights(model);
   const list: [string, Float32Array][] = [["tokenEmbedding", w.tokenEmbedding], ["finalNorm", w.finalNorm], ["classifier", w.classifier]];
   w.layers.forEach((layer, l) => {
     for (const [key, value] of Object.entries(layer)) list.push([`layers.${l}.${key}`, value]);
@@ -105,7 +107,7 @@ describe("llama2.c checkpoint and GGUF of stories260K", () => {
 });
 
 describe("GGUF writer", () => {
-  const tolerance: Record<GgufDtype, number> = { f32: 0, f16: 2 ** -11, q8_0: 0 };
+  const tolerance: Partial<Record<GgufDtype, number>> = { f32: 0, f16: 2 ** -11, q8_0: 0 };
   for (const dtype of ["f32", "f16", "q8_0"] as const) {
     it(`round-trips stories260K as ${dtype}`, async () => {
       const source = await loadModel(BIN);
@@ -123,14 +125,14 @@ describe("GGUF writer", () => {
       if (dtype === "f32") expectSameWeights(source.weights, back.weights);
       if (dtype === "f16") {
         expect(types[GGUF_TENSOR.layer(0).wq]).toBe(GGML_TYPE.F16);
-        expect(maxRelativeError(source.weights, back.weights, 2 ** -14)).toBeLessThanOrEqual(tolerance.f16);
+        expect(maxRelativeError(source.weights, back.weights, 2 ** -14)).toBeLessThanOrEqual(tolerance.f16!);
       }
       if (dtype === "q8_0") {
         expect(types[GGUF_TENSOR.layer(0).wq]).toBe(GGML_TYPE.Q8_0);
         expect(types[GGUF_TENSOR.layer(0).wDown]).toBe(GGML_TYPE.F16); // 172 inputs: not whole blocks of 32
         // Q8_0 error per block is at most half a step, amax / 254, plus the f16 rounding of the scale.
-        const a = source.weights.layers[0].wq;
-        const b = back.weights.layers[0].wq;
+        const a = float32Weights(source.weights).layers[0].wq;
+        const b = float32Weights(back.weights).layers[0].wq;
         for (let block = 0; block < a.length / 32; block++) {
           const amax = Math.max(...a.subarray(32 * block, 32 * block + 32).map(Math.abs));
           for (let j = 32 * block; j < 32 * block + 32; j++) expect(Math.abs(a[j] - b[j])).toBeLessThanOrEqual(amax / 254 + amax * 2 ** -11 + 1e-12);
@@ -203,10 +205,10 @@ describe("random models", () => {
     const b = randomModel(tiny, 42);
     const c = randomModel(tiny, 43);
     expectSameWeights(a.weights, b.weights);
-    expect(a.weights.layers[0].wq[0]).not.toBe(c.weights.layers[0].wq[0]);
+    expect(float32Weights(a.weights).layers[0].wq[0]).not.toBe(float32Weights(c.weights).layers[0].wq[0]);
     expect(weightsProblem(a.weights)).toBeNull();
     expect(a.weights.layers[1].attnNorm.every((x) => x === 1)).toBe(true);
-    const wq = a.weights.layers[0].wq;
+    const wq = float32Weights(a.weights).layers[0].wq;
     const std = Math.sqrt(wq.reduce((s, x) => s + x * x, 0) / wq.length);
     expect(std).toBeGreaterThan(0.017);
     expect(std).toBeLessThan(0.023);
@@ -218,7 +220,7 @@ describe("random models", () => {
     const back = await loadModel(file);
     expect(back.name).toBe("random-tiny");
     expectSameWeights(a.weights, back.weights);
-    expect(randomTensor(tiny, 42, GGUF_TENSOR.layer(1).wDown)).toEqual(a.weights.layers[1].wDown);
+    expect(randomTensor(tiny, 42, GGUF_TENSOR.layer(1).wDown)).toEqual(float32Weights(a.weights).layers[1].wDown);
   });
 
   it("make a 32000-token vocabulary with distinct pieces", () => {
@@ -289,7 +291,7 @@ describe("bad input names the file and the problem", () => {
     patched.writeUInt32LE(12, tensorTypeOffset(patched, "blk.0.attn_q.weight")); // Q4_K
     writeFileSync(q4, patched);
     expect((await formatErrorAsync(loadModel(q4))).message).toBe(
-      `${q4}: tensor blk.0.attn_q.weight has type Q4_K, which this engine does not read (F32, F16, BF16, Q8_0 are supported)`,
+      `${q4}: tensor blk.0.attn_q.weight has type Q4_K, which this engine does not read (F32, F16, BF16, Q8_0, Q4_0 are supported)`,
     );
     patched.writeUInt32LE(99, tensorTypeOffset(patched, "blk.0.attn_q.weight"));
     writeFileSync(q4, patched);

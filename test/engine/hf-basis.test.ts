@@ -2,6 +2,7 @@
 // self-consistent but wrong order in rope-basis.ts would round-trip through the engine's functions and still
 // load its own HF folders. Here the HF side is written the way transformers' conversion script writes it, and a
 // stories260K converted that way must give llama2.c's greedy output.
+import { float32Weights } from "../../node/engine/formats/weight-codec.ts";
 import { cp, readFile, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
@@ -45,7 +46,7 @@ async function convertedFolder(): Promise<string> {
   const folder = join(scratchDir("hf-transformers"), "stories260K");
   writeHfFolder(folder, model.weights, (model.tokenizer as SentencePieceBpeTokenizer).vocab(), { tied: true });
   const tensors = hfTensors(model.weights, true);
-  model.weights.layers.forEach((layer, l) => {
+  float32Weights(model.weights).layers.forEach((layer, l) => {
     tensors.set(`model.layers.${l}.self_attn.q_proj.weight`, { shape: [c.dim, c.dim], data: transformersPermute(layer.wq, c.nHeads, c.dim, c.dim) });
     tensors.set(`model.layers.${l}.self_attn.k_proj.weight`, { shape: [kvDim, c.dim], data: transformersPermute(layer.wk, c.nKvHeads, kvDim, c.dim) });
   });

@@ -2,6 +2,7 @@ import { statSync } from "node:fs";
 import type { GgufDtype } from "../../engine/formats/gguf-write.ts";
 import { writeGgufModel } from "../../engine/formats/gguf-write.ts";
 import { randomModelInput } from "../../engine/formats/random-model.ts";
+import { WEIGHT_DTYPES } from "../../engine/formats/weight-codec.ts";
 import { configProblem, type ModelConfig } from "../../engine/model/config.ts";
 import { numberOption, parseCommand, required, stringOption, UsageError, type CommandSpec } from "../args.ts";
 
@@ -49,7 +50,7 @@ async function create(argv: string[]): Promise<void> {
   if (problem) throw new UsageError(problem);
   if (config.vocabSize < 259) throw new UsageError("--vocab must be at least 259 (3 special tokens and 256 byte tokens)");
   const dtype = (stringOption(values, "dtype") ?? "f32") as GgufDtype;
-  if (!["f32", "f16", "q8_0"].includes(dtype)) throw new UsageError(`--dtype must be f32, f16 or q8_0, got "${dtype}"`);
+  if (!WEIGHT_DTYPES.includes(dtype)) throw new UsageError(`--dtype must be one of ${WEIGHT_DTYPES.join(", ")}, got "${dtype}"`);
   const out = required(values, "out");
   const name = stringOption(values, "name") ?? `random-${config.nLayers}x${config.dim}`;
   const started = performance.now();

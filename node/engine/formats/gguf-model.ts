@@ -4,7 +4,7 @@ import { basename } from "node:path";
 import { ModelFormatError } from "../errors.ts";
 import { configProblem } from "../model/config.ts";
 import type { ModelConfig } from "../model/config.ts";
-import type { LayerWeights, LoadedModel, ModelWeights } from "../model/weights.ts";
+import type { LayerWeights, LoadedModel, ModelWeights, WeightMatrix } from "../model/weights.ts";
 import { inferTokenTypes, sentencePieceTokenizer } from "../tokenizer/sentencepiece-bpe.ts";
 import type { SentencePieceBpeTokenizer } from "../tokenizer/sentencepiece-bpe.ts";
 import { GgufReader, ggufArray, ggufNumber, ggufString } from "./gguf-read.ts";
@@ -97,52 +97,59 @@ export function ggufTokenizer(reader: GgufReader): SentencePieceBpeTokenizer {
   );
 }
 
-/** Reads one tensor after checking its ggml dims against what the config implies. */
-function tensor(reader: GgufReader, name: string, dims: number[]): Float32Array {
+/** Checks a tensor's ggml dims against what the config implies. */
+function checkDims(reader: GgufReader, name: string, dims: number[]): void {
   const info = reader.tensors.get(name);
   if (!info) throw new ModelFormatError(reader.path, `tensor ${name} is missing`);
   if (info.dims.length !== dims.length || info.dims.some((d, i) => d !== dims[i])) {
     throw new ModelFormatError(reader.path, `tensor ${name} has shape [${info.dims}], the config needs [${dims}] (ggml order, innermost first)`);
   }
+}
+
+/** A norm vector, as float32. */
+function vector(reader: GgufReader, name: string, length: number): Float32Array {
+  checkDims(reader, name, [length]);
   return reader.readTensor(name);
+}
+
+/** A matrix in the file's precision; ggml dims [in, out]. */
+function matrix(reader: GgufReader, name: string, inDim: number, outDim: number): WeightMatrix {
+  checkDims(reader, name, [inDim, outDim]);
+  return reader.readMatrix(name);
 }
 
 /** Canonical weights from an open GGUF. ggml's [in, out] dims are row-major [out, in]: no transpose. */
 export function ggufWeights(reader: GgufReader, config: ModelConfig): ModelWeights {
   const { dim, hiddenDim, vocabSize } = config;
   const kvDim = config.nKvHeads * config.headDim;
-  const tokenEmbedding = tensor(reader, GGUF_TENSOR.tokenEmbedding, [dim, vocabSize]);
+  const tokenEmbedding = matrix(reader, GGUF_TENSOR.tokenEmbedding, dim, vocabSize);
   const layers: LayerWeights[] = [];
   for (let l = 0; l < config.nLayers; l++) {
     const names = GGUF_TENSOR.layer(l);
     layers.push({
-      attnNorm: tensor(reader, names.attnNorm, [dim]),
-      wq: tensor(reader, names.wq, [dim, dim]),
-      wk: tensor(reader, names.wk, [dim, kvDim]),
-      wv: tensor(reader, names.wv, [dim, kvDim]),
-      wo: tensor(reader, names.wo, [dim, dim]),
-      ffnNorm: tensor(reader, names.ffnNorm, [dim]),
-      wGate: tensor(reader, names.wGate, [dim, hiddenDim]),
-      wUp: tensor(reader, names.wUp, [dim, hiddenDim]),
-      wDown: tensor(reader, names.wDown, [hiddenDim, dim]),
+      attnNorm: vector(reader, names.attnNorm, dim),
+      wq: matrix(reader, names.wq, dim, dim),
+      wk: matrix(reader, names.wk, dim, kvDim),
+      wv: matrix(reader, names.wv, dim, kvDim),
+      wo: matrix(reader, names.wo, dim, dim),
+      ffnNorm: vector(reader, names.ffnNorm, dim),
+      wGate: matrix(reader, names.wGate, dim, hiddenDim),
+      wUp: matrix(reader, names.wUp, dim, hiddenDim),
+      wDown: matrix(reader, names.wDown, hiddenDim, dim),
     });
   }
-  const finalNorm = tensor(reader, GGUF_TENSOR.finalNorm, [dim]);
+  const finalNorm = vector(reader, GGUF_TENSOR.finalNorm, dim);
   let classifier = tokenEmbedding; // no output.weight: tied
   if (reader.tensors.has(GGUF_TENSOR.classifier)) {
-    const separate = tensor(reader, GGUF_TENSOR.classifier, [dim, vocabSize]);
-    // Some converters write a tied classifier out as a copy (stories260K.gguf does); share one array then.
-    if (!sameValues(separate, tokenEmbedding)) classifier = separate;
+    const separate = matrix(reader, GGUF_TENSOR.classifier, dim, vocabSize);
+    // Some converters write a tied classifier out as a copy (stories260K.gguf does); share one matrix then.
+    if (!sameMatrix(separate, tokenEmbedding)) classifier = separate;
   }
   return { config, tokenEmbedding, layers, finalNorm, classifier };
 }
 
-function sameValues(a: Float32Array, b: Float32Array): boolean {
-  if (a.length !== b.length) return false;
-  const x = new Uint32Array(a.buffer, a.byteOffset, a.length);
-  const y = new Uint32Array(b.buffer, b.byteOffset, b.length);
-  for (let i = 0; i < x.length; i++) if (x[i] !== y[i]) return false;
-  return true;
+function sameMatrix(a: WeightMatrix, b: WeightMatrix): boolean {
+  return a.dtype === b.dtype && a.rows === b.rows && a.cols === b.cols && Buffer.compare(a.data, b.data) === 0;
 }
 
 /**

@@ -4,8 +4,9 @@
 import { ModelFormatError } from "../errors.ts";
 import { closeModelFile, openModelFile, readInto } from "./file-io.ts";
 import type { ModelFile } from "./file-io.ts";
-import { halfTable } from "./half.ts";
-import { GGML_TYPE, GGUF_DEFAULT_ALIGNMENT, GGUF_MAGIC, GGUF_TYPE, ggmlBlock, ggmlTypeName } from "./gguf-types.ts";
+import { GGML_DTYPE, GGML_TYPE, GGUF_DEFAULT_ALIGNMENT, GGUF_MAGIC, GGUF_TYPE, ggmlBlock, ggmlTypeName } from "./gguf-types.ts";
+import type { WeightMatrix } from "../model/weights.ts";
+import { decodeBlocks, weightMatrix } from "./weight-codec.ts";
 import type { GgufMetadata, GgufMetadataEntry, GgufValue, GgufValueType } from "./gguf-types.ts";
 
 export interface GgufTensorInfo {
@@ -253,13 +254,30 @@ export class GgufReader {
     closeModelFile(this.file);
   }
 
+  /**
+   * A 2-D tensor as a matrix in its stored precision: ggml's [in, out] dims are row-major [out, in] rows of
+   * dims[0] elements, exactly the WeightMatrix layout, so the bytes are kept as they are.
+   */
+  readMatrix(name: string): WeightMatrix {
+    const info = this.tensors.get(name);
+    if (!info) throw new ModelFormatError(this.path, `no tensor named ${name}`);
+    const dtype = GGML_DTYPE[info.type];
+    if (dtype === undefined) {
+      throw new ModelFormatError(this.path, `tensor ${name} has type ${ggmlTypeName(info.type)}, which this engine does not read (F32, F16, BF16, Q8_0, Q4_0 are supported)`);
+    }
+    if (info.dims.length !== 2) throw new ModelFormatError(this.path, `tensor ${name} has ${info.dims.length} dimensions, a matrix needs 2`);
+    const data = new Uint8Array(info.byteLength);
+    readInto(this.file, info.offset, data, `tensor ${name}`);
+    return weightMatrix(dtype, info.dims[1], info.dims[0], data);
+  }
+
   /** One tensor as float32 in ggml's flat order (row-major with dims[0] contiguous). */
   readTensor(name: string): Float32Array {
     const info = this.tensors.get(name);
     if (!info) throw new ModelFormatError(this.path, `no tensor named ${name}`);
     const block = ggmlBlock(info.type);
     if (!block) {
-      throw new ModelFormatError(this.path, `tensor ${name} has type ${ggmlTypeName(info.type)}, which this engine does not read (F32, F16, BF16, Q8_0 are supported)`);
+      throw new ModelFormatError(this.path, `tensor ${name} has type ${ggmlTypeName(info.type)}, which this engine does not read (F32, F16, BF16, Q8_0, Q4_0 are supported)`);
     }
     const out = new Float32Array(info.elements);
     if (info.type === GGML_TYPE.F32) {
@@ -274,30 +292,9 @@ export class GgufReader {
       const blocks = Math.min(blocksPerChunk, totalBlocks - first);
       const bytes = scratch.subarray(0, blocks * block.bytes);
       readInto(this.file, info.offset + first * block.bytes, bytes, `tensor ${name}`);
-      decodeBlocks(info.type, bytes, out, first * block.elements);
+      decodeBlocks(GGML_DTYPE[info.type], bytes, out, first * block.elements);
     }
     return out;
-  }
-}
-
-function decodeBlocks(type: number, bytes: Uint8Array, out: Float32Array, start: number): void {
-  if (type === GGML_TYPE.F16) {
-    const table = halfTable();
-    const halves = new Uint16Array(bytes.buffer, bytes.byteOffset, bytes.length / 2);
-    for (let i = 0; i < halves.length; i++) out[start + i] = table[halves[i]];
-  } else if (type === GGML_TYPE.BF16) {
-    const halves = new Uint16Array(bytes.buffer, bytes.byteOffset, bytes.length / 2);
-    const bits = new Uint32Array(out.buffer, out.byteOffset + 4 * start, halves.length);
-    for (let i = 0; i < halves.length; i++) bits[i] = halves[i] << 16;
-  } else if (type === GGML_TYPE.Q8_0) {
-    // Block: f16 scale d, then 32 int8 q; value = d * q.
-    const table = halfTable();
-    const signed = new Int8Array(bytes.buffer, bytes.byteOffset, bytes.length);
-    for (let b = 0, at = 0; at < bytes.length; b++, at += 34) {
-      const d = table[bytes[at] | (bytes[at + 1] << 8)];
-      const base = start + 32 * b;
-      for (let j = 0; j < 32; j++) out[base + j] = d * signed[at + 2 + j];
-    }
   }
 }
 

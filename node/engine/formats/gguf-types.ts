@@ -1,4 +1,6 @@
 // GGUF constants shared by the reader and the writer (see ggml/docs/gguf.md).
+import type { WeightDType } from "../model/weights.ts";
+import { DTYPE_BLOCK } from "./weight-codec.ts";
 
 export const GGUF_MAGIC = 0x46554747; // "GGUF" read as a little-endian uint32
 export const GGUF_DEFAULT_ALIGNMENT = 32;
@@ -34,7 +36,21 @@ export interface GgufMetadataEntry {
 export type GgufMetadata = Map<string, GgufMetadataEntry>;
 
 /** ggml tensor types: the ones this engine reads, and the names of the rest so that a refusal names them. */
-export const GGML_TYPE = { F32: 0, F16: 1, Q8_0: 8, BF16: 30 } as const;
+export const GGML_TYPE = { F32: 0, F16: 1, Q4_0: 2, Q8_0: 8, BF16: 30 } as const;
+
+/** The engine's dtype of each ggml type it reads. */
+export const GGML_DTYPE: Readonly<Record<number, WeightDType>> = {
+  [GGML_TYPE.F32]: "f32",
+  [GGML_TYPE.F16]: "f16",
+  [GGML_TYPE.Q4_0]: "q4_0",
+  [GGML_TYPE.Q8_0]: "q8_0",
+  [GGML_TYPE.BF16]: "bf16",
+};
+
+/** The ggml type that stores each dtype. */
+export const DTYPE_GGML: Readonly<Record<WeightDType, number>> = {
+  f32: GGML_TYPE.F32, f16: GGML_TYPE.F16, bf16: GGML_TYPE.BF16, q8_0: GGML_TYPE.Q8_0, q4_0: GGML_TYPE.Q4_0,
+};
 
 const GGML_TYPE_NAMES: Record<number, string> = {
   0: "F32", 1: "F16", 2: "Q4_0", 3: "Q4_1", 6: "Q5_0", 7: "Q5_1", 8: "Q8_0", 9: "Q8_1", 10: "Q2_K", 11: "Q3_K",
@@ -49,17 +65,12 @@ export function ggmlTypeName(type: number): string {
 
 /** Elements per block and bytes per block of the types this engine decodes; undefined for the others. */
 export function ggmlBlock(type: number): { elements: number; bytes: number } | undefined {
-  switch (type) {
-    case GGML_TYPE.F32: return { elements: 1, bytes: 4 };
-    case GGML_TYPE.F16: return { elements: 1, bytes: 2 };
-    case GGML_TYPE.BF16: return { elements: 1, bytes: 2 };
-    case GGML_TYPE.Q8_0: return { elements: 32, bytes: 34 }; // f16 scale + 32 int8
-    default: return undefined;
-  }
+  const dtype = GGML_DTYPE[type];
+  return dtype === undefined ? undefined : DTYPE_BLOCK[dtype];
 }
 
 /** llama.cpp's general.file_type values for the files this engine writes. */
-export const LLAMA_FILE_TYPE = { F32: 0, F16: 1, Q8_0: 7 } as const;
+export const LLAMA_FILE_TYPE = { F32: 0, F16: 1, Q4_0: 2, Q8_0: 7, BF16: 32 } as const;
 
 /** The llama.cpp tensor names of a LLaMA model. */
 export const GGUF_TENSOR = {

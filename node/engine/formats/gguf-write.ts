@@ -3,10 +3,10 @@
 import { closeSync, openSync, renameSync, rmSync, writeSync } from "node:fs";
 import { ModelFormatError } from "../errors.ts";
 import type { ModelConfig } from "../model/config.ts";
-import type { ModelWeights } from "../model/weights.ts";
+import type { ModelWeights, WeightDType } from "../model/weights.ts";
 import type { SentencePieceVocab } from "../tokenizer/sentencepiece-bpe.ts";
-import { floatsToHalves, floatToHalf } from "./half.ts";
-import { GGML_TYPE, GGUF_DEFAULT_ALIGNMENT, GGUF_MAGIC, GGUF_TENSOR, GGUF_TYPE, LLAMA_FILE_TYPE, ggmlBlock, ggmlTypeName } from "./gguf-types.ts";
+import { DTYPE_GGML, GGML_DTYPE, GGML_TYPE, GGUF_DEFAULT_ALIGNMENT, GGUF_MAGIC, GGUF_TENSOR, GGUF_TYPE, LLAMA_FILE_TYPE, ggmlBlock, ggmlTypeName } from "./gguf-types.ts";
+import { DTYPE_BLOCK, encodeBlocks, float32Weights, rowBytes } from "./weight-codec.ts";
 import type { GgufMetadataEntry, GgufValue, GgufValueType } from "./gguf-types.ts";
 
 /** One tensor to write: ggml dims (innermost first), the stored type, and its float32 values on demand. */
@@ -18,7 +18,7 @@ export interface GgufTensorSource {
 }
 
 /** Storage precision of a written model's matrices (norms always stay F32, as llama.cpp keeps them). */
-export type GgufDtype = "f32" | "f16" | "q8_0";
+export type GgufDtype = WeightDType;
 
 /** Elements converted per chunk while streaming a tensor out. */
 const CHUNK_ELEMENTS = 1 << 22;
@@ -131,11 +131,13 @@ export function writeGguf(
   let offset = 0;
   for (const tensor of tensors) {
     const elements = tensor.dims.reduce((a, b) => a * b, 1);
-    if (tensor.type !== GGML_TYPE.F32 && tensor.type !== GGML_TYPE.F16 && tensor.type !== GGML_TYPE.Q8_0) {
-      throw new TypeError(`GGUF tensor ${tensor.name}: the writer stores F32, F16 or Q8_0, not ${ggmlTypeName(tensor.type)}`);
+    const dtype = GGML_DTYPE[tensor.type];
+    if (dtype === undefined) {
+      throw new TypeError(`GGUF tensor ${tensor.name}: the writer stores F32, F16, BF16, Q8_0 or Q4_0, not ${ggmlTypeName(tensor.type)}`);
     }
-    if (tensor.type === GGML_TYPE.Q8_0 && tensor.dims[0] % 32 !== 0) {
-      throw new TypeError(`GGUF tensor ${tensor.name}: Q8_0 needs the first dimension to be a multiple of 32, got [${tensor.dims}]`);
+    const block = DTYPE_BLOCK[dtype].elements;
+    if (tensor.dims[0] % block !== 0) {
+      throw new TypeError(`GGUF tensor ${tensor.name}: ${ggmlTypeName(tensor.type)} needs the first dimension to be a multiple of ${block}, got [${tensor.dims}]`);
     }
     const size = typedSize(tensor.type, elements, tensor.name);
     header.string(tensor.name);
@@ -182,43 +184,15 @@ function writeTensor(fd: number, type: number, data: Float32Array): void {
     writeAll(fd, new Uint8Array(data.buffer, data.byteOffset, data.byteLength));
     return;
   }
-  if (type === GGML_TYPE.F16) {
-    const scratch = new Uint16Array(Math.min(CHUNK_ELEMENTS, data.length));
-    for (let start = 0; start < data.length; start += CHUNK_ELEMENTS) {
-      const chunk = data.subarray(start, Math.min(data.length, start + CHUNK_ELEMENTS));
-      const halves = floatsToHalves(chunk, scratch.subarray(0, chunk.length));
-      writeAll(fd, new Uint8Array(halves.buffer, 0, halves.byteLength));
-    }
-    return;
-  }
-  // Q8_0; CHUNK_ELEMENTS is a multiple of 32, so chunks hold whole blocks.
-  const scratch = new Uint8Array((Math.min(CHUNK_ELEMENTS, data.length) / 32) * 34);
+  // CHUNK_ELEMENTS is a multiple of every block size, so chunks hold whole blocks.
+  const dtype = GGML_DTYPE[type];
+  const bytesPerChunk = rowBytes(dtype, Math.min(CHUNK_ELEMENTS, data.length));
+  const scratch = new Uint8Array(bytesPerChunk);
   for (let start = 0; start < data.length; start += CHUNK_ELEMENTS) {
     const chunk = data.subarray(start, Math.min(data.length, start + CHUNK_ELEMENTS));
-    const bytes = scratch.subarray(0, (chunk.length / 32) * 34);
-    quantizeQ8_0(chunk, bytes);
+    const bytes = scratch.subarray(0, rowBytes(dtype, chunk.length));
+    encodeBlocks(dtype, chunk, bytes);
     writeAll(fd, bytes);
-  }
-}
-
-/**
- * llama.cpp's quantize_row_q8_0_ref, in float32 arithmetic like the C: d = amax / 127 stored as f16,
- * q = roundf(x / d) (half away from zero). Same bytes as llama.cpp for the same input.
- */
-export function quantizeQ8_0(values: Float32Array, out: Uint8Array): void {
-  const signed = new Int8Array(out.buffer, out.byteOffset, out.length);
-  for (let b = 0; b * 32 < values.length; b++) {
-    let amax = 0;
-    for (let j = 0; j < 32; j++) amax = Math.max(amax, Math.abs(values[32 * b + j]));
-    const d = Math.fround(amax / 127);
-    const id = d ? Math.fround(1 / d) : 0;
-    const half = floatToHalf(d);
-    out[34 * b] = half & 0xff;
-    out[34 * b + 1] = half >> 8;
-    for (let j = 0; j < 32; j++) {
-      const x = Math.fround(values[32 * b + j] * id);
-      signed[34 * b + 2 + j] = x < 0 ? -Math.round(-x) : Math.round(x);
-    }
   }
 }
 
@@ -233,8 +207,9 @@ export interface GgufModelInput {
   tensor(name: string): Float32Array;
 }
 
-/** Wraps weights that are already in memory as a GgufModelInput. */
-export function ggufModelInput(weights: ModelWeights, vocab: SentencePieceVocab, name: string): GgufModelInput {
+/** Wraps weights that are already in memory as a GgufModelInput (the writer quantizes from their float32 view). */
+export function ggufModelInput(model: ModelWeights, vocab: SentencePieceVocab, name: string): GgufModelInput {
+  const weights = float32Weights(model);
   const byName = new Map<string, Float32Array>([
     [GGUF_TENSOR.tokenEmbedding, weights.tokenEmbedding],
     [GGUF_TENSOR.finalNorm, weights.finalNorm],
@@ -281,11 +256,10 @@ export function llamaTensorLayout(config: ModelConfig, tiedClassifier: boolean):
   return list;
 }
 
-/** The ggml type a tensor is stored as for a requested dtype: vectors stay F32, Q8_0 needs rows of 32s. */
+/** The ggml type a tensor is stored as for a requested dtype: vectors stay F32, blocks need rows of 32s (else F16). */
 function storedType(dims: number[], dtype: GgufDtype): number {
-  if (dims.length === 1 || dtype === "f32") return GGML_TYPE.F32;
-  if (dtype === "q8_0" && dims[0] % 32 === 0) return GGML_TYPE.Q8_0;
-  return GGML_TYPE.F16;
+  if (dims.length === 1) return GGML_TYPE.F32;
+  return dims[0] % DTYPE_BLOCK[dtype].elements === 0 ? DTYPE_GGML[dtype] : GGML_TYPE.F16;
 }
 
 /** The llama.* and tokenizer.ggml.* metadata llama.cpp expects of a LLaMA model. */
@@ -294,7 +268,9 @@ export function llamaMetadata(input: GgufModelInput, dtype: GgufDtype): [string,
   const u32 = (value: number): GgufMetadataEntry => ({ type: GGUF_TYPE.uint32, value });
   const f32 = (value: number): GgufMetadataEntry => ({ type: GGUF_TYPE.float32, value });
   const str = (value: string): GgufMetadataEntry => ({ type: GGUF_TYPE.string, value });
-  const fileType = { f32: LLAMA_FILE_TYPE.F32, f16: LLAMA_FILE_TYPE.F16, q8_0: LLAMA_FILE_TYPE.Q8_0 }[dtype];
+  const fileType = {
+    f32: LLAMA_FILE_TYPE.F32, f16: LLAMA_FILE_TYPE.F16, bf16: LLAMA_FILE_TYPE.BF16, q8_0: LLAMA_FILE_TYPE.Q8_0, q4_0: LLAMA_FILE_TYPE.Q4_0,
+  }[dtype];
   return [
     ["general.architecture", str("llama")],
     ["general.name", str(input.name)],
@@ -321,7 +297,7 @@ export function llamaMetadata(input: GgufModelInput, dtype: GgufDtype): [string,
 
 /**
  * Writes a LLaMA model as GGUF v3 that llama.cpp and this engine's reader load: matrices as `dtype`
- * (Q8_0 falls back to F16 for rows not a multiple of 32), norms F32, q/k in the interleaved basis.
+ * (Q8_0/Q4_0 fall back to F16 for rows not a multiple of 32), norms F32, q/k in the interleaved basis.
  */
 export function writeGgufModel(file: string, input: GgufModelInput, options: { dtype: GgufDtype }): void {
   if (input.vocab.pieces.length > input.config.vocabSize) {

@@ -5,9 +5,10 @@ import { ModelFormatError } from "../errors.ts";
 import { configProblem } from "../model/config.ts";
 import type { ModelConfig } from "../model/config.ts";
 import { unpermuteRotateHalfRows } from "../model/rope-basis.ts";
-import type { LayerWeights, LoadedModel, ModelWeights } from "../model/weights.ts";
+import type { LayerWeights, LoadedModel, ModelWeights, WeightMatrix } from "../model/weights.ts";
 import { loadHfTokenizer } from "../tokenizer/hf-tokenizer.ts";
 import { SafetensorsFile } from "./safetensors.ts";
+import { dequantize, float32Matrix, weightMatrix } from "./weight-codec.ts";
 
 const SUPPORTED_ARCHITECTURES = ["LlamaForCausalLM"];
 
@@ -130,7 +131,7 @@ export function readHfWeights(folder: string, parsed: HfLlamaConfig): ModelWeigh
   const files = weightFiles(folder);
   const open = new Map<string, SafetensorsFile>();
   try {
-    const tensor = (key: string, shape: number[]): Float32Array => {
+    const entryOf = (key: string, shape: number[]): SafetensorsFile => {
       const shard = files.shardOf(key);
       if (shard === undefined) throw new ModelFormatError(files.describe, `tensor ${key} is missing from the weight_map`);
       let file = open.get(shard);
@@ -143,30 +144,46 @@ export function readHfWeights(folder: string, parsed: HfLlamaConfig): ModelWeigh
       if (entry.shape.length !== shape.length || entry.shape.some((d, i) => d !== shape[i])) {
         throw new ModelFormatError(shard, `tensor ${key} has shape [${entry.shape}], config.json implies [${shape}]`);
       }
-      return file.read(key);
+      return file;
     };
-    const tokenEmbedding = tensor("model.embed_tokens.weight", [vocabSize, dim]);
+    const vector = (key: string, length: number): Float32Array => entryOf(key, [length]).read(key);
+    const matrix = (key: string, rows: number, cols: number): WeightMatrix => entryOf(key, [rows, cols]).readMatrix(key);
+    const tokenEmbedding = matrix("model.embed_tokens.weight", vocabSize, dim);
     const layers: LayerWeights[] = [];
     for (let l = 0; l < config.nLayers; l++) {
       const p = `model.layers.${l}`;
       layers.push({
-        attnNorm: tensor(`${p}.input_layernorm.weight`, [dim]),
-        wq: unpermuteRotateHalfRows(tensor(`${p}.self_attn.q_proj.weight`, [dim, dim]), config.nHeads, dim),
-        wk: unpermuteRotateHalfRows(tensor(`${p}.self_attn.k_proj.weight`, [kvDim, dim]), config.nKvHeads, dim),
-        wv: tensor(`${p}.self_attn.v_proj.weight`, [kvDim, dim]),
-        wo: tensor(`${p}.self_attn.o_proj.weight`, [dim, dim]),
-        ffnNorm: tensor(`${p}.post_attention_layernorm.weight`, [dim]),
-        wGate: tensor(`${p}.mlp.gate_proj.weight`, [hiddenDim, dim]),
-        wUp: tensor(`${p}.mlp.up_proj.weight`, [hiddenDim, dim]),
-        wDown: tensor(`${p}.mlp.down_proj.weight`, [dim, hiddenDim]),
+        attnNorm: vector(`${p}.input_layernorm.weight`, dim),
+        wq: unpermuteMatrixRows(matrix(`${p}.self_attn.q_proj.weight`, dim, dim), config.nHeads),
+        wk: unpermuteMatrixRows(matrix(`${p}.self_attn.k_proj.weight`, kvDim, dim), config.nKvHeads),
+        wv: matrix(`${p}.self_attn.v_proj.weight`, kvDim, dim),
+        wo: matrix(`${p}.self_attn.o_proj.weight`, dim, dim),
+        ffnNorm: vector(`${p}.post_attention_layernorm.weight`, dim),
+        wGate: matrix(`${p}.mlp.gate_proj.weight`, hiddenDim, dim),
+        wUp: matrix(`${p}.mlp.up_proj.weight`, hiddenDim, dim),
+        wDown: matrix(`${p}.mlp.down_proj.weight`, dim, hiddenDim),
       });
     }
-    const finalNorm = tensor("model.norm.weight", [dim]);
-    const classifier = parsed.tiedClassifier ? tokenEmbedding : tensor("lm_head.weight", [vocabSize, dim]);
+    const finalNorm = vector("model.norm.weight", dim);
+    const classifier = parsed.tiedClassifier ? tokenEmbedding : matrix("lm_head.weight", vocabSize, dim);
     return { config, tokenEmbedding, layers, finalNorm, classifier };
   } finally {
     for (const file of open.values()) file.close();
   }
+}
+
+/**
+ * q/k rows from rotate-half back to the canonical order, in the matrix's own precision: the row mover works on
+ * rows of 4-byte words, which any row whose byte length is a multiple of 4 is; others go through float32.
+ */
+function unpermuteMatrixRows(m: WeightMatrix, nHeads: number): WeightMatrix {
+  const bytes = m.data.length / m.rows;
+  if (bytes % 4 !== 0 || m.data.byteOffset % 4 !== 0) {
+    return float32Matrix(m.rows, m.cols, unpermuteRotateHalfRows(dequantize(m), nHeads, m.cols));
+  }
+  const words = new Float32Array(m.data.buffer, m.data.byteOffset, m.data.length / 4);
+  const moved = unpermuteRotateHalfRows(words, nHeads, bytes / 4);
+  return weightMatrix(m.dtype, m.rows, m.cols, new Uint8Array(moved.buffer));
 }
 
 /** A Hugging Face Llama folder into a LoadedModel (qkBasis "rotate-half": its adapters need the same un-permute). */

@@ -3,9 +3,10 @@ import { basename } from "node:path";
 import { ModelFormatError } from "../errors.ts";
 import type { ModelConfig } from "../model/config.ts";
 import { configProblem } from "../model/config.ts";
-import type { LayerWeights, LoadedModel, ModelWeights } from "../model/weights.ts";
+import type { LayerWeights, LoadedModel, ModelWeights, WeightMatrix } from "../model/weights.ts";
 import { readLlama2cTokenizer } from "../tokenizer/sentencepiece-bpe.ts";
 import { readBytes, readFloat32, withModelFile } from "./file-io.ts";
+import { float32Matrix } from "./weight-codec.ts";
 
 const HEADER_BYTES = 28;
 /** llama2.c's export.py versions 1/2 start with "ak42"; run.c cannot read them and neither do we. */
@@ -99,25 +100,28 @@ export function readLlama2cCheckpoint(file: string): ModelWeights {
     // Layer l of a stacked [L, ...] array of `per` floats each.
     const slice = (name: string, l: number, per: number): Float32Array =>
       readFloat32(f, offsets.get(name)! + 4 * l * per, per, `${name}[${l}]`);
+    const matrix = (name: string, l: number, rows: number, cols: number): WeightMatrix =>
+      float32Matrix(rows, cols, slice(name, l, rows * cols));
     const layers: LayerWeights[] = [];
     for (let l = 0; l < config.nLayers; l++) {
       layers.push({
         attnNorm: slice("rms_att", l, config.dim),
-        wq: slice("wq", l, config.dim * config.dim),
-        wk: slice("wk", l, kvDim * config.dim),
-        wv: slice("wv", l, kvDim * config.dim),
-        wo: slice("wo", l, config.dim * config.dim),
+        wq: matrix("wq", l, config.dim, config.dim),
+        wk: matrix("wk", l, kvDim, config.dim),
+        wv: matrix("wv", l, kvDim, config.dim),
+        wo: matrix("wo", l, config.dim, config.dim),
         ffnNorm: slice("rms_ffn", l, config.dim),
-        wGate: slice("w1", l, config.hiddenDim * config.dim),
-        wUp: slice("w3", l, config.hiddenDim * config.dim),
-        wDown: slice("w2", l, config.dim * config.hiddenDim),
+        wGate: matrix("w1", l, config.hiddenDim, config.dim),
+        wUp: matrix("w3", l, config.hiddenDim, config.dim),
+        wDown: matrix("w2", l, config.dim, config.hiddenDim),
       });
     }
-    const tokenEmbedding = readFloat32(f, offsets.get("token_embedding")!, config.vocabSize * config.dim, "token_embedding");
+    const { vocabSize, dim } = config;
+    const tokenEmbedding = float32Matrix(vocabSize, dim, readFloat32(f, offsets.get("token_embedding")!, vocabSize * dim, "token_embedding"));
     const finalNorm = readFloat32(f, offsets.get("rms_final")!, config.dim, "rms_final");
     const classifier = header.sharedClassifier
       ? tokenEmbedding
-      : readFloat32(f, offsets.get("wcls")!, config.vocabSize * config.dim, "wcls");
+      : float32Matrix(vocabSize, dim, readFloat32(f, offsets.get("wcls")!, vocabSize * dim, "wcls"));
     return { config, tokenEmbedding, layers, finalNorm, classifier };
   });
 }

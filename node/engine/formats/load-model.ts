@@ -3,7 +3,8 @@ import { existsSync, readdirSync, statSync } from "node:fs";
 import { basename, dirname, extname, join } from "node:path";
 import { ModelFormatError } from "../errors.ts";
 import { configProblem, projectionShape } from "../model/config.ts";
-import type { LoadedModel, ModelWeights } from "../model/weights.ts";
+import type { LoadedModel, ModelWeights, WeightMatrix } from "../model/weights.ts";
+import { rowBytes } from "./weight-codec.ts";
 import { loadGgufModel } from "./gguf-model.ts";
 import { loadHfModel } from "./hf-model.ts";
 import { loadLlama2cModel, parseLlama2cHeader } from "./llama2c.ts";
@@ -83,23 +84,28 @@ export function checkLoadedModel(model: LoadedModel): void {
   }
 }
 
-/** The first tensor whose length differs from what the config implies, as a message; null when all fit. */
+/** The first tensor whose size differs from what the config implies, as a message; null when all fit. */
 export function weightsProblem(weights: ModelWeights): string | null {
   const c = weights.config;
-  const expect = (what: string, array: Float32Array | undefined, length: number): string | null =>
+  const vector = (what: string, array: Float32Array | undefined, length: number): string | null =>
     !(array instanceof Float32Array) ? `${what} is missing` : array.length !== length ? `${what} has ${array.length} values, the config needs ${length}` : null;
+  const matrix = (what: string, m: WeightMatrix | undefined, rows: number, cols: number): string | null =>
+    m === undefined ? `${what} is missing`
+      : m.rows !== rows || m.cols !== cols ? `${what} is [${m.rows}, ${m.cols}], the config needs [${rows}, ${cols}]`
+        : m.data.length !== rows * rowBytes(m.dtype, cols) ? `${what} holds ${m.data.length} bytes, ${m.dtype} [${rows}, ${cols}] needs ${rows * rowBytes(m.dtype, cols)}`
+          : null;
   const checks: (string | null)[] = [
-    expect("token embedding", weights.tokenEmbedding, c.vocabSize * c.dim),
-    expect("final norm", weights.finalNorm, c.dim),
-    expect("classifier", weights.classifier, c.vocabSize * c.dim),
+    matrix("token embedding", weights.tokenEmbedding, c.vocabSize, c.dim),
+    vector("final norm", weights.finalNorm, c.dim),
+    matrix("classifier", weights.classifier, c.vocabSize, c.dim),
     weights.layers.length !== c.nLayers ? `${weights.layers.length} layers, the config says ${c.nLayers}` : null,
   ];
   const targets = { wq: "q", wk: "k", wv: "v", wo: "o", wGate: "gate", wUp: "up", wDown: "down" } as const;
   weights.layers.forEach((layer, l) => {
-    checks.push(expect(`layer ${l} attention norm`, layer.attnNorm, c.dim), expect(`layer ${l} ffn norm`, layer.ffnNorm, c.dim));
+    checks.push(vector(`layer ${l} attention norm`, layer.attnNorm, c.dim), vector(`layer ${l} ffn norm`, layer.ffnNorm, c.dim));
     for (const [key, target] of Object.entries(targets) as [keyof typeof targets, (typeof targets)[keyof typeof targets]][]) {
       const { inDim, outDim } = projectionShape(c, target);
-      checks.push(expect(`layer ${l} ${target} projection`, layer[key], inDim * outDim));
+      checks.push(matrix(`layer ${l} ${target} projection`, layer[key], outDim, inDim));
     }
   });
   return checks.find((p) => p !== null) ?? null;

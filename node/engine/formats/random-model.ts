@@ -2,12 +2,13 @@
 // bigger backbones are generated. Deterministic per (seed, tensor name), so a tensor can be regenerated alone.
 import type { ModelConfig } from "../model/config.ts";
 import { configProblem } from "../model/config.ts";
-import type { ModelWeights } from "../model/weights.ts";
+import type { ModelWeights, WeightDType, WeightMatrix } from "../model/weights.ts";
 import { TOKEN_TYPE } from "../tokenizer/sentencepiece-bpe.ts";
 import type { SentencePieceVocab } from "../tokenizer/sentencepiece-bpe.ts";
 import { GGUF_TENSOR } from "./gguf-types.ts";
 import type { GgufModelInput } from "./gguf-write.ts";
 import { llamaTensorLayout } from "./gguf-write.ts";
+import { float32Matrix, quantizeMatrix } from "./weight-codec.ts";
 
 export interface RandomModelOptions {
   /** Share the classifier with the token embedding (default true, as Llama 3.2 1B does). */
@@ -136,22 +137,33 @@ export function randomModelInput(config: ModelConfig, seed: number, options: Ran
   };
 }
 
-/** A random model in memory: canonical weights and its synthetic vocabulary (same values as randomModelInput). */
-export function randomModel(config: ModelConfig, seed: number, options: RandomModelOptions = {}): { weights: ModelWeights; vocab: SentencePieceVocab } {
+/**
+ * A random model in memory: canonical weights and its synthetic vocabulary (same values as randomModelInput),
+ * every matrix f32, or stored as `dtype` (quantized from those values) when given.
+ */
+export function randomModel(
+  config: ModelConfig, seed: number, options: RandomModelOptions = {}, dtype: WeightDType = "f32",
+): { weights: ModelWeights; vocab: SentencePieceVocab } {
   const input = randomModelInput(config, seed, options);
-  const tokenEmbedding = input.tensor(GGUF_TENSOR.tokenEmbedding);
+  const kvDim = config.nKvHeads * config.headDim;
+  const { dim, hiddenDim } = config;
+  const matrix = (name: string, rows: number, cols: number): WeightMatrix => {
+    const values = input.tensor(name);
+    return dtype === "f32" ? float32Matrix(rows, cols, values) : quantizeMatrix(values, rows, cols, dtype);
+  };
+  const tokenEmbedding = matrix(GGUF_TENSOR.tokenEmbedding, config.vocabSize, dim);
   const layers = Array.from({ length: config.nLayers }, (_, l) => {
     const n = GGUF_TENSOR.layer(l);
     return {
       attnNorm: input.tensor(n.attnNorm),
-      wq: input.tensor(n.wq),
-      wk: input.tensor(n.wk),
-      wv: input.tensor(n.wv),
-      wo: input.tensor(n.wo),
+      wq: matrix(n.wq, dim, dim),
+      wk: matrix(n.wk, kvDim, dim),
+      wv: matrix(n.wv, kvDim, dim),
+      wo: matrix(n.wo, dim, dim),
       ffnNorm: input.tensor(n.ffnNorm),
-      wGate: input.tensor(n.wGate),
-      wUp: input.tensor(n.wUp),
-      wDown: input.tensor(n.wDown),
+      wGate: matrix(n.wGate, hiddenDim, dim),
+      wUp: matrix(n.wUp, hiddenDim, dim),
+      wDown: matrix(n.wDown, dim, hiddenDim),
     };
   });
   const weights: ModelWeights = {
@@ -159,7 +171,7 @@ export function randomModel(config: ModelConfig, seed: number, options: RandomMo
     tokenEmbedding,
     layers,
     finalNorm: input.tensor(GGUF_TENSOR.finalNorm),
-    classifier: input.tiedClassifier ? tokenEmbedding : input.tensor(GGUF_TENSOR.classifier),
+    classifier: input.tiedClassifier ? tokenEmbedding : matrix(GGUF_TENSOR.classifier, config.vocabSize, dim),
   };
   return { weights, vocab: input.vocab };
 }

@@ -2,6 +2,8 @@ import { ModelFormatError } from "../errors.ts";
 import { closeModelFile, openModelFile, readBytes, readFloat32 } from "./file-io.ts";
 import type { ModelFile } from "./file-io.ts";
 import { halfTable } from "./half.ts";
+import type { WeightDType, WeightMatrix } from "../model/weights.ts";
+import { weightMatrix } from "./weight-codec.ts";
 
 /**
  * safetensors: an 8-byte little-endian header length N, N bytes of JSON
@@ -16,6 +18,7 @@ export interface SafetensorsTensor {
 
 const MAX_HEADER_BYTES = 100 * 1024 * 1024;
 const DTYPE_BYTES: Record<string, number> = { F32: 4, F16: 2, BF16: 2 };
+const SAFETENSORS_DTYPE: Record<string, WeightDType> = { F32: "f32", F16: "f16", BF16: "bf16" };
 
 /** Where one tensor's bytes lie, relative to the start of the data section. */
 export interface SafetensorsEntry {
@@ -113,6 +116,16 @@ export class SafetensorsFile {
       closeModelFile(file);
       throw error;
     }
+  }
+
+  /** A 2-D tensor [rows, cols] in its stored precision (F32, F16, BF16 are the dtypes safetensors gives here). */
+  readMatrix(name: string): WeightMatrix {
+    const entry = this.tensors.get(name);
+    if (!entry) throw new ModelFormatError(this.path, `no tensor named ${name}`);
+    if (entry.shape.length !== 2) throw new ModelFormatError(this.path, `tensor ${name} has shape [${entry.shape}], a matrix needs 2 dimensions`);
+    const dtype = SAFETENSORS_DTYPE[entry.dtype];
+    const data = readBytes(this.file, this.dataStart + entry.begin, entry.end - entry.begin, `tensor ${name}`);
+    return weightMatrix(dtype, entry.shape[0], entry.shape[1], data);
   }
 
   /** One tensor as float32, whatever its stored dtype. */

@@ -1,29 +1,66 @@
 import type { ModelConfig } from "./config.ts";
 import type { Tokenizer } from "../tokenizer/tokenizer.ts";
 
+/** How a matrix is stored: float32, half, bfloat16, or one of ggml's block quantizations (see weight-codec.ts). */
+export type WeightDType = "f32" | "f16" | "bf16" | "q8_0" | "q4_0";
+
 /**
- * One transformer block in the canonical basis: every matrix row-major [out, in], float32, and q/k rows in
- * llama2.c's order (RoPE rotates the interleaved pairs (2i, 2i+1) of each head).
+ * A row-major [rows, cols] = [out, in] matrix in its file's precision: each row is cols / blockElements blocks
+ * of the dtype's layout, rows back to back in `data`. Nothing widens it to float32 on load; backends that
+ * compute in float32 take formats/weight-codec.ts's float32Weights view.
+ */
+export interface WeightMatrix {
+  readonly dtype: WeightDType;
+  readonly rows: number;
+  readonly cols: number;
+  readonly data: Uint8Array;
+}
+
+/**
+ * One transformer block in the canonical basis: every matrix row-major [out, in], and q/k rows in llama2.c's
+ * order (RoPE rotates the interleaved pairs (2i, 2i+1) of each head). Norm vectors are always float32.
  */
 export interface LayerWeights {
   attnNorm: Float32Array; // [dim]
-  wq: Float32Array; // [dim, dim]
-  wk: Float32Array; // [kvDim, dim]
-  wv: Float32Array; // [kvDim, dim]
-  wo: Float32Array; // [dim, dim]
+  wq: WeightMatrix; // [dim, dim]
+  wk: WeightMatrix; // [kvDim, dim]
+  wv: WeightMatrix; // [kvDim, dim]
+  wo: WeightMatrix; // [dim, dim]
   ffnNorm: Float32Array; // [dim]
-  wGate: Float32Array; // [hidden, dim]  (llama2.c w1)
-  wUp: Float32Array; // [hidden, dim]    (llama2.c w3)
-  wDown: Float32Array; // [dim, hidden]  (llama2.c w2)
+  wGate: WeightMatrix; // [hidden, dim]  (llama2.c w1)
+  wUp: WeightMatrix; // [hidden, dim]    (llama2.c w3)
+  wDown: WeightMatrix; // [dim, hidden]  (llama2.c w2)
 }
 
-/** All weights of a model in the canonical basis. Every loader produces exactly this. */
+/** All weights of a model in the canonical basis, in the file's precision. Every loader produces exactly this. */
 export interface ModelWeights {
   config: ModelConfig;
-  tokenEmbedding: Float32Array; // [vocab, dim]
+  tokenEmbedding: WeightMatrix; // [vocab, dim]
   layers: LayerWeights[];
   finalNorm: Float32Array; // [dim]
-  /** [vocab, dim]; the same array as tokenEmbedding when the classifier is tied. */
+  /** [vocab, dim]; the same object as tokenEmbedding when the classifier is tied. */
+  classifier: WeightMatrix;
+}
+
+/** The same model with every matrix as float32 (the view float32Weights gives). */
+export interface Float32LayerWeights {
+  attnNorm: Float32Array;
+  wq: Float32Array;
+  wk: Float32Array;
+  wv: Float32Array;
+  wo: Float32Array;
+  ffnNorm: Float32Array;
+  wGate: Float32Array;
+  wUp: Float32Array;
+  wDown: Float32Array;
+}
+
+export interface Float32ModelWeights {
+  config: ModelConfig;
+  tokenEmbedding: Float32Array;
+  layers: Float32LayerWeights[];
+  finalNorm: Float32Array;
+  /** The same array as tokenEmbedding when the classifier is tied. */
   classifier: Float32Array;
 }
 

@@ -1,6 +1,7 @@
 import type { LoraAdapter, LoraPair } from "../../adapter/lora.ts";
 import { projectionShape, type LinearTarget } from "../../model/config.ts";
 import type { ModelWeights } from "../../model/weights.ts";
+import { float32Weights } from "../../formats/weight-codec.ts";
 import { sampleToken } from "../../sampling/sample.ts";
 import type { Backend, BackendOptions, SamplingParams, SequenceStep } from "../backend.ts";
 import { checkAdapterFits, checkSteps } from "../checks.ts";
@@ -17,7 +18,8 @@ interface Segment {
  * The reference backend: the LLaMA forward pass over a batch of sequences, top to bottom, in float32 arrays.
  * LoRA is applied unmerged, per sequence: y = W x + B (A x), with the scale already in B.
  */
-export function createCpuBackend(weights: ModelWeights, options: BackendOptions): Backend {
+export function createCpuBackend(source: ModelWeights, options: BackendOptions): Backend {
+  const weights = float32Weights(source); // the reference computes in float32
   const config = weights.config;
   const kvDim = config.nKvHeads * config.headDim;
   const poolFloats = config.nLayers * options.numBlocks * options.blockSize * kvDim;

@@ -7,6 +7,7 @@
 //             with rs = maxRank rounded up to 4, and the step buffers' rank table [slots, layers, 7].
 import { LINEAR_TARGETS, projectionShape, type LinearTarget } from "../../model/config.ts";
 import type { ModelWeights } from "../../model/weights.ts";
+import { float32Weights } from "../../formats/weight-codec.ts";
 import type { BackendOptions } from "../backend.ts";
 import type { DeviceMemory } from "./device-memory.ts";
 import type { ParamArena, Pipelines, Site } from "./kernels.ts";
@@ -51,7 +52,8 @@ export interface DeviceModelContext {
   isFallback: boolean;
 }
 
-export function buildDeviceModel(weights: ModelWeights, options: BackendOptions, ctx: DeviceModelContext): DeviceModel {
+export function buildDeviceModel(source: ModelWeights, options: BackendOptions, ctx: DeviceModelContext): DeviceModel {
+  const weights = float32Weights(source); // the kernels read f32 (or f16 they convert to on upload)
   const { config } = weights;
   const { memory, pipelines, arena, buffers: b } = ctx;
   const f16 = { f16: memory.f16 };

@@ -1,0 +1,227 @@
+// Weight matrices in their file precision: block layouts, dequantization to float32 and quantization from it.
+// Loaders keep a matrix's bytes as the file stores them; a backend that computes in float32 asks for the
+// float32 view (float32Weights) at its boundary, a backend with its own kernels reads the blocks directly.
+import type {
+  Float32ModelWeights,
+  LayerWeights,
+  ModelWeights,
+  WeightDType,
+  WeightMatrix,
+} from "../model/weights.ts";
+import { floatsToHalves, floatToHalf, halfTable } from "./half.ts";
+
+/** Elements per block and bytes per block of each dtype (ggml's layouts for the quantized ones). */
+export const DTYPE_BLOCK: Readonly<Record<WeightDType, { elements: number; bytes: number }>> = {
+  f32: { elements: 1, bytes: 4 },
+  f16: { elements: 1, bytes: 2 },
+  bf16: { elements: 1, bytes: 2 },
+  q8_0: { elements: 32, bytes: 34 }, // f16 scale d, 32 int8 q: x = d * q
+  q4_0: { elements: 32, bytes: 18 }, // f16 scale d, 16 bytes of nibbles: x[j] = d * (lo(q[j]) - 8), x[j+16] from hi
+};
+
+export const WEIGHT_DTYPES: readonly WeightDType[] = ["f32", "f16", "bf16", "q8_0", "q4_0"];
+
+/** Bytes of one row of `cols` elements; throws when cols is not a whole number of blocks. */
+export function rowBytes(dtype: WeightDType, cols: number): number {
+  const block = DTYPE_BLOCK[dtype];
+  if (cols % block.elements !== 0) throw new RangeError(`${dtype} rows need a multiple of ${block.elements} columns, got ${cols}`);
+  return (cols / block.elements) * block.bytes;
+}
+
+/** A matrix over existing bytes, checked for size. */
+export function weightMatrix(dtype: WeightDType, rows: number, cols: number, data: Uint8Array): WeightMatrix {
+  const expected = rows * rowBytes(dtype, cols);
+  if (data.length !== expected) throw new RangeError(`${dtype} [${rows}, ${cols}] needs ${expected} bytes, got ${data.length}`);
+  return { dtype, rows, cols, data };
+}
+
+/** A float32 matrix sharing the array's memory. */
+export function float32Matrix(rows: number, cols: number, values: Float32Array): WeightMatrix {
+  return weightMatrix("f32", rows, cols, new Uint8Array(values.buffer, values.byteOffset, values.byteLength));
+}
+
+/** Bytes the matrix holds. */
+export function matrixBytes(m: WeightMatrix): number {
+  return m.data.byteLength;
+}
+
+/** Decodes whole blocks of `dtype` from `bytes` into out[start ..]. */
+export function decodeBlocks(dtype: WeightDType, bytes: Uint8Array, out: Float32Array, start: number): void {
+  if (dtype === "f32") {
+    new Uint8Array(out.buffer, out.byteOffset + 4 * start, bytes.length).set(bytes);
+  } else if (dtype === "f16") {
+    const table = halfTable();
+    for (let i = 0, at = 0; at < bytes.length; i++, at += 2) out[start + i] = table[bytes[at] | (bytes[at + 1] << 8)];
+  } else if (dtype === "bf16") {
+    const bits = new Uint32Array(out.buffer, out.byteOffset + 4 * start, bytes.length / 2);
+    for (let i = 0, at = 0; at < bytes.length; i++, at += 2) bits[i] = (bytes[at] | (bytes[at + 1] << 8)) << 16;
+  } else if (dtype === "q8_0") {
+    const table = halfTable();
+    const signed = new Int8Array(bytes.buffer, bytes.byteOffset, bytes.length);
+    for (let b = 0, at = 0; at < bytes.length; b++, at += 34) {
+      const d = table[bytes[at] | (bytes[at + 1] << 8)];
+      const base = start + 32 * b;
+      for (let j = 0; j < 32; j++) out[base + j] = d * signed[at + 2 + j];
+    }
+  } else {
+    const table = halfTable();
+    for (let b = 0, at = 0; at < bytes.length; b++, at += 18) {
+      const d = table[bytes[at] | (bytes[at + 1] << 8)];
+      const base = start + 32 * b;
+      for (let j = 0; j < 16; j++) {
+        const q = bytes[at + 2 + j];
+        out[base + j] = d * ((q & 15) - 8);
+        out[base + j + 16] = d * ((q >> 4) - 8);
+      }
+    }
+  }
+}
+
+/** Rows first .. first + count - 1 as float32, [count, cols]. */
+export function dequantizeRows(m: WeightMatrix, first: number, count: number, out = new Float32Array(count * m.cols)): Float32Array {
+  const bytes = rowBytes(m.dtype, m.cols);
+  decodeBlocks(m.dtype, m.data.subarray(first * bytes, (first + count) * bytes), out, 0);
+  return out;
+}
+
+/** The whole matrix as float32: the same memory for an aligned f32 matrix, a new array otherwise. */
+export function dequantize(m: WeightMatrix): Float32Array {
+  if (m.dtype === "f32" && m.data.byteOffset % 4 === 0) return new Float32Array(m.data.buffer, m.data.byteOffset, m.rows * m.cols);
+  return dequantizeRows(m, 0, m.rows);
+}
+
+/**
+ * llama.cpp's quantize_row_q8_0_ref, in float32 arithmetic like the C: d = amax / 127 stored as f16,
+ * q = roundf(x / d) (half away from zero). Same bytes as llama.cpp for the same input.
+ */
+export function quantizeQ8_0(values: Float32Array, out: Uint8Array): void {
+  const signed = new Int8Array(out.buffer, out.byteOffset, out.length);
+  for (let b = 0; b * 32 < values.length; b++) {
+    let amax = 0;
+    for (let j = 0; j < 32; j++) amax = Math.max(amax, Math.abs(values[32 * b + j]));
+    const d = Math.fround(amax / 127);
+    const id = d ? Math.fround(1 / d) : 0;
+    const half = floatToHalf(d);
+    out[34 * b] = half & 0xff;
+    out[34 * b + 1] = half >> 8;
+    for (let j = 0; j < 32; j++) {
+      const x = Math.fround(values[32 * b + j] * id);
+      signed[34 * b + 2 + j] = x < 0 ? -Math.round(-x) : Math.round(x);
+    }
+  }
+}
+
+/**
+ * llama.cpp's quantize_row_q4_0_ref: d = (the value of largest magnitude) / -8 as f16,
+ * q = min(15, trunc(x / d + 8.5)); element j in the low nibble of byte j, element j + 16 in its high nibble.
+ */
+export function quantizeQ4_0(values: Float32Array, out: Uint8Array): void {
+  for (let b = 0; b * 32 < values.length; b++) {
+    let amax = 0;
+    let max = 0;
+    for (let j = 0; j < 32; j++) {
+      const v = values[32 * b + j];
+      if (Math.abs(v) > amax) {
+        amax = Math.abs(v);
+        max = v;
+      }
+    }
+    const d = Math.fround(max / -8);
+    const id = d ? Math.fround(1 / d) : 0;
+    const half = floatToHalf(d);
+    out[18 * b] = half & 0xff;
+    out[18 * b + 1] = half >> 8;
+    const q = (x: number): number => Math.min(15, Math.trunc(Math.fround(Math.fround(x * id) + 8.5)));
+    for (let j = 0; j < 16; j++) out[18 * b + 2 + j] = q(values[32 * b + j]) | (q(values[32 * b + j + 16]) << 4);
+  }
+}
+
+/** float32 to bfloat16 bits, rounding to nearest even (NaN stays NaN). */
+export function floatsToBf16(src: Float32Array, dst = new Uint16Array(src.length)): Uint16Array {
+  const bits = new Uint32Array(src.buffer, src.byteOffset, src.length);
+  for (let i = 0; i < bits.length; i++) {
+    const x = bits[i];
+    dst[i] = (x & 0x7fffffff) > 0x7f800000 ? (x >>> 16) | 0x40 : (x + 0x7fff + ((x >>> 16) & 1)) >>> 16;
+  }
+  return dst;
+}
+
+/** Encodes float32 values (whole blocks) as `dtype` bytes. */
+export function encodeBlocks(dtype: WeightDType, values: Float32Array, out: Uint8Array): void {
+  if (dtype === "f32") out.set(new Uint8Array(values.buffer, values.byteOffset, values.byteLength));
+  else if (dtype === "f16") out.set(new Uint8Array(floatsToHalves(values).buffer));
+  else if (dtype === "bf16") out.set(new Uint8Array(floatsToBf16(values).buffer));
+  else if (dtype === "q8_0") quantizeQ8_0(values, out);
+  else quantizeQ4_0(values, out);
+}
+
+/** A [rows, cols] float32 matrix stored as `dtype`. */
+export function quantizeMatrix(values: Float32Array, rows: number, cols: number, dtype: WeightDType): WeightMatrix {
+  const data = new Uint8Array(rows * rowBytes(dtype, cols));
+  encodeBlocks(dtype, values, data);
+  return weightMatrix(dtype, rows, cols, data);
+}
+
+const MATRIX_KEYS = ["wq", "wk", "wv", "wo", "wGate", "wUp", "wDown"] as const satisfies readonly (keyof LayerWeights)[];
+
+const float32Views = new WeakMap<ModelWeights, Float32ModelWeights>();
+
+/**
+ * The model in float32, for backends that compute in float32 (the cpu reference, webgpu): quantized and half
+ * matrices are dequantized here, f32 ones shared. One view per model (later calls return the same), and a tied
+ * classifier stays the same array as the embedding.
+ */
+export function float32Weights(weights: ModelWeights): Float32ModelWeights {
+  const cached = float32Views.get(weights);
+  if (cached) return cached;
+  const tokenEmbedding = dequantize(weights.tokenEmbedding);
+  const view: Float32ModelWeights = {
+    config: weights.config,
+    tokenEmbedding,
+    layers: weights.layers.map((layer) => {
+      const out = { attnNorm: layer.attnNorm, ffnNorm: layer.ffnNorm } as Float32ModelWeights["layers"][number];
+      for (const key of MATRIX_KEYS) out[key] = dequantize(layer[key]);
+      return out;
+    }),
+    finalNorm: weights.finalNorm,
+    classifier: weights.classifier === weights.tokenEmbedding ? tokenEmbedding : dequantize(weights.classifier),
+  };
+  float32Views.set(weights, view);
+  return view;
+}
+
+/** Every matrix of a float32 model stored as `dtype` (norms stay f32; a tied classifier stays tied). */
+export function quantizeWeights(weights: Float32ModelWeights, dtype: WeightDType): ModelWeights {
+  const { dim, hiddenDim, vocabSize, nKvHeads, headDim } = weights.config;
+  const kvDim = nKvHeads * headDim;
+  const q = (values: Float32Array, rows: number, cols: number): WeightMatrix => quantizeMatrix(values, rows, cols, dtype);
+  const tokenEmbedding = q(weights.tokenEmbedding, vocabSize, dim);
+  return {
+    config: weights.config,
+    tokenEmbedding,
+    layers: weights.layers.map((l) => ({
+      attnNorm: l.attnNorm,
+      wq: q(l.wq, dim, dim),
+      wk: q(l.wk, kvDim, dim),
+      wv: q(l.wv, kvDim, dim),
+      wo: q(l.wo, dim, dim),
+      ffnNorm: l.ffnNorm,
+      wGate: q(l.wGate, hiddenDim, dim),
+      wUp: q(l.wUp, hiddenDim, dim),
+      wDown: q(l.wDown, dim, hiddenDim),
+    })),
+    finalNorm: weights.finalNorm,
+    classifier: weights.classifier === weights.tokenEmbedding ? tokenEmbedding : q(weights.classifier, vocabSize, dim),
+  };
+}
+
+/** Total bytes of the model's matrices and norms (a tied classifier counted once). */
+export function weightBytes(weights: ModelWeights): number {
+  let bytes = matrixBytes(weights.tokenEmbedding) + 4 * weights.finalNorm.length;
+  if (weights.classifier !== weights.tokenEmbedding) bytes += matrixBytes(weights.classifier);
+  for (const layer of weights.layers) {
+    bytes += 4 * (layer.attnNorm.length + layer.ffnNorm.length);
+    for (const key of MATRIX_KEYS) bytes += matrixBytes(layer[key]);
+  }
+  return bytes;
+}
