@@ -1,23 +1,9 @@
-import { execFile } from "node:child_process";
 import { mkdtemp } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { promisify } from "node:util";
 import { describe, expect, it } from "vitest";
 import { STORIES_DIR } from "../helpers/stories.ts";
-
-const CLI = join(import.meta.dirname, "../../node/cli/openlora.ts");
-
-/** Runs the CLI in a child process; resolves with its exit code and output whatever the code. */
-async function openlora(...args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
-  try {
-    const { stdout, stderr } = await promisify(execFile)(process.execPath, [CLI, ...args], { env: { ...process.env, NODE_NO_WARNINGS: "1" } });
-    return { code: 0, stdout, stderr };
-  } catch (error) {
-    const e = error as { code: number; stdout: string; stderr: string };
-    return { code: e.code, stdout: e.stdout, stderr: e.stderr };
-  }
-}
+import { openlora } from "./run-cli.ts";
 
 const generateJson = async (...extra: string[]) => {
   const run = await openlora("generate", "--model", STORIES_DIR, "--prompt", "Once upon a time", "--temperature", "0", "--max-tokens", "40", "--backend", "cpu", "--json", ...extra);

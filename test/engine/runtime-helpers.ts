@@ -5,7 +5,7 @@ import { join } from "node:path";
 import { afterEach, expect } from "vitest";
 import type { LoraAdapter } from "../../node/engine/adapter/lora.ts";
 import type { Backend, BackendOptions, SequenceStep } from "../../node/engine/backend/backend.ts";
-import { createCpuBackend } from "../../node/engine/backend/cpu/cpu-backend.ts";
+import { createBackend } from "../../node/engine/backend/select.ts";
 import { encodeAdapter } from "../../node/engine/adapter/canonical.ts";
 import { complete } from "../../node/engine/runtime/complete.ts";
 import { openEngine } from "../../node/engine/runtime/open-engine.ts";
@@ -20,12 +20,21 @@ export interface TestEngine {
   dir: string;
 }
 
-export type EngineOptions = Partial<BackendOptions> & { scheduler?: Partial<SchedulerOptions>; hostBudgetBytes?: number; dir?: string; wrap?: (b: Backend) => Backend };
+/** The backends the engine suites run on: cpu (the reference) and webgpu (lavapipe where there is no GPU). */
+export type TestBackend = "cpu" | "webgpu";
 
-/** An engine on stories260K with a CPU backend; `wrap` may decorate the backend (step hooks, slow loads). */
+export type EngineOptions = Partial<BackendOptions> & {
+  backend?: TestBackend;
+  scheduler?: Partial<SchedulerOptions>;
+  hostBudgetBytes?: number;
+  dir?: string;
+  wrap?: (b: Backend) => Backend;
+};
+
+/** An engine on stories260K (cpu backend unless told); `wrap` may decorate the backend (step hooks, slow loads). */
 export async function makeEngine(options: EngineOptions = {}): Promise<TestEngine> {
   const model = await stories();
-  const inner = createCpuBackend(model.weights, {
+  const inner = await createBackend(options.backend ?? "cpu", model.weights, {
     numBlocks: options.numBlocks ?? 64, blockSize: options.blockSize ?? 16, adapterSlots: options.adapterSlots ?? 4, maxRank: options.maxRank ?? 16,
   });
   const backend = options.wrap ? options.wrap(inner) : inner;
@@ -37,25 +46,30 @@ export async function makeEngine(options: EngineOptions = {}): Promise<TestEngin
   return { engine, backend, dir };
 }
 
-/** makeEngine for a test file: every engine it makes is closed after each test. */
+/** makeEngine for a test file: every engine it makes, and its backend, is closed after each test. */
 export function closedAfterEachTest(): (options?: EngineOptions) => Promise<TestEngine> {
-  let open: Engine[] = [];
+  let open: TestEngine[] = [];
   afterEach(async () => {
-    await Promise.all(open.map((e) => e.close()));
+    await Promise.all(open.map(async ({ engine, backend }) => {
+      await engine.close();
+      await backend.close();
+    }));
     open = [];
   });
   return async (options = {}) => {
     const made = await makeEngine(options);
-    open.push(made.engine);
+    open.push(made);
     return made;
   };
 }
 
-/** A backend that calls `before(n, steps)` ahead of its n-th step (n from 0) and may slow adapter uploads down. */
+/**
+ * A backend that calls `before(n, steps)` ahead of its n-th step (n from 0) and may slow adapter uploads down.
+ * Everything else goes to `inner` itself (a class instance keeps its private state: no copies of its methods).
+ */
 export function hooked(inner: Backend, hooks: { before?: (step: number, steps: readonly SequenceStep[]) => void; uploadDelayMs?: number }): Backend {
   let n = 0;
-  return {
-    ...inner,
+  const overrides: Pick<Backend, "sample" | "setAdapter"> = {
     async sample(steps, params, uniforms) {
       hooks.before?.(n++, steps);
       return inner.sample(steps, params, uniforms);
@@ -65,6 +79,13 @@ export function hooked(inner: Backend, hooks: { before?: (step: number, steps: r
       return inner.setAdapter(slot, adapter);
     },
   };
+  return new Proxy(inner, {
+    get(target, key) {
+      if (key === "sample" || key === "setAdapter") return overrides[key];
+      const value: unknown = Reflect.get(target, key, target);
+      return typeof value === "function" ? value.bind(target) : value;
+    },
+  });
 }
 
 export interface Collected {
@@ -91,15 +112,37 @@ export async function collect(stream: RequestStream): Promise<Collected> {
   return { tokenIds, text: final!.text, usage: final!.usage };
 }
 
-/** The oracle: the same request alone, on a fresh engine and backend of its own. */
-export async function runAlone(adapter: LoraAdapter | null, request: { tokenIds: number[]; maxTokens: number; temperature?: number; topP?: number; topK?: number; seed?: number; stop?: string[] }): Promise<{ tokenIds: number[]; text: string }> {
-  const alone = await openEngine({ model: await stories(), backend: "cpu", numBlocks: 40, adapterSlots: 1, maxRank: Math.max(adapter?.rank ?? 1, 1) });
+export type AloneRequest = { tokenIds: number[]; maxTokens: number; temperature?: number; topP?: number; topK?: number; seed?: number; stop?: string[] };
+
+/** An engine of its own that runs requests one at a time, each alone: the oracle of batched runs. */
+export interface Oracle {
+  run(adapter: LoraAdapter | null, request: AloneRequest): Promise<{ tokenIds: number[]; text: string }>;
+  close(): Promise<void>;
+}
+
+/**
+ * Opens an oracle on a fresh backend (cpu unless told). One oracle for many requests saves creating a backend
+ * per request where that is costly (a webgpu device, its pipelines and weights).
+ */
+export async function openOracle(backend: TestBackend = "cpu", maxRank = 16): Promise<Oracle> {
+  const alone = await openEngine({ model: await stories(), backend, numBlocks: 40, adapterSlots: 1, maxRank });
+  return {
+    async run(adapter, request) {
+      const adapterId = adapter ? (await alone.engine.adapters.add(encodeAdapter(adapter))).id : null;
+      const result = await complete(alone.engine, { ...request, adapterId, temperature: request.temperature ?? 0 });
+      return { tokenIds: result.tokenIds, text: result.text };
+    },
+    close: () => alone.close(),
+  };
+}
+
+/** The oracle for one request: the same request alone, on a fresh engine and backend of its own. */
+export async function runAlone(adapter: LoraAdapter | null, request: AloneRequest, backend: TestBackend = "cpu"): Promise<{ tokenIds: number[]; text: string }> {
+  const oracle = await openOracle(backend, Math.max(adapter?.rank ?? 1, 1));
   try {
-    const adapterId = adapter ? (await alone.engine.adapters.add(encodeAdapter(adapter))).id : null;
-    const result = await complete(alone.engine, { ...request, adapterId, temperature: request.temperature ?? 0 });
-    return { tokenIds: result.tokenIds, text: result.text };
+    return await oracle.run(adapter, request);
   } finally {
-    await alone.close();
+    await oracle.close();
   }
 }
 

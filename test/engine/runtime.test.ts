@@ -6,12 +6,13 @@ import type { RequestStream } from "../../node/engine/runtime/request-stream.ts"
 import { createRng } from "../../node/engine/sampling/rng.ts";
 import { TextStream } from "../../node/engine/text-stream.ts";
 import { DEMO_ADAPTERS, demoAdapter, STORIES_DIR, stories } from "../helpers/stories.ts";
-import { closedAfterEachTest, collect, expectIdle, hooked, runAlone, type Collected, type EngineOptions } from "./runtime-helpers.ts";
+import { closedAfterEachTest, collect, expectIdle, hooked, openOracle, runAlone, type Collected, type EngineOptions, type TestBackend } from "./runtime-helpers.ts";
 import { join } from "node:path";
 
 const PROMPTS = ["Once upon a time", "The dragon", "Lily and Max went to the", "One day, a little fish", "The sun was", "Tom had a big red ball. He"];
 
 const newEngine = closedAfterEachTest();
+const BACKENDS: readonly TestBackend[] = ["cpu", "webgpu"];
 
 async function engineWith(options: EngineOptions = {}) {
   const made = await newEngine(options);
@@ -25,54 +26,63 @@ async function engineWith(options: EngineOptions = {}) {
 }
 
 describe("continuous batching", () => {
-  it("gives each request, arriving at random steps with mixed adapters and preempted by a tiny KV pool, the output it has alone", async () => {
-    const model = await stories();
-    const rng = createRng(42);
-    type Planned = { step: number; adapter: LoraAdapter | null; tokenIds: number[]; maxTokens: number; temperature: number; topP?: number; seed?: number };
-    const adapters = await Promise.all(DEMO_ADAPTERS.map((n) => demoAdapter(n)));
-    const planned: Planned[] = Array.from({ length: 14 }, (_, i) => ({
-      step: i === 0 ? 0 : Math.floor(rng() * 60),
-      adapter: [null, ...adapters][Math.floor(rng() * 4)],
-      tokenIds: model.tokenizer.encode(PROMPTS[Math.floor(rng() * PROMPTS.length)], { bos: true }),
-      maxTokens: 20 + Math.floor(rng() * 50),
-      // Most greedy; some sampled with their own seed (one draw per token keeps them batch-independent too).
-      ...(i % 4 === 3 ? { temperature: 0.9, topP: 0.9, seed: 1000 + i } : { temperature: 0 }),
-    }));
-    planned.sort((a, b) => a.step - b.step);
+  // The webgpu backend refuses overlapping calls: there, a step and an adapter upload that were not serialized
+  // (runtime/device-lock.ts) fail the requests, where the cpu backend would not notice.
+  for (const backend of BACKENDS) {
+    it(`on ${backend}: gives each request, arriving at random steps with mixed adapters and preempted by a tiny KV pool, the output it has alone`, async () => {
+      const model = await stories();
+      const rng = createRng(42);
+      type Planned = { step: number; adapter: LoraAdapter | null; tokenIds: number[]; maxTokens: number; temperature: number; topP?: number; seed?: number };
+      const adapters = await Promise.all(DEMO_ADAPTERS.map((n) => demoAdapter(n)));
+      const planned: Planned[] = Array.from({ length: 14 }, (_, i) => ({
+        step: i === 0 ? 0 : Math.floor(rng() * 60),
+        adapter: [null, ...adapters][Math.floor(rng() * 4)],
+        tokenIds: model.tokenizer.encode(PROMPTS[Math.floor(rng() * PROMPTS.length)], { bos: true }),
+        maxTokens: 20 + Math.floor(rng() * 50),
+        // Most greedy; some sampled with their own seed (one draw per token keeps them batch-independent too).
+        ...(i % 4 === 3 ? { temperature: 0.9, topP: 0.9, seed: 1000 + i } : { temperature: 0 }),
+      }));
+      planned.sort((a, b) => a.step - b.step);
 
-    const streams: { plan: Planned; stream: RequestStream }[] = [];
-    let next = 0;
-    const submitDue = (step: number) => {
-      for (; next < planned.length && planned[next].step <= step; next++) {
-        const p = planned[next];
-        streams.push({ plan: p, stream: engine.submit({ adapterId: p.adapter?.id ?? null, tokenIds: p.tokenIds, maxTokens: p.maxTokens, temperature: p.temperature, topP: p.topP, seed: p.seed }) });
+      const streams: { plan: Planned; stream: RequestStream }[] = [];
+      let next = 0;
+      const submitDue = (step: number) => {
+        for (; next < planned.length && planned[next].step <= step; next++) {
+          const p = planned[next];
+          streams.push({ plan: p, stream: engine.submit({ adapterId: p.adapter?.id ?? null, tokenIds: p.tokenIds, maxTokens: p.maxTokens, temperature: p.temperature, topP: p.topP, seed: p.seed }) });
+        }
+      };
+      // 30 blocks of 4 positions hold ~120 positions for up to 14 sequences of up to ~80: preemption is certain.
+      // 2 slots for 3 adapters: slots are swapped while others run.
+      let mixed = 0; // steps whose rows span the base model and two adapters (SGMV segments)
+      const before = (n: number, steps: readonly SequenceStep[]) => {
+        if (new Set(steps.map((s) => s.slot)).size >= 3) mixed++;
+        submitDue(n);
+      };
+      const { engine } = await engineWith({ backend, numBlocks: 30, blockSize: 4, adapterSlots: 2, wrap: (b) => hooked(b, { before }), scheduler: { maxBatchTokens: 24 } });
+      submitDue(0);
+      const results: Collected[] = [];
+      while (results.length < planned.length) {
+        const batch = streams.slice(results.length);
+        results.push(...(await Promise.all(batch.map((s) => collect(s.stream)))));
+        submitDue(Infinity); // arrivals after the engine went idle
       }
-    };
-    // 30 blocks of 4 positions hold ~120 positions for up to 14 sequences of up to ~80: preemption is certain.
-    // 2 slots for 3 adapters: slots are swapped while others run.
-    let mixed = 0; // steps whose rows span the base model and two adapters (SGMV segments)
-    const before = (n: number, steps: readonly SequenceStep[]) => {
-      if (new Set(steps.map((s) => s.slot)).size >= 3) mixed++;
-      submitDue(n);
-    };
-    const { engine } = await engineWith({ numBlocks: 30, blockSize: 4, adapterSlots: 2, wrap: (b) => hooked(b, { before }), scheduler: { maxBatchTokens: 24 } });
-    submitDue(0);
-    const results: Collected[] = [];
-    while (results.length < planned.length) {
-      const batch = streams.slice(results.length);
-      results.push(...(await Promise.all(batch.map((s) => collect(s.stream)))));
-      submitDue(Infinity); // arrivals after the engine went idle
-    }
-    expect(engine.stats().preemptions).toBeGreaterThan(0);
-    expect(mixed).toBeGreaterThan(0);
-    expect(results.some((r) => r.usage.preemptions > 0)).toBe(true);
-    for (const [i, { plan }] of streams.entries()) {
-      const alone = await runAlone(plan.adapter, plan);
-      expect(results[i].tokenIds, `request ${i}`).toEqual(alone.tokenIds);
-      expect(results[i].text).toBe(alone.text);
-    }
-    expectIdle(engine);
-  });
+      expect(engine.stats().preemptions).toBeGreaterThan(0);
+      expect(mixed).toBeGreaterThan(0);
+      expect(results.some((r) => r.usage.preemptions > 0)).toBe(true);
+      const oracle = await openOracle(backend);
+      try {
+        for (const [i, { plan }] of streams.entries()) {
+          const alone = await oracle.run(plan.adapter, plan);
+          expect(results[i].tokenIds, `request ${i}`).toEqual(alone.tokenIds);
+          expect(results[i].text).toBe(alone.text);
+        }
+      } finally {
+        await oracle.close();
+      }
+      expectIdle(engine);
+    });
+  }
 
   it("cuts the text at a stop string and streams pieces that add up to it", async () => {
     const { engine } = await engineWith();
@@ -105,45 +115,61 @@ describe("continuous batching", () => {
     expect(order).toEqual(["base", "adapter"]);
   });
 
+  // Starvation bounds are counted in engine steps, not in time or in others' completions: aging is defined in
+  // steps (agingSteps), so the bound follows from the parameters whatever the machine's load.
   it("lets no request starve: one for another adapter gets the only slot under a steady stream for the busy one", async () => {
-    const { engine, adapters } = await engineWith({ adapterSlots: 1, scheduler: { agingSteps: 8 } });
+    const agingSteps = 8;
+    const { engine, adapters } = await engineWith({ adapterSlots: 1, scheduler: { agingSteps } });
     await engine.adapters.load(adapters.dragon.id);
+    let steps = 0;
+    engine.on("step", () => { steps++; });
     const busy = () => collect(engine.submit({ adapterId: adapters.dragon.id, prompt: "The dragon", maxTokens: 12, temperature: 0 }));
-    let busyDone = 0;
-    let rareDone = -1;
+    let rareDone = false;
     const keepBusy = async () => {
-      while (rareDone < 0 && busyDone < 200) { await busy(); busyDone++; }
+      for (let n = 0; !rareDone && n < 200; n++) await busy();
     };
     const streams = [keepBusy(), keepBusy()];
-    await new Promise((r) => setTimeout(r, 20));
-    const rare = collect(engine.submit({ adapterId: adapters.robot.id, prompt: "Once", maxTokens: 5, temperature: 0 })).then(() => { rareDone = busyDone; });
+    await engine.once("step", () => steps >= 3); // the busy stream holds the slot
+    const submittedAt = steps;
+    const rare = collect(engine.submit({ adapterId: adapters.robot.id, prompt: "Once", maxTokens: 5, temperature: 0 })).then((r) => {
+      rareDone = true;
+      return { result: r, steps: steps - submittedAt };
+    });
     streams.push(keepBusy());
-    await Promise.all([rare, ...streams]);
-    expect(rareDone).toBeGreaterThanOrEqual(0);
-    expect(rareDone).toBeLessThan(20);
+    const [done] = await Promise.all([rare, ...streams]);
+    // It ages (8 steps), the busy requests already running finish (at most 12 steps: one prefill with the
+    // first token, 11 decodes) while no newer one is let in, then it runs its own 5 steps.
+    expect(done.steps).toBeLessThanOrEqual(agingSteps + 12 + 5);
+    const prompt = (await stories()).tokenizer.encode("Once", { bos: true });
+    expect(done.result.tokenIds).toEqual((await runAlone(adapters.robot, { tokenIds: prompt, maxTokens: 5 })).tokenIds);
   });
+
   it("lets no request starve for KV blocks: a long prompt gets in under a steady stream of short requests", async () => {
     // 48 blocks of 4. Six clients keep short requests (20 prompt tokens, 5 blocks; at most 8) coming without
     // pause, of lengths that never all end in the same step, so at least five run and hold 25 blocks or more:
     // a 100-token prompt (25 blocks) never finds room unless newer requests stop overtaking it once it aged.
-    const { engine } = await engineWith({ numBlocks: 48, blockSize: 4, scheduler: { agingSteps: 8 } });
+    const agingSteps = 8;
+    const { engine } = await engineWith({ numBlocks: 48, blockSize: 4, scheduler: { agingSteps } });
     const short = [1, ...Array.from({ length: 19 }, (_, i) => 200 + i)];
     const long = [1, ...Array.from({ length: 99 }, (_, i) => 300 + (i % 50))];
-    let shortDone = 0;
-    let longDone = -1;
+    let steps = 0;
+    engine.on("step", () => { steps++; });
+    let longDone = false;
     const keepBusy = async (maxTokens: number) => {
-      while (longDone < 0 && shortDone < 300) {
-        await engine.submit({ adapterId: null, tokenIds: short, maxTokens, temperature: 0 }).result;
-        shortDone++;
-      }
+      for (let n = 0; !longDone && n < 300; n++) await engine.submit({ adapterId: null, tokenIds: short, maxTokens, temperature: 0 }).result;
     };
     const clients = [5, 6, 7, 8, 9, 11].map(keepBusy);
-    await new Promise((r) => setTimeout(r, 20));
-    const big = engine.submit({ adapterId: null, tokenIds: long, maxTokens: 8, temperature: 0 }).result.then((c) => { longDone = shortDone; return c; });
-    const [result] = await Promise.all([big, ...clients]);
-    expect(longDone).toBeGreaterThanOrEqual(0);
-    expect(longDone).toBeLessThan(40);
-    expect(result.tokenIds).toEqual((await runAlone(null, { tokenIds: long, maxTokens: 8 })).tokenIds);
+    await engine.once("step", () => steps >= 3);
+    const submittedAt = steps;
+    const big = engine.submit({ adapterId: null, tokenIds: long, maxTokens: 8, temperature: 0 }).result.then((c) => {
+      longDone = true;
+      return { result: c, steps: steps - submittedAt };
+    });
+    const [done] = await Promise.all([big, ...clients]);
+    // It ages (8 steps), the short requests running drain (at most 11 steps each, no newer one admitted), then
+    // its prefill (one step, within the default 512-token budget) and 7 decode steps.
+    expect(done.steps).toBeLessThanOrEqual(agingSteps + 11 + 8);
+    expect(done.result.tokenIds).toEqual((await runAlone(null, { tokenIds: long, maxTokens: 8 })).tokenIds);
     expectIdle(engine);
   });
 });

@@ -138,12 +138,14 @@ describe("llama2.c SentencePiece BPE (tok512.bin)", () => {
     expect(tok.decode(dragon.slice(0, -1))).toBe("\uFFFD");
   });
 
-  it("is fast on long prompts (heap merge, not llama2.c's quadratic rescan)", () => {
-    const text = reference.text.repeat(40); // ~25k characters
-    const start = performance.now();
-    const ids = tok.encode(text, { bos: true });
-    expect(performance.now() - start).toBeLessThan(2000);
-    expect(tok.decode(ids)).toBe(text);
+  // How fast is a benchmark's question, not a test's (no wall-clock bound here): what a long prompt encodes to.
+  it("encodes long prompts as llama2.c's quadratic encode() does, and round-trips them", () => {
+    const text = reference.text.repeat(3); // ~1.9k characters: the literal port rescans all of it per merge
+    expect(tok.encode(text, { bos: true })).toEqual(llama2cEncode(text, true));
+    const long = reference.text.repeat(40); // ~25k characters
+    const ids = tok.encode(long, { bos: true });
+    expect(ids.slice(0, 200)).toEqual(reference.ids.slice(0, 200)); // the text re-encodes to the model's ids
+    expect(tok.decode(ids)).toBe(long);
   });
 
   it("refuses truncated files and a wrong vocabulary size, naming the file", () => {

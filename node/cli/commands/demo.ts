@@ -2,7 +2,7 @@ import { join } from "node:path";
 import { BACKEND_CHOICES, type BackendChoice } from "../../engine/backend/select.ts";
 import { complete } from "../../engine/runtime/complete.ts";
 import { openEngine } from "../../engine/runtime/open-engine.ts";
-import { numberOption, parseCommand, stringOption, type CommandSpec } from "../args.ts";
+import { numberOption, parseCommand, stringOption, UsageError, type CommandSpec } from "../args.ts";
 
 const spec: CommandSpec = {
   summary: "The embedded stories260K model continues a prompt with no adapter and with each demo adapter.",
@@ -30,6 +30,9 @@ export async function demoCommand(argv: string[]): Promise<void> {
   const prompt = stringOption(args.values, "prompt") ?? "Once upon a time";
   const maxTokens = numberOption(args.values, "max-tokens", 60, { integer: true, min: 1 });
   const backend = (stringOption(args.values, "backend") ?? "auto") as BackendChoice;
+  if (!BACKEND_CHOICES.includes(backend)) {
+    throw new UsageError(`--backend must be one of ${BACKEND_CHOICES.join(", ")}, got "${backend}"`);
+  }
   const opened = await openEngine({ model: modelDir, backend, adapterSlots: DEMO_ADAPTERS.length });
   const { engine, model } = opened;
   const device = `${engine.device.kind} (${engine.device.description})`;
