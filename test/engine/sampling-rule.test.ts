@@ -77,13 +77,15 @@ describe("createRng", () => {
 });
 
 describe("sampleToken at the edges of the rule", () => {
-  // p = [0.5, 0.25, 0.25] exactly: exp(-ln 2) is 0.5 in doubles.
+  // p ~ [0.5, 0.25, 0.25]; p0 below is the top token's probability to the last bit (the same float operations).
   const halves = f32(0, -Math.LN2, -Math.LN2);
+  const quarter = Math.exp(Math.fround(-Math.LN2));
+  const p0 = 1 / (1 + quarter + quarter);
 
   it("top-p stops at the token whose mass reaches topP exactly", () => {
-    for (const u of [0, 0.5, 0.9, 0.999]) expect(sampleToken(halves, params(1, 0, 0.5), u)).toBe(0);
-    // Just above 0.5 the mass must reach into the tie at 0.25, and the whole tie is kept.
-    expect(sampleToken(halves, params(1, 0, 0.500001), 0.9)).toBe(2);
+    for (const u of [0, 0.5, 0.9, 0.999]) expect(sampleToken(halves, params(1, 0, p0), u)).toBe(0);
+    // Just above p0 the mass must reach into the tie at ~0.25, and the whole tie is kept.
+    expect(sampleToken(halves, params(1, 0, p0 + 1e-6), 0.9)).toBe(2);
   });
 
   it("top-k keeps the k largest, and a draw walks them in id order by their own share", () => {
