@@ -15,6 +15,8 @@ import type { LoraAdapter, LoraPair } from "./lora.ts";
 const MAGIC = Uint8Array.from([0x4f, 0x4c, 0x4f, 0x52, 0x41, 0x00, 0x01, 0x00]);
 const FORMAT = "openlora-lora/1";
 const MAX_HEADER_BYTES = 1 << 20;
+/** Most layers an adapter may name: more than any model has, few enough that a hostile index allocates little. */
+export const MAX_LAYERS = 4096;
 
 type PairEntry = [layer: number, target: LinearTarget, rank: number, inDim: number, outDim: number];
 
@@ -73,7 +75,7 @@ export function decodeAdapter(bytes: Uint8Array, source: string): LoraAdapter {
   if (header.format !== FORMAT) fail(`unknown format ${JSON.stringify(header.format)}, expected ${FORMAT}`);
   if (typeof header.baseModel !== "string" || typeof header.alpha !== "number" || typeof header.useRslora !== "boolean") fail("header lacks baseModel, alpha or useRslora");
   const nLayers = header.nLayers;
-  if (!Number.isInteger(nLayers) || (nLayers as number) <= 0 || (nLayers as number) > 4096) fail(`bad nLayers ${JSON.stringify(nLayers)}`);
+  if (!Number.isInteger(nLayers) || (nLayers as number) <= 0 || (nLayers as number) > MAX_LAYERS) fail(`bad nLayers ${JSON.stringify(nLayers)}`);
   if (!Array.isArray(header.pairs)) return fail("header lacks pairs");
   const layers: Partial<Record<LinearTarget, LoraPair>>[] = Array.from({ length: nLayers as number }, () => ({}));
   let at = bodyStart;

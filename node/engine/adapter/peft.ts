@@ -5,8 +5,9 @@ import { readSafetensors, type SafetensorsTensor } from "../formats/safetensors.
 import { LINEAR_TARGETS, projectionShape, type LinearTarget, type ModelConfig } from "../model/config.ts";
 import { unpermuteRotateHalfRows } from "../model/rope-basis.ts";
 import type { QkBasis } from "../model/weights.ts";
-import { withId } from "./canonical.ts";
+import { MAX_LAYERS, withId } from "./canonical.ts";
 import type { LoraAdapter, LoraPair } from "./lora.ts";
+import { compileModulePatterns, modulePatternValue, type ModulePattern } from "./module-pattern.ts";
 
 /** The model an adapter must fit. Without it an adapter is read as it stands (e.g. `adapter inspect`). */
 export interface AdapterExpectations {
@@ -24,8 +25,9 @@ export interface PeftConfig {
   loraAlpha: number;
   useRslora: boolean;
   targetModules: LinearTarget[];
-  rankPattern: Record<string, number>;
-  alphaPattern: Record<string, number>;
+  /** rank_pattern and alpha_pattern, keys in their order (module-pattern.ts: PEFT's rule, without backtracking). */
+  rankPattern: ModulePattern[];
+  alphaPattern: ModulePattern[];
   baseModel: string;
 }
 
@@ -74,11 +76,16 @@ export function parsePeftConfig(text: string, file: string): PeftConfig {
     if (!target) fail(`unknown target module ${JSON.stringify(name)} (supported: ${Object.keys(TARGET_OF_NAME).join(", ")})`);
     return target;
   });
-  const pattern = (key: string): Record<string, number> => {
+  // JSON.parse keeps the file's key order except for integer-like keys, which come first: such a key can never
+  // match a module name (those end in a projection's name), so the first match is the one PEFT finds.
+  const pattern = (key: string): ModulePattern[] => {
     const value = raw[key] ?? {};
     if (typeof value !== "object" || value === null || Array.isArray(value)) fail(`${key} must be an object`);
-    for (const [name, n] of Object.entries(value as object)) if (typeof n !== "number" || !(n > 0)) fail(`${key}[${name}] must be a positive number`);
-    return value as Record<string, number>;
+    const entries = Object.entries(value as object);
+    for (const [name, n] of entries) {
+      if (typeof n !== "number" || !(n > 0) || !Number.isFinite(n)) fail(`${key}[${name}] must be a positive finite number`);
+    }
+    return compileModulePatterns(entries, (problem) => fail(`${key} ${problem}`));
   };
   return {
     r: raw.r as number,
@@ -89,14 +96,6 @@ export function parsePeftConfig(text: string, file: string): PeftConfig {
     alphaPattern: pattern("alpha_pattern"),
     baseModel: typeof raw.base_model_name_or_path === "string" ? raw.base_model_name_or_path : "",
   };
-}
-
-/** PEFT's pattern rule: a key applies to a module whose dotted name ends with it (the key is a regex). */
-function patternValue(pattern: Record<string, number>, moduleName: string): number | undefined {
-  for (const [key, value] of Object.entries(pattern)) {
-    if (new RegExp(`(^|.*\\.)${key}$`).test(moduleName)) return value;
-  }
-  return undefined;
 }
 
 /** Turns PEFT tensors into the canonical adapter: checks, scale folded into B, q/k rows to the canonical basis. */
@@ -110,11 +109,19 @@ export function peftToAdapter(config: PeftConfig, tensors: Map<string, Safetenso
     const match = KEY.exec(key);
     if (!match) fail(`unexpected tensor ${key} (only lora_A/lora_B of the q,k,v,o,gate,up,down projections are supported)`);
     const [, layerText, , moduleName, which] = match!;
+    const layer = Number(layerText);
+    // PyTorch names the layers 0, 1, ...: "layers.00" would alias "layers.0" and one of them be dropped.
+    if (String(layer) !== layerText) fail(`tensor ${key}: layer index ${layerText} is not written as PyTorch names layers`);
+    // Checked before anything is sized by it: a layer index of 99,999,999 must not allocate that many layers.
+    const layerLimit = expect ? expect.config.nLayers : MAX_LAYERS;
+    if (layer >= layerLimit) {
+      fail(`tensor ${key}: layer ${layer} is out of range (${expect ? "the model has" : "an adapter has at most"} ${layerLimit} layers)`);
+    }
     const target = TARGET_OF_NAME[moduleName];
     if (!config.targetModules.includes(target)) fail(`tensor ${key} targets ${moduleName}, which target_modules does not list`);
-    const entry = found.get(`${layerText}.${target}`) ?? { layer: Number(layerText), target };
+    const entry = found.get(`${layer}.${target}`) ?? { layer, target };
     entry[which === "A" ? "a" : "b"] = tensor;
-    found.set(`${layerText}.${target}`, entry);
+    found.set(`${layer}.${target}`, entry);
   }
   if (found.size === 0) fail("no LoRA tensors in adapter_model.safetensors");
   const nLayers = expect ? expect.config.nLayers : Math.max(...[...found.values()].map((e) => e.layer)) + 1;
@@ -125,9 +132,8 @@ export function peftToAdapter(config: PeftConfig, tensors: Map<string, Safetenso
     const moduleName = `model.layers.${layer}.${MODULE_OF_TARGET[target]}`;
     if (!a) fail(`missing lora_A for layer ${layer} ${target}_proj`);
     if (!b) fail(`missing lora_B for layer ${layer} ${target}_proj`);
-    if (layer >= nLayers) fail(`layer ${layer} ${target}_proj: the model has ${nLayers} layers`);
-    const rank = patternValue(config.rankPattern, moduleName) ?? config.r;
-    const alpha = patternValue(config.alphaPattern, moduleName) ?? config.loraAlpha;
+    const rank = modulePatternValue(config.rankPattern, moduleName) ?? config.r;
+    const alpha = modulePatternValue(config.alphaPattern, moduleName) ?? config.loraAlpha;
     if (expect && rank > expect.maxRank) fail(`rank ${rank} of layer ${layer} ${target}_proj exceeds the configured maximum ${expect.maxRank}`);
     const inDim = expect ? projectionShape(expect.config, target).inDim : a!.shape[1];
     const outDim = expect ? projectionShape(expect.config, target).outDim : b!.shape[0];
@@ -137,7 +143,11 @@ export function peftToAdapter(config: PeftConfig, tensors: Map<string, Safetenso
     if (!b!.data.every(Number.isFinite)) fail(`lora_B of layer ${layer} ${target}_proj contains NaN or infinite values`);
 
     const scale = config.useRslora ? alpha / Math.sqrt(rank) : alpha / rank;
+    // A huge lora_alpha (1e300) overflows B to Infinity in float32: every logit NaN, every token 0. Refuse it.
     let scaledB: Float32Array = b!.data.map((x) => x * scale);
+    if (!scaledB.every(Number.isFinite)) {
+      fail(`layer ${layer} ${target}_proj: lora_B scaled by lora_alpha ${alpha} / rank ${rank} (${scale}) overflows float32`);
+    }
     if (expect?.qkBasis === "rotate-half" && (target === "q" || target === "k")) {
       scaledB = unpermuteRotateHalfRows(scaledB, target === "q" ? expect.config.nHeads : expect.config.nKvHeads, rank);
     }
