@@ -173,8 +173,21 @@ describe("webgpu backend on stories260K, against the cpu backend", () => {
       const many = await small.forward(seqs);
       const one = await gpu.forward(seqs.map((s, i) => ({ ...s, blockTable: table(50 + 6 * i), slot: s.slot === 4 ? 0 : -1 })));
       expect(relDiff(many, one)).toBeLessThanOrEqual(SAME_TOL);
-      const ids = await small.sample(seqs.map((s) => ({ ...s, tokens: [7], position: s.tokens.length })), seqs.map(() => ({ temperature: 0, topK: 0, topP: 1 })), new Float32Array(3));
-      expect(ids.length).toBe(3);
+      // Sampling a step of several passes (each sequence's last row in another pass) picks what one pass picks,
+      // and what the multi-pass logits say: the argmax of each sequence's row.
+      const greedy = seqs.map(() => ({ temperature: 0, topK: 0, topP: 1 }));
+      const fresh = seqs.map((s, i) => ({ ...s, blockTable: table(20 + 6 * i) }));
+      const ids = Array.from(await small.sample(fresh, greedy, new Float32Array(3)));
+      const oneIds = Array.from(await gpu.sample(fresh.map((s, i) => ({ ...s, blockTable: table(70 + 6 * i), slot: s.slot === 4 ? 0 : -1 })), greedy, new Float32Array(3)));
+      const vocab = config.vocabSize;
+      expect(ids).toEqual(seqs.map((_, i) => argmax(many.subarray(i * vocab, (i + 1) * vocab))));
+      expect(ids).toEqual(oneIds);
+      // And the next decode step, all three rows in one pass, continues from the multi-pass KV.
+      const next = await small.sample(fresh.map((s, i) => ({ ...s, tokens: [ids[i]], position: s.tokens.length })), greedy, new Float32Array(3));
+      const onCpu = fresh.map((s, i) => ({ ...s, blockTable: table(40 + 6 * i), slot: s.slot === 4 ? 0 : -1 }));
+      await cpu.forward(onCpu);
+      const cpuNext = await cpu.forward(onCpu.map((s, i) => ({ ...s, tokens: [ids[i]], position: s.tokens.length })));
+      expect(Array.from(next)).toEqual(seqs.map((_, i) => argmax(cpuNext.subarray(i * vocab, (i + 1) * vocab))));
     } finally {
       await small.close();
     }
@@ -243,6 +256,8 @@ describe("webgpu backend options", () => {
     it(`decode rows through the ${matvec} kernel match the cpu backend too`, async () => {
       const b = await createWebGpuBackend(model.weights, { ...OPTIONS, matvec });
       try {
+        // The kernel asked for is the one that runs: split-k needs subgroups and would otherwise fall back.
+        expect(b.matvec).toBe(matvec);
         await b.setAdapter(1, adapters[1]);
         const steps = [{ tokens: prompt, position: 0, blockTable: table(0), slot: 1 }, { tokens: prompt.slice(0, 2), position: 0, blockTable: table(6), slot: -1 }];
         await b.forward(steps);
