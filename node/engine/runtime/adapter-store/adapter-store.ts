@@ -44,11 +44,14 @@ export class AdapterStore extends Emitter<AdapterEvents> {
   #reads = new Map<string, Promise<LoraAdapter>>();
   /** Slot loads in flight: resolve to the slot. */
   #loads = new Map<string, Promise<number>>();
+  /** Registrations in flight, one per id: concurrent imports of one adapter share its write and its event. */
+  #registering = new Map<string, Promise<AdapterInfo>>();
   #closed = false;
 
   private constructor(disk: DiskTier, options: AdapterStoreOptions) {
     super();
     this.disk = disk;
+    disk.onLost = (id) => this.#lost(id);
     this.host = new HostTier(options.hostBudgetBytes, (id) => this.emit("adapter:evicted", { id, from: "host" }));
     this.slots = new SlotPool(options.backend.options.adapterSlots);
     this.#backend = options.backend;
@@ -84,13 +87,29 @@ export class AdapterStore extends Emitter<AdapterEvents> {
     return this.#register(adapter, encoded);
   }
 
-  async #register(adapter: LoraAdapter, encoded: Uint8Array): Promise<AdapterInfo> {
-    const known = this.disk.has(adapter.id);
-    await this.disk.put(encoded);
-    this.host.put(adapter.id, adapter, encoded.length);
-    const info: AdapterInfo = { id: adapter.id, rank: adapter.rank, bytes: encoded.length };
-    if (!known) this.emit("adapter:registered", info);
-    return info;
+  #register(adapter: LoraAdapter, encoded: Uint8Array): Promise<AdapterInfo> {
+    const pending = this.#registering.get(adapter.id);
+    if (pending) return pending;
+    const registering = (async () => {
+      const known = this.disk.has(adapter.id);
+      await this.disk.put(encoded);
+      this.host.put(adapter.id, adapter, encoded.length);
+      const info: AdapterInfo = { id: adapter.id, rank: adapter.rank, bytes: encoded.length };
+      if (!known) this.emit("adapter:registered", info);
+      return info;
+    })().finally(() => this.#registering.delete(adapter.id));
+    this.#registering.set(adapter.id, registering);
+    return registering;
+  }
+
+  /**
+   * The disk tier found an adapter's file deleted or corrupted: it is no longer registered. It leaves the host
+   * tier (a slot a running sequence pins stays until unpinned) and listeners hear it removed, so the node stops
+   * announcing what it cannot serve.
+   */
+  #lost(id: string): void {
+    this.host.delete(id);
+    this.emit("adapter:removed", { id });
   }
 
   /** The canonical bytes of a registered adapter (what peers are sent), or null when absent or corrupted. */
