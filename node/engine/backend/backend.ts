@@ -42,7 +42,7 @@ export interface BackendOptions {
  * adapters (segmented by slot: SGMV) and sequences with none.
  */
 export interface Backend {
-  readonly kind: "cpu" | "webgpu";
+  readonly kind: "cpu" | "webgpu" | "simd";
   /** Human description of the device ("cpu", or the WebGPU adapter's vendor and name). */
   readonly device: string;
   readonly config: ModelConfig;

@@ -78,7 +78,7 @@ export function decodeBlocks(dtype: WeightDType, bytes: Uint8Array, out: Float32
 }
 
 /** Rows first .. first + count - 1 as float32, [count, cols]. */
-export function dequantizeRows(m: WeightMatrix, first: number, count: number, out = new Float32Array(count * m.cols)): Float32Array {
+export function dequantizeRows(m: WeightMatrix, first: number, count: number, out: Float32Array = new Float32Array(count * m.cols)): Float32Array {
   const bytes = rowBytes(m.dtype, m.cols);
   decodeBlocks(m.dtype, m.data.subarray(first * bytes, (first + count) * bytes), out, 0);
   return out;

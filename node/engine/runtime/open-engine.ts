@@ -13,6 +13,8 @@ export interface OpenEngineOptions {
   model: string | LoadedModel;
   /** Default "auto". */
   backend?: BackendChoice;
+  /** simd backend: worker threads (default: the machine's available parallelism). */
+  threads?: number;
   /** The disk tier's folder. Default: a fresh temporary folder, deleted at close (one-shot use). */
   adapterDir?: string;
   /** Adapter slots on the device. Default 4. */
@@ -44,6 +46,7 @@ export async function openEngine(options: OpenEngineOptions): Promise<OpenedEngi
     blockSize,
     adapterSlots: options.adapterSlots ?? 4,
     maxRank: options.maxRank ?? 64,
+    threads: options.threads,
   });
   const temporary = options.adapterDir ? null : await mkdtemp(join(tmpdir(), "openlora-adapters-"));
   try {
