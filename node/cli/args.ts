@@ -68,3 +68,11 @@ export function numberOption(values: ParsedCommand["values"], name: string, fall
   if (rule.max !== undefined && n > rule.max) throw new UsageError(`--${name} must be at most ${rule.max}, got ${value}`);
   return n;
 }
+
+/**
+ * A --seed: an integer in [0, 2^32), the seeds the engine's generators take. Larger values (2^32, 1e300) are
+ * refused by name instead of being cut to 32 bits, which would make them silently equal to seed 0.
+ */
+export function seedOption(values: ParsedCommand["values"], fallback: number): number {
+  return numberOption(values, "seed", fallback, { integer: true, min: 0, max: 2 ** 32 - 1 });
+}

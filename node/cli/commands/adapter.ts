@@ -3,7 +3,7 @@ import { loadPeftAdapter } from "../../engine/adapter/peft.ts";
 import { writeRandomPeftAdapter } from "../../engine/adapter/random-adapter.ts";
 import { loadModel } from "../../engine/formats/load-model.ts";
 import { LINEAR_TARGETS, type LinearTarget } from "../../engine/model/config.ts";
-import { numberOption, parseCommand, required, stringOption, UsageError, type CommandSpec } from "../args.ts";
+import { numberOption, parseCommand, required, stringOption, UsageError, seedOption, type CommandSpec } from "../args.ts";
 
 const inspectSpec: CommandSpec = {
   summary: "Show a PEFT LoRA adapter: id, rank, alpha, targets, parameters, bytes.",
@@ -63,7 +63,7 @@ async function create(argv: string[]): Promise<void> {
   for (const t of targets) if (!LINEAR_TARGETS.includes(t as LinearTarget)) throw new UsageError(`unknown target "${t}" (${LINEAR_TARGETS.join(", ")})`);
   const rank = numberOption(values, "rank", NaN, { integer: true, min: 1 });
   if (Number.isNaN(rank)) throw new UsageError("--rank is required");
-  const seed = numberOption(values, "seed", NaN, { integer: true, min: 0 });
+  const seed = seedOption(values, NaN);
   if (Number.isNaN(seed)) throw new UsageError("--seed is required");
   const out = required(values, "out");
   const model = await loadModel(required(values, "model"));

@@ -1,7 +1,7 @@
 import { BACKEND_CHOICES, type BackendChoice } from "../../engine/backend/select.ts";
 import { complete } from "../../engine/runtime/complete.ts";
 import { openEngine } from "../../engine/runtime/open-engine.ts";
-import { numberOption, parseCommand, required, stringOption, UsageError, type CommandSpec } from "../args.ts";
+import { numberOption, parseCommand, required, stringOption, UsageError, seedOption, type CommandSpec } from "../args.ts";
 
 const spec: CommandSpec = {
   summary: "Generate text from a model, optionally with a LoRA adapter.",
@@ -53,7 +53,7 @@ export async function generateCommand(argv: string[]): Promise<void> {
     temperature: numberOption(values, "temperature", 1, { min: 0 }),
     topP: numberOption(values, "top-p", 0.9, { min: 0, max: 1 }),
     topK: numberOption(values, "top-k", 0, { integer: true, min: 0 }),
-    seed: numberOption(values, "seed", 0, { integer: true, min: 0 }),
+    seed: seedOption(values, 0),
     stop: (values.stop as string[] | undefined) ?? [],
   };
 

@@ -4,7 +4,7 @@ import { writeGgufModel } from "../../engine/formats/gguf-write.ts";
 import { randomModelInput } from "../../engine/formats/random-model.ts";
 import { WEIGHT_DTYPES } from "../../engine/formats/weight-codec.ts";
 import { configProblem, type ModelConfig } from "../../engine/model/config.ts";
-import { numberOption, parseCommand, required, stringOption, UsageError, type CommandSpec } from "../args.ts";
+import { numberOption, parseCommand, required, stringOption, UsageError, seedOption, type CommandSpec } from "../args.ts";
 
 const newSpec: CommandSpec = {
   summary: "Write a random-weight LLaMA model of a real shape as GGUF (for benchmarks and tests).",
@@ -54,7 +54,7 @@ async function create(argv: string[]): Promise<void> {
   const out = required(values, "out");
   const name = stringOption(values, "name") ?? `random-${config.nLayers}x${config.dim}`;
   const started = performance.now();
-  writeGgufModel(out, randomModelInput(config, numberOption(values, "seed", 0, { integer: true, min: 0 }), {}, name), { dtype });
+  writeGgufModel(out, randomModelInput(config, seedOption(values, 0), {}, name), { dtype });
   const bytes = statSync(out).size;
   console.log(`wrote ${out}: ${name}, ${(bytes / 1e6).toFixed(1)} MB ${dtype}, ${((performance.now() - started) / 1000).toFixed(1)} s`);
 }
