@@ -5,6 +5,7 @@ import { adapterCommand } from "./commands/adapter.ts";
 import { demoCommand } from "./commands/demo.ts";
 import { generateCommand } from "./commands/generate.ts";
 import { modelCommand } from "./commands/model.ts";
+import { nodeCommand } from "./commands/node.ts";
 import { stakeCommand, unstakeCommand, withdrawStakeCommand } from "./commands/stake.ts";
 import { walletCommand } from "./commands/wallet.ts";
 
@@ -12,6 +13,7 @@ const commands: Record<string, { run: (argv: string[]) => Promise<void>; summary
   generate: { run: generateCommand, summary: "generate text from a model, optionally with a LoRA adapter" },
   adapter: { run: adapterCommand, summary: "inspect or create PEFT LoRA adapters" },
   model: { run: modelCommand, summary: "create random-weight models of a real shape (GGUF)" },
+  node: { run: nodeCommand, summary: "run a node: OpenAI-compatible API, usage ledger, payments and settlement" },
   demo: { run: demoCommand, summary: "the main job (npm start): the embedded model with each demo adapter" },
   wallet: { run: walletCommand, summary: "create, import or show the operator key (encrypted keystore)" },
   stake: { run: stakeCommand, summary: "stake OPEN in NodeRegistry and bind the peer id and API endpoint" },

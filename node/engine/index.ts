@@ -28,5 +28,14 @@ export { loadModel } from "./formats/load-model.ts";
 export type { ModelConfig } from "./model/config.ts";
 export type { LoadedModel } from "./model/weights.ts";
 export type { Tokenizer } from "./tokenizer/tokenizer.ts";
+export {
+  CHAT_ROLES,
+  chatTemplateOf,
+  jinjaChatTemplate,
+  PLAIN_CHAT_TEMPLATE,
+  type ChatMessage,
+  type ChatRole,
+  type ChatTemplate,
+} from "./tokenizer/chat-template.ts";
 export { Emitter } from "./emitter.ts";
 export { AdapterError, InvalidRequestError, ModelFormatError, OpenLoraError, type Blame } from "./errors.ts";
