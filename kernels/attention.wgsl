@@ -9,13 +9,17 @@
 //            in pool row blocks[tables[r] + t / blockSize] * blockSize + t % blockSize.
 //   blocks   u32: the block tables of the step's sequences, concatenated.
 //   out      [T, ldo] f32: head h at columns h * HEAD_DIM ...
-// Query head h reads kv head h / (nHeads / nKvHeads). Scores are scaled by 1/sqrt(HEAD_DIM); the softmax is
-// computed online (running max and sum) in one pass over the positions.
+// Query head h reads kv head h / (nHeads / nKvHeads). A score is q·k x scale (1/sqrt(HEAD_DIM), or Gemma 2's
+// query_pre_attn_scalar^-0.5), then softcap x tanh(score / softcap) when softcap > 0 (Gemma 2). With window > 0
+// row r attends to positions positions[r] - window + 1 .. positions[r] only (sliding-window layers). The softmax
+// is computed online (running max and sum) in one pass over the positions.
 // HEAD_DIM is substituted by the host when it builds the pipeline.
 // Dispatch: (ceil(T * nHeads / 64)); invocation r * nHeads + h handles row r, head h.
 const HEAD_DIM: u32 = 8u;
 
-struct Params { T: u32, nHeads: u32, group: u32, kvDim: u32, ldq: u32, ldo: u32, blockSize: u32, scale: f32 }
+struct Params {
+  T: u32, nHeads: u32, group: u32, kvDim: u32, ldq: u32, ldo: u32, blockSize: u32, scale: f32, softcap: f32, window: u32,
+}
 @group(0) @binding(0) var<uniform> p: Params;
 @group(0) @binding(1) var<storage, read> q: array<f32>;
 @group(0) @binding(2) var<storage, read> kPool: array<f32>;
@@ -24,6 +28,12 @@ struct Params { T: u32, nHeads: u32, group: u32, kvDim: u32, ldq: u32, ldo: u32,
 @group(0) @binding(5) var<storage, read> tables: array<u32>;
 @group(0) @binding(6) var<storage, read> blocks: array<u32>;
 @group(0) @binding(7) var<storage, read_write> out: array<f32>;
+
+/** tanh without exp overflow for large |x| (the soft-capped scores may be large). */
+fn stableTanh(x: f32) -> f32 {
+  let e = exp(-2.0 * abs(x));
+  return sign(x) * (1.0 - e) / (1.0 + e);
+}
 
 @compute @workgroup_size(64)
 fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
@@ -43,11 +53,14 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
   let table = tables[r];
   var m = -3.0e38;
   var l = 0.0;
-  for (var t = 0u; t <= last; t++) {
+  var first = 0u;
+  if (p.window > 0u && last + 1u > p.window) { first = last + 1u - p.window; }
+  for (var t = first; t <= last; t++) {
     let row = blocks[table + t / p.blockSize] * p.blockSize + t % p.blockSize;
     let base = row * p.kvDim + kvCol;
     var s = 0.0;
     for (var d = 0u; d < HEAD_DIM; d++) { s += qv[d] * kPool[base + d]; }
+    if (p.softcap > 0.0) { s = p.softcap * stableTanh(s / p.softcap); }
     if (s > m) {
       let correction = exp(m - s);
       l *= correction;

@@ -1,13 +1,15 @@
-// rmsnorm: out[i, :] = x[src(i), :] / sqrt(mean(x[src(i), :]^2) + eps) * weight
+// rmsnorm: out[i, :] (+)= x[src(i), :] / sqrt(mean(x[src(i), :]^2) + eps) * weight
 //
 // Contract
 //   x      [*, ldx] f32 rows; only the first dim columns are read.
 //   weight [dim] f32.
 //   rows   [R] u32: when gather is 1, output row i normalizes input row rows[i] (the final norm of each
 //          sequence's last row); when gather is 0, output row i normalizes input row i and rows is unused.
-//   out    [R, ldo] f32; columns dim .. ldo - 1 are not written (they stay zero).
+//   out    [R, ldo] f32; columns dim .. ldo - 1 are not written (they stay zero). With accumulate 1 the
+//          normed row is added to out (Gemma 2's post-norms: x += norm(attention output)), else it replaces it.
+//   x and out must be different buffers.
 // Dispatch: (R) workgroups of 64; one row per workgroup.
-struct Params { R: u32, dim: u32, ldx: u32, ldo: u32, eps: f32, gather: u32 }
+struct Params { R: u32, dim: u32, ldx: u32, ldo: u32, eps: f32, gather: u32, accumulate: u32 }
 @group(0) @binding(0) var<uniform> p: Params;
 @group(0) @binding(1) var<storage, read> x: array<f32>;
 @group(0) @binding(2) var<storage, read> weight: array<f32>;
@@ -36,6 +38,7 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
   let inv = 1.0 / sqrt(partial[0] / f32(p.dim) + p.eps);
   let oo = i * p.ldo;
   for (var c = lid; c < p.dim; c += 64u) {
-    out[oo + c] = weight[c] * (x[xo + c] * inv);
+    let normed = weight[c] * (x[xo + c] * inv);
+    if (p.accumulate != 0u) { out[oo + c] += normed; } else { out[oo + c] = normed; }
   }
 }

@@ -7,12 +7,12 @@ import type { Backend } from "../../node/engine/backend/backend.ts";
 import { createCpuBackend } from "../../node/engine/backend/cpu/cpu-backend.ts";
 import { loadModel } from "../../node/engine/formats/load-model.ts";
 import { LINEAR_TARGETS, projectionShape, type LinearTarget } from "../../node/engine/model/config.ts";
-import type { LayerWeights, ModelWeights } from "../../node/engine/model/weights.ts";
+import type { LayerMatrixKey, ModelWeights } from "../../node/engine/model/weights.ts";
 import { demoAdapter, oneShotEngine, STORIES_DIR, stories } from "../helpers/stories.ts";
 
 const reference = JSON.parse(readFileSync(join(STORIES_DIR, "greedy_empty_prompt_256.json"), "utf8")) as { ids: number[]; text: string };
 const OPTIONS = { numBlocks: 64, blockSize: 16, adapterSlots: 4, maxRank: 64 };
-const WEIGHT_OF: Record<LinearTarget, Exclude<keyof LayerWeights, "attnNorm" | "ffnNorm">> = { q: "wq", k: "wk", v: "wv", o: "wo", gate: "wGate", up: "wUp", down: "wDown" };
+const WEIGHT_OF: Record<LinearTarget, LayerMatrixKey> = { q: "wq", k: "wk", v: "wv", o: "wo", gate: "wGate", up: "wUp", down: "wDown" };
 // Merged and unmerged LoRA round differently in float32; over 5 layers the logits stay within this.
 const MERGE_TOLERANCE = 1e-4;
 

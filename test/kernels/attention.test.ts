@@ -1,8 +1,9 @@
 // kv-store.wgsl and attention.wgsl: paged, causal, grouped-query attention of prefill chunks and decode rows of
 // several sequences in one dispatch, against ops.pagedAttention. Tolerance: max |gpu - cpu| <= 1e-5 x max |cpu|
 // (online softmax in f32 against the reference's two passes). Scrambled block tables give bit-identical output.
+// Gemma 2's scoring (query_pre_attn_scalar scale, tanh soft-cap) and sliding windows: the same tolerance.
 import { afterAll, describe, expect, it } from "vitest";
-import { pagedAttention, type PagedKv } from "../../node/engine/backend/cpu/ops.ts";
+import { pagedAttention, type AttentionOptions, type PagedKv } from "../../node/engine/backend/cpu/ops.ts";
 import * as op from "../../node/engine/backend/webgpu/ops.ts";
 import { createRng } from "../../node/engine/sampling/rng.ts";
 import { expectClose, harness, random, unpadded } from "./harness.ts";
@@ -17,7 +18,10 @@ interface Seq {
 }
 
 /** Runs kv-store then attention for the sequences' new rows; cached positions come pre-filled in the pools. */
-async function run(nHeads: number, nKvHeads: number, headDim: number, blockSize: number, numBlocks: number, seqs: Seq[], seed: number) {
+async function run(
+  nHeads: number, nKvHeads: number, headDim: number, blockSize: number, numBlocks: number, seqs: Seq[], seed: number,
+  scoring: AttentionOptions = {},
+) {
   const kvDim = nKvHeads * headDim;
   const dim = nHeads * headDim;
   const ld = dim + 2 * kvDim;
@@ -50,7 +54,7 @@ async function run(nHeads: number, nKvHeads: number, headDim: number, blockSize:
     { kernel: "attention", variant: { constants: { HEAD_DIM: headDim } }, buffers: [qb, kb, vb, pb, h.buffer(Uint32Array.from(tables)), h.buffer(Uint32Array.from(blocks)), out] },
   ], (enc, [store, attend]) => {
     op.kvStore(enc, store, { T, ld, kvDim, kOff: dim, vOff: dim + kvDim });
-    op.attention(enc, attend, { T, nHeads, nKvHeads, headDim, kvDim, ldq: ld, ldo: dim, blockSize });
+    op.attention(enc, attend, { T, nHeads, nKvHeads, headDim, kvDim, ldq: ld, ldo: dim, blockSize, ...scoring });
   });
   const got = await h.readF32(out, T * dim);
 
@@ -64,7 +68,7 @@ async function run(nHeads: number, nKvHeads: number, headDim: number, blockSize:
   const q = unpadded(qkv, T, dim, ld);
   let row = 0;
   for (const s of seqs) {
-    pagedAttention(expected.subarray(row * dim, (row + s.rows) * dim), q.subarray(row * dim, (row + s.rows) * dim), kv, s.blockTable, s.position, s.rows, nHeads, nKvHeads, headDim);
+    pagedAttention(expected.subarray(row * dim, (row + s.rows) * dim), q.subarray(row * dim, (row + s.rows) * dim), kv, s.blockTable, s.position, s.rows, nHeads, nKvHeads, headDim, scoring);
     row += s.rows;
   }
   // The pools hold the new rows.
@@ -104,6 +108,28 @@ describe("attention.wgsl over a paged KV pool", () => {
     const blocks = shuffled(20, 3);
     const { got, expected } = await run(4, 2, 64, 16, 20, [{ position: 30, rows: 3, blockTable: blocks.slice(0, 3) }, { position: 40, rows: 1, blockTable: blocks.slice(3, 6) }], 30);
     expectClose(got, expected, 1e-5);
+  });
+  it("Gemma 2 scoring: query_pre_attn_scalar scale and tanh soft-cap of the scores", async () => {
+    const blocks = shuffled(20, 4);
+    const seqs: Seq[] = [{ position: 0, rows: 6, blockTable: blocks.slice(0, 2) }, { position: 30, rows: 1, blockTable: blocks.slice(2, 10) }];
+    // Scores of about 0.1 (q·k of random unit-range heads over sqrt(144)) against a cap of 0.05: the cap matters.
+    const scoring = { scale: 144 ** -0.5, softcap: 0.05 };
+    const { got, expected } = await run(4, 2, 16, 4, 20, seqs, 40, scoring);
+    expectClose(got, expected, 1e-5);
+    const { expected: uncapped } = await run(4, 2, 16, 4, 20, seqs, 40, { scale: scoring.scale });
+    expect(Math.max(...expected.map((x, i) => Math.abs(x - uncapped[i])))).toBeGreaterThan(1e-3);
+  });
+  it("sliding window: each row sees its last `window` positions only, prefill and decode", async () => {
+    const blocks = shuffled(30, 5);
+    const seqs: Seq[] = [
+      { position: 0, rows: 9, blockTable: blocks.slice(0, 3) }, // rows past the window inside one prefill chunk
+      { position: 40, rows: 2, blockTable: blocks.slice(3, 14) },
+      { position: 2, rows: 1, blockTable: blocks.slice(14, 15) }, // shorter than the window: all positions
+    ];
+    const { got, expected } = await run(4, 4, 8, 4, 30, seqs, 50, { window: 5 });
+    expectClose(got, expected, 1e-5);
+    const { expected: full } = await run(4, 4, 8, 4, 30, seqs, 50);
+    expect(Math.max(...expected.map((x, i) => Math.abs(x - full[i])))).toBeGreaterThan(1e-3);
   });
   it("block tables in scrambled order give exactly what contiguous ones give", async () => {
     // The same K/V history placed contiguously and scrambled: identical outputs, bit for bit.

@@ -1,8 +1,10 @@
 // Weight matrices in their file precision: block layouts, dequantization to float32 and quantization from it.
 // Loaders keep a matrix's bytes as the file stores them; a backend that computes in float32 asks for the
 // float32 view (float32Weights) at its boundary, a backend with its own kernels reads the blocks directly.
+import { LAYER_VECTOR_KEYS } from "../model/weights.ts";
 import type {
   Float32ModelWeights,
+  LayerVectors,
   LayerWeights,
   ModelWeights,
   WeightDType,
@@ -164,6 +166,13 @@ export function quantizeMatrix(values: Float32Array, rows: number, cols: number,
 
 const MATRIX_KEYS = ["wq", "wk", "wv", "wo", "wGate", "wUp", "wDown"] as const satisfies readonly (keyof LayerWeights)[];
 
+/** The architecture's vectors a block has (biases, q/k and post norms), float32 in every view. */
+function layerVectors(layer: LayerVectors): LayerVectors {
+  const out: LayerVectors = {};
+  for (const key of LAYER_VECTOR_KEYS) if (layer[key]) out[key] = layer[key];
+  return out;
+}
+
 const float32Views = new WeakMap<ModelWeights, Float32ModelWeights>();
 
 /**
@@ -179,7 +188,7 @@ export function float32Weights(weights: ModelWeights): Float32ModelWeights {
     config: weights.config,
     tokenEmbedding,
     layers: weights.layers.map((layer) => {
-      const out = { attnNorm: layer.attnNorm, ffnNorm: layer.ffnNorm } as Float32ModelWeights["layers"][number];
+      const out = { ...layerVectors(layer), attnNorm: layer.attnNorm, ffnNorm: layer.ffnNorm } as Float32ModelWeights["layers"][number];
       for (const key of MATRIX_KEYS) out[key] = dequantize(layer[key]);
       return out;
     }),
@@ -192,19 +201,21 @@ export function float32Weights(weights: ModelWeights): Float32ModelWeights {
 
 /** Every matrix of a float32 model stored as `dtype` (norms stay f32; a tied classifier stays tied). */
 export function quantizeWeights(weights: Float32ModelWeights, dtype: WeightDType): ModelWeights {
-  const { dim, hiddenDim, vocabSize, nKvHeads, headDim } = weights.config;
+  const { dim, hiddenDim, vocabSize, nKvHeads, nHeads, headDim } = weights.config;
   const kvDim = nKvHeads * headDim;
+  const qDim = nHeads * headDim;
   const q = (values: Float32Array, rows: number, cols: number): WeightMatrix => quantizeMatrix(values, rows, cols, dtype);
   const tokenEmbedding = q(weights.tokenEmbedding, vocabSize, dim);
   return {
     config: weights.config,
     tokenEmbedding,
     layers: weights.layers.map((l) => ({
+      ...layerVectors(l),
       attnNorm: l.attnNorm,
-      wq: q(l.wq, dim, dim),
+      wq: q(l.wq, qDim, dim),
       wk: q(l.wk, kvDim, dim),
       wv: q(l.wv, kvDim, dim),
-      wo: q(l.wo, dim, dim),
+      wo: q(l.wo, dim, qDim),
       ffnNorm: l.ffnNorm,
       wGate: q(l.wGate, hiddenDim, dim),
       wUp: q(l.wUp, hiddenDim, dim),
@@ -221,6 +232,7 @@ export function weightBytes(weights: ModelWeights): number {
   if (weights.classifier !== weights.tokenEmbedding) bytes += matrixBytes(weights.classifier);
   for (const layer of weights.layers) {
     bytes += 4 * (layer.attnNorm.length + layer.ffnNorm.length);
+    for (const vector of Object.values(layerVectors(layer))) bytes += 4 * vector.length;
     for (const key of MATRIX_KEYS) bytes += matrixBytes(layer[key]);
   }
   return bytes;

@@ -1,7 +1,7 @@
-// The reference operators of the LLaMA forward pass, on float32 arrays, written to be read, not to be fast.
+// The reference operators of the forward pass, on float32 arrays, written to be read, not to be fast.
 // Every other backend is held to these. Matrices are row-major; weights are [out, in] as everywhere in the engine.
 
-/** out[r, :] = x[r, :] / rms(x[r, :]) * weight, for rows r. */
+/** out[r, :] = x[r, :] / rms(x[r, :]) * weight, for rows r. out may be x (each row is read before it is written). */
 export function rmsnorm(out: Float32Array, x: Float32Array, weight: Float32Array, rows: number, dim: number, eps: number): void {
   for (let r = 0; r < rows; r++) {
     const o = r * dim;
@@ -30,16 +30,29 @@ export function addInto(y: Float32Array, x: Float32Array): void {
   for (let i = 0; i < y.length; i++) y[i] += x[i];
 }
 
+/** y[r, c] += bias[c] for every row r of y [rows, bias.length]. */
+export function addBias(y: Float32Array, bias: Float32Array): void {
+  for (let at = 0; at < y.length; at += bias.length) {
+    for (let c = 0; c < bias.length; c++) y[at + c] += bias[c];
+  }
+}
+
+/** y = cap * tanh(y / cap), elementwise (Gemma 2's soft-capping of attention scores and logits). */
+export function softcap(y: Float32Array, cap: number): void {
+  for (let i = 0; i < y.length; i++) y[i] = cap * Math.tanh(y[i] / cap);
+}
+
 /**
  * Rotary position embedding in the canonical basis (llama2.c): inside each head of headDim, the pair
- * (2i, 2i+1) of row r turns by positions[r] * theta^(-2i/headDim). x is [rows, nHeads * headDim].
+ * (2i, 2i+1) of row r turns by positions[r] * theta^(-2i/headDim), or by positions[r] * inverseFrequencies[i]
+ * when the model's frequencies are given (model/rope.ts: Llama 3 scaling). x is [rows, nHeads * headDim].
  */
-export function rope(x: Float32Array, positions: readonly number[], nHeads: number, headDim: number, theta: number): void {
+export function rope(x: Float32Array, positions: readonly number[], nHeads: number, headDim: number, theta: number | Float64Array): void {
   const width = nHeads * headDim;
   for (let r = 0; r < positions.length; r++) {
     for (let h = 0; h < nHeads; h++) {
       for (let i = 0; i < headDim; i += 2) {
-        const angle = positions[r] * Math.pow(theta, -i / headDim);
+        const angle = positions[r] * (typeof theta === "number" ? Math.pow(theta, -i / headDim) : theta[i / 2]);
         const cos = Math.cos(angle);
         const sin = Math.sin(angle);
         const at = r * width + h * headDim + i;
@@ -60,6 +73,16 @@ export function swiglu(out: Float32Array, gate: Float32Array, up: Float32Array):
   }
 }
 
+const GELU_TANH_K = Math.sqrt(2 / Math.PI);
+
+/** out[i] = gelu_tanh(gate[i]) * up[i], GeGLU with PyTorch's tanh approximation (gelu_pytorch_tanh). */
+export function geglu(out: Float32Array, gate: Float32Array, up: Float32Array): void {
+  for (let i = 0; i < out.length; i++) {
+    const g = gate[i];
+    out[i] = 0.5 * g * (1 + Math.tanh(GELU_TANH_K * (g + 0.044715 * g * g * g))) * up[i];
+  }
+}
+
 /** Where one KV pool keeps one layer: [numBlocks, blockSize, kvDim], position p at block table[p / blockSize]. */
 export interface PagedKv {
   k: Float32Array;
@@ -76,38 +99,50 @@ export function kvRow(kv: PagedKv, blockTable: readonly number[], p: number): nu
   return kv.layerOffset + (block * kv.blockSize + (p % kv.blockSize)) * kv.kvDim;
 }
 
+/** How attention scores are formed: scale (default 1/sqrt(headDim)), soft-cap (0: none), sliding window (0: none). */
+export interface AttentionOptions {
+  scale?: number;
+  softcap?: number;
+  /** Position p attends to p - window + 1 .. p only (transformers masks kv positions <= p - window). */
+  window?: number;
+}
+
 /**
  * Causal grouped-query attention of one sequence's new rows over its paged cache (which already holds the
  * new rows' K/V). q is [rows, nHeads * headDim] for positions position .. position + rows - 1; query head h
- * reads kv head floor(h / (nHeads / nKvHeads)). Writes out [rows, nHeads * headDim].
+ * reads kv head floor(h / (nHeads / nKvHeads)). A score is q·k x scale, soft-capped when asked (Gemma 2:
+ * cap * tanh(score / cap), before the mask and the softmax). Writes out [rows, nHeads * headDim].
  */
 export function pagedAttention(
   out: Float32Array, q: Float32Array, kv: PagedKv, blockTable: readonly number[],
-  position: number, rows: number, nHeads: number, nKvHeads: number, headDim: number,
+  position: number, rows: number, nHeads: number, nKvHeads: number, headDim: number, options: AttentionOptions = {},
 ): void {
   const group = nHeads / nKvHeads;
-  const scale = 1 / Math.sqrt(headDim);
+  const scale = options.scale ?? 1 / Math.sqrt(headDim);
+  const cap = options.softcap ?? 0;
+  const window = options.window ?? 0;
   const scores = new Float32Array(position + rows);
   for (let r = 0; r < rows; r++) {
     const length = position + r + 1; // causal: row r sees positions 0 .. position + r
+    const first = window > 0 ? Math.max(0, length - window) : 0;
     for (let h = 0; h < nHeads; h++) {
       const qo = r * nHeads * headDim + h * headDim;
       const kvHead = Math.floor(h / group) * headDim;
       let max = -Infinity;
-      for (let t = 0; t < length; t++) {
+      for (let t = first; t < length; t++) {
         const ko = kvRow(kv, blockTable, t) + kvHead;
         let dot = 0;
         for (let d = 0; d < headDim; d++) dot += q[qo + d] * kv.k[ko + d];
-        scores[t] = dot * scale;
+        scores[t] = cap > 0 ? cap * Math.tanh((dot * scale) / cap) : dot * scale;
         if (scores[t] > max) max = scores[t];
       }
       let sum = 0;
-      for (let t = 0; t < length; t++) {
+      for (let t = first; t < length; t++) {
         scores[t] = Math.exp(scores[t] - max);
         sum += scores[t];
       }
       out.fill(0, qo, qo + headDim);
-      for (let t = 0; t < length; t++) {
+      for (let t = first; t < length; t++) {
         const vo = kvRow(kv, blockTable, t) + kvHead;
         const weight = scores[t] / sum;
         for (let d = 0; d < headDim; d++) out[qo + d] += weight * kv.v[vo + d];

@@ -1,11 +1,13 @@
 // The model on the device, and every dispatch site of the forward pass bound to its buffers once:
-//   weights   q|k|v fused [dim + 2 kvDim, dim], o [dim, dim], gate|up fused [2 hidden, dim], down [dim, hidden],
+//   weights   q|k|v fused [qDim + 2 kvDim, dim], o [dim, qDim], gate|up fused [2 hidden, dim], down [dim, hidden],
 //             embedding and classifier [vocab, dim] (one buffer when tied); rows padded to 4 columns and split
 //             into row chunks under the storage binding limit (lavapipe: 128 MiB); f32, or f16 when asked.
+//             The architecture's vectors (model/config.ts): q|k|v bias [qDim + 2 kvDim], q/k norm [headDim],
+//             post-norms [dim], f32.
 //   KV pool   per layer K and V [numBlocks, blockSize, kvDim], the cpu backend's paging.
 //   adapters  per layer and target group (q|k|v, o, gate|up, down): A [slots, targets * rs, in], B [slots, out, rs]
 //             with rs = maxRank rounded up to 4, and the step buffers' rank table [slots, layers, 7].
-import { LINEAR_TARGETS, projectionShape, type LinearTarget } from "../../model/config.ts";
+import { architectureOf, LINEAR_TARGETS, projectionShape, qDimOf, type LinearTarget } from "../../model/config.ts";
 import type { ModelWeights } from "../../model/weights.ts";
 import { float32Weights } from "../../formats/weight-codec.ts";
 import type { BackendOptions } from "../backend.ts";
@@ -21,12 +23,21 @@ export const LORA_GROUPS: readonly (readonly LinearTarget[])[] = [["q", "k", "v"
 export interface LayerSites {
   attnNorm: Site;
   qkv: LinearSites;
+  /** Qwen2: the q|k|v bias added to the fused output; null without biases. */
+  qkvBias: Site | null;
+  /** Qwen3: the q and k head norms, in place on the fused output; null without. */
+  qNorm: Site | null;
+  kNorm: Site | null;
   kvStore: Site;
   attention: Site;
   wo: LinearSites;
+  /** Gemma 2: norm of the o output (in h) added to x; null when o adds to x directly. */
+  attnPostNorm: Site | null;
   ffnNorm: Site;
   gateUp: LinearSites;
   down: LinearSites;
+  /** Gemma 2: norm of the down output (in h) added to x; null when down adds to x directly. */
+  ffnPostNorm: Site | null;
   /** One per LORA_GROUPS entry; null when the backend has no adapter slots. */
   lora: LoraGroup[] | null;
 }
@@ -36,9 +47,12 @@ export interface DeviceModel {
   embedding: DeviceMatrix;
   layers: LayerSites[];
   rope: Site;
+  /** swiglu.wgsl, or geglu.wgsl for GELU-tanh models. */
   swiglu: Site;
   finalNorm: Site;
   classifier: LinearSites;
+  /** Gemma 2: the final logit soft-cap, in place on the logits; null without. */
+  softcap: Site | null;
   sample: Site;
 }
 
@@ -55,6 +69,8 @@ export interface DeviceModelContext {
 export function buildDeviceModel(source: ModelWeights, options: BackendOptions, ctx: DeviceModelContext): DeviceModel {
   const weights = float32Weights(source); // the kernels read f32 (or f16 they convert to on upload)
   const { config } = weights;
+  const arch = architectureOf(config);
+  const qDim = qDimOf(config);
   const { memory, pipelines, arena, buffers: b } = ctx;
   const f16 = { f16: memory.f16 };
   const matmul = pipelines.get("matmul", f16);
@@ -81,13 +97,21 @@ export function buildDeviceModel(source: ModelWeights, options: BackendOptions, 
   const kvDim = config.nKvHeads * config.headDim;
   const poolBytes = options.numBlocks * options.blockSize * kvDim * 4;
   const withLora = options.adapterSlots > 0 && options.maxRank > 0;
+  // With post-norms (Gemma 2) o and down write h, which is free by then (its next reader is rewritten first),
+  // and the norm adds h to x; without, they add to x directly.
+  const residualOut = arch.postNorms ? b.h : b.x;
   // The input and output of each LoRA group, as in the layer: q|k|v reads h, o reads att, ...
   const groupIo: [GPUBuffer, GPUBuffer][] = [
     [b.h, b.qkv],
-    [b.att, b.x],
+    [b.att, residualOut],
     [b.h, b.gateUp],
-    [b.act, b.x],
+    [b.act, residualOut],
   ];
+  const headNorm = pipelines.get("head-rmsnorm");
+  const vector = (label: string, data: Float32Array | undefined, length: number): GPUBuffer => {
+    if (!data || data.length !== length) throw new RangeError(`webgpu: ${label} needs ${length} values`);
+    return memory.buffer(label, length * 4, data);
+  };
 
   const layers = weights.layers.map((lw, l): LayerSites => {
     const kPool = memory.buffer(`kPool${l}`, poolBytes);
@@ -112,15 +136,25 @@ export function buildDeviceModel(source: ModelWeights, options: BackendOptions, 
           };
         })
       : null;
+    const qkvBias = arch.qkvBias
+      ? vector(`qkvBias${l}`, concat(lw.qBias, lw.kBias, lw.vBias), qDim + 2 * kvDim)
+      : null;
+    const postNorm = (label: string, data: Float32Array | undefined): Site | null =>
+      arch.postNorms ? arena.define(label, norm, [b.h, vector(label, data, config.dim), b.lastRows, b.x]) : null;
     return {
       attnNorm: arena.define(`attnNorm${l}`, norm, [b.x, attnNorm, b.lastRows, b.h]),
       qkv: linear(`wqkv${l}`, [lw.wq, lw.wk, lw.wv], config.dim, b.h, b.qkv),
+      qkvBias: qkvBias ? arena.define(`qkvBias${l}`, pipelines.get("bias-add"), [b.qkv, qkvBias]) : null,
+      qNorm: arch.qkNorm ? arena.define(`qNorm${l}`, headNorm, [b.qkv, vector(`qNorm${l}`, lw.qNorm, config.headDim)]) : null,
+      kNorm: arch.qkNorm ? arena.define(`kNorm${l}`, headNorm, [b.qkv, vector(`kNorm${l}`, lw.kNorm, config.headDim)]) : null,
       kvStore: arena.define(`kvStore${l}`, kvStore, [b.qkv, b.kvSlots, kPool, vPool]),
       attention: arena.define(`attention${l}`, attention, [b.qkv, kPool, vPool, b.positions, b.tables, b.blocks, b.att]),
-      wo: linear(`wo${l}`, [lw.wo], config.dim, b.att, b.x),
+      wo: linear(`wo${l}`, [lw.wo], qDim, b.att, residualOut),
+      attnPostNorm: postNorm(`attnPostNorm${l}`, lw.attnPostNorm),
       ffnNorm: arena.define(`ffnNorm${l}`, norm, [b.x, ffnNorm, b.lastRows, b.h]),
       gateUp: linear(`wgu${l}`, [lw.wGate, lw.wUp], config.dim, b.h, b.gateUp),
-      down: linear(`wdown${l}`, [lw.wDown], config.hiddenDim, b.act, b.x),
+      down: linear(`wdown${l}`, [lw.wDown], config.hiddenDim, b.act, residualOut),
+      ffnPostNorm: postNorm(`ffnPostNorm${l}`, lw.ffnPostNorm),
       lora,
     };
   });
@@ -134,9 +168,22 @@ export function buildDeviceModel(source: ModelWeights, options: BackendOptions, 
     embedding,
     layers,
     rope: arena.define("rope", pipelines.get("rope"), [b.qkv, b.positions, b.rope]),
-    swiglu: arena.define("swiglu", pipelines.get("swiglu"), [b.gateUp, b.act]),
+    swiglu: arena.define("swiglu", pipelines.get(arch.activation === "gelu-tanh" ? "geglu" : "swiglu"), [b.gateUp, b.act]),
     finalNorm: arena.define("finalNorm", norm, [b.x, finalNormWeight, b.lastRows, b.last]),
     classifier,
+    softcap: arch.finalSoftcap > 0 ? arena.define("softcap", pipelines.get("softcap"), [b.logits]) : null,
     sample: arena.define("sample", sample, [b.logits, b.sampleParams, b.ids]),
   };
+}
+
+/** The q, k and v biases as one vector (the fused q|k|v output's columns); undefined when one is missing. */
+function concat(...parts: (Float32Array | undefined)[]): Float32Array | undefined {
+  if (parts.some((p) => p === undefined)) return undefined;
+  const out = new Float32Array(parts.reduce((n, p) => n + p!.length, 0));
+  let at = 0;
+  for (const part of parts) {
+    out.set(part!, at);
+    at += part!.length;
+  }
+  return out;
 }

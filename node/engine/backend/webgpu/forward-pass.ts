@@ -2,11 +2,14 @@
 // layer attention (RMSNorm, q|k|v with its LoRA, RoPE, K/V into the paged pool, attention, o with its LoRA, added
 // to the residual) and the MLP (RMSNorm, gate|up with LoRA, SwiGLU, down with LoRA, added), then for the rows
 // that end a sequence the final norm, the classifier, and (when sampling) the sampler; their results are copied
-// to the readback buffer at their sequence's index. Everything is recorded into one submit.
-import type { ModelConfig } from "../../model/config.ts";
+// to the readback buffer at their sequence's index. Everything is recorded into one submit. The architecture's
+// departures (model/config.ts) slot in where transformers has them: embedding scale, q|k|v bias and q/k head
+// norms before RoPE, attention scale, soft-cap and window, post-norms before the residual adds, GeGLU, and the
+// final logit soft-cap.
+import { architectureOf, qDimOf, type ModelConfig } from "../../model/config.ts";
 import type { SamplingParams } from "../backend.ts";
 import type { DeviceModel } from "./device-model.ts";
-import type { StepEncoder } from "./kernels.ts";
+import type { Site, StepEncoder } from "./kernels.ts";
 import * as op from "./ops.ts";
 import type { PassTables } from "./pass-plan.ts";
 import type { StepBuffers } from "./step-buffers.ts";
@@ -29,6 +32,8 @@ export interface PassContext {
 export function encodePass(enc: StepEncoder, device: GPUDevice, pass: PassTables, c: PassContext): void {
   const { config, model, buffers: b, blockSize } = c;
   const { dim, nHeads, nKvHeads, headDim, hiddenDim: hidden, vocabSize: vocab, normEps: eps } = config;
+  const arch = architectureOf(config);
+  const qDim = qDimOf(config);
   const w = b.widths;
   const kvDim = nKvHeads * headDim;
   const T = pass.tokens.length;
@@ -41,35 +46,49 @@ export function encodePass(enc: StepEncoder, device: GPUDevice, pass: PassTables
   const rankStride = config.nLayers * 7;
 
   model.embedding.chunks.forEach((chunk, i) => {
-    op.embed(enc, model.embed[i], { T, ld4: model.embedding.K4, rowStart: chunk.rowStart, rowCount: chunk.rows });
+    op.embed(enc, model.embed[i], { T, ld4: model.embedding.K4, rowStart: chunk.rowStart, rowCount: chunk.rows, scale: arch.embedScale });
   });
   model.layers.forEach((L, layer) => {
     const lora = nTiles > 0 ? L.lora : null;
     const sgmv = (group: number, ldx: number, ldy: number): void => {
       if (lora) op.sgmv(enc, lora[group], { nTiles, layer, ldx, ldy, ldv: w.lora, rankStride });
     };
-    // Attention: h = norm(x); q|k|v = h·Wqkvᵀ (+ LoRA); RoPE on q and k; K/V stored; att; x += att·Woᵀ (+ LoRA).
+    // Post-norms (Gemma 2): o and down write h, whose norm is added to x; else they add to x directly.
+    const residual = (postNorm: Site | null): void => {
+      if (postNorm) op.rmsnorm(enc, postNorm, { R: T, dim, ldx: w.dim, ldo: w.dim, eps, gather: false, accumulate: true });
+    };
+    // Attention: h = norm(x); q|k|v = h·Wqkvᵀ (+ LoRA, + bias); q/k head norms; RoPE on q and k; K/V stored; att;
+    // x += att·Woᵀ (+ LoRA).
     op.rmsnorm(enc, L.attnNorm, { R: T, dim, ldx: w.dim, ldo: w.dim, eps, gather: false });
     linear(L.qkv, T, w.dim, w.qkv, false);
     sgmv(0, w.dim, w.qkv);
+    if (L.qkvBias) op.biasAdd(enc, L.qkvBias, { T, N: w.qkv, ld: w.qkv });
+    if (L.qNorm) op.headRmsnorm(enc, L.qNorm, { T, ld: w.qkv, off: 0, heads: nHeads, headDim, eps });
+    if (L.kNorm) op.headRmsnorm(enc, L.kNorm, { T, ld: w.qkv, off: qDim, heads: nKvHeads, headDim, eps });
     op.rope(enc, model.rope, { T, ld: w.qkv, heads: nHeads + nKvHeads, headDim });
-    op.kvStore(enc, L.kvStore, { T, ld: w.qkv, kvDim, kOff: dim, vOff: dim + kvDim });
-    op.attention(enc, L.attention, { T, nHeads, nKvHeads, headDim, kvDim, ldq: w.qkv, ldo: w.dim, blockSize });
-    linear(L.wo, T, w.dim, w.dim, true);
-    sgmv(1, w.dim, w.dim);
-    // MLP: h = norm(x); gate|up = h·Wguᵀ (+ LoRA); act = silu(gate) * up; x += act·Wdownᵀ (+ LoRA).
+    op.kvStore(enc, L.kvStore, { T, ld: w.qkv, kvDim, kOff: qDim, vOff: qDim + kvDim });
+    op.attention(enc, L.attention, {
+      T, nHeads, nKvHeads, headDim, kvDim, ldq: w.qkv, ldo: w.q, blockSize,
+      scale: arch.attnScale, softcap: arch.attnSoftcap, window: arch.slidingWindows[layer],
+    });
+    linear(L.wo, T, w.q, w.dim, !L.attnPostNorm);
+    sgmv(1, w.q, w.dim);
+    residual(L.attnPostNorm);
+    // MLP: h = norm(x); gate|up = h·Wguᵀ (+ LoRA); act = silu or gelu_tanh (gate) * up; x += act·Wdownᵀ (+ LoRA).
     op.rmsnorm(enc, L.ffnNorm, { R: T, dim, ldx: w.dim, ldo: w.dim, eps, gather: false });
     linear(L.gateUp, T, w.dim, w.gateUp, false);
     sgmv(2, w.dim, w.gateUp);
     op.swiglu(enc, model.swiglu, { T, hidden, ldIn: w.gateUp, upOff: hidden, ldOut: w.hidden });
-    linear(L.down, T, w.hidden, w.dim, true);
+    linear(L.down, T, w.hidden, w.dim, !L.ffnPostNorm);
     sgmv(3, w.hidden, w.dim);
+    residual(L.ffnPostNorm);
   });
   if (S === 0) return enc.submit(device.queue);
 
   // The rows that end a sequence: final norm (gathered), logits, and the sampled id when sampling.
   op.rmsnorm(enc, model.finalNorm, { R: S, dim, ldx: w.dim, ldo: w.dim, eps, gather: true });
   linear(model.classifier, S, w.dim, vocab, false);
+  if (model.softcap) op.softcap(enc, model.softcap, { R: S, N: vocab, ld: vocab, cap: arch.finalSoftcap });
   let result = b.logits;
   let rowBytes = vocab * 4;
   if (c.sampling) {

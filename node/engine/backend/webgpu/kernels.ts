@@ -7,7 +7,7 @@ const kernelDir = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "..
 
 export type KernelName =
   | "embed" | "rmsnorm" | "matmul" | "matvec" | "matvec-splitk" | "rope" | "kv-store" | "attention" | "swiglu"
-  | "sgmv-shrink" | "sgmv-expand" | "sample";
+  | "sgmv-shrink" | "sgmv-expand" | "sample" | "bias-add" | "head-rmsnorm" | "geglu" | "softcap";
 
 /** How a kernel's source is specialized: f16 weights, and `const NAME = value;` constants. */
 export interface KernelVariant {

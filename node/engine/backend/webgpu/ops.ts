@@ -4,12 +4,31 @@ import type { LinearTarget } from "../../model/config.ts";
 import { cdiv, type Site, type StepEncoder } from "./kernels.ts";
 import type { DeviceMatrix } from "./tensors.ts";
 
-export function embed(enc: StepEncoder, site: Site, a: { T: number; ld4: number; rowStart: number; rowCount: number }): void {
-  enc.dispatch(site, [a.T, a.ld4, a.rowStart, a.rowCount], [], cdiv(a.ld4, 64), a.T);
+/** embed.wgsl; scale multiplies the gathered rows (default 1; Gemma: sqrt(dim)). */
+export function embed(enc: StepEncoder, site: Site, a: { T: number; ld4: number; rowStart: number; rowCount: number; scale?: number }): void {
+  enc.dispatch(site, [a.T, a.ld4, a.rowStart, a.rowCount, a.scale ?? 1], [4], cdiv(a.ld4, 64), a.T);
 }
 
-export function rmsnorm(enc: StepEncoder, site: Site, a: { R: number; dim: number; ldx: number; ldo: number; eps: number; gather: boolean }): void {
-  enc.dispatch(site, [a.R, a.dim, a.ldx, a.ldo, a.eps, a.gather ? 1 : 0], [4], a.R);
+/** rmsnorm.wgsl; accumulate adds the normed rows to out instead of writing them (Gemma 2's post-norms). */
+export function rmsnorm(
+  enc: StepEncoder, site: Site, a: { R: number; dim: number; ldx: number; ldo: number; eps: number; gather: boolean; accumulate?: boolean },
+): void {
+  enc.dispatch(site, [a.R, a.dim, a.ldx, a.ldo, a.eps, a.gather ? 1 : 0, a.accumulate ? 1 : 0], [4], a.R);
+}
+
+/** head-rmsnorm.wgsl: every head of `heads` starting at column off of T rows, normed in place (Qwen3). */
+export function headRmsnorm(enc: StepEncoder, site: Site, a: { T: number; ld: number; off: number; heads: number; headDim: number; eps: number }): void {
+  enc.dispatch(site, [a.T, a.ld, a.off, a.headDim, a.eps], [4], a.heads, a.T);
+}
+
+/** bias-add.wgsl: the first N columns of T rows of stride ld, plus the bias (Qwen2). */
+export function biasAdd(enc: StepEncoder, site: Site, a: { T: number; N: number; ld: number }): void {
+  enc.dispatch(site, [a.T, a.N, a.ld], [], cdiv(a.N, 64), a.T);
+}
+
+/** softcap.wgsl: the first N columns of R rows, cap x tanh(y / cap) in place (Gemma 2's final logits). */
+export function softcap(enc: StepEncoder, site: Site, a: { R: number; N: number; ld: number; cap: number }): void {
+  enc.dispatch(site, [a.R, a.N, a.ld, a.cap], [3], cdiv(a.N, 64), a.R);
 }
 
 export interface LinearArgs {
@@ -77,11 +96,24 @@ export function kvStore(enc: StepEncoder, site: Site, a: { T: number; ld: number
   enc.dispatch(site, [a.T, a.ld, a.kvDim, a.kOff, a.vOff], [], cdiv(a.kvDim, 64), a.T);
 }
 
-export function attention(enc: StepEncoder, site: Site, a: { T: number; nHeads: number; nKvHeads: number; headDim: number; kvDim: number; ldq: number; ldo: number; blockSize: number }): void {
-  const scale = 1 / Math.sqrt(a.headDim);
-  enc.dispatch(site, [a.T, a.nHeads, a.nHeads / a.nKvHeads, a.kvDim, a.ldq, a.ldo, a.blockSize, scale], [7], cdiv(a.T * a.nHeads, 64));
+/**
+ * attention.wgsl. scale defaults to 1/sqrt(headDim); softcap 0 and window 0 (the defaults) mean none
+ * (Gemma 2 sets both; sliding-window layers set window).
+ */
+export function attention(
+  enc: StepEncoder,
+  site: Site,
+  a: {
+    T: number; nHeads: number; nKvHeads: number; headDim: number; kvDim: number; ldq: number; ldo: number; blockSize: number;
+    scale?: number; softcap?: number; window?: number;
+  },
+): void {
+  const scale = a.scale ?? 1 / Math.sqrt(a.headDim);
+  const params = [a.T, a.nHeads, a.nHeads / a.nKvHeads, a.kvDim, a.ldq, a.ldo, a.blockSize, scale, a.softcap ?? 0, a.window ?? 0];
+  enc.dispatch(site, params, [7, 8], cdiv(a.T * a.nHeads, 64));
 }
 
+/** swiglu.wgsl, or geglu.wgsl (same parameters) for a GELU-tanh site. */
 export function swiglu(enc: StepEncoder, site: Site, a: { T: number; hidden: number; ldIn: number; upOff: number; ldOut: number }): void {
   enc.dispatch(site, [a.T, a.hidden, a.ldIn, a.upOff, a.ldOut], [], cdiv(a.hidden, 64), a.T);
 }

@@ -1,7 +1,8 @@
 // The buffers of one forward pass: activations, the step's tables (tokens, positions, KV slots, block tables,
 // SGMV tiles, rows whose logits are wanted) and the outputs. Sized once at creation for `maxRows` rows and
 // `maxLast` sequence ends per pass; a step with more rows runs in several passes.
-import type { ModelConfig } from "../../model/config.ts";
+import { qDimOf, type ModelConfig } from "../../model/config.ts";
+import { ropeInverseFrequencies } from "../../model/rope.ts";
 import type { BackendOptions } from "../backend.ts";
 import type { DeviceMemory } from "./device-memory.ts";
 import { pad4 } from "./kernels.ts";
@@ -10,7 +11,9 @@ import { pad4 } from "./kernels.ts";
 export interface Widths {
   dim: number;
   hidden: number;
-  /** q|k|v output: dim + 2 kvDim. */
+  /** Attention output (the o projection's input): qDim = nHeads x headDim. */
+  q: number;
+  /** q|k|v output: qDim + 2 kvDim. */
   qkv: number;
   /** gate|up output: 2 hidden. */
   gateUp: number;
@@ -30,7 +33,7 @@ export interface StepBuffers {
   /** The normed residual [rows, dim]. */
   h: GPUBuffer;
   qkv: GPUBuffer;
-  /** Attention output [rows, dim]. */
+  /** Attention output [rows, widths.q]. */
   att: GPUBuffer;
   gateUp: GPUBuffer;
   /** SwiGLU output [rows, hidden]. */
@@ -63,15 +66,17 @@ export function allocateStepBuffers(
 ): StepBuffers {
   const kvDim = config.nKvHeads * config.headDim;
   const rank = pad4(Math.max(0, options.maxRank));
+  const qDim = qDimOf(config);
   const widths: Widths = {
     dim: pad4(config.dim),
     hidden: pad4(config.hiddenDim),
-    qkv: config.dim + 2 * kvDim,
+    q: pad4(qDim),
+    qkv: qDim + 2 * kvDim,
     gateUp: 2 * config.hiddenDim,
     lora: Math.max(4, 3 * rank),
     rank,
   };
-  const widest = Math.max(widths.dim, widths.qkv, widths.gateUp, widths.hidden, widths.lora);
+  const widest = Math.max(widths.dim, widths.q, widths.qkv, widths.gateUp, widths.hidden, widths.lora);
   const { maxBinding } = memory;
   const maxRows = Math.max(1, Math.min(options.maxRowsPerPass ?? 256, Math.floor(maxBinding / (4 * widest))));
   const maxLast = Math.max(1, Math.min(maxRows, Math.floor(maxBinding / (4 * config.vocabSize))));
@@ -85,7 +90,7 @@ export function allocateStepBuffers(
     x: f32("x", maxRows * widths.dim),
     h: f32("h", maxRows * widths.dim),
     qkv: f32("qkv", maxRows * widths.qkv),
-    att: f32("att", maxRows * widths.dim),
+    att: f32("att", maxRows * widths.q),
     gateUp: f32("gateUp", maxRows * widths.gateUp),
     act: f32("act", maxRows * widths.hidden),
     loraV: f32("loraV", maxRows * widths.lora),
@@ -105,13 +110,17 @@ export function allocateStepBuffers(
   };
 }
 
-/** cos and sin of position x theta^(-i/headDim) for every position and even i, interleaved (llama2.c's RoPE). */
+/**
+ * cos and sin of position x the inverse frequency of pair i/2 (model/rope.ts: theta^(-i/headDim), divided by
+ * Llama 3's factors) for every position and even i, interleaved (llama2.c's RoPE).
+ */
 function ropeTable(config: ModelConfig): Float32Array {
-  const { headDim, maxSeqLen, ropeTheta } = config;
+  const { headDim, maxSeqLen } = config;
+  const inverseFrequencies = ropeInverseFrequencies(config);
   const table = new Float32Array(maxSeqLen * headDim);
   for (let pos = 0; pos < maxSeqLen; pos++) {
     for (let i = 0; i < headDim; i += 2) {
-      const angle = pos * Math.pow(ropeTheta, -i / headDim);
+      const angle = pos * inverseFrequencies[i / 2];
       table[pos * headDim + i] = Math.cos(angle);
       table[pos * headDim + i + 1] = Math.sin(angle);
     }
