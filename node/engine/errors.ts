@@ -54,3 +54,17 @@ export class InvalidRequestError extends OpenLoraError {
     this.field = field;
   }
 }
+
+/**
+ * The engine holds as much work as it accepts (in total, or from this request's owner): try again later. Nobody's
+ * fault: an HTTP API answers 429 with a Retry-After of `retryAfterMs`, the infer protocol its "busy" code.
+ */
+export class EngineBusyError extends OpenLoraError {
+  override name = "EngineBusyError";
+  /** About when the work held now will have drained enough to make room, at the recent rate. */
+  readonly retryAfterMs: number;
+  constructor(message: string, retryAfterMs: number) {
+    super("busy", message, { blame: "node", hint: `retry in ${Math.ceil(retryAfterMs / 1000)} s` });
+    this.retryAfterMs = retryAfterMs;
+  }
+}

@@ -5,6 +5,7 @@ import { BlockAllocator } from "../kv/block-allocator.ts";
 import type { ModelConfig } from "../model/config.ts";
 import type { QkBasis } from "../model/weights.ts";
 import type { Tokenizer } from "../tokenizer/tokenizer.ts";
+import { Admission, DEFAULT_ADMISSION, type AdmissionTicket } from "./admission.ts";
 import { AdapterStore } from "./adapter-store/adapter-store.ts";
 import { DeviceLock } from "./device-lock.ts";
 import { RequestStream } from "./request-stream.ts";
@@ -12,6 +13,7 @@ import { Scheduler, type Row } from "./scheduler.ts";
 import { Sequence } from "./sequence.ts";
 import { Throughput } from "./throughput.ts";
 import type {
+  AdmissionOptions,
   AdapterEvents,
   AdapterInfo,
   AdapterListing,
@@ -23,8 +25,8 @@ import type {
   SchedulerOptions,
   Usage,
 } from "./types.ts";
-import { validateRequest, type Limits } from "./validate.ts";
-import { AdapterError } from "../errors.ts";
+import { checkRequest, withPrompt, type CheckedRequest, type Limits, type ValidRequest } from "./validate.ts";
+import { AdapterError, EngineBusyError } from "../errors.ts";
 
 export interface EngineOptions {
   /** The backbone on its device; its options fix the KV pool and the adapter slots. The caller closes it. */
@@ -40,10 +42,16 @@ export interface EngineOptions {
   hostBudgetBytes?: number;
   /** Largest max_tokens accepted. Default: the context length. */
   maxTokensLimit?: number;
+  /** Largest prompt text in UTF-8 bytes, refused before tokenization. Default 16 x the context length. */
+  maxPromptBytes?: number;
+  /** How much work is accepted in total and per owner (admission.ts); beyond it submit throws EngineBusyError. */
+  admission?: Partial<AdmissionOptions>;
   scheduler?: Partial<SchedulerOptions>;
 }
 
 const GREEDY: SamplingParams = { temperature: 0, topK: 0, topP: 1 };
+/** Text prompts longer than this (bytes) are tokenized in slices between other work (Tokenizer.encodeAsync). */
+const SYNC_PROMPT_BYTES = 4096;
 
 /** The adapters as callers see them: one door to the three tiers (disk, host, GPU slots). */
 export interface EngineAdapters {
@@ -94,6 +102,9 @@ export class Engine extends Emitter<EngineEvents> {
   #lock: DeviceLock;
   #limits: Limits;
   #throughput = new Throughput();
+  #admission: Admission;
+  #tokenizing = 0;
+  #busy = 0;
   #nextId = 1;
   #totals = { prompt: 0, generated: 0, completed: 0 };
   #started = false;
@@ -121,7 +132,12 @@ export class Engine extends Emitter<EngineEvents> {
       vocabSize: backend.config.vocabSize,
       maxRank: backend.options.maxRank,
       adapterSlots: backend.options.adapterSlots,
+      maxPromptBytes: options.maxPromptBytes ?? 16 * maxSeqLen,
     };
+    this.#admission = new Admission(
+      { ...DEFAULT_ADMISSION, maxTokens: 32 * this.limits.kvPositions, ...options.admission },
+      () => this.#throughput.perSecond(),
+    );
     this.#limits = { ...this.limits, tokenizer, isRegistered: (id) => store.has(id) };
     this.adapters = {
       import: (dir) => store.importPeft(dir),
@@ -163,23 +179,88 @@ export class Engine extends Emitter<EngineEvents> {
 
   /**
    * Queues a request and returns its stream of events (tokens, then usage). Throws InvalidRequestError for
-   * bad input (unknown adapter, prompt too long, max_tokens over the limit, bad sampling values).
+   * bad input (unknown adapter, prompt too long, max_tokens over the limit, bad sampling values), and
+   * EngineBusyError when the engine (or the request's owner) holds all the work it accepts. A text prompt over
+   * 4 KiB is tokenized between other work: a prompt found too long then fails the stream instead of throwing.
    */
   submit(request: EngineRequest): RequestStream {
     if (this.#closed) throw new Error("engine is closed");
-    const valid = validateRequest(request, this.#limits);
+    const checked = checkRequest(request, this.#limits);
+    const { prompt } = checked;
+    // Until tokenized, a text prompt counts as one token per byte (never fewer tokens than that), within the context.
+    const promptEstimate = "ids" in prompt ? prompt.ids.length : Math.min(prompt.bytes + 1, this.limits.maxSeqLen);
+    const ticket = this.#admit(checked.owner, promptEstimate + checked.maxTokens);
     const id = this.#nextId++;
-    const seq = new Sequence(id, id, valid, new RequestStream(id), this.#tokenizer, this.#scheduler.steps);
+    const stream = new RequestStream(id);
+    if ("text" in prompt && prompt.bytes > SYNC_PROMPT_BYTES && this.#tokenizer.encodeAsync) {
+      this.#tokenizeThenQueue(id, checked, prompt.text, ticket, stream, request.signal);
+      return stream;
+    }
+    let valid: ValidRequest;
+    try {
+      const ids = "ids" in prompt ? prompt.ids : this.#tokenizer.encode(prompt.text, { bos: true });
+      valid = withPrompt(checked, ids, this.#limits);
+    } catch (error) {
+      ticket.release();
+      throw error;
+    }
+    this.#queue(id, valid, checked.owner, ticket, stream, request.signal);
+    return stream;
+  }
+
+  #admit(owner: string, tokens: number): AdmissionTicket {
+    try {
+      return this.#admission.admit(owner, tokens);
+    } catch (error) {
+      if (error instanceof EngineBusyError) this.#busy++;
+      throw error;
+    }
+  }
+
+  /** A long text prompt: tokenized in slices (other requests run meanwhile), then queued or refused on its stream. */
+  #tokenizeThenQueue(
+    id: number,
+    checked: CheckedRequest,
+    text: string,
+    ticket: AdmissionTicket,
+    stream: RequestStream,
+    signal: AbortSignal | undefined,
+  ): void {
+    this.#tokenizing++;
+    this.#tokenizer.encodeAsync!(text, { bos: true })
+      .then((ids) => {
+        if (this.#closed) throw new Error("engine closed");
+        this.#queue(id, withPrompt(checked, ids, this.#limits), checked.owner, ticket, stream, signal);
+      })
+      .catch((error: unknown) => {
+        ticket.release();
+        stream.fail(error);
+      })
+      .finally(() => this.#tokenizing--);
+  }
+
+  /** Queues a checked, tokenized request (or ends it at once: max_tokens 0, already aborted). */
+  #queue(
+    id: number,
+    valid: ValidRequest,
+    owner: string,
+    ticket: AdmissionTicket,
+    stream: RequestStream,
+    signal: AbortSignal | undefined,
+  ): void {
+    ticket.resize(valid.promptIds.length + valid.maxTokens);
+    const seq = new Sequence(id, id, valid, stream, this.#tokenizer, this.#scheduler.steps);
+    seq.owner = owner;
+    seq.admission = ticket;
     this.#totals.prompt += valid.promptIds.length;
     if (valid.maxTokens === 0) {
       this.#finish(seq, "length");
-      return seq.stream;
+      return;
     }
-    const signal = request.signal;
     if (signal) {
       if (signal.aborted) {
         this.#finish(seq, "cancelled");
-        return seq.stream;
+        return;
       }
       const onAbort = (): void => this.#cancel(seq);
       signal.addEventListener("abort", onAbort, { once: true });
@@ -187,7 +268,6 @@ export class Engine extends Emitter<EngineEvents> {
     }
     this.#scheduler.enqueue(seq);
     this.#wake();
-    return seq.stream;
   }
 
   stats(): EngineStats {
@@ -205,6 +285,8 @@ export class Engine extends Emitter<EngineEvents> {
       steps: s.steps,
       preemptions: s.preemptions,
       completed: this.#totals.completed,
+      admission: { ...this.#admission.held(), tokenizing: this.#tokenizing },
+      busy: this.#busy,
     };
   }
 
@@ -293,6 +375,7 @@ export class Engine extends Emitter<EngineEvents> {
   /** Ends a request: frees its blocks and pin, sends the rest of its text and its usage. */
   #finish(seq: Sequence, reason: EngineFinishReason): void {
     this.#scheduler.drop(seq);
+    seq.admission?.release();
     const rest = seq.text.flush();
     if (rest) seq.stream.push({ type: "text", text: rest });
     const usage = usageOf(seq, reason);
@@ -305,6 +388,7 @@ export class Engine extends Emitter<EngineEvents> {
   #fail(seq: Sequence, error: unknown): void {
     if (seq.state === "finished") return;
     this.#scheduler.drop(seq);
+    seq.admission?.release();
     seq.stream.fail(error);
     this.emit("request:finished", { requestId: seq.id, adapterId: seq.request.adapterId, usage: usageOf(seq, "error"), error });
   }

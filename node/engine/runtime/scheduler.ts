@@ -30,6 +30,11 @@ export const DEFAULT_SCHEDULER: SchedulerOptions = { maxBatchTokens: 512, maxRun
  * sequence is preempted: its blocks and pin are freed and it waits again to be recomputed.
  * No starvation: a request that waited agingSteps steps (or was preempted) and still cannot be admitted stops
  * newer requests from being admitted ahead of it, so the resources it needs drain to it.
+ * Fair among owners (a request's peer or payer): prefill chunks and admissions go owner by owner, the k-th
+ * request of an owner that runs L sequences ranking L + k, so a newcomer comes before the 33rd request of an
+ * owner that floods; and an owner below its share of the batch (maxRunning over the owners with work) that
+ * finds no room takes it from the owner running the most, whose youngest sequence is preempted. With one
+ * owner the order is the plain one: running prefills oldest first, then waiting requests oldest first.
  */
 export class Scheduler {
   readonly options: SchedulerOptions;
@@ -76,18 +81,26 @@ export class Scheduler {
     const rows: Row[] = [];
     const budget = (): number => this.options.maxBatchTokens - rows.reduce((n, r) => n + r.to - r.from, 0);
 
-    // Decode rows first (they hold KV and a user is reading them), oldest first; then prefill chunks.
-    for (const decode of [true, false]) {
-      for (const seq of [...this.running]) {
-        if (seq.state !== "running" || (seq.pending === 1) !== decode || budget() === 0) continue;
+    // Decode rows first (they hold KV and a user is reading them), oldest first.
+    for (const seq of [...this.running]) {
+      if (seq.state !== "running" || seq.pending !== 1 || budget() === 0) continue;
+      if (!this.#growOrPreempt(seq, seq.computed + 1, rows)) continue;
+      rows.push({ seq, from: seq.computed, to: seq.computed + 1, sample: seq.computed + 1 === seq.inputLength });
+    }
+
+    // Then prefill chunks and admissions, in the owners' fair order.
+    const load = ownerLoad(this.running);
+    const waiting = fairOrder(this.running, this.waiting, load);
+    for (const seq of waiting) {
+      if (budget() === 0) break;
+      if (seq.state === "running") {
+        if (seq.pending <= 1) continue; // its decode row is planned (or it was preempted)
         const n = Math.min(seq.pending, budget());
         if (!this.#growOrPreempt(seq, seq.computed + n, rows)) continue;
         rows.push({ seq, from: seq.computed, to: seq.computed + n, sample: seq.computed + n === seq.inputLength });
+        continue;
       }
-    }
-
-    for (const seq of [...this.waiting]) {
-      if (budget() === 0 || this.running.length >= this.options.maxRunning) break;
+      if (seq.state !== "waiting") continue;
       const aged = seq.preemptions > 0 || this.steps - seq.queuedAtStep >= this.options.agingSteps;
       const adapterId = seq.request.adapterId;
       if (adapterId !== null && this.#slots.readySlot(adapterId) < 0) {
@@ -95,9 +108,13 @@ export class Scheduler {
         continue; // loading: others go ahead
       }
       const need = this.#kv.blocksFor(seq.inputLength);
-      const reserve = this.running.length > 0 ? this.#watermark : 0;
-      if (need + reserve > this.#kv.freeBlocks) {
-        if (aged) break;
+      const fits = (): boolean => {
+        const reserve = this.running.length > 0 ? this.#watermark : 0;
+        return this.running.length < this.options.maxRunning && need + reserve <= this.#kv.freeBlocks;
+      };
+      while (!fits() && this.#takeFairShare(seq, load, rows));
+      if (!fits()) {
+        if (aged && this.running.length < this.options.maxRunning) break;
         continue;
       }
       this.#kv.grow(seq.blockTable, seq.inputLength);
@@ -106,12 +123,32 @@ export class Scheduler {
       if (seq.admittedAt < 0) seq.admittedAt = performance.now();
       remove(this.waiting, seq);
       insertByOrder(this.running, seq);
+      load.set(seq.owner, (load.get(seq.owner) ?? 0) + 1);
       const n = Math.min(seq.pending, budget());
       rows.push({ seq, from: seq.computed, to: seq.computed + n, sample: seq.computed + n === seq.inputLength });
     }
 
-    this.#slots.want(wantedAdapters(this.waiting));
+    this.#slots.want(wantedAdapters(waiting.filter((seq) => seq.state === "waiting")));
     return rows;
+  }
+
+  /**
+   * Makes room for `seq` when its owner runs fewer sequences than its share of the batch (maxRunning over the
+   * owners with work, at least 1): preempts the youngest sequence of the owner running the most, if that owner
+   * runs at least two more than seq's (so two owners never take rows back and forth). False when no one may yield.
+   */
+  #takeFairShare(seq: Sequence, load: Map<string, number>, rows: Row[]): boolean {
+    const owners = new Set([...this.running, ...this.waiting].map((s) => s.owner)).size;
+    const share = Math.max(1, Math.floor(this.options.maxRunning / owners));
+    const mine = load.get(seq.owner) ?? 0;
+    if (mine >= share) return false;
+    let heaviest: string | null = null;
+    for (const [owner, running] of load) if (heaviest === null || running > load.get(heaviest)!) heaviest = owner;
+    if (heaviest === null || load.get(heaviest)! < mine + 2) return false;
+    const victim = this.running.findLast((s) => s.owner === heaviest)!;
+    this.#preempt(victim, rows);
+    load.set(heaviest, load.get(heaviest)! - 1);
+    return true;
   }
 
   /** Grows seq's blocks to `positions`, preempting the youngest running sequences while the pool is short. */
@@ -140,6 +177,37 @@ export class Scheduler {
     if (seq.slot >= 0) this.#slots.unpin(seq.slot);
     seq.slot = -1;
   }
+}
+
+/** Running sequences per owner. */
+function ownerLoad(running: readonly Sequence[]): Map<string, number> {
+  const load = new Map<string, number>();
+  for (const seq of running) load.set(seq.owner, (load.get(seq.owner) ?? 0) + 1);
+  return load;
+}
+
+/**
+ * Running and waiting sequences in the order their prefill and admission are served: an owner's running
+ * sequences rank 0 .. L-1 and its waiting ones L, L+1, ... (L: how many it runs); lower ranks first, running
+ * before waiting on equal ranks, then by arrival. One owner gets the plain order: running, then waiting, oldest first.
+ */
+function fairOrder(running: readonly Sequence[], waiting: readonly Sequence[], load: Map<string, number>): Sequence[] {
+  const rank = new Map<Sequence, number>();
+  const seen = new Map<string, number>();
+  for (const seq of running) {
+    const k = seen.get(seq.owner) ?? 0;
+    rank.set(seq, k);
+    seen.set(seq.owner, k + 1);
+  }
+  const queued = new Map<string, number>();
+  for (const seq of waiting) {
+    const k = queued.get(seq.owner) ?? 0;
+    rank.set(seq, (load.get(seq.owner) ?? 0) + k);
+    queued.set(seq.owner, k + 1);
+  }
+  const all = [...running, ...waiting];
+  const position = new Map(all.map((seq, i) => [seq, i]));
+  return all.sort((a, b) => rank.get(a)! - rank.get(b)! || position.get(a)! - position.get(b)!);
 }
 
 function wantedAdapters(waiting: readonly Sequence[]): Set<string> {

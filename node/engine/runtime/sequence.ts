@@ -1,6 +1,7 @@
 import { createRng } from "../sampling/rng.ts";
 import { TextStream } from "../text-stream.ts";
 import type { Tokenizer } from "../tokenizer/tokenizer.ts";
+import { LOCAL_OWNER, type AdmissionTicket } from "./admission.ts";
 import type { RequestStream } from "./request-stream.ts";
 import type { ValidRequest } from "./validate.ts";
 
@@ -33,6 +34,10 @@ export class Sequence {
   preemptions = 0;
   admittedAt = -1;
   firstTokenAt = -1;
+  /** Who it is for: the scheduler shares rows and prefill among owners. */
+  owner = LOCAL_OWNER;
+  /** Its hold on the engine's admission bounds, released when it ends. */
+  admission: AdmissionTicket | null = null;
 
   constructor(id: number, order: number, request: ValidRequest, stream: RequestStream, tokenizer: Tokenizer, step: number) {
     this.id = id;

@@ -24,6 +24,12 @@ export interface EngineRequest {
   ignoreEos?: boolean;
   /** Aborting frees everything the request holds at once; the stream then ends with finishReason "cancelled". */
   signal?: AbortSignal;
+  /**
+   * Who the request is for (a peer id, a payer address): each owner may hold only a share of the engine's
+   * queue, and the scheduler shares batch rows and prefill among owners. Without one, the request is the node's
+   * own (CLI, demos): bound by the totals only.
+   */
+  owner?: string;
 }
 
 /** How a request ended ("error": it failed; its stream rejected with the error). */
@@ -115,6 +121,18 @@ export interface EngineLimits {
   /** Largest adapter rank a slot holds. */
   maxRank: number;
   adapterSlots: number;
+  /** Largest prompt text in UTF-8 bytes: a longer one is refused before it is tokenized. */
+  maxPromptBytes: number;
+}
+
+/** How much work the engine accepts (admission.ts); beyond a bound, submit throws EngineBusyError. */
+export interface AdmissionOptions {
+  /** Requests held at once (tokenizing, waiting or running). Default 4096. */
+  maxRequests: number;
+  /** Tokens (prompt + max_tokens) of the requests held at once. Default 32 x the KV pool's positions. */
+  maxTokens: number;
+  /** The part of each bound one owner may hold, in (0, 1]. Default 1/4 (so three owners never fill it). */
+  ownerShare: number;
 }
 
 export interface SlotStats {
@@ -144,6 +162,10 @@ export interface EngineStats {
   steps: number;
   preemptions: number;
   completed: number;
+  /** What admission holds now (admission.ts): requests and their tokens, owners holding any, prompts in tokenization. */
+  admission: { requests: number; tokens: number; owners: number; tokenizing: number };
+  /** Requests refused as busy since start. */
+  busy: number;
 }
 
 /** Scheduler knobs; every field has a default. */

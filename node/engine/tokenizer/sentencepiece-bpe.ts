@@ -1,5 +1,6 @@
 // SentencePiece BPE as llama2.c runs it: the tokenizer of stories260K (tok512.bin) and of GGUF "llama" models.
 import { readFileSync } from "node:fs";
+import { setImmediate as nextTurn } from "node:timers/promises";
 import { ModelFormatError } from "../errors.ts";
 import type { Tokenizer } from "./tokenizer.ts";
 
@@ -25,6 +26,8 @@ const BYTE_PIECE = /^<0x([0-9A-Fa-f]{2})>$/;
 const NO_MERGE_SCORE = -1e10;
 /** What SentencePiece prints for <unk>. */
 const UNKNOWN_TEXT = " \u2047 ";
+/** Characters encodeAsync merges per turn of the event loop (about a millisecond of work). */
+const SLICE_CHARS = 4096;
 
 /**
  * Greedy best-score BPE, exactly llama2.c's encode(): a dummy-prefix space before non-empty text, one symbol per
@@ -50,6 +53,12 @@ export class SentencePieceBpeTokenizer implements Tokenizer {
   private readonly byteIds = new Int32Array(256).fill(-1);
   /** UTF-8 bytes each id decodes to. */
   private readonly bytesOf: Uint8Array[];
+  /**
+   * No piece has a space right after another character, so no merge joins a word to the space before the next
+   * one: text cut just before such a space encodes slice by slice to exactly the ids of the whole (encodeAsync).
+   * True of SentencePiece vocabularies trained with whitespace splitting (its default), stories260K's included.
+   */
+  private readonly slicesAtSpaces: boolean;
 
   constructor(vocab: SentencePieceVocab, source: string) {
     const n = vocab.pieces.length;
@@ -87,6 +96,7 @@ export class SentencePieceBpeTokenizer implements Tokenizer {
         if (!this.lookup.has(text)) this.lookup.set(text, id);
       }
     }
+    this.slicesAtSpaces = ![...this.lookup.keys()].some((text) => /[^ ] /.test(text));
   }
 
   encode(text: string, options?: { bos?: boolean }): number[] {
@@ -94,6 +104,18 @@ export class SentencePieceBpeTokenizer implements Tokenizer {
     if (text.length === 0) return out;
     const symbols = this.initialSymbols(text);
     for (const id of this.merge(symbols)) out.push(id);
+    return out;
+  }
+
+  async encodeAsync(text: string, options?: { bos?: boolean }): Promise<number[]> {
+    if (text.length <= SLICE_CHARS || !this.slicesAtSpaces) return this.encode(text, options);
+    const out: number[] = options?.bos ? [this.bosId] : [];
+    for (let start = 0; start < text.length; ) {
+      const end = sliceEnd(text, start + SLICE_CHARS);
+      for (const id of this.merge(this.initialSymbols(text.slice(start, end), start === 0))) out.push(id);
+      start = end;
+      if (start < text.length) await nextTurn();
+    }
     return out;
   }
 
@@ -144,8 +166,8 @@ export class SentencePieceBpeTokenizer implements Tokenizer {
     return type === TOKEN_TYPE.normal || type === TOKEN_TYPE.userDefined;
   }
 
-  /** The dummy prefix, then one symbol per code point or its UTF-8 bytes via byte fallback. */
-  private initialSymbols(text: string): number[] {
+  /** The dummy prefix (first slice only), then one symbol per code point or its UTF-8 bytes via byte fallback. */
+  private initialSymbols(text: string, dummyPrefix = true): number[] {
     const symbols: number[] = [];
     const encoder = new TextEncoder();
     const push = (ch: string): void => {
@@ -159,7 +181,7 @@ export class SentencePieceBpeTokenizer implements Tokenizer {
         symbols.push(byteId >= 0 ? byteId : this.unkId);
       }
     };
-    push(" ");
+    if (dummyPrefix) push(" ");
     for (const ch of text) push(ch); // for..of walks code points, as llama2.c's UTF-8 grouping does
     return symbols;
   }
@@ -201,6 +223,12 @@ export class SentencePieceBpeTokenizer implements Tokenizer {
     for (let i = 0; i >= 0; i = next[i]) out.push(id[i]);
     return out;
   }
+}
+
+/** The first index at or after `from` where a space follows a non-space (a cut merges never cross), or the end. */
+function sliceEnd(text: string, from: number): number {
+  for (let i = Math.max(from, 1); i < text.length; i++) if (text[i] === " " && text[i - 1] !== " ") return i;
+  return text.length;
 }
 
 interface PairCandidate {

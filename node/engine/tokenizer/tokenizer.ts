@@ -12,4 +12,9 @@ export interface Tokenizer {
    * incomplete UTF-8 at the end decodes to U+FFFD.
    */
   decode(ids: readonly number[]): string;
+  /**
+   * The same ids as encode(), computed in slices with turns of the event loop between them, so a long prompt
+   * does not stall everything else the process serves. Optional: without it the engine calls encode().
+   */
+  encodeAsync?(text: string, options?: { bos?: boolean }): Promise<number[]>;
 }
