@@ -50,7 +50,7 @@ describe("openlora demo", () => {
   it("with no options (npm start) runs on the backend auto picks and tells the same stories", async () => {
     const run = await openlora("demo", "--max-tokens", "16");
     expect(run.code, run.stderr).toBe(0);
-    expect(run.stdout).toMatch(/^OpenLoRA demo: stories260K \(\w+\) on webgpu \(.+\), greedy, 16 tokens\n/);
+    expect(run.stdout).toMatch(/^OpenLoRA demo: stories260K \(\w+\) on (webgpu|simd) \(.+\), greedy, 16 tokens\n/);
     expect(printedStories(run.stdout).map((p) => p.line)).toEqual((await expectedStories(16)).map((e) => e.line));
   });
 

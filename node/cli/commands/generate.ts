@@ -17,6 +17,7 @@ const spec: CommandSpec = {
     seed: { type: "string" },
     stop: { type: "string", multiple: true },
     backend: { type: "string" },
+    threads: { type: "string" },
     "max-rank": { type: "string" },
     json: { type: "boolean" },
   },
@@ -30,7 +31,8 @@ const spec: CommandSpec = {
     "top-k": "keep the k most likely tokens, 0 keeps all (default 0)",
     seed: "random seed; the same seed gives the same output (default 0)",
     stop: "stop before this text (repeatable)",
-    backend: `${BACKEND_CHOICES.join(" | ")} (default auto: webgpu where an adapter answers)`,
+    backend: `${BACKEND_CHOICES.join(" | ")} (default auto: webgpu on a GPU, simd on a software adapter or none)`,
+    threads: "simd backend: worker threads (default: the machine's cores)",
     "max-rank": "largest adapter rank accepted (default 64)",
     json: "print one JSON object: text, tokenIds, promptTokenIds, adapterId, backend, msPerToken, finishReason",
   },
@@ -57,7 +59,8 @@ export async function generateCommand(argv: string[]): Promise<void> {
     stop: (values.stop as string[] | undefined) ?? [],
   };
 
-  const opened = await openEngine({ model: required(values, "model"), backend: backendChoice, adapterSlots: 1, maxRank });
+  const threads = stringOption(values, "threads") === undefined ? undefined : numberOption(values, "threads", 1, { integer: true, min: 1 });
+  const opened = await openEngine({ model: required(values, "model"), backend: backendChoice, adapterSlots: 1, maxRank, threads });
   const { engine } = opened;
   if (backendChoice === "auto") console.error(`[openlora] backend: ${engine.device.kind} (${engine.device.description})`);
   try {

@@ -223,6 +223,22 @@ const waitAsync = (Atomics as unknown as {
   waitAsync(array: Int32Array, index: number, value: number, timeout: number): { async: boolean; value: Promise<string> | string };
 }).waitAsync;
 
+/** What the kernels compute: the LLaMA block of the cpu reference (q width = dim, no biases or extra norms). */
+const KNOWN_LAYER_KEYS = new Set(["attnNorm", "ffnNorm", "wq", "wk", "wv", "wo", "wGate", "wUp", "wDown"]);
+
+/** Refuses, by name, a model feature the kernels do not compute, instead of computing something else. */
+function refuseUnsupported(weights: ModelWeights): void {
+  const { config } = weights;
+  if (config.nHeads * config.headDim !== config.dim) {
+    throw new RangeError(`simd backend: heads x head size ${config.nHeads} x ${config.headDim} != dim ${config.dim} is not supported yet`);
+  }
+  weights.layers.forEach((layer, l) => {
+    for (const [key, value] of Object.entries(layer)) {
+      if (value !== undefined && !KNOWN_LAYER_KEYS.has(key)) throw new RangeError(`simd backend: layer ${l} has ${key}, which it does not compute yet`);
+    }
+  });
+}
+
 /** A placed matrix as a WeightMatrix over the shared memory (for the main thread's embedding lookups). */
 function placedView(bytes: Uint8Array, m: PlacedMatrix): WeightMatrix {
   return { dtype: m.dtype, rows: m.rows, cols: m.cols, data: bytes.subarray(m.offset, m.offset + m.bytes) };
@@ -242,6 +258,7 @@ export async function createSimdBackend(weights: ModelWeights, options: SimdBack
   const threads = options.threads ?? availableParallelism();
   if (!Number.isInteger(threads) || threads < 1) throw new RangeError(`threads must be a positive integer, got ${threads}`);
   const config = weights.config;
+  refuseUnsupported(weights);
   const maxRows = options.maxRowsPerPass ?? 512;
   const layout = planLayout({
     config, options, threads, maxRows, maxSeqs: Math.min(MAX_SEQS, maxRows),
