@@ -9,8 +9,10 @@ import {INodeRegistry} from "./interfaces/INodeRegistry.sol";
 
 /// @title NodeRegistry
 /// @notice Node operators stake OPEN, bind a libp2p peer id and an endpoint, unbond after a period, and can be
-/// slashed by SLASHER_ROLE. The escrow asks `isActive` before a node settles.
-/// @dev Unbonding tokens are no longer active but remain slashable until withdrawn.
+/// slashed by SLASHER_ROLE. Peers ask `isActive` before trusting a node; the escrow asks `canSettle` before a node
+/// settles, which a raise of minStake does not take away from a node bonded at the minimum it staked under.
+/// @dev Unbonding tokens are no longer active but remain slashable until withdrawn. Token accounting:
+/// balanceOf(this) == sum of bonded + unbonding stake (stake credits the received amount).
 contract NodeRegistry is INodeRegistry, AccessControl, ReentrancyGuard {
     using SafeERC20 for IERC20;
 
@@ -55,13 +57,18 @@ contract NodeRegistry is INodeRegistry, AccessControl, ReentrancyGuard {
         if (peerId.length > MAX_PEER_ID_LENGTH) revert PeerIdTooLong(peerId.length);
         if (bytes(endpoint).length > MAX_ENDPOINT_LENGTH) revert EndpointTooLong(bytes(endpoint).length);
         NodeInfo storage n = _nodes[msg.sender];
-        uint256 total = n.stake + amount;
-        if (total < minStake) revert BelowMinStake(total, minStake);
+        uint256 min = minStake;
+        if (n.stake + amount < min) revert BelowMinStake(n.stake + amount, min);
+        // Interaction first by necessity: the credit is the balance the registry actually received (fee-on-transfer
+        // tokens deliver less than `amount`); nonReentrant guards the effects that follow.
+        uint256 received = amount > 0 ? _pull(amount) : 0;
+        uint256 total = n.stake + received;
+        if (total < min) revert BelowMinStake(total, min);
         n.stake = total;
+        n.stakeFloor = min;
         n.peerId = peerId;
         n.endpoint = endpoint;
-        emit Staked(msg.sender, amount, total, peerId, endpoint);
-        if (amount > 0) token.safeTransferFrom(msg.sender, address(this), amount);
+        emit Staked(msg.sender, received, total, peerId, endpoint);
     }
 
     /// @inheritdoc INodeRegistry
@@ -70,7 +77,9 @@ contract NodeRegistry is INodeRegistry, AccessControl, ReentrancyGuard {
         NodeInfo storage n = _nodes[msg.sender];
         uint256 bonded = n.stake;
         if (amount > bonded) revert InsufficientStake(amount, bonded);
+        // Never earlier than the end already set: a 1-wei request after a shorter period must not free the earlier sum.
         uint64 end = uint64(block.timestamp) + unbondingPeriod;
+        if (end < n.unbondingEnd) end = n.unbondingEnd;
         n.stake = bonded - amount;
         uint256 unbonding = n.unbonding + amount;
         n.unbonding = unbonding;
@@ -119,6 +128,14 @@ contract NodeRegistry is INodeRegistry, AccessControl, ReentrancyGuard {
     }
 
     /// @inheritdoc INodeRegistry
+    function canSettle(address operator) external view returns (bool) {
+        NodeInfo storage n = _nodes[operator];
+        uint256 bonded = n.stake;
+        uint256 floor = n.stakeFloor < minStake ? n.stakeFloor : minStake;
+        return bonded != 0 && bonded >= floor;
+    }
+
+    /// @inheritdoc INodeRegistry
     function stakeOf(address operator) external view returns (uint256) {
         return _nodes[operator].stake;
     }
@@ -128,7 +145,8 @@ contract NodeRegistry is INodeRegistry, AccessControl, ReentrancyGuard {
         return _nodes[operator];
     }
 
-    /// @notice Set the minimum bonded stake (admin). Takes effect at once for `isActive`.
+    /// @notice Set the minimum bonded stake (admin). Takes effect at once for `isActive` (new business); a node
+    /// bonded at the minimum it staked under keeps `canSettle`, so what it earned still settles.
     /// @param minStake_ New minimum, non-zero.
     function setMinStake(uint256 minStake_) external onlyRole(DEFAULT_ADMIN_ROLE) {
         _setMinStake(minStake_);
@@ -144,6 +162,12 @@ contract NodeRegistry is INodeRegistry, AccessControl, ReentrancyGuard {
     /// @param treasury_ New treasury, non-zero.
     function setTreasury(address treasury_) external onlyRole(DEFAULT_ADMIN_ROLE) {
         _setTreasury(treasury_);
+    }
+
+    function _pull(uint256 amount) private returns (uint256 received) {
+        uint256 before = token.balanceOf(address(this));
+        token.safeTransferFrom(msg.sender, address(this), amount);
+        received = token.balanceOf(address(this)) - before;
     }
 
     function _setMinStake(uint256 minStake_) private {

@@ -168,7 +168,9 @@ async function main(): Promise<void> {
     const shape = shapeConfig(SHAPES.default);
     const { adapter, encoded } = randomLora(shape, { rank: 16, seed: 1 });
     const id = adapter.id as Hex;
-    await wait(admin.adapterRegistry.write.register([id, `0x${"00".repeat(31)}01`, 16, "bench://768-r16", [deployer.account.address], [10_000]]));
+    const baseModel: Hex = `0x${"00".repeat(31)}01`;
+    const owner = [deployer.account.address];
+    await wait(admin.adapterRegistry.write.register([id, baseModel, 16, BigInt(encoded.length), "bench://768-r16", owner, [10_000]]));
     const held: AdapterAvailability[] = [{ id, tier: "gpu" }];
     const holder = await stakedNode("holder", { state: { adapters: () => held, load: () => ({ queueDepth: 0, freeSlots: 4 }) } }, []);
     await serveAdapters(holder.host, { read: async (x) => (x === id ? encoded : null) });

@@ -8,7 +8,8 @@
 //                                                                   --keystore, $OPENLORA_DEPLOYER_KEY, or else the
 //                                                                   node's first unlocked account (hardhat node)
 // Options: --out DIR (default deployments) --supply OPEN --min-stake OPEN --unbonding SECONDS
-//          --withdraw-delay SECONDS --fee-bps N --share-bps N --treasury ADDR --admin ADDR --token-holder ADDR
+//          --withdraw-delay SECONDS (1 hour..30 days) --withdraw-window SECONDS (1 hour..30 days)
+//          --fee-bps N (<= 1000) --share-bps N (<= 5000) --treasury ADDR --admin ADDR --token-holder ADDR
 //          --keystore FILE (password from $OPENLORA_KEYSTORE_PASSWORD)
 // Prints the deployment JSON on stdout.
 import { join } from "node:path";
@@ -26,7 +27,13 @@ import {
   type Hex,
 } from "viem";
 import { privateKeyToAccount } from "viem/accounts";
-import { deployAll, saveDeployment, type ChainClients, type DeployParams, type Deployment } from "../node/chain/contracts.ts";
+import {
+  deployAll,
+  saveDeployment,
+  type ChainClients,
+  type DeployParams,
+  type Deployment,
+} from "../node/chain/contracts.ts";
 import { readKeystoreFile } from "../node/chain/keystore.ts";
 
 export interface DeployOptions {
@@ -65,7 +72,8 @@ export async function deploy(opts: DeployOptions = {}): Promise<{ deployment: De
     const deployment = await deployAll(await rpcClients(opts.rpc, opts), opts.params);
     return { deployment, path: await saveDeployment(out, deployment) };
   }
-  if (opts.privateKey || opts.keystore) throw new Error("--key/--keystore need --rpc: the in-process network uses its own accounts");
+  if (opts.privateKey || opts.keystore)
+    throw new Error("--key/--keystore need --rpc: the in-process network uses its own accounts");
   const { default: hre } = await import("hardhat");
   const conn = await hre.network.create();
   try {
@@ -78,14 +86,21 @@ export async function deploy(opts: DeployOptions = {}): Promise<{ deployment: De
   }
 }
 
+/** A whole number of seconds or basis points from flag `--name`; throws naming the flag when it is not one. */
+function wholeFlag(name: string, value: string): bigint {
+  if (!/^[0-9]+$/.test(value)) throw new Error(`--${name} must be a whole number, got ${JSON.stringify(value)}`);
+  return BigInt(value);
+}
+
 function paramsFromFlags(v: Record<string, string | undefined>): Partial<DeployParams> {
   const p: Partial<DeployParams> = {};
   if (v.supply) p.tokenSupply = parseEther(v.supply);
   if (v["min-stake"]) p.minStake = parseEther(v["min-stake"]);
-  if (v.unbonding) p.unbondingPeriod = BigInt(v.unbonding);
-  if (v["withdraw-delay"]) p.withdrawDelay = BigInt(v["withdraw-delay"]);
-  if (v["fee-bps"]) p.protocolFeeBps = Number(v["fee-bps"]);
-  if (v["share-bps"]) p.contributorShareBps = Number(v["share-bps"]);
+  if (v.unbonding) p.unbondingPeriod = wholeFlag("unbonding", v.unbonding);
+  if (v["withdraw-delay"]) p.withdrawDelay = wholeFlag("withdraw-delay", v["withdraw-delay"]);
+  if (v["withdraw-window"]) p.withdrawWindow = wholeFlag("withdraw-window", v["withdraw-window"]);
+  if (v["fee-bps"]) p.protocolFeeBps = Number(wholeFlag("fee-bps", v["fee-bps"]));
+  if (v["share-bps"]) p.contributorShareBps = Number(wholeFlag("share-bps", v["share-bps"]));
   if (v.treasury) p.treasury = getAddress(v.treasury);
   if (v.admin) p.admin = getAddress(v.admin);
   if (v["token-holder"]) p.tokenHolder = getAddress(v["token-holder"]);
@@ -93,12 +108,24 @@ function paramsFromFlags(v: Record<string, string | undefined>): Partial<DeployP
 }
 
 if (process.argv[1] === fileURLToPath(import.meta.url)) {
-  const names = ["rpc", "key", "keystore", "out", "supply", "min-stake", "unbonding", "withdraw-delay", "fee-bps", "share-bps", "treasury", "admin", "token-holder"];
-  const { values } = parseArgs({ options: Object.fromEntries(names.map((n) => [n, { type: "string" as const }])), strict: true });
+  const names = [
+    ...["rpc", "key", "keystore", "out", "supply", "min-stake", "unbonding", "withdraw-delay", "withdraw-window"],
+    ...["fee-bps", "share-bps", "treasury", "admin", "token-holder"],
+  ];
+  const options = Object.fromEntries(names.map((n) => [n, { type: "string" as const }]));
+  const { values } = parseArgs({ options, strict: true });
   const v = values as Record<string, string | undefined>;
   const key = (v.key ?? process.env.OPENLORA_DEPLOYER_KEY) as Hex | undefined;
-  const keystore = v.keystore ? { path: v.keystore, password: process.env.OPENLORA_KEYSTORE_PASSWORD ?? "" } : undefined;
-  const { deployment, path } = await deploy({ rpc: v.rpc, privateKey: key, keystore, out: v.out, params: paramsFromFlags(v) });
+  const keystore = v.keystore
+    ? { path: v.keystore, password: process.env.OPENLORA_KEYSTORE_PASSWORD ?? "" }
+    : undefined;
+  const { deployment, path } = await deploy({
+    rpc: v.rpc,
+    privateKey: key,
+    keystore,
+    out: v.out,
+    params: paramsFromFlags(v),
+  });
   console.log(JSON.stringify(deployment, null, 2));
   console.error(`wrote ${path}`);
 }

@@ -2,24 +2,40 @@
 pragma solidity ^0.8.24;
 
 /// @title IAdapterRegistry
-/// @notice Registry of LoRA adapters and their fixed attribution (contributors and weights in basis points).
+/// @notice Listings of LoRA adapters. A listing is (registrant, content hash) with a fixed attribution
+/// (contributors and weights in basis points); its id is keccak256(abi.encode(registrant, contentHash)), so
+/// registering the same public weights first takes nothing from anyone. The content hash (sha256 of the adapter's
+/// canonical encoding) is what nodes store, send and verify; the listing is what payers pay and contributors claim.
 interface IAdapterRegistry {
-    /// @notice One adapter. The first slot packs owner, rank, retired and registeredAt.
-    struct Adapter {
-        address owner;
+    /// @notice One listing. The first slot packs registrant, rank, retired and registeredAt.
+    /// @param registrant Who registered it; the only one who may change the uri or retire it.
+    /// @param rank LoRA rank of the adapter.
+    /// @param retired True once retired: no new use; vouchers already signed for it still settle.
+    /// @param registeredAt Block timestamp of the registration.
+    /// @param contentHash sha256 of the adapter's canonical encoding.
+    /// @param baseModelId Identifier of the base model the adapter applies to.
+    /// @param size Length in bytes of the canonical encoding (what a fetch may transfer, exactly).
+    /// @param retiredAt Block timestamp of the retirement (0 while live).
+    /// @param uri Where to fetch the weights.
+    struct Listing {
+        address registrant;
         uint16 rank;
         bool retired;
         uint64 registeredAt;
+        bytes32 contentHash;
         bytes32 baseModelId;
+        uint64 size;
+        uint64 retiredAt;
         string uri;
     }
 
-    error InvalidAdapterId();
-    error AdapterExists(bytes32 adapterId);
-    error UnknownAdapter(bytes32 adapterId);
-    error AdapterIsRetired(bytes32 adapterId);
-    error NotAdapterOwner(bytes32 adapterId, address caller);
+    error InvalidContentHash();
     error InvalidRank();
+    error InvalidSize();
+    error ListingExists(bytes32 listingId);
+    error UnknownListing(bytes32 listingId);
+    error ListingIsRetired(bytes32 listingId);
+    error NotRegistrant(bytes32 listingId, address caller);
     error NoContributors();
     error TooManyContributors(uint256 count, uint256 max);
     error LengthMismatch();
@@ -28,65 +44,85 @@ interface IAdapterRegistry {
     error DuplicateContributor(address contributor);
     error WeightsNotFull(uint256 sum);
 
-    event AdapterRegistered(
-        bytes32 indexed adapterId,
-        address indexed owner,
-        bytes32 indexed baseModelId,
+    /// @notice A listing was registered (its attribution follows in ListingAttribution, same transaction).
+    event ListingRegistered(
+        bytes32 indexed listingId,
+        address indexed registrant,
+        bytes32 indexed contentHash,
+        bytes32 baseModelId,
         uint16 rank,
-        string uri,
-        address[] contributors,
-        uint16[] weightsBps
+        uint64 size,
+        string uri
     );
-    event AdapterUriSet(bytes32 indexed adapterId, string uri);
-    event AdapterRetired(bytes32 indexed adapterId);
+    /// @notice The fixed attribution of a new listing.
+    event ListingAttribution(bytes32 indexed listingId, address[] contributors, uint16[] weightsBps);
+    /// @notice The registrant changed the listing's uri.
+    event ListingUriSet(bytes32 indexed listingId, string uri);
+    /// @notice The registrant retired the listing (no new use; earned vouchers still settle).
+    event ListingRetired(bytes32 indexed listingId, bytes32 indexed contentHash);
 
-    /// @notice Register an adapter; the caller becomes its owner. The attribution is fixed forever.
-    /// @param adapterId sha256 of the adapter weights; non-zero and not taken.
+    /// @notice Register a listing of `contentHash` owned by the caller. The attribution is fixed forever.
+    /// @param contentHash sha256 of the canonical encoding; non-zero; one listing per (caller, contentHash).
     /// @param baseModelId Identifier of the base model the adapter applies to.
     /// @param rank LoRA rank, non-zero.
+    /// @param size Length in bytes of the canonical encoding, non-zero.
     /// @param uri Where to fetch the weights.
     /// @param contributors 1..MAX_CONTRIBUTORS distinct non-zero addresses.
     /// @param weightsBps Non-zero weights, one per contributor, summing to 10000.
+    /// @return listingId keccak256(abi.encode(msg.sender, contentHash)).
     function register(
-        bytes32 adapterId,
+        bytes32 contentHash,
         bytes32 baseModelId,
         uint16 rank,
+        uint64 size,
         string calldata uri,
         address[] calldata contributors,
         uint16[] calldata weightsBps
-    ) external;
+    ) external returns (bytes32 listingId);
 
-    /// @notice The adapter record (owner zero when unknown).
-    /// @param adapterId The adapter id.
+    /// @notice The id of the listing `registrant` has (or would have) for `contentHash`.
+    /// @param registrant The registrant.
+    /// @param contentHash The content hash.
+    /// @return keccak256(abi.encode(registrant, contentHash)).
+    function listingIdOf(address registrant, bytes32 contentHash) external pure returns (bytes32);
+
+    /// @notice The listing record (registrant zero when unknown).
+    /// @param listingId The listing id.
     /// @return The record.
-    function adapter(bytes32 adapterId) external view returns (Adapter memory);
+    function listing(bytes32 listingId) external view returns (Listing memory);
 
-    /// @notice The attribution of an adapter.
-    /// @param adapterId The adapter id.
+    /// @notice The attribution of a listing.
+    /// @param listingId The listing id.
     /// @return contributors The contributor addresses.
     /// @return weightsBps Their weights in basis points, same order.
-    function contributorsOf(bytes32 adapterId)
+    function contributorsOf(bytes32 listingId)
         external
         view
         returns (address[] memory contributors, uint16[] memory weightsBps);
 
-    /// @notice The weight of `contributor` in `adapterId` (0 when not a contributor).
-    /// @param adapterId The adapter id.
+    /// @notice The weight of `contributor` in `listingId` (0 when not a contributor).
+    /// @param listingId The listing id.
     /// @param contributor The contributor address.
     /// @return The weight in basis points.
-    function weightOf(bytes32 adapterId, address contributor) external view returns (uint16);
+    function weightOf(bytes32 listingId, address contributor) external view returns (uint16);
 
-    /// @notice Whether the adapter exists and is not retired (what the escrow checks before paying).
-    /// @param adapterId The adapter id.
+    /// @notice Whether the listing exists, retired or not (what the escrow checks before paying a voucher).
+    /// @param listingId The listing id.
+    /// @return True when registered.
+    function isRegistered(bytes32 listingId) external view returns (bool);
+
+    /// @notice Whether the listing exists and is not retired (what nodes check before serving or fetching it).
+    /// @param listingId The listing id.
     /// @return True when registered and live.
-    function isLive(bytes32 adapterId) external view returns (bool);
+    function isLive(bytes32 listingId) external view returns (bool);
 
-    /// @notice Change the weights URI (adapter owner only, not after retirement).
-    /// @param adapterId The adapter id.
-    /// @param uri The new URI.
-    function setUri(bytes32 adapterId, string calldata uri) external;
+    /// @notice Change the weights uri (registrant only, not after retirement).
+    /// @param listingId The listing id.
+    /// @param uri The new uri.
+    function setUri(bytes32 listingId, string calldata uri) external;
 
-    /// @notice Retire the adapter for good (adapter owner only): no further settlements; past accruals stay claimable.
-    /// @param adapterId The adapter id.
-    function retire(bytes32 adapterId) external;
+    /// @notice Retire the listing for good (registrant only): nodes stop serving it, payers stop signing for it;
+    /// vouchers already signed still settle and past accruals stay claimable.
+    /// @param listingId The listing id.
+    function retire(bytes32 listingId) external;
 }

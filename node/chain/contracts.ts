@@ -16,8 +16,13 @@ import {
   type Transport,
   type WalletClient,
 } from "viem";
-import { adapterRegistryAbi, inferenceEscrowAbi, nodeRegistryAbi, openTokenAbi } from "./abi.ts";
-import { adapterRegistryBytecode, inferenceEscrowBytecode, nodeRegistryBytecode, openTokenBytecode } from "./bytecode.ts";
+import { adapterRegistryAbi, inferenceEscrowAbi, nodeRegistryAbi, openTokenAbi } from "./generated/abi.ts";
+import {
+  adapterRegistryBytecode,
+  inferenceEscrowBytecode,
+  nodeRegistryBytecode,
+  openTokenBytecode,
+} from "./generated/bytecode.ts";
 
 /** A public client to read and a wallet client (with an account) to write. */
 export interface ChainClients {
@@ -33,9 +38,10 @@ export interface DeployParams {
   treasury?: Address; // receives protocol fees and slashed stake
   minStake: bigint;
   unbondingPeriod: bigint; // seconds
-  protocolFeeBps: number;
-  contributorShareBps: number;
-  withdrawDelay: bigint; // seconds
+  protocolFeeBps: number; // at most 1000 (10%)
+  contributorShareBps: number; // at most 5000 (50%)
+  withdrawDelay: bigint; // seconds, 1 hour to 30 days
+  withdrawWindow: bigint; // seconds a matured withdrawal stays executable, 1 hour to 30 days
 }
 
 export const DEFAULT_DEPLOY_PARAMS: DeployParams = {
@@ -45,6 +51,7 @@ export const DEFAULT_DEPLOY_PARAMS: DeployParams = {
   protocolFeeBps: 500,
   contributorShareBps: 2000,
   withdrawDelay: 24n * 3600n,
+  withdrawWindow: 24n * 3600n,
 };
 
 export interface ContractAddresses {
@@ -70,6 +77,7 @@ export interface Deployment {
     protocolFeeBps: number;
     contributorShareBps: number;
     withdrawDelay: string;
+    withdrawWindow: string;
   };
 }
 
@@ -118,6 +126,7 @@ export async function deployAll(clients: ChainClients, overrides: Partial<Deploy
     p.protocolFeeBps,
     p.contributorShareBps,
     p.withdrawDelay,
+    p.withdrawWindow,
   ]);
   return {
     chainId,
@@ -139,6 +148,7 @@ export async function deployAll(clients: ChainClients, overrides: Partial<Deploy
       protocolFeeBps: p.protocolFeeBps,
       contributorShareBps: p.contributorShareBps,
       withdrawDelay: p.withdrawDelay.toString(),
+      withdrawWindow: p.withdrawWindow.toString(),
     },
   };
 }

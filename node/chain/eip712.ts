@@ -28,7 +28,8 @@ export function eip712Domain(name: string, version: string, deployment: Eip712De
 
 /** Signs typed data with either kind of signer; returns the 65-byte signature. */
 export function signTypedData(signer: TypedDataSigner, data: TypedDataDefinition): Promise<Hex> {
-  if ("account" in signer) return signer.signTypedData({ account: signer.account, ...data } as Parameters<typeof signer.signTypedData>[0]);
+  if ("account" in signer)
+    return signer.signTypedData({ account: signer.account, ...data } as Parameters<typeof signer.signTypedData>[0]);
   return signer.signTypedData(data);
 }
 

@@ -1,6 +1,7 @@
-// node/chain: typed access to the OpenLoRA contracts (ABIs from Hardhat's artifacts), deployment, EIP-712
-// vouchers and the encrypted wallet keystore. Nothing here knows about inference.
-export { adapterRegistryAbi, inferenceEscrowAbi, nodeRegistryAbi, openTokenAbi } from "./abi.ts";
+// node/chain: typed access to the OpenLoRA contracts (ABIs from Hardhat's artifacts), deployment, listings,
+// deposits, EIP-712 vouchers, settlement outcomes and the encrypted wallet keystore. Nothing here knows about
+// inference.
+export { adapterRegistryAbi, inferenceEscrowAbi, nodeRegistryAbi, openTokenAbi } from "./generated/abi.ts";
 export {
   DEFAULT_DEPLOY_PARAMS,
   deployAll,
@@ -18,6 +19,28 @@ export {
   type NodeRegistryContract,
   type OpenTokenContract,
 } from "./contracts.ts";
+export type { ReadClient } from "./read-client.ts";
+export { listingIdOf, listingIdsOfContent, readListing, type Contribution, type ListingView } from "./listing.ts";
+export { availableFor, readDeposit, type DepositView, type WithdrawalRequest } from "./deposit.ts";
+export {
+  findSettlement,
+  settlementFromReceipt,
+  settlementHistory,
+  voucherOutcomes,
+  type BatchTotals,
+  type SettledVoucher,
+  type SettlementReceipt,
+  type SkippedVoucher,
+  type VoucherOutcome,
+} from "./settlement.ts";
+export {
+  eip712Domain,
+  isCanonicalSignature,
+  signerAddress,
+  signTypedData,
+  type Eip712Deployment,
+  type TypedDataSigner,
+} from "./eip712.ts";
 export {
   hashVoucher,
   recoverVoucherSigner,

@@ -44,7 +44,8 @@ export async function createKeystore(password: string, opts: KeystoreOptions = {
 
 /** An existing private key (0x + 64 hex), encrypted with `password`. */
 export async function importKeystore(privateKey: Hex, password: string, opts: KeystoreOptions = {}): Promise<Keystore> {
-  if (!isHex(privateKey) || privateKey.length !== 66) throw new KeystoreError("private key must be 0x followed by 64 hex digits");
+  if (!isHex(privateKey) || privateKey.length !== 66)
+    throw new KeystoreError("private key must be 0x followed by 64 hex digits");
   return encrypt(privateKey.toLowerCase() as Hex, password, opts);
 }
 

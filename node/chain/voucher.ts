@@ -1,13 +1,22 @@
 // EIP-712 vouchers for InferenceEscrow: the typed data, its digest, signing and verification.
 // Matches the contract exactly (the tests settle TS-signed vouchers and compare digests with hashVoucher()).
 import { hashTypedData, isAddressEqual, recoverTypedDataAddress, type Address, type Hex } from "viem";
-import { eip712Domain, isCanonicalSignature, signTypedData, type Eip712Deployment, type TypedDataSigner } from "./eip712.ts";
+import {
+  eip712Domain,
+  isCanonicalSignature,
+  signTypedData,
+  type Eip712Deployment,
+  type TypedDataSigner,
+} from "./eip712.ts";
 
-/** One payment channel's cumulative promise: the total `payer` owes `node` for `adapterId` so far. */
+/**
+ * One payment channel's cumulative promise: the total `payer` owes `node` for the listing `listingId` so far. It
+ * draws only on the deposit `payer` holds for `node`.
+ */
 export interface Voucher {
   payer: Address;
   node: Address;
-  adapterId: Hex; // bytes32
+  listingId: Hex; // bytes32: keccak256(abi.encode(registrant, contentHash)), see listing.ts
   cumulativeAmount: bigint;
 }
 
@@ -15,13 +24,14 @@ export interface Voucher {
 export type EscrowDomain = Eip712Deployment;
 
 export const VOUCHER_DOMAIN_NAME = "OpenLoRA Escrow";
-export const VOUCHER_DOMAIN_VERSION = "1";
+// "2": vouchers name a listing (registrant, content hash), not a content hash; deposits are per (payer, node).
+export const VOUCHER_DOMAIN_VERSION = "2";
 
 export const voucherTypes = {
   Voucher: [
     { name: "payer", type: "address" },
     { name: "node", type: "address" },
-    { name: "adapterId", type: "bytes32" },
+    { name: "listingId", type: "bytes32" },
     { name: "cumulativeAmount", type: "uint256" },
   ],
 } as const;
@@ -42,7 +52,7 @@ function typedData(voucher: Voucher, domain: EscrowDomain) {
     message: {
       payer: voucher.payer,
       node: voucher.node,
-      adapterId: voucher.adapterId,
+      listingId: voucher.listingId,
       cumulativeAmount: voucher.cumulativeAmount,
     },
   } as const;
@@ -82,7 +92,7 @@ export async function verifyVoucher(voucher: Voucher, signature: Hex, domain: Es
 export const SkipReason = {
   None: 0,
   WrongNode: 1,
-  AdapterNotLive: 2,
+  UnknownListing: 2,
   NotGrowing: 3,
   BadSignature: 4,
   InsufficientFunds: 5,

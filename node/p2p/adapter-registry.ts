@@ -1,7 +1,8 @@
 // What AdapterRegistry says about an adapter before we fetch or use its bytes: registered, not retired, and its
 // rank (which bounds the size we accept). Cached briefly: a fetch asks once, many fetches of one id share reads.
-import { getContract, type Address, type Chain, type Hex, type PublicClient, type Transport, zeroAddress } from "viem";
-import { adapterRegistryAbi } from "../chain/abi.ts";
+import { type Address, type Chain, type Hex, type PublicClient, type Transport, zeroAddress, zeroHash } from "viem";
+import { listingIdsOfContent, readListing } from "../chain/listing.ts";
+import { ReadCache } from "./read-cache.ts";
 
 export interface AdapterRecord {
   registered: boolean;
@@ -25,32 +26,30 @@ export interface ChainAdapterRegistryOptions {
 }
 
 export class ChainAdapterRegistry implements AdapterRegistryView {
-  #contract;
-  #ttlMs: number;
-  #now: () => number;
-  #cache = new Map<Hex, { expiresAt: number; read: Promise<AdapterRecord> }>();
+  #client: PublicClient<Transport, Chain | undefined>;
+  #registry: Address;
+  #cache: ReadCache<Hex, AdapterRecord>;
 
   constructor(options: ChainAdapterRegistryOptions) {
-    this.#contract = getContract({ address: options.registry, abi: adapterRegistryAbi, client: options.client });
-    this.#ttlMs = options.ttlMs ?? 30_000;
-    this.#now = options.now ?? Date.now;
+    this.#client = options.client;
+    this.#registry = options.registry;
+    const ttlMs = options.ttlMs ?? 30_000;
+    this.#cache = new ReadCache({ read: (id) => this.#read(id), ttlMs: () => ttlMs, max: 10_000, now: options.now });
   }
 
   lookup(id: Hex): Promise<AdapterRecord> {
-    const hit = this.#cache.get(id);
-    if (hit && hit.expiresAt > this.#now()) return hit.read;
-    const entry = { expiresAt: Number.POSITIVE_INFINITY, read: this.#read(id) };
-    this.#cache.set(id, entry);
-    if (this.#cache.size > 10_000) this.#cache.delete(this.#cache.keys().next().value!);
-    entry.read.then(
-      () => { entry.expiresAt = this.#now() + this.#ttlMs; },
-      () => { if (this.#cache.get(id) === entry) this.#cache.delete(id); },
-    );
-    return entry.read;
+    return this.#cache.get(id);
   }
 
+  // Until announcements carry listing ids: the content hash counts as registered when any registrant lists it,
+  // and as retired when every listing of it is.
   async #read(id: Hex): Promise<AdapterRecord> {
-    const a = await this.#contract.read.adapter([id]);
-    return { registered: a.owner !== zeroAddress, retired: a.retired, rank: a.rank, owner: a.owner, baseModelId: a.baseModelId, uri: a.uri };
+    const ids = await listingIdsOfContent(this.#client, this.#registry, id);
+    const reads = await Promise.all(ids.map((l) => readListing(this.#client, this.#registry, l)));
+    const listings = reads.filter((l) => l !== null);
+    const a = listings.find((l) => l.live) ?? listings[0];
+    if (!a) return { registered: false, retired: false, rank: 0, owner: zeroAddress, baseModelId: zeroHash, uri: "" };
+    const { retired, rank, registrant: owner, baseModelId, uri } = a;
+    return { registered: true, retired, rank, owner, baseModelId, uri };
   }
 }

@@ -1,7 +1,7 @@
 // OpenToken, NodeRegistry and AdapterRegistry: each function's happy path and each revert, by custom error.
 import { beforeAll, beforeEach, afterEach, describe, expect, it } from "vitest";
-import { keccak256, toHex, zeroAddress, zeroHash, type Hex } from "viem";
-import { adapterIdOf, createChain, E, expectRevert, peerIdOf, type Chain } from "./fixture.ts";
+import { encodeAbiParameters, keccak256, toHex, zeroAddress, zeroHash, type Hex } from "viem";
+import { contentHashOf, createChain, E, expectRevert, LISTING_SIZE, peerIdOf, type Chain } from "./fixture.ts";
 
 let ch: Chain;
 let snap: Hex;
@@ -132,11 +132,40 @@ describe("NodeRegistry", () => {
     expect((await ch.read.nodeRegistry.getEvents.MinStakeSet({ fromBlock: 0n })).length).toBe(2);
     expect((await ch.read.nodeRegistry.getEvents.UnbondingPeriodSet({ fromBlock: 0n })).length).toBe(2);
     expect((await ch.read.nodeRegistry.getEvents.TreasurySet({ fromBlock: 0n })).length).toBe(2);
-    // a raised minStake deactivates a node staked below it
+    // a raised minStake deactivates a node staked below it, which can still settle (at the floor it staked under)
     await ch.wait(admin.setMinStake([E(100)]));
     await ch.stakeNode(ch.nodeA, E(100));
+    const a = ch.nodeA.account.address;
+    expect((await ch.read.nodeRegistry.read.nodeOf([a])).stakeFloor).toBe(E(100));
     await ch.wait(admin.setMinStake([E(101)]));
-    expect(await ch.read.nodeRegistry.read.isActive([ch.nodeA.account.address])).toBe(false);
+    expect(await ch.read.nodeRegistry.read.isActive([a])).toBe(false);
+    expect(await ch.read.nodeRegistry.read.canSettle([a])).toBe(true);
+    // ...until its stake falls under that floor too
+    await ch.wait(ch.as(ch.nodeA).nodeRegistry.write.requestUnstake([1n]));
+    expect(await ch.read.nodeRegistry.read.canSettle([a])).toBe(false);
+    // a lowered minimum applies at once to both
+    await ch.wait(admin.setMinStake([E(50)]));
+    expect(await ch.read.nodeRegistry.read.isActive([a])).toBe(true);
+    expect(await ch.read.nodeRegistry.read.canSettle([a])).toBe(true);
+    expect(await ch.read.nodeRegistry.read.canSettle([ch.nodeB.account.address])).toBe(false); // never staked
+  });
+
+  it("a later unstake request never brings the end of an earlier unbonding sum forward", async () => {
+    const a = ch.nodeA.account.address;
+    await ch.stakeNode(ch.nodeA, E(150));
+    const w = ch.as(ch.nodeA).nodeRegistry.write;
+    await ch.wait(w.requestUnstake([E(50)]));
+    const end = (await ch.read.nodeRegistry.read.nodeOf([a])).unbondingEnd;
+    await ch.wait(ch.as(ch.deployer).nodeRegistry.write.setUnbondingPeriod([3600n]));
+    await ch.wait(w.requestUnstake([1n]));
+    const info = await ch.read.nodeRegistry.read.nodeOf([a]);
+    expect(info.unbondingEnd).toBe(end);
+    expect(info.unbonding).toBe(E(50) + 1n);
+    // a later end does move it
+    await ch.wait(ch.as(ch.deployer).nodeRegistry.write.setUnbondingPeriod([8n * 86400n]));
+    const r = await ch.wait(w.requestUnstake([1n]));
+    const t = (await ch.publicClient.getBlock({ blockNumber: r.blockNumber })).timestamp;
+    expect((await ch.read.nodeRegistry.read.nodeOf([a])).unbondingEnd).toBe(t + 8n * 86400n);
   });
 
   it("constructor rejects zero addresses and bad parameters", async () => {
@@ -150,68 +179,121 @@ describe("NodeRegistry", () => {
 });
 
 describe("AdapterRegistry", () => {
-  const base = adapterIdOf("base-model");
+  const base = contentHashOf("base-model");
 
-  it("register stores the adapter and its fixed attribution", async () => {
+  it("register stores the listing under keccak256(registrant, contentHash) with its fixed attribution", async () => {
     const [a, b, c] = [ch.c1, ch.c2, ch.c3].map((w) => w.account.address);
-    const id = await ch.registerAdapter(ch.adapterOwner, "sql-lora", [a, b, c], [5000, 3000, 2000]);
-    const ad = await ch.read.adapterRegistry.read.adapter([id]);
-    expect(ad.owner).toBe(ch.adapterOwner.account.address);
-    expect(ad.rank).toBe(16);
-    expect(ad.retired).toBe(false);
-    expect(ad.baseModelId).toBe(base);
-    expect(ad.uri).toBe("ipfs://sql-lora");
-    expect(ad.registeredAt).toBeGreaterThan(0n);
-    expect(await ch.read.adapterRegistry.read.contributorsOf([id])).toEqual([[a, b, c], [5000, 3000, 2000]]);
+    const hash = contentHashOf("sql-lora");
+    const { result } = await ch
+      .as(ch.adapterOwner)
+      .adapterRegistry.simulate.register(
+        [hash, base, 16, LISTING_SIZE, "ipfs://sql-lora", [a, b, c], [5000, 3000, 2000]],
+        { account: ch.adapterOwner.account.address },
+      );
+    const id = await ch.registerListing(ch.adapterOwner, "sql-lora", [a, b, c], [5000, 3000, 2000]);
+    expect(result).toBe(id);
+    expect(id).toBe(
+      keccak256(
+        encodeAbiParameters([{ type: "address" }, { type: "bytes32" }], [ch.adapterOwner.account.address, hash]),
+      ),
+    );
+    expect(await ch.read.adapterRegistry.read.listingIdOf([ch.adapterOwner.account.address, hash])).toBe(id);
+    const l = await ch.read.adapterRegistry.read.listing([id]);
+    expect(l).toMatchObject({
+      registrant: ch.adapterOwner.account.address,
+      rank: 16,
+      retired: false,
+      contentHash: hash,
+      baseModelId: base,
+      size: LISTING_SIZE,
+      retiredAt: 0n,
+      uri: "ipfs://sql-lora",
+    });
+    expect(l.registeredAt).toBeGreaterThan(0n);
+    expect(await ch.read.adapterRegistry.read.contributorsOf([id])).toEqual([
+      [a, b, c],
+      [5000, 3000, 2000],
+    ]);
     expect(await ch.read.adapterRegistry.read.weightOf([id, b])).toBe(3000);
     expect(await ch.read.adapterRegistry.read.weightOf([id, ch.stranger.account.address])).toBe(0);
     expect(await ch.read.adapterRegistry.read.isLive([id])).toBe(true);
-    expect(await ch.read.adapterRegistry.read.isLive([adapterIdOf("nope")])).toBe(false);
-    const [log] = await ch.read.adapterRegistry.getEvents.AdapterRegistered({ adapterId: id }, { fromBlock: 0n });
-    expect(log.args.contributors).toEqual([a, b, c]);
-    expect(log.args.weightsBps).toEqual([5000, 3000, 2000]);
+    expect(await ch.read.adapterRegistry.read.isRegistered([id])).toBe(true);
+    expect(await ch.read.adapterRegistry.read.isLive([hash])).toBe(false); // a content hash is not a listing id
+    expect(await ch.read.adapterRegistry.read.isRegistered([contentHashOf("nope")])).toBe(false);
+    const [log] = await ch.read.adapterRegistry.getEvents.ListingRegistered({ listingId: id }, { fromBlock: 0n });
+    expect(log.args).toMatchObject({
+      registrant: ch.adapterOwner.account.address,
+      contentHash: hash,
+      rank: 16,
+      size: LISTING_SIZE,
+    });
+    const [attribution] = await ch.read.adapterRegistry.getEvents.ListingAttribution(
+      { listingId: id },
+      { fromBlock: 0n },
+    );
+    expect(attribution.args.contributors).toEqual([a, b, c]);
+    expect(attribution.args.weightsBps).toEqual([5000, 3000, 2000]);
   });
 
-  it("register reverts on every malformed attribution", async () => {
-    const w = ch.as(ch.adapterOwner).adapterRegistry.write;
-    const [a, b] = [ch.c1.account.address, ch.c2.account.address];
-    const id = adapterIdOf("x");
-    await expectRevert(w.register([zeroHash, base, 8, "u", [a], [10000]]), "InvalidAdapterId");
-    await expectRevert(w.register([id, base, 0, "u", [a], [10000]]), "InvalidRank");
-    await expectRevert(w.register([id, base, 8, "u", [], []]), "NoContributors");
-    const many = Array.from({ length: 65 }, (_, i) => `0x${(i + 1).toString(16).padStart(40, "0")}` as Hex);
-    await expectRevert(w.register([id, base, 8, "u", many, many.map(() => 1)]), "TooManyContributors", [65n, 64n]);
-    await expectRevert(w.register([id, base, 8, "u", [a, b], [10000]]), "LengthMismatch");
-    await expectRevert(w.register([id, base, 8, "u", [a, zeroAddress], [5000, 5000]]), "ZeroContributor");
-    await expectRevert(w.register([id, base, 8, "u", [a, b], [10000, 0]]), "ZeroWeight", [b]);
-    await expectRevert(w.register([id, base, 8, "u", [a, a], [5000, 5000]]), "DuplicateContributor", [a]);
-    await expectRevert(w.register([id, base, 8, "u", [a, b], [5000, 4999]]), "WeightsNotFull", [9999n]);
-    await ch.wait(w.register([id, base, 8, "u", [a, b], [5000, 5000]]));
+  it("the same content listed by two registrants gives two listings; one registrant cannot list it twice", async () => {
+    const a = ch.c1.account.address;
+    const first = await ch.registerListing(ch.adapterOwner, "shared", [a], [10000]);
+    const second = await ch.registerListing(ch.stranger, "shared", [ch.stranger.account.address], [10000]);
+    expect(first).not.toBe(second);
+    expect((await ch.read.adapterRegistry.read.listing([first])).contentHash).toBe(
+      (await ch.read.adapterRegistry.read.listing([second])).contentHash,
+    );
     await expectRevert(
-      ch.as(ch.stranger).adapterRegistry.write.register([id, base, 8, "u", [a], [10000]]),
-      "AdapterExists",
-      [id],
+      ch.as(ch.adapterOwner).adapterRegistry.write.register([contentHashOf("shared"), base, 8, 1n, "u", [a], [10000]]),
+      "ListingExists",
+      [first],
     );
   });
 
-  it("setUri and retire by the owner only; retired is final", async () => {
-    const id = await ch.registerAdapter(ch.adapterOwner, "a1", [ch.c1.account.address], [10000]);
+  it("register reverts on every malformed listing and attribution", async () => {
+    const w = ch.as(ch.adapterOwner).adapterRegistry.write;
+    const [a, b] = [ch.c1.account.address, ch.c2.account.address];
+    const h = contentHashOf("x");
+    await expectRevert(w.register([zeroHash, base, 8, 1n, "u", [a], [10000]]), "InvalidContentHash");
+    await expectRevert(w.register([h, base, 0, 1n, "u", [a], [10000]]), "InvalidRank");
+    await expectRevert(w.register([h, base, 8, 0n, "u", [a], [10000]]), "InvalidSize");
+    await expectRevert(w.register([h, base, 8, 1n, "u", [], []]), "NoContributors");
+    const many = Array.from({ length: 65 }, (_, i) => `0x${(i + 1).toString(16).padStart(40, "0")}` as Hex);
+    await expectRevert(w.register([h, base, 8, 1n, "u", many, many.map(() => 1)]), "TooManyContributors", [65n, 64n]);
+    await expectRevert(w.register([h, base, 8, 1n, "u", [a, b], [10000]]), "LengthMismatch");
+    await expectRevert(w.register([h, base, 8, 1n, "u", [a, zeroAddress], [5000, 5000]]), "ZeroContributor");
+    await expectRevert(w.register([h, base, 8, 1n, "u", [a, b], [10000, 0]]), "ZeroWeight", [b]);
+    await expectRevert(w.register([h, base, 8, 1n, "u", [a, a], [5000, 5000]]), "DuplicateContributor", [a]);
+    await expectRevert(w.register([h, base, 8, 1n, "u", [a, b], [5000, 4999]]), "WeightsNotFull", [9999n]);
+    // 64 contributors is the most, and fits
+    const weights = many.slice(0, 64).map((_, i) => (i < 16 ? 157 : 156));
+    expect(weights.reduce((x, y) => x + y, 0)).toBe(10000);
+    await ch.wait(w.register([h, base, 8, 1n, "u", many.slice(0, 64), weights]));
+  });
+
+  it("setUri and retire by the registrant only; retired is final and keeps the attribution", async () => {
+    const id = await ch.registerListing(ch.adapterOwner, "a1", [ch.c1.account.address], [10000]);
     const own = ch.as(ch.adapterOwner).adapterRegistry.write;
     const other = ch.as(ch.stranger).adapterRegistry.write;
-    const unknown = adapterIdOf("unknown");
-    await expectRevert(other.setUri([id, "x"]), "NotAdapterOwner", [id, ch.stranger.account.address]);
-    await expectRevert(other.retire([id]), "NotAdapterOwner", [id, ch.stranger.account.address]);
-    await expectRevert(own.setUri([unknown, "x"]), "UnknownAdapter", [unknown]);
-    await expectRevert(own.retire([unknown]), "UnknownAdapter", [unknown]);
+    const unknown = contentHashOf("unknown");
+    await expectRevert(other.setUri([id, "x"]), "NotRegistrant", [id, ch.stranger.account.address]);
+    await expectRevert(other.retire([id]), "NotRegistrant", [id, ch.stranger.account.address]);
+    await expectRevert(own.setUri([unknown, "x"]), "UnknownListing", [unknown]);
+    await expectRevert(own.retire([unknown]), "UnknownListing", [unknown]);
     await ch.wait(own.setUri([id, "ipfs://new"]));
-    expect((await ch.read.adapterRegistry.read.adapter([id])).uri).toBe("ipfs://new");
-    await ch.wait(own.retire([id]));
+    expect((await ch.read.adapterRegistry.read.listing([id])).uri).toBe("ipfs://new");
+    const r = await ch.wait(own.retire([id]));
+    const t = (await ch.publicClient.getBlock({ blockNumber: r.blockNumber })).timestamp;
     expect(await ch.read.adapterRegistry.read.isLive([id])).toBe(false);
-    expect((await ch.read.adapterRegistry.read.adapter([id])).retired).toBe(true);
-    await expectRevert(own.retire([id]), "AdapterIsRetired", [id]);
-    await expectRevert(own.setUri([id, "y"]), "AdapterIsRetired", [id]);
-    expect((await ch.read.adapterRegistry.getEvents.AdapterUriSet({ adapterId: id }, { fromBlock: 0n })).length).toBe(1);
-    expect((await ch.read.adapterRegistry.getEvents.AdapterRetired({ adapterId: id }, { fromBlock: 0n })).length).toBe(1);
+    expect(await ch.read.adapterRegistry.read.isRegistered([id])).toBe(true);
+    expect(await ch.read.adapterRegistry.read.listing([id])).toMatchObject({ retired: true, retiredAt: t });
+    await expectRevert(own.retire([id]), "ListingIsRetired", [id]);
+    await expectRevert(own.setUri([id, "y"]), "ListingIsRetired", [id]);
+    expect((await ch.read.adapterRegistry.getEvents.ListingUriSet({ listingId: id }, { fromBlock: 0n })).length).toBe(
+      1,
+    );
+    const [retired] = await ch.read.adapterRegistry.getEvents.ListingRetired({ listingId: id }, { fromBlock: 0n });
+    expect(retired.args.contentHash).toBe(contentHashOf("a1"));
     // the attribution survives retirement (contributors keep claiming past accruals)
     expect(await ch.read.adapterRegistry.read.weightOf([id, ch.c1.account.address])).toBe(10000);
   });

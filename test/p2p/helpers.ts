@@ -7,6 +7,7 @@ import { join } from "node:path";
 import { createWalletClient, custom, type Address, type Hex, type LocalAccount } from "viem";
 import { generatePrivateKey, privateKeyToAccount } from "viem/accounts";
 import { getContracts } from "../../node/chain/contracts.ts";
+import { listingIdOf } from "../../node/chain/listing.ts";
 import type { Backend } from "../../node/engine/backend/backend.ts";
 import { createCpuBackend } from "../../node/engine/backend/cpu/cpu-backend.ts";
 import { Engine } from "../../node/engine/runtime/engine.ts";
@@ -74,11 +75,12 @@ export async function unstake(chain: Chain, operator: LocalAccount): Promise<voi
   await chain.wait(c.nodeRegistry.write.requestUnstake([amount]));
 }
 
-/** Registers an adapter id (as the adapter owner) with the given rank; optionally retires it. */
-export async function registerAdapter(chain: Chain, id: Hex, rank: number, retired = false): Promise<void> {
+/** Lists content hash `id` (as the adapter owner) with the given rank and size; optionally retires the listing. */
+export async function registerAdapter(chain: Chain, id: Hex, rank: number, retired = false, size = 1n): Promise<void> {
   const owner = chain.as(chain.adapterOwner);
-  await chain.wait(owner.adapterRegistry.write.register([id, `0x${"11".repeat(32)}`, rank, `p2p://${id}`, [chain.c1.account.address], [10_000]]));
-  if (retired) await chain.wait(owner.adapterRegistry.write.retire([id]));
+  const contributors = [chain.c1.account.address];
+  await chain.wait(owner.adapterRegistry.write.register([id, `0x${"11".repeat(32)}`, rank, size, `p2p://${id}`, contributors, [10_000]]));
+  if (retired) await chain.wait(owner.adapterRegistry.write.retire([listingIdOf(chain.adapterOwner.account.address, id)]));
 }
 
 /** An engine on stories260K with a CPU backend (optionally slowed down per step). */
