@@ -47,13 +47,20 @@ export async function readFrame(lp: FrameStream, options?: AbortOptions): Promis
   return (await readFrameList(lp, options)).subarray();
 }
 
-/** Reads one frame as the list of buffers it arrived in (no copy to join them: large frames). */
+/** What @libp2p/utils throws for a peer that sends more than a read may hold: the peer's fault, not the network's. */
+const PEER_OVERRUN = new Set(["InvalidDataLengthError", "InvalidDataLengthLengthError", "InvalidMessageLengthError", "StreamBufferError"]);
+
+/**
+ * Reads one frame as the list of buffers it arrived in (no copy to join them: large frames). An oversized frame
+ * or a flood past the read buffer ("Read buffer overflow") is a ProtocolError (blame peer), so the peer is
+ * penalized like any other protocol breaker instead of being counted as a network failure.
+ */
 export async function readFrameList(lp: FrameStream, options?: AbortOptions): Promise<FrameList> {
   try {
     return await lp.read(options);
   } catch (error) {
     const name = (error as Error).name;
-    if (name === "InvalidDataLengthError" || name === "InvalidDataLengthLengthError" || name === "InvalidMessageLengthError") {
+    if (PEER_OVERRUN.has(name)) {
       throw new ProtocolError((error as Error).message);
     }
     throw error;

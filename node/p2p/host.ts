@@ -38,6 +38,9 @@ export interface PeerAddress {
   multiaddrs: readonly string[];
 }
 
+/** Streams a peer may open on a connection before the first is acknowledged (yamux). */
+export const MAX_EARLY_STREAMS = 64;
+
 export class P2pHost {
   readonly node: Libp2pNode;
   readonly peerId: PeerId;
@@ -58,7 +61,10 @@ export class P2pHost {
       addresses: { listen: options.listen ?? ["/ip4/127.0.0.1/tcp/0"], announce: options.announce },
       transports: [tcp()],
       connectionEncrypters: [noise()],
-      streamMuxers: [yamux()],
+      // yamux resets streams a peer opens beyond maxEarlyStreams (default 10) before the first is acknowledged:
+      // a client's burst of 32 requests on a fresh connection lost them all. Room for the per-protocol stream
+      // limits (infer: 32 per connection), which bound the work a connection may ask for.
+      streamMuxers: [yamux({ maxEarlyStreams: MAX_EARLY_STREAMS })],
       // Bootstrap dials its list shortly after start; 10 ms instead of its 1 s default so a node joins at once.
       peerDiscovery: options.bootstrap?.length ? [bootstrap({ list: options.bootstrap, timeout: 10 })] : [],
       services: {

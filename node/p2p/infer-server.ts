@@ -2,7 +2,7 @@
 // as frames. When the stream closes before the request ends (the client went away, reset the stream, or the
 // connection dropped), the request is aborted in the engine at once, which frees its KV blocks and adapter pin.
 import type { Stream } from "@libp2p/interface";
-import { OpenLoraError } from "../engine/errors.ts";
+import { EngineBusyError, OpenLoraError } from "../engine/errors.ts";
 import type { EngineEvent, EngineRequest, Usage } from "../engine/runtime/types.ts";
 import { deadline, frames, readJson, writeJson } from "./frames.ts";
 import type { P2pHost } from "./host.ts";
@@ -10,6 +10,7 @@ import {
   INFER_PROTOCOL,
   InferError,
   MAX_REQUEST_FRAME,
+  type InferErrorCode,
   MAX_RESPONSE_FRAME,
   parseRequestFrame,
   toEngineRequest,
@@ -73,7 +74,8 @@ async function serveOne(stream: Stream, peerId: string, service: InferenceServic
     let sending = true;
     // Read the engine's stream to its end even after the client left: the usage of a cancelled request still
     // reaches onFinished (the tokens were computed), and the engine ends it at once.
-    for await (const event of service.submit(toEngineRequest(request, cancel.signal))) {
+    // The client's peer id owns the request: the engine bounds each owner's share of its queue and batch.
+    for await (const event of service.submit({ ...toEngineRequest(request, cancel.signal), owner: peerId })) {
       if (event.type === "usage") options.onFinished?.(request, event.usage, context);
       if (!sending || gone.signal.aborted) continue;
       try {
@@ -88,7 +90,14 @@ async function serveOne(stream: Stream, peerId: string, service: InferenceServic
     finished = true;
     // Our own errors say whose fault they were: the caller's (or a broken frame) is an invalid request.
     const known = error instanceof OpenLoraError;
-    const code = error instanceof InferError ? error.code : known && error.blame !== "node" ? "invalid_request" : "internal";
+    const code: InferErrorCode =
+      error instanceof InferError
+        ? error.code
+        : error instanceof EngineBusyError
+          ? "busy"
+          : known && error.blame !== "node"
+            ? "invalid_request"
+            : "internal";
     const message = known ? error.message : `request failed: ${(error as Error).message}`;
     await send({ type: "error", code, message }).catch(() => {});
     await stream.close().catch(() => {});
