@@ -61,7 +61,10 @@ export interface SimdLayout {
   layerStride: number;
   /** cos, sin pairs [maxSeqLen, headDim / 2]. */
   ropeTable: number;
-  /** Activations, f32, maxRows rows each: x, xn, att [dim]; qkv [dim + 2 kvDim]; gu [2 hidden]; lora [3 maxRank]. */
+  /**
+   * Activations, f32, maxRows rows each: x, att [dim]; qkv [dim + 2 kvDim]; gu [2 hidden]; lora [3 maxRank];
+   * xn [dim] once per thread (each worker normalizes every row itself: no barrier between a norm and its matmul).
+   */
   x: number;
   xn: number;
   att: number;
@@ -136,7 +139,7 @@ export function planLayout(input: LayoutInput): SimdLayout {
   const ropeTable = arena.take(maxSeqLen * headDim * 4);
   const loraWidth = 3 * Math.max(1, options.maxRank);
   const x = arena.take(maxRows * dim * 4);
-  const xn = arena.take(maxRows * dim * 4);
+  const xn = arena.take(threads * maxRows * dim * 4);
   const att = arena.take(maxRows * dim * 4);
   const qkv = arena.take(maxRows * (dim + 2 * kvDim) * 4);
   const gu = arena.take(maxRows * 2 * hiddenDim * 4);

@@ -66,6 +66,7 @@ class SimdBackend implements Backend {
   readonly #layout: SimdLayout;
   readonly #memory: WebAssembly.Memory;
   readonly #ctl: Int32Array;
+  readonly #tickets: Int32Array;
   readonly #workers: Worker[];
   readonly #i32: Int32Array;
   readonly #f32: Float32Array;
@@ -74,8 +75,9 @@ class SimdBackend implements Backend {
   #busy = false;
   #closed = false;
 
-  constructor(layout: SimdLayout, memory: WebAssembly.Memory, ctl: Int32Array, workers: Worker[], options: SimdBackendOptions) {
+  constructor(layout: SimdLayout, memory: WebAssembly.Memory, ctl: Int32Array, tickets: Int32Array, workers: Worker[], options: SimdBackendOptions) {
     this.#layout = layout;
+    this.#tickets = tickets;
     this.#memory = memory;
     this.#ctl = ctl;
     this.#workers = workers;
@@ -201,6 +203,7 @@ class SimdBackend implements Backend {
   async #run(): Promise<void> {
     const ctl = this.#ctl;
     const threads = this.#layout.threads;
+    this.#tickets.fill(0);
     Atomics.store(ctl, CTL.done, 0);
     Atomics.add(ctl, CTL.go, 1);
     Atomics.notify(ctl, CTL.go);
@@ -288,10 +291,11 @@ export async function createSimdBackend(weights: ModelWeights, options: SimdBack
   }
   const kernels = new WebAssembly.Module(readFileSync(KERNELS));
   const control = new SharedArrayBuffer(4 * CTL_INTS);
+  const tickets = new SharedArrayBuffer(4 * (16 * config.nLayers + 8)); // claim counters: <= 15 phases a layer
   const workers: Worker[] = [];
   try {
     for (let index = 0; index < threads; index++) {
-      const input: WorkerInput = { kernels, memory, control, layout, index };
+      const input: WorkerInput = { kernels, memory, control, tickets, layout, index };
       workers.push(new Worker(WORKER, { workerData: input, name: `simd-${index}` }));
     }
     await Promise.all(workers.map((worker) => new Promise<void>((resolve, reject) => {
@@ -302,5 +306,5 @@ export async function createSimdBackend(weights: ModelWeights, options: SimdBack
     await Promise.all(workers.map((w) => w.terminate()));
     throw error;
   }
-  return new SimdBackend(layout, memory, new Int32Array(control), workers, { ...options, threads });
+  return new SimdBackend(layout, memory, new Int32Array(control), new Int32Array(tickets), workers, { ...options, threads });
 }

@@ -1,6 +1,7 @@
 // One thread of the simd backend's pool. Every worker runs the whole forward pass over the shared memory and
-// does its share of each phase: output columns of every projection (each worker streams its own slice of the
-// weights), rows of the norms, (sequence, head, rows) units of attention, (sequence, target) LoRA shrinks.
+// claims chunks of each phase from a shared counter: output columns of every projection (each chunk streams its
+// slice of the weights once), rows of the norms, (sequence, head, rows) units of attention, (sequence, target)
+// LoRA shrinks. Which worker computes an element never changes its value (same kernel, same order).
 // Barriers separate phases that read what another worker wrote.
 import { parentPort, workerData } from "node:worker_threads";
 import { barrier, CTL, PassAbandoned } from "./control.ts";
@@ -20,6 +21,8 @@ export interface WorkerInput {
   kernels: WebAssembly.Module;
   memory: WebAssembly.Memory;
   control: SharedArrayBuffer;
+  /** One claim counter per phase of a pass (zeroed by the main thread before each pass). */
+  tickets: SharedArrayBuffer;
   layout: SimdLayout;
   index: number;
 }
@@ -32,6 +35,7 @@ const ATTENTION_ROWS = 16;
 const input = workerData as WorkerInput;
 const { layout, index: me } = input;
 const ctl = new Int32Array(input.control);
+const tickets = new Int32Array(input.tickets);
 const instance = new WebAssembly.Instance(input.kernels, { env: { memory: input.memory, abort: () => { throw new Error("kernel abort"); } } });
 const k = instance.exports as unknown as Kernels;
 const i32 = new Int32Array(input.memory.buffer);
@@ -43,15 +47,10 @@ const qkvN = dim + 2 * kvDim;
 const guN = 2 * hidden;
 const loraLd = 3 * Math.max(1, layout.maxRank);
 const panel = layout.scratch + me * layout.scratchStride;
+const xn = layout.xn + me * layout.maxRows * dim * 4;
 const scores = panel + 4 * Math.max(dim, hidden) * 4;
 const scale = 1 / Math.sqrt(headDim);
 const group = nHeads / nKvHeads;
-
-/** This worker's share [lo, hi) of n items, in multiples of `align`. */
-function share(n: number, align: number): [number, number] {
-  const per = Math.ceil(n / T / align) * align;
-  return [Math.min(n, me * per), Math.min(n, (me + 1) * per)];
-}
 
 function seqField(s: number, field: number): number {
   return i32[(layout.seqs >> 2) + s * SEQ_INTS + field];
@@ -70,20 +69,19 @@ function project(m: PlacedMatrix, out: number, ldo: number, base: number, x: num
   if (j0 < j1) k.linear(m.code, out + 4 * base, ldo, x, ldx, rows, m.offset, m.cols, j0, j1, accumulate ? 1 : 0, panel);
 }
 
-/** LoRA shrink v = x A^T for (sequence, target) tasks of this worker; the targets share input x. */
+/** LoRA shrink v = x A^T over (sequence, target) tasks claimed like chunks; the targets share input x. */
 function shrink(layer: number, targets: readonly number[], x: number, ldx: number, inDim: number, nSeqs: number): void {
-  let task = 0;
-  for (let s = 0; s < nSeqs; s++) {
+  chunks(nSeqs * targets.length, 1, (task) => {
+    const s = Math.floor(task / targets.length);
+    const t = task % targets.length;
     const slot = seqField(s, SEQ_FIELDS.slot);
-    for (let t = 0; t < targets.length; t++, task++) {
-      if (slot < 0 || task % T !== me) continue;
-      const [rank, a] = pairOf(slot, layer, targets[t]);
-      if (rank === 0) continue;
-      const start = seqField(s, SEQ_FIELDS.start);
-      const v = layout.lora + 4 * (start * loraLd + t * layout.maxRank);
-      k.linear(0, v, loraLd, x + 4 * start * ldx, ldx, seqField(s, SEQ_FIELDS.rows), a, inDim, 0, rank, 0, panel);
-    }
-  }
+    if (slot < 0) return;
+    const [rank, a] = pairOf(slot, layer, targets[t]);
+    if (rank === 0) return;
+    const start = seqField(s, SEQ_FIELDS.start);
+    const v = layout.lora + 4 * (start * loraLd + t * layout.maxRank);
+    k.linear(0, v, loraLd, x + 4 * start * ldx, ldx, seqField(s, SEQ_FIELDS.rows), a, inDim, 0, rank, 0, panel);
+  });
 }
 
 /** LoRA expand out += v B^T over this worker's columns [c0, c1) of target t (output column `base` of out). */
@@ -102,81 +100,108 @@ function expand(layer: number, targets: readonly number[], t: number, out: numbe
   }
 }
 
+/** Columns per claimed chunk of a projection: small enough to rebalance, large enough to stream. */
+const COLUMN_GRAIN = 64;
+
+let phase = 0;
+
+/**
+ * Runs fn over [0, n) in chunks of `grain` that the workers claim from a shared counter, one counter per phase
+ * of the pass: a worker the OS deschedules holds up no fixed share, the others take its chunks. Every worker
+ * calls the same phases in the same order, so they agree on the counter.
+ */
+function chunks(n: number, grain: number, fn: (lo: number, hi: number) => void): void {
+  const slot = phase++;
+  for (;;) {
+    const lo = Atomics.add(tickets, slot, 1) * grain;
+    if (lo >= n) return;
+    fn(lo, Math.min(n, lo + grain));
+  }
+}
+
 function forwardPass(): void {
+  phase = 0;
   const header = layout.step >> 2;
   const nRows = i32[header];
   const nSeqs = i32[header + 1];
   const lora = i32[header + 2] !== 0;
-  const [r0, r1] = share(nRows, 1);
   const eps = config.normEps;
   const QKV = [T_Q, T_K, T_V];
   const O = [T_O];
   const GU = [T_GATE, T_UP];
   const DOWN = [T_DOWN];
-  for (let l = 0; l < config.nLayers; l++) {
-    const w = layout.layers[l];
-    // Attention block: norm, q|k|v projections (+LoRA), RoPE, K/V into the pool.
-    if (r0 < r1) k.rmsnorm(layout.xn + 4 * r0 * dim, layout.x + 4 * r0 * dim, dim, w.attnNorm, r1 - r0, dim, eps);
-    barrier(ctl, T);
-    const [c0, c1] = share(qkvN, 4);
-    project(w.wq, layout.qkv, qkvN, 0, layout.xn, dim, nRows, c0, c1, false);
-    project(w.wk, layout.qkv, qkvN, dim, layout.xn, dim, nRows, c0, c1, false);
-    project(w.wv, layout.qkv, qkvN, dim + kvDim, layout.xn, dim, nRows, c0, c1, false);
-    if (lora) {
-      shrink(l, QKV, layout.xn, dim, dim, nSeqs);
-      barrier(ctl, T);
-      expand(l, QKV, 0, layout.qkv, qkvN, 0, dim, c0, c1, nSeqs);
-      expand(l, QKV, 1, layout.qkv, qkvN, dim, kvDim, c0, c1, nSeqs);
-      expand(l, QKV, 2, layout.qkv, qkvN, dim + kvDim, kvDim, c0, c1, nSeqs);
-    }
+  const norm = (weight: number): void => k.rmsnorm(xn, layout.x, dim, weight, nRows, dim, eps);
+  const ropeAndStore = (l: number, c0: number, c1: number): void => {
     if (c0 < Math.min(c1, dim)) k.rope(layout.qkv, qkvN, nRows, layout.positions, 0, c0, Math.min(c1, dim), headDim, layout.ropeTable);
     const k0 = Math.max(c0, dim);
     const k1 = Math.min(c1, dim + kvDim);
     if (k0 < k1) k.rope(layout.qkv, qkvN, nRows, layout.positions, dim, k0, k1, headDim, layout.ropeTable);
     storeKv(l, nRows, c0, c1);
+  };
+  for (let l = 0; l < config.nLayers; l++) {
+    const w = layout.layers[l];
+    // Attention block: norm, q|k|v projections (+LoRA), RoPE, K/V into the pool.
+    norm(w.attnNorm);
+    chunks(qkvN, COLUMN_GRAIN, (c0, c1) => {
+      project(w.wq, layout.qkv, qkvN, 0, xn, dim, nRows, c0, c1, false);
+      project(w.wk, layout.qkv, qkvN, dim, xn, dim, nRows, c0, c1, false);
+      project(w.wv, layout.qkv, qkvN, dim + kvDim, xn, dim, nRows, c0, c1, false);
+      if (!lora) ropeAndStore(l, c0, c1);
+    });
+    if (lora) {
+      shrink(l, QKV, xn, dim, dim, nSeqs);
+      barrier(ctl, T);
+      chunks(qkvN, COLUMN_GRAIN, (c0, c1) => {
+        expand(l, QKV, 0, layout.qkv, qkvN, 0, dim, c0, c1, nSeqs);
+        expand(l, QKV, 1, layout.qkv, qkvN, dim, kvDim, c0, c1, nSeqs);
+        expand(l, QKV, 2, layout.qkv, qkvN, dim + kvDim, kvDim, c0, c1, nSeqs);
+        ropeAndStore(l, c0, c1);
+      });
+    }
     barrier(ctl, T);
     attention(l, nSeqs);
     barrier(ctl, T);
     // Output projection straight into the residual stream (+LoRA).
-    const [d0, d1] = share(dim, 4);
-    project(w.wo, layout.x, dim, 0, layout.att, dim, nRows, d0, d1, true);
+    chunks(dim, COLUMN_GRAIN, (d0, d1) => project(w.wo, layout.x, dim, 0, layout.att, dim, nRows, d0, d1, true));
     if (lora) {
       shrink(l, O, layout.att, dim, dim, nSeqs);
       barrier(ctl, T);
-      expand(l, O, 0, layout.x, dim, 0, dim, d0, d1, nSeqs);
+      chunks(dim, COLUMN_GRAIN, (d0, d1) => expand(l, O, 0, layout.x, dim, 0, dim, d0, d1, nSeqs));
     }
     barrier(ctl, T);
     // MLP: norm, gate|up (+LoRA), SwiGLU in place of gate, down into the residual (+LoRA).
-    if (r0 < r1) k.rmsnorm(layout.xn + 4 * r0 * dim, layout.x + 4 * r0 * dim, dim, w.ffnNorm, r1 - r0, dim, eps);
-    barrier(ctl, T);
-    const [h0, h1] = share(hidden, 4);
-    project(w.wGate, layout.gu, guN, 0, layout.xn, dim, nRows, h0, h1, false);
-    project(w.wUp, layout.gu, guN, hidden, layout.xn, dim, nRows, hidden + h0, hidden + h1, false);
+    norm(w.ffnNorm);
+    const swiglu = (h0: number, h1: number): void => k.swiglu(layout.gu, layout.gu, layout.gu + 4 * hidden, guN, nRows, h0, h1);
+    chunks(hidden, COLUMN_GRAIN, (h0, h1) => {
+      project(w.wGate, layout.gu, guN, 0, xn, dim, nRows, h0, h1, false);
+      project(w.wUp, layout.gu, guN, hidden, xn, dim, nRows, hidden + h0, hidden + h1, false);
+      if (!lora) swiglu(h0, h1);
+    });
     if (lora) {
-      shrink(l, GU, layout.xn, dim, dim, nSeqs);
+      shrink(l, GU, xn, dim, dim, nSeqs);
       barrier(ctl, T);
-      expand(l, GU, 0, layout.gu, guN, 0, hidden, h0, h1, nSeqs);
-      expand(l, GU, 1, layout.gu, guN, hidden, hidden, hidden + h0, hidden + h1, nSeqs);
+      chunks(hidden, COLUMN_GRAIN, (h0, h1) => {
+        expand(l, GU, 0, layout.gu, guN, 0, hidden, h0, h1, nSeqs);
+        expand(l, GU, 1, layout.gu, guN, hidden, hidden, hidden + h0, hidden + h1, nSeqs);
+        swiglu(h0, h1);
+      });
     }
-    if (h0 < h1) k.swiglu(layout.gu, layout.gu, layout.gu + 4 * hidden, guN, nRows, h0, h1);
     barrier(ctl, T);
-    project(w.wDown, layout.x, dim, 0, layout.gu, guN, nRows, d0, d1, true);
+    chunks(dim, COLUMN_GRAIN, (d0, d1) => project(w.wDown, layout.x, dim, 0, layout.gu, guN, nRows, d0, d1, true));
     if (lora) {
       shrink(l, DOWN, layout.gu, guN, hidden, nSeqs);
       barrier(ctl, T);
-      expand(l, DOWN, 0, layout.x, dim, 0, dim, d0, d1, nSeqs);
+      chunks(dim, COLUMN_GRAIN, (d0, d1) => expand(l, DOWN, 0, layout.x, dim, 0, dim, d0, d1, nSeqs));
     }
     barrier(ctl, T);
   }
   // Logits of each sequence's last row.
-  const [s0, s1] = share(nSeqs, 1);
-  for (let s = s0; s < s1; s++) {
+  chunks(nSeqs, 1, (s) => {
     const row = seqField(s, SEQ_FIELDS.last);
     k.rmsnorm(layout.last + 4 * s * dim, layout.x + 4 * row * dim, dim, layout.finalNorm, 1, dim, config.normEps);
-  }
+  });
   barrier(ctl, T);
-  const [v0, v1] = share(vocabSize, 4);
-  project(layout.classifier, layout.logits, vocabSize, 0, layout.last, dim, nSeqs, v0, v1, false);
+  chunks(vocabSize, 4 * COLUMN_GRAIN, (v0, v1) => project(layout.classifier, layout.logits, vocabSize, 0, layout.last, dim, nSeqs, v0, v1, false));
 }
 
 /** Copies this worker's K and V columns of every row into the row's place in the paged pool. */
@@ -193,30 +218,31 @@ function storeKv(layer: number, nRows: number, c0: number, c1: number): void {
   }
 }
 
-/** Units (sequence, head, up to ATTENTION_ROWS rows) dealt round robin. */
+/** Units (sequence, head, up to ATTENTION_ROWS rows), claimed like chunks. */
 function attention(layer: number, nSeqs: number): void {
-  let unit = 0;
   const kBase = layout.kCache + layer * layout.layerStride;
   const vBase = layout.vCache + layer * layout.layerStride;
+  const units: number[] = []; // (sequence, first row) pairs; each unit covers every head of its rows
   for (let s = 0; s < nSeqs; s++) {
+    for (let first = 0; first < seqField(s, SEQ_FIELDS.rows); first += ATTENTION_ROWS) units.push(s, first);
+  }
+  chunks((units.length / 2) * nHeads, 1, (u) => {
+    const h = u % nHeads;
+    const s = units[2 * Math.floor(u / nHeads)];
+    const first = units[2 * Math.floor(u / nHeads) + 1];
     const start = seqField(s, SEQ_FIELDS.start);
     const rows = seqField(s, SEQ_FIELDS.rows);
     const position = seqField(s, SEQ_FIELDS.position);
     const table = layout.tables + 4 * seqField(s, SEQ_FIELDS.table);
-    for (let h = 0; h < nHeads; h++) {
-      const kvOffset = Math.floor(h / group) * headDim;
-      for (let first = 0; first < rows; first += ATTENTION_ROWS, unit++) {
-        if (unit % T !== me) continue;
-        for (let r = first; r < Math.min(rows, first + ATTENTION_ROWS); r++) {
-          const row = start + r;
-          k.attend(
-            layout.att + 4 * (row * dim + h * headDim), layout.qkv + 4 * (row * qkvN + h * headDim), kBase, vBase, table,
-            layout.blockSize, kvDim, kvOffset, position + r + 1, headDim, scale, scores,
-          );
-        }
-      }
+    const kvOffset = Math.floor(h / group) * headDim;
+    for (let r = first; r < Math.min(rows, first + ATTENTION_ROWS); r++) {
+      const row = start + r;
+      k.attend(
+        layout.att + 4 * (row * dim + h * headDim), layout.qkv + 4 * (row * qkvN + h * headDim), kBase, vBase, table,
+        layout.blockSize, kvDim, kvOffset, position + r + 1, headDim, scale, scores,
+      );
     }
-  }
+  });
 }
 
 parentPort!.postMessage({ ready: true });
