@@ -6,7 +6,7 @@ import { createBackend, type BackendChoice } from "../backend/select.ts";
 import { loadModel } from "../formats/load-model.ts";
 import type { LoadedModel } from "../model/weights.ts";
 import { Engine } from "./engine.ts";
-import type { SchedulerOptions } from "./types.ts";
+import type { AdmissionOptions, SchedulerOptions } from "./types.ts";
 
 export interface OpenEngineOptions {
   /** A model path (any format loadModel takes) or a model already loaded. */
@@ -27,6 +27,10 @@ export interface OpenEngineOptions {
   numBlocks?: number;
   hostBudgetBytes?: number;
   maxTokens?: number;
+  /** Largest prompt text in bytes (EngineOptions.maxPromptBytes). */
+  maxPromptBytes?: number;
+  /** Work accepted in total and per owner (EngineOptions.admission). */
+  admission?: Partial<AdmissionOptions>;
   scheduler?: Partial<SchedulerOptions>;
 }
 
@@ -58,6 +62,8 @@ export async function openEngine(options: OpenEngineOptions): Promise<OpenedEngi
       adapterDir: options.adapterDir ?? temporary!,
       hostBudgetBytes: options.hostBudgetBytes,
       maxTokensLimit: options.maxTokens,
+      maxPromptBytes: options.maxPromptBytes,
+      admission: options.admission,
       scheduler: options.scheduler,
     });
     engine.start();

@@ -1,0 +1,134 @@
+// Issue 13's figures: an honest request's latency on an idle node and under 3 identities x 32 streams (with and
+// without owners), the event loop while long prompts are tokenized, and a 20,000-request flood answered busy.
+// stories260K on one backend (default cpu); writes bench/attack.json and prints a Markdown table.
+//   npm run bench:attack [-- --backend cpu|simd|webgpu] [--max-running 64]
+import { mkdir, writeFile } from "node:fs/promises";
+import { join } from "node:path";
+import { monitorEventLoopDelay } from "node:perf_hooks";
+import { parseArgs } from "node:util";
+import { EngineBusyError } from "../node/engine/errors.ts";
+import { openEngine, type BackendChoice, type Engine, type EngineRequest } from "../node/engine/index.ts";
+
+const { values } = parseArgs({ options: { backend: { type: "string" }, "max-running": { type: "string" } } });
+const backend = (values.backend ?? "cpu") as BackendChoice;
+const maxRunning = Number(values["max-running"] ?? 64);
+const root = join(import.meta.dirname, "..");
+const PROSE = "Once upon a time there was a little dog named Max who loved the sun. ";
+const honest: EngineRequest = { adapterId: null, prompt: "Lily saw a", maxTokens: 16, temperature: 0, owner: "alice" };
+
+async function open(maxPromptBytes?: number) {
+  const model = join(root, "models/stories260K");
+  return openEngine({ model, backend, numBlocks: 1024, maxPromptBytes, scheduler: { maxRunning } });
+}
+
+/** Wall time and steps of one request from submit to end; past giveUpAfter steps, onLong runs (once). */
+async function measure(engine: Engine, request: EngineRequest, giveUpAfter = Infinity, onLong = (): void => {}) {
+  let steps = 0;
+  const off = engine.on("step", () => {
+    if (++steps === giveUpAfter + 1) onLong();
+  });
+  const started = performance.now();
+  await engine.submit(request).result;
+  off();
+  return { ms: performance.now() - started, steps };
+}
+
+/** The honest request idle, then under 96 streams from 3 owners (or from nobody: one queue). */
+async function flood(owned: boolean) {
+  const { engine, close } = await open();
+  try {
+    await measure(engine, honest); // warm-up
+    const idle = await measure(engine, honest);
+    const stop = new AbortController();
+    const attack = Array.from({ length: 96 }, (_, i) =>
+      engine.submit({
+        adapterId: null,
+        prompt: PROSE.repeat(3),
+        maxTokens: 300,
+        ignoreEos: true,
+        owner: owned ? `sybil-${i % 3}` : undefined,
+        signal: stop.signal,
+      }),
+    );
+    await engine.once("step", () => engine.stats().queue.running === Math.min(maxRunning, 96));
+    const giveUp = 10 * idle.steps;
+    const attacked = await measure(engine, owned ? honest : { ...honest, owner: undefined }, giveUp, () => stop.abort());
+    stop.abort();
+    await Promise.all(attack.map((s) => s.result));
+    return { idle, attacked, gaveUp: attacked.steps > giveUp };
+  } finally {
+    await close();
+  }
+}
+
+/** Event-loop delay p99 (ms) while four 60 KiB prompts are tokenized and refused, and one honest request runs. */
+async function longPrompts() {
+  const { engine, close } = await open(64 * 1024);
+  try {
+    const histogram = monitorEventLoopDelay({ resolution: 1 });
+    histogram.enable();
+    const text = PROSE.repeat(900); // ~62 KiB
+    const attacks = Array.from({ length: 4 }, () => engine.submit({ adapterId: null, prompt: text, maxTokens: 8 }));
+    const honestRun = await measure(engine, honest);
+    await Promise.all(attacks.map((s) => s.result.catch(() => {})));
+    histogram.disable();
+    return { loopP99Ms: histogram.percentile(99) / 1e6, honestMs: honestRun.ms };
+  } finally {
+    await close();
+  }
+}
+
+/** 20,000 submits from 3 identities: how many are held, how many answered busy, at what cost each. */
+async function manyRequests() {
+  const { engine, close } = await open();
+  try {
+    const stop = new AbortController();
+    globalThis.gc?.();
+    const heapBefore = process.memoryUsage().heapUsed;
+    let busy = 0;
+    const started = performance.now();
+    for (let i = 0; i < 20_000; i++) {
+      try {
+        engine.submit({ adapterId: null, tokenIds: [1, 2], maxTokens: 100, owner: `sybil-${i % 3}`, signal: stop.signal });
+      } catch (error) {
+        if (!(error instanceof EngineBusyError)) throw error;
+        busy++;
+      }
+    }
+    const usPerSubmit = (1000 * (performance.now() - started)) / 20_000;
+    const held = engine.stats().admission;
+    const heapMiB = (process.memoryUsage().heapUsed - heapBefore) / 2 ** 20;
+    stop.abort();
+    return { held: held.requests, busy, usPerSubmit, heapMiB };
+  } finally {
+    await close();
+  }
+}
+
+const owned = await flood(true);
+const unowned = await flood(false);
+const prompts = await longPrompts();
+const many = await manyRequests();
+const round = (x: number, d = 1) => Math.round(x * 10 ** d) / 10 ** d;
+const figures = {
+  backend,
+  maxRunning,
+  honest_idle_ms: round(owned.idle.ms),
+  honest_idle_steps: owned.idle.steps,
+  honest_3x32_owned_ms: round(owned.attacked.ms),
+  honest_3x32_owned_steps: owned.attacked.steps,
+  honest_3x32_owned_over_idle_ms: round(owned.attacked.ms / owned.idle.ms, 2),
+  honest_3x32_owned_over_idle_steps: round(owned.attacked.steps / owned.idle.steps, 2),
+  honest_3x32_unowned_steps: `${unowned.gaveUp ? ">" : ""}${unowned.attacked.steps}`,
+  honest_3x32_unowned_ms: round(unowned.attacked.ms),
+  loop_p99_ms_4x60KiB_prompts: round(prompts.loopP99Ms),
+  honest_ms_during_long_prompts: round(prompts.honestMs),
+  flood_20000_held: many.held,
+  flood_20000_busy: many.busy,
+  flood_us_per_submit: round(many.usPerSubmit, 2),
+  flood_heap_mib: round(many.heapMiB),
+};
+await mkdir(join(root, "bench"), { recursive: true });
+await writeFile(join(root, "bench/attack.json"), JSON.stringify(figures, null, 2) + "\n");
+console.log("| figure | value |\n|---|---|");
+for (const [k, v] of Object.entries(figures)) console.log(`| \`${k}\` | ${v} |`);
