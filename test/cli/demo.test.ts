@@ -56,7 +56,7 @@ describe("openlora demo", () => {
 
   it("refuses bad options with exit code 2, naming the problem", async () => {
     expect(await openlora("demo", "--max-tokens", "0")).toMatchObject({ code: 2, stderr: expect.stringMatching(/--max-tokens must be at least 1, got 0/) });
-    expect(await openlora("demo", "--backend", "tpu")).toMatchObject({ code: 2, stderr: expect.stringMatching(/--backend must be one of cpu, webgpu, auto, got "tpu"/) });
+    expect(await openlora("demo", "--backend", "tpu")).toMatchObject({ code: 2, stderr: expect.stringMatching(/--backend must be one of cpu, webgpu, simd, auto, got "tpu"/) });
     const missing = await openlora("demo", "--model", "/nonexistent/model", "--backend", "cpu");
     expect(missing.code).toBe(1);
     expect(missing.stderr).toMatch(/\/nonexistent\/model/);

@@ -39,7 +39,7 @@ describe("openlora CLI", () => {
   it("rejects bad arguments with exit code 2 and says what is wrong", async () => {
     expect(await openlora("fly")).toMatchObject({ code: 2, stderr: expect.stringMatching(/unknown command "fly"/) });
     expect(await openlora("generate", "--model", STORIES_DIR, "--prompt", "x", "--temperature", "hot")).toMatchObject({ code: 2, stderr: expect.stringMatching(/--temperature must be a number, got "hot"/) });
-    expect(await openlora("generate", "--model", STORIES_DIR, "--prompt", "x", "--backend", "tpu")).toMatchObject({ code: 2, stderr: expect.stringMatching(/--backend must be one of cpu, webgpu, auto/) });
+    expect(await openlora("generate", "--model", STORIES_DIR, "--prompt", "x", "--backend", "tpu")).toMatchObject({ code: 2, stderr: expect.stringMatching(/--backend must be one of cpu, webgpu, simd, auto/) });
     expect(await openlora("generate", "--model", STORIES_DIR)).toMatchObject({ code: 2, stderr: expect.stringMatching(/--prompt is required/) });
     expect(await openlora("generate", "--bogus")).toMatchObject({ code: 2, stderr: expect.stringMatching(/Unknown option '--bogus'/) });
   });
