@@ -3,6 +3,7 @@
 import { UsageError } from "./args.ts";
 import { adapterCommand } from "./commands/adapter.ts";
 import { demoCommand } from "./commands/demo.ts";
+import { devnetCommand } from "./commands/devnet.ts";
 import { generateCommand } from "./commands/generate.ts";
 import { modelCommand } from "./commands/model.ts";
 import { nodeCommand } from "./commands/node.ts";
@@ -14,7 +15,8 @@ const commands: Record<string, { run: (argv: string[]) => Promise<void>; summary
   adapter: { run: adapterCommand, summary: "inspect or create PEFT LoRA adapters" },
   model: { run: modelCommand, summary: "create random-weight models of a real shape (GGUF)" },
   node: { run: nodeCommand, summary: "run a node: OpenAI-compatible API, usage ledger, payments and settlement" },
-  demo: { run: demoCommand, summary: "the main job (npm start): the embedded model with each demo adapter" },
+  devnet: { run: devnetCommand, summary: "the main job (npm start): chain, three paid nodes, payers, settlement, claims" },
+  demo: { run: demoCommand, summary: "the embedded model telling a story with no adapter and with each demo adapter" },
   wallet: { run: walletCommand, summary: "create, import or show the operator key (encrypted keystore)" },
   stake: { run: stakeCommand, summary: "stake OPEN in NodeRegistry and bind the peer id and API endpoint" },
   unstake: { run: unstakeCommand, summary: "move bonded stake into unbonding" },
