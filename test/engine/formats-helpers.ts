@@ -6,7 +6,7 @@ import { join } from "node:path";
 import { permuteRotateHalfRows } from "../../node/engine/model/rope-basis.ts";
 import type { ModelWeights } from "../../node/engine/model/weights.ts";
 import { writeSafetensors } from "../../node/engine/formats/safetensors.ts";
-import { TOKEN_TYPE } from "../../node/engine/tokenizer/sentencepiece-bpe.ts";
+import { sentencePieceTokenizerJson } from "../../node/engine/tokenizer/sentencepiece-json.ts";
 import type { SentencePieceVocab } from "../../node/engine/tokenizer/sentencepiece-bpe.ts";
 
 export const STORIES = join(import.meta.dirname, "../../models/stories260K");
@@ -15,66 +15,9 @@ export function scratchDir(label: string): string {
   return mkdtempSync(join(tmpdir(), `openlora-${label}-`));
 }
 
-/**
- * A tokenizer.json in the shape Hugging Face's LlamaConverter writes for a SentencePiece BPE model: BPE with
- * byte fallback, merges ranked by the score of the merged piece, "▁" prepended and spaces replaced.
- */
+/** A tokenizer.json in the shape Hugging Face's LlamaConverter writes for a SentencePiece BPE model. */
 export function llamaTokenizerJson(vocab: SentencePieceVocab): unknown {
-  const vocabMap: Record<string, number> = {};
-  vocab.pieces.forEach((piece, id) => {
-    if (!(piece in vocabMap)) vocabMap[piece] = id;
-  });
-  const text = new Set(vocab.pieces.filter((_, id) => vocab.types[id] === TOKEN_TYPE.normal));
-  const merges: { pair: [string, string]; score: number; id: number }[] = [];
-  vocab.pieces.forEach((piece, id) => {
-    if (vocab.types[id] !== TOKEN_TYPE.normal) return;
-    const chars = [...piece];
-    for (let cut = 1; cut < chars.length; cut++) {
-      const a = chars.slice(0, cut).join("");
-      const b = chars.slice(cut).join("");
-      if (text.has(a) && text.has(b)) merges.push({ pair: [a, b], score: vocab.scores[id], id });
-    }
-  });
-  merges.sort((x, y) => y.score - x.score || x.id - y.id);
-  const special = (id: number) => ({ id, content: vocab.pieces[id], single_word: false, lstrip: false, rstrip: false, normalized: false, special: true });
-  return {
-    version: "1.0",
-    truncation: null,
-    padding: null,
-    added_tokens: [special(vocab.unkId), special(vocab.bosId), special(vocab.eosId)],
-    normalizer: {
-      type: "Sequence",
-      normalizers: [{ type: "Prepend", prepend: "\u2581" }, { type: "Replace", pattern: { String: " " }, content: "\u2581" }],
-    },
-    pre_tokenizer: null,
-    post_processor: {
-      type: "TemplateProcessing",
-      single: [{ SpecialToken: { id: vocab.pieces[vocab.bosId], type_id: 0 } }, { Sequence: { id: "A", type_id: 0 } }],
-      pair: [{ SpecialToken: { id: vocab.pieces[vocab.bosId], type_id: 0 } }, { Sequence: { id: "A", type_id: 0 } }, { Sequence: { id: "B", type_id: 1 } }],
-      special_tokens: { [vocab.pieces[vocab.bosId]]: { id: vocab.pieces[vocab.bosId], ids: [vocab.bosId], tokens: [vocab.pieces[vocab.bosId]] } },
-    },
-    decoder: {
-      type: "Sequence",
-      decoders: [
-        { type: "Replace", pattern: { String: "\u2581" }, content: " " },
-        { type: "ByteFallback" },
-        { type: "Fuse" },
-        { type: "Strip", content: " ", start: 1, stop: 0 },
-      ],
-    },
-    model: {
-      type: "BPE",
-      dropout: null,
-      unk_token: vocab.pieces[vocab.unkId],
-      continuing_subword_prefix: null,
-      end_of_word_suffix: null,
-      fuse_unk: true,
-      byte_fallback: true,
-      ignore_merges: false,
-      vocab: vocabMap,
-      merges: merges.map((m) => m.pair),
-    },
-  };
+  return sentencePieceTokenizerJson(vocab);
 }
 
 /** The tensors of a Hugging Face Llama checkpoint, q/k rows permuted to rotate-half order as HF stores them. */

@@ -72,11 +72,13 @@ export function ggmlBlock(type: number): { elements: number; bytes: number } | u
 /** llama.cpp's general.file_type values for the files this engine writes. */
 export const LLAMA_FILE_TYPE = { F32: 0, F16: 1, Q4_0: 2, Q8_0: 7, BF16: 32 } as const;
 
-/** The llama.cpp tensor names of a LLaMA model. */
+/** The llama.cpp tensor names of a LLaMA model (gguf-py's constants.py TENSOR_NAMES). */
 export const GGUF_TENSOR = {
   tokenEmbedding: "token_embd.weight",
   finalNorm: "output_norm.weight",
   classifier: "output.weight",
+  /** Llama 3's RoPE frequency divisors (convert_hf_to_gguf.py writes them from rope_scaling "llama3"). */
+  ropeFreqs: "rope_freqs.weight",
   layer: (l: number) => ({
     attnNorm: `blk.${l}.attn_norm.weight`,
     wq: `blk.${l}.attn_q.weight`,
@@ -87,5 +89,15 @@ export const GGUF_TENSOR = {
     wGate: `blk.${l}.ffn_gate.weight`,
     wUp: `blk.${l}.ffn_up.weight`,
     wDown: `blk.${l}.ffn_down.weight`,
+  }),
+  /** The architecture's vectors (model/weights.ts LayerVectors) by their llama.cpp names. */
+  layerVectors: (l: number) => ({
+    qBias: `blk.${l}.attn_q.bias`,
+    kBias: `blk.${l}.attn_k.bias`,
+    vBias: `blk.${l}.attn_v.bias`,
+    qNorm: `blk.${l}.attn_q_norm.weight`,
+    kNorm: `blk.${l}.attn_k_norm.weight`,
+    attnPostNorm: `blk.${l}.post_attention_norm.weight`,
+    ffnPostNorm: `blk.${l}.post_ffw_norm.weight`,
   }),
 } as const;

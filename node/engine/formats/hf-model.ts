@@ -1,25 +1,15 @@
-// A Hugging Face LlamaForCausalLM folder: config.json, model.safetensors (or shards + index), tokenizer.json.
+// A Hugging Face causal-LM folder (Llama, Mistral, Qwen2, Qwen3, Gemma 2): config.json (hf-config.ts),
+// model.safetensors (or shards + index), tokenizer.json, and generation_config.json's EOS ids when present.
 import { existsSync, readFileSync } from "node:fs";
 import { basename, join, resolve } from "node:path";
 import { ModelFormatError } from "../errors.ts";
-import { configProblem } from "../model/config.ts";
-import type { ModelConfig } from "../model/config.ts";
+import { architectureOf, qDimOf } from "../model/config.ts";
 import { unpermuteRotateHalfRows } from "../model/rope-basis.ts";
 import type { LayerWeights, LoadedModel, ModelWeights, WeightMatrix } from "../model/weights.ts";
 import { loadHfTokenizer } from "../tokenizer/hf-tokenizer.ts";
+import { eosIdsOf, parseHfConfig, type HfModelConfig } from "./hf-config.ts";
 import { SafetensorsFile } from "./safetensors.ts";
 import { dequantize, float32Matrix, weightMatrix } from "./weight-codec.ts";
-
-const SUPPORTED_ARCHITECTURES = ["LlamaForCausalLM"];
-
-/** config.json as far as this engine reads it. */
-export interface HfLlamaConfig {
-  config: ModelConfig;
-  tiedClassifier: boolean;
-  name?: string;
-  bosId?: number;
-  eosId?: number;
-}
 
 function readJsonFile(path: string): Record<string, unknown> {
   let text: string;
@@ -38,72 +28,15 @@ function readJsonFile(path: string): Record<string, unknown> {
   return value as Record<string, unknown>;
 }
 
-/** Parses config.json of a Llama model; refuses features the engine would silently get wrong. */
-export function parseHfConfig(raw: Record<string, unknown>, file: string): HfLlamaConfig {
-  const architectures = raw.architectures;
-  if (Array.isArray(architectures) && !architectures.some((a) => SUPPORTED_ARCHITECTURES.includes(a as string))) {
-    throw new ModelFormatError(file, `architectures ${JSON.stringify(architectures)} are not supported (only ${SUPPORTED_ARCHITECTURES.join(", ")})`);
-  }
-  if (!Array.isArray(architectures) && raw.model_type !== "llama") {
-    throw new ModelFormatError(file, `model_type ${JSON.stringify(raw.model_type)} is not supported (only "llama")`);
-  }
-  const int = (key: string, fallback?: number): number => {
-    const value = raw[key] ?? fallback;
-    if (value === undefined) throw new ModelFormatError(file, `${key} is missing`);
-    if (typeof value !== "number" || !Number.isInteger(value) || value <= 0) throw new ModelFormatError(file, `${key} must be a positive integer, got ${JSON.stringify(value)}`);
-    return value;
-  };
-  const real = (key: string, fallback: number): number => {
-    const value = raw[key] ?? fallback;
-    if (typeof value !== "number" || !(value > 0)) throw new ModelFormatError(file, `${key} must be a positive number, got ${JSON.stringify(value)}`);
-    return value;
-  };
-  const dim = int("hidden_size");
-  const nHeads = int("num_attention_heads");
-  const config: ModelConfig = {
-    dim,
-    hiddenDim: int("intermediate_size"),
-    nLayers: int("num_hidden_layers"),
-    nHeads,
-    nKvHeads: int("num_key_value_heads", nHeads),
-    headDim: dim / nHeads,
-    vocabSize: int("vocab_size"),
-    maxSeqLen: int("max_position_embeddings", 2048),
-    normEps: real("rms_norm_eps", 1e-6), // LlamaConfig's defaults
-    ropeTheta: real("rope_theta", 10000),
-  };
-  const problem = configProblem(config);
-  if (problem) throw new ModelFormatError(file, problem);
-  if (raw.head_dim !== undefined && raw.head_dim !== null && raw.head_dim !== config.headDim) {
-    throw new ModelFormatError(file, `head_dim ${JSON.stringify(raw.head_dim)} != hidden_size / num_attention_heads = ${config.headDim} (not supported)`);
-  }
-  if (raw.rope_scaling !== undefined && raw.rope_scaling !== null) {
-    throw new ModelFormatError(file, `rope_scaling ${JSON.stringify(raw.rope_scaling)} is not supported`);
-  }
-  if (raw.hidden_act !== undefined && raw.hidden_act !== "silu") {
-    throw new ModelFormatError(file, `hidden_act ${JSON.stringify(raw.hidden_act)} is not supported (only "silu")`);
-  }
-  for (const key of ["attention_bias", "mlp_bias"]) {
-    if (raw[key] === true) throw new ModelFormatError(file, `${key} true is not supported`);
-  }
-  const optionalId = (key: string): number | undefined => {
-    const value = Array.isArray(raw[key]) ? (raw[key] as unknown[])[0] : raw[key]; // Llama 3 lists several EOS ids
-    return typeof value === "number" && Number.isInteger(value) && value >= 0 ? value : undefined;
-  };
-  return {
-    config,
-    tiedClassifier: raw.tie_word_embeddings === true,
-    // A hub id ("meta-llama/Llama-2-7b-hf") is kept; a local path saved by transformers is cut to its last part.
-    name: typeof raw._name_or_path === "string" && raw._name_or_path !== ""
-      ? /^[./\\~]|^[A-Za-z]:/.test(raw._name_or_path) ? basename(raw._name_or_path) : raw._name_or_path
-      : undefined,
-    bosId: optionalId("bos_token_id"),
-    eosId: optionalId("eos_token_id"),
-  };
+/** Which safetensors file holds each tensor, and every tensor name the folder has. */
+interface WeightFiles {
+  shardOf: (key: string) => string | undefined;
+  /** Every tensor of the index (or of model.safetensors, read when asked). */
+  names: () => string[];
+  describe: string;
 }
 
-/** Which safetensors file holds each tensor: the index's weight_map, or everything in model.safetensors. */
-function weightFiles(folder: string): { shardOf: (key: string) => string | undefined; describe: string } {
+function weightFiles(folder: string): WeightFiles {
   const indexPath = join(folder, "model.safetensors.index.json");
   if (existsSync(indexPath)) {
     const index = readJsonFile(indexPath);
@@ -115,21 +48,35 @@ function weightFiles(folder: string): { shardOf: (key: string) => string | undef
         throw new ModelFormatError(indexPath, `weight_map[${key}] is not a file name in the folder: ${JSON.stringify(shard)}`);
       }
     }
-    return { shardOf: (key) => (entries[key] === undefined ? undefined : join(folder, entries[key] as string)), describe: indexPath };
+    return {
+      shardOf: (key) => (entries[key] === undefined ? undefined : join(folder, entries[key] as string)),
+      names: () => Object.keys(entries),
+      describe: indexPath,
+    };
   }
   const single = join(folder, "model.safetensors");
-  if (existsSync(single)) return { shardOf: () => single, describe: single };
+  if (existsSync(single)) return { shardOf: () => single, names: () => [], describe: single };
   const hint = existsSync(join(folder, "pytorch_model.bin")) ? " (pytorch_model.bin is not read; convert it to safetensors)" : "";
   throw new ModelFormatError(folder, `no weights: looked for model.safetensors and model.safetensors.index.json${hint}`);
 }
 
-/** Canonical weights from the safetensors of a folder; q/k rows go from rotate-half back to interleaved. */
-export function readHfWeights(folder: string, parsed: HfLlamaConfig): ModelWeights {
+/** Tensors every checkpoint may carry that the engine has no use for: RoPE's cached inverse frequencies. */
+const IGNORED_TENSOR = /\.rotary_emb\.inv_freq$/;
+
+/**
+ * Canonical weights from the safetensors of a folder: q/k rows (and their biases and norm weights) go from
+ * rotate-half back to interleaved, Gemma's norm weights w become 1 + w. A tensor the architecture does not use
+ * is refused by name (an o_proj bias, say, would otherwise be silently dropped).
+ */
+export function readHfWeights(folder: string, parsed: HfModelConfig): ModelWeights {
   const { config } = parsed;
-  const { dim, hiddenDim, vocabSize } = config;
-  const kvDim = config.nKvHeads * config.headDim;
+  const arch = architectureOf(config);
+  const { dim, hiddenDim, vocabSize, headDim } = config;
+  const kvDim = config.nKvHeads * headDim;
+  const qDim = qDimOf(config);
   const files = weightFiles(folder);
   const open = new Map<string, SafetensorsFile>();
+  const used = new Set<string>();
   try {
     const entryOf = (key: string, shape: number[]): SafetensorsFile => {
       const shard = files.shardOf(key);
@@ -144,7 +91,13 @@ export function readHfWeights(folder: string, parsed: HfLlamaConfig): ModelWeigh
       if (entry.shape.length !== shape.length || entry.shape.some((d, i) => d !== shape[i])) {
         throw new ModelFormatError(shard, `tensor ${key} has shape [${entry.shape}], config.json implies [${shape}]`);
       }
+      used.add(key);
       return file;
+    };
+    // Gemma's RMSNorm multiplies by (1 + weight), in float32: folded here, as llama.cpp's converter does.
+    const norm = (key: string, length: number): Float32Array => {
+      const w = entryOf(key, [length]).read(key);
+      return arch.family === "gemma2" ? w.map((x) => 1 + x) : w;
     };
     const vector = (key: string, length: number): Float32Array => entryOf(key, [length]).read(key);
     const matrix = (key: string, rows: number, cols: number): WeightMatrix => entryOf(key, [rows, cols]).readMatrix(key);
@@ -152,20 +105,43 @@ export function readHfWeights(folder: string, parsed: HfLlamaConfig): ModelWeigh
     const layers: LayerWeights[] = [];
     for (let l = 0; l < config.nLayers; l++) {
       const p = `model.layers.${l}`;
-      layers.push({
-        attnNorm: vector(`${p}.input_layernorm.weight`, dim),
-        wq: unpermuteMatrixRows(matrix(`${p}.self_attn.q_proj.weight`, dim, dim), config.nHeads),
+      const layer: LayerWeights = {
+        attnNorm: norm(`${p}.input_layernorm.weight`, dim),
+        wq: unpermuteMatrixRows(matrix(`${p}.self_attn.q_proj.weight`, qDim, dim), config.nHeads),
         wk: unpermuteMatrixRows(matrix(`${p}.self_attn.k_proj.weight`, kvDim, dim), config.nKvHeads),
         wv: matrix(`${p}.self_attn.v_proj.weight`, kvDim, dim),
-        wo: matrix(`${p}.self_attn.o_proj.weight`, dim, dim),
-        ffnNorm: vector(`${p}.post_attention_layernorm.weight`, dim),
+        wo: matrix(`${p}.self_attn.o_proj.weight`, dim, qDim),
+        // Gemma 2 names its norm before the MLP pre_feedforward_layernorm; post_attention_layernorm is the norm
+        // of the attention output there, but the pre-MLP norm in Llama, Mistral and Qwen.
+        ffnNorm: norm(`${p}.${arch.postNorms ? "pre_feedforward_layernorm" : "post_attention_layernorm"}.weight`, dim),
         wGate: matrix(`${p}.mlp.gate_proj.weight`, hiddenDim, dim),
         wUp: matrix(`${p}.mlp.up_proj.weight`, hiddenDim, dim),
         wDown: matrix(`${p}.mlp.down_proj.weight`, dim, hiddenDim),
-      });
+      };
+      if (arch.qkvBias) {
+        layer.qBias = unpermuteRotateHalfRows(vector(`${p}.self_attn.q_proj.bias`, qDim), config.nHeads, 1);
+        layer.kBias = unpermuteRotateHalfRows(vector(`${p}.self_attn.k_proj.bias`, kvDim), config.nKvHeads, 1);
+        layer.vBias = vector(`${p}.self_attn.v_proj.bias`, kvDim);
+      }
+      if (arch.qkNorm) {
+        layer.qNorm = unpermuteRotateHalfRows(vector(`${p}.self_attn.q_norm.weight`, headDim), 1, 1);
+        layer.kNorm = unpermuteRotateHalfRows(vector(`${p}.self_attn.k_norm.weight`, headDim), 1, 1);
+      }
+      if (arch.postNorms) {
+        layer.attnPostNorm = norm(`${p}.post_attention_layernorm.weight`, dim);
+        layer.ffnPostNorm = norm(`${p}.post_feedforward_layernorm.weight`, dim);
+      }
+      layers.push(layer);
     }
-    const finalNorm = vector("model.norm.weight", dim);
+    const finalNorm = norm("model.norm.weight", dim);
+    // Tied: transformers ties lm_head to the embedding, whatever lm_head.weight the files hold.
     const classifier = parsed.tiedClassifier ? tokenEmbedding : matrix("lm_head.weight", vocabSize, dim);
+    if (parsed.tiedClassifier) used.add("lm_head.weight");
+    const names = files.names().length > 0 ? files.names() : [...open.values()].flatMap((f) => [...f.tensors.keys()]);
+    const unused = names.find((name) => !used.has(name) && !IGNORED_TENSOR.test(name));
+    if (unused !== undefined) {
+      throw new ModelFormatError(files.describe, `tensor ${unused} is not part of a ${parsed.architecture} as config.json describes it (not supported)`);
+    }
     return { config, tokenEmbedding, layers, finalNorm, classifier };
   } finally {
     for (const file of open.values()) file.close();
@@ -186,12 +162,25 @@ function unpermuteMatrixRows(m: WeightMatrix, nHeads: number): WeightMatrix {
   return weightMatrix(m.dtype, m.rows, m.cols, new Uint8Array(moved.buffer));
 }
 
-/** A Hugging Face Llama folder into a LoadedModel (qkBasis "rotate-half": its adapters need the same un-permute). */
+/**
+ * The ids that end a generation: generation_config.json's eos_token_id (Llama 3 Instruct lists several), as
+ * transformers' generate() stops on them; else config.json's.
+ */
+function generationEosIds(folder: string, parsed: HfModelConfig): number[] {
+  const path = join(folder, "generation_config.json");
+  if (existsSync(path)) {
+    const ids = eosIdsOf(readJsonFile(path).eos_token_id);
+    if (ids.length > 0) return ids;
+  }
+  return parsed.eosIds;
+}
+
+/** A Hugging Face folder into a LoadedModel (qkBasis "rotate-half": its adapters need the same un-permute). */
 export function loadHfModel(folder: string): LoadedModel {
   const configPath = join(folder, "config.json");
   if (!existsSync(configPath)) throw new ModelFormatError(folder, "not a Hugging Face model folder: no config.json");
   const parsed = parseHfConfig(readJsonFile(configPath), configPath);
-  const tokenizer = loadHfTokenizer(folder, { bosId: parsed.bosId, eosId: parsed.eosId });
+  const tokenizer = loadHfTokenizer(folder, { bosId: parsed.bosId, eosIds: generationEosIds(folder, parsed) });
   if (tokenizer.vocabSize > parsed.config.vocabSize) {
     throw new ModelFormatError(join(folder, "tokenizer.json"), `tokenizer has ${tokenizer.vocabSize} tokens but config.json vocab_size is ${parsed.config.vocabSize}`);
   }

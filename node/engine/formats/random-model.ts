@@ -1,8 +1,8 @@
 // Random models of real shapes for benchmarks (`openlora model new`): no model hub is reachable here, so
 // bigger backbones are generated. Deterministic per (seed, tensor name), so a tensor can be regenerated alone.
 import type { ModelConfig } from "../model/config.ts";
-import { configProblem } from "../model/config.ts";
-import type { ModelWeights, WeightDType, WeightMatrix } from "../model/weights.ts";
+import { architectureOf, configProblem, qDimOf } from "../model/config.ts";
+import { LAYER_VECTOR_KEYS, type LayerWeights, type ModelWeights, type WeightDType, type WeightMatrix } from "../model/weights.ts";
 import { TOKEN_TYPE } from "../tokenizer/sentencepiece-bpe.ts";
 import type { SentencePieceVocab } from "../tokenizer/sentencepiece-bpe.ts";
 import { GGUF_TENSOR } from "./gguf-types.ts";
@@ -15,6 +15,11 @@ export interface RandomModelOptions {
   tiedClassifier?: boolean;
   /** Standard deviation of matrix entries (default 0.02, GPT-2's init): activations stay finite. */
   scale?: number;
+  /**
+   * Spread of the vectors around their neutral values (default 0: norm weights are ones, biases zeros). Random
+   * norms and biases make a test see a permuted or misplaced vector, which ones and zeros would hide.
+   */
+  vectorScale?: number;
 }
 
 /**
@@ -55,20 +60,27 @@ function tensorSeed(seed: number, name: string): number {
   return h || 1;
 }
 
-/** One tensor of a random model by its llama.cpp name: norms are ones, matrices N(0, scale^2). */
-export function randomTensor(config: ModelConfig, seed: number, name: string, scale = 0.02): Float32Array {
+/**
+ * One tensor of a random model by its llama.cpp name: matrices N(0, scale^2); norm weights 1 + N(0,
+ * vectorScale^2) and biases N(0, vectorScale^2) (ones and zeros by default); rope_freqs the config's factors.
+ */
+export function randomTensor(config: ModelConfig, seed: number, name: string, scale = 0.02, vectorScale = 0): Float32Array {
   const entry = llamaTensorLayout(config, false).find((t) => t.name === name);
-  if (!entry) throw new RangeError(`a LLaMA model of this config has no tensor ${name}`);
+  if (!entry) throw new RangeError(`a model of this config has no tensor ${name}`);
+  if (name === GGUF_TENSOR.ropeFreqs) return Float32Array.from(architectureOf(config).ropeFreqFactors!);
   const length = entry.dims.reduce((a, b) => a * b, 1);
+  const vector = entry.dims.length === 1;
+  if (vector && vectorScale === 0) return new Float32Array(length).fill(name.endsWith(".bias") ? 0 : 1);
   const out = new Float32Array(length);
-  if (entry.dims.length === 1) return out.fill(1);
+  const spread = vector ? vectorScale : scale;
+  const offset = vector && !name.endsWith(".bias") ? 1 : 0;
   const table = normals();
   let x = tensorSeed(seed, name);
   for (let i = 0; i < length; i++) {
     x ^= x << 13;
     x ^= x >>> 17;
     x ^= x << 5;
-    out[i] = table[x & 0xffff] * scale;
+    out[i] = offset + table[x & 0xffff] * spread;
   }
   return out;
 }
@@ -124,7 +136,7 @@ export function randomVocab(vocabSize: number, seed: number): SentencePieceVocab
  * A random model as a GgufModelInput: tensors are generated when the GGUF writer asks for them and dropped
  * after, so a 1B-parameter model is written with one tensor in memory at a time.
  */
-export function randomModelInput(config: ModelConfig, seed: number, options: RandomModelOptions = {}, name = "random"): GgufModelInput {
+export function randomModelInput(config: ModelConfig, seed: number, options: RandomModelOptions = {}, name = "random"): GgufModelInput & { vocab: SentencePieceVocab } {
   const problem = configProblem(config);
   if (problem) throw new RangeError(`random model: ${problem}`);
   const tiedClassifier = options.tiedClassifier ?? true;
@@ -133,7 +145,7 @@ export function randomModelInput(config: ModelConfig, seed: number, options: Ran
     config,
     vocab: randomVocab(config.vocabSize, seed),
     tiedClassifier,
-    tensor: (tensorName) => randomTensor(config, seed, tensorName, options.scale),
+    tensor: (tensorName) => randomTensor(config, seed, tensorName, options.scale, options.vectorScale),
   };
 }
 
@@ -145,26 +157,41 @@ export function randomModel(
   config: ModelConfig, seed: number, options: RandomModelOptions = {}, dtype: WeightDType = "f32",
 ): { weights: ModelWeights; vocab: SentencePieceVocab } {
   const input = randomModelInput(config, seed, options);
+  return { weights: inputWeights(input, dtype), vocab: input.vocab };
+}
+
+/** A GgufModelInput's tensors as canonical weights in memory: matrices f32, or stored as `dtype` when given. */
+export function inputWeights(input: GgufModelInput, dtype: WeightDType = "f32"): ModelWeights {
+  const { config } = input;
   const kvDim = config.nKvHeads * config.headDim;
+  const qDim = qDimOf(config);
   const { dim, hiddenDim } = config;
+  const arch = architectureOf(config);
   const matrix = (name: string, rows: number, cols: number): WeightMatrix => {
     const values = input.tensor(name);
     return dtype === "f32" ? float32Matrix(rows, cols, values) : quantizeMatrix(values, rows, cols, dtype);
   };
   const tokenEmbedding = matrix(GGUF_TENSOR.tokenEmbedding, config.vocabSize, dim);
-  const layers = Array.from({ length: config.nLayers }, (_, l) => {
+  const layers = Array.from({ length: config.nLayers }, (_, l): LayerWeights => {
     const n = GGUF_TENSOR.layer(l);
-    return {
+    const layer: LayerWeights = {
       attnNorm: input.tensor(n.attnNorm),
-      wq: matrix(n.wq, dim, dim),
+      wq: matrix(n.wq, qDim, dim),
       wk: matrix(n.wk, kvDim, dim),
       wv: matrix(n.wv, kvDim, dim),
-      wo: matrix(n.wo, dim, dim),
+      wo: matrix(n.wo, dim, qDim),
       ffnNorm: input.tensor(n.ffnNorm),
       wGate: matrix(n.wGate, hiddenDim, dim),
       wUp: matrix(n.wUp, hiddenDim, dim),
       wDown: matrix(n.wDown, dim, hiddenDim),
     };
+    const extra = GGUF_TENSOR.layerVectors(l);
+    const present = {
+      qBias: arch.qkvBias, kBias: arch.qkvBias, vBias: arch.qkvBias,
+      qNorm: arch.qkNorm, kNorm: arch.qkNorm, attnPostNorm: arch.postNorms, ffnPostNorm: arch.postNorms,
+    };
+    for (const key of LAYER_VECTOR_KEYS) if (present[key]) layer[key] = input.tensor(extra[key]);
+    return layer;
   });
   const weights: ModelWeights = {
     config,
@@ -173,5 +200,5 @@ export function randomModel(
     finalNorm: input.tensor(GGUF_TENSOR.finalNorm),
     classifier: input.tiedClassifier ? tokenEmbedding : matrix(GGUF_TENSOR.classifier, config.vocabSize, dim),
   };
-  return { weights, vocab: input.vocab };
+  return weights;
 }
