@@ -11,6 +11,7 @@ import { adminRoutes } from "./routes/admin.ts";
 import { inferenceRoutes, selfLogged } from "./routes/inference.ts";
 import { modelRoutes } from "./routes/models.ts";
 import { statusRoutes } from "./routes/status.ts";
+import { statusPageRoutes } from "./routes/status-page.ts";
 
 /** Request bodies above this are refused with 413. */
 export const BODY_LIMIT = 1024 * 1024;
@@ -72,6 +73,7 @@ export async function createServer(ctx: ApiContext): Promise<FastifyInstance> {
   modelRoutes(app, ctx);
   adminRoutes(app, ctx);
   statusRoutes(app, ctx);
+  statusPageRoutes(app, ctx);
 
   // A known URL asked with another method: 405 naming the methods it takes.
   for (const [url, allowed] of [...methods]) {
