@@ -1,6 +1,6 @@
 // Errors of the HTTP API and their one wire shape, OpenAI's: { error: { message, type, param, code } }, so that
 // existing clients (the official `openai` package among them) raise them as their usual APIError subclasses.
-import { InvalidRequestError, OpenLoraError, type Blame } from "../engine/index.ts";
+import { EngineBusyError, InvalidRequestError, OpenLoraError, type Blame } from "../engine/index.ts";
 
 /** An error the API answers with a given HTTP status; `extra` fields join the error object (402's amount). */
 export class ApiError extends OpenLoraError {
@@ -79,6 +79,11 @@ export function errorResponse(error: unknown): {
     const b = body(error.status, error.code, error.message, error.param);
     Object.assign(b.error, error.extra);
     return { status: error.status, body: b, headers: error.headers };
+  }
+  if (error instanceof EngineBusyError) {
+    // The engine holds all the work it accepts (or this owner's share): 429 with when to retry, in seconds.
+    const headers = { "retry-after": String(Math.ceil(error.retryAfterMs / 1000)) };
+    return { status: 429, body: body(429, error.code, error.message), headers };
   }
   if (error instanceof OpenLoraError && error.blame === "caller") {
     const field = error instanceof InvalidRequestError ? error.field : null;

@@ -18,6 +18,7 @@ export type {
   EngineRequest,
   EngineStats,
   SchedulerOptions,
+  AdmissionOptions,
   SlotStats,
   Usage,
 } from "./runtime/types.ts";
@@ -38,4 +39,11 @@ export {
   type ChatTemplate,
 } from "./tokenizer/chat-template.ts";
 export { Emitter } from "./emitter.ts";
-export { AdapterError, InvalidRequestError, ModelFormatError, OpenLoraError, type Blame } from "./errors.ts";
+export {
+  AdapterError,
+  EngineBusyError,
+  InvalidRequestError,
+  ModelFormatError,
+  OpenLoraError,
+  type Blame,
+} from "./errors.ts";
