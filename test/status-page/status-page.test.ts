@@ -47,7 +47,9 @@ describe("status page over HTTP", () => {
     expect(s.node).toMatchObject({ mode: "free", model: "stories260K" });
     const generated = s.throughput.tokens.reduce((a, b) => a + b, 0);
     expect(generated).toBe(s.ledger.completion_tokens);
-    expect(s.throughput.start + s.throughput.tokens.length * s.throughput.intervalMs).toBeGreaterThan(Date.now() - 1000);
+    expect(s.throughput.start + s.throughput.tokens.length * s.throughput.intervalMs).toBeGreaterThan(
+      Date.now() - 1000,
+    );
     expect(s.adapters.map((a) => a.aliases[0]).sort()).toEqual(["dragon", "ocean", "robot"]);
     expect(s.adapters.find((a) => a.aliases[0] === "dragon")?.tier).toBe("gpu");
     expect(s.ledger.requests).toBe(4);

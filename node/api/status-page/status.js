@@ -86,7 +86,8 @@ function drawThroughput(series) {
 function render(s) {
   const { kind, description } = s.node.device;
   const device = !description ? kind : description.startsWith(kind) ? description : `${kind} (${description})`;
-  $("identity").textContent = `${s.node.model} on ${device} · ${s.node.mode} mode${s.node.peer_id ? ` · peer ${short(s.node.peer_id)}` : ""}`;
+  $("identity").textContent =
+    `${s.node.model} on ${device} · ${s.node.mode} mode${s.node.peer_id ? ` · peer ${short(s.node.peer_id)}` : ""}`;
   $("updated").textContent = `up ${s.node.uptime_s} s · updated ${new Date().toLocaleTimeString()}`;
   $("tps-now").textContent = `${s.tokens.perSecond.toFixed(1)} now`;
   drawThroughput(s.throughput);
@@ -108,7 +109,7 @@ function render(s) {
     "slots",
     s.slots.map((slot) => [
       cell(slot.slot),
-      cell(slot.adapterId ? aliasOf.get(slot.adapterId) ?? short(slot.adapterId) : "—"),
+      cell(slot.adapterId ? (aliasOf.get(slot.adapterId) ?? short(slot.adapterId)) : "—"),
       cell(slot.state),
       cell(slot.pins),
     ]),

@@ -28,7 +28,8 @@ const spec: CommandSpec = {
     once: "exit after the summary instead of keeping the chain and the nodes up",
     json: "print the summary as one JSON object on stdout (amounts in wei, as decimal strings)",
     backend: `${BACKEND_CHOICES.join(" | ")} (default auto)`,
-    "data-dir": "an empty or new folder for the nodes' data and the deployment file (default: a temporary folder, removed at exit)",
+    "data-dir":
+      "an empty or new folder for the nodes' data and the deployment file (default: a temporary folder, removed at exit)",
     "rpc-port": "the chain's JSON-RPC port on 127.0.0.1 (default: a free one)",
     "settle-interval": "seconds the nodes let new vouchers wait before settling them on their own (default 30)",
   },
@@ -42,14 +43,20 @@ export async function devnetCommand(argv: string[]): Promise<void> {
   if (!BACKEND_CHOICES.includes(backend)) {
     throw new UsageError(`--backend must be one of ${BACKEND_CHOICES.join(", ")}, got "${backend}"`);
   }
-  const rpcPort = stringOption(values, "rpc-port") === undefined ? undefined : numberOption(values, "rpc-port", 0, { integer: true, min: 1, max: 65535 });
+  const rpcPort =
+    stringOption(values, "rpc-port") === undefined
+      ? undefined
+      : numberOption(values, "rpc-port", 0, { integer: true, min: 1, max: 65535 });
   const settleIntervalS = numberOption(values, "settle-interval", 30, { min: 1 });
   const given = stringOption(values, "data-dir");
   if (given !== undefined && existsSync(given) && readdirSync(given).length > 0) {
-    throw new UsageError(`--data-dir ${given} is not empty: the devnet starts a new chain, so its nodes need new ledgers`);
+    throw new UsageError(
+      `--data-dir ${given} is not empty: the devnet starts a new chain, so its nodes need new ledgers`,
+    );
   }
   const dataDir = given ?? (await mkdtemp(join(tmpdir(), "openlora-devnet-")));
-  const removeData = (): Promise<void> => (given === undefined ? rm(dataDir, { recursive: true, force: true }) : Promise.resolve());
+  const removeData = (): Promise<void> =>
+    given === undefined ? rm(dataDir, { recursive: true, force: true }) : Promise.resolve();
   const progress = (line: string): void => void process.stderr.write(`${line}\n`);
 
   let devnet;

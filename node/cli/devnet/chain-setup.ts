@@ -33,7 +33,10 @@ export interface DevnetChain {
   deployment: Deployment;
 }
 
-export function chainClients(rpcUrl: string, chainId: number): { chain: Chain; public: PublicClient<Transport, Chain> } {
+export function chainClients(
+  rpcUrl: string,
+  chainId: number,
+): { chain: Chain; public: PublicClient<Transport, Chain> } {
   const chain = defineChain({
     id: chainId,
     name: `devnet-${chainId}`,

@@ -6,7 +6,16 @@ import { basename, join, resolve } from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
 import type { Address, Hex } from "viem";
 import { loadPeftAdapter, type BackendChoice } from "../../engine/index.ts";
-import { baseModelId, claim, deployContracts, deposit, fund, readContracts, register, type DevnetChain } from "./chain-setup.ts";
+import {
+  baseModelId,
+  claim,
+  deployContracts,
+  deposit,
+  fund,
+  readContracts,
+  register,
+  type DevnetChain,
+} from "./chain-setup.ts";
 import { PROJECT_ROOT, startHardhatChain, type HardhatChain } from "./hardhat-chain.ts";
 import { dialAddrs, startNode, type DevnetNode } from "./nodes.ts";
 import { DevnetPayer } from "./payer.ts";
@@ -82,7 +91,12 @@ export async function startDevnet(o: DevnetOptions): Promise<Devnet> {
     stage(`listed ${adapters.map((a) => `${a.name} ${a.listingId.slice(0, 10)}`).join(", ")}`);
 
     for (const payer of payers) {
-      await deposit(c, payer.account, operators.map((op) => op.account.address), FUNDING.deposit);
+      await deposit(
+        c,
+        payer.account,
+        operators.map((op) => op.account.address),
+        FUNDING.deposit,
+      );
     }
     stage(`each payer deposited ${FUNDING.deposit} wei for each node`);
 
@@ -99,10 +113,14 @@ export async function startDevnet(o: DevnetOptions): Promise<Devnet> {
     nodes.push(await startNode(c, first, one(first.name).account, nodeOptions(first.name, [])));
     const bootstrap = dialAddrs(nodes[0]);
     nodes.push(
-      ...(await Promise.all(rest.map((plan) => startNode(c, plan, one(plan.name).account, nodeOptions(plan.name, bootstrap))))),
+      ...(await Promise.all(
+        rest.map((plan) => startNode(c, plan, one(plan.name).account, nodeOptions(plan.name, bootstrap))),
+      )),
     );
     for (const n of nodes) {
-      stage(`${n.plan.name} staked and serving at ${n.url} on ${n.service.engine.device.kind} (hot: ${n.plan.hot.join(", ") || "none"})`);
+      stage(
+        `${n.plan.name} staked and serving at ${n.url} on ${n.service.engine.device.kind} (hot: ${n.plan.hot.join(", ") || "none"})`,
+      );
     }
     await gossiped(nodes);
     stage("every node sees every other's announcement");
@@ -160,7 +178,8 @@ async function listAdapters(c: DevnetChain, model: string, one: (name: string) =
     });
     const listed = { name: plan.name, contentHash, listingId };
     adapters.push(listed);
-    for (const [name, weightBps] of plan.split) contributions.push({ adapter: listed, contributor: one(name), weightBps });
+    for (const [name, weightBps] of plan.split)
+      contributions.push({ adapter: listed, contributor: one(name), weightBps });
   }
   return { adapters, contributions, adapterDirs };
 }
@@ -171,7 +190,9 @@ async function gossiped(nodes: DevnetNode[]): Promise<void> {
   const seen = (n: DevnetNode): number => n.service.paid?.peers?.table.entries().length ?? 0;
   while (nodes.some((n) => seen(n) < nodes.length)) {
     if (Date.now() > deadline) {
-      throw new Error(`gossip: after 60 s the nodes see ${nodes.map(seen).join(", ")} of ${nodes.length} announcements`);
+      throw new Error(
+        `gossip: after 60 s the nodes see ${nodes.map(seen).join(", ")} of ${nodes.length} announcements`,
+      );
     }
     await sleep(50);
   }

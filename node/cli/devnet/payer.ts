@@ -58,7 +58,10 @@ export class DevnetPayer {
     const signature = await signVoucher(this.account, voucher, this.#escrow);
     const response = await fetch(`${target.url}/v1/completions`, {
       method: "POST",
-      headers: { "content-type": "application/json", "x-openlora-voucher": encodeVoucherHeader({ voucher, signature }) },
+      headers: {
+        "content-type": "application/json",
+        "x-openlora-voucher": encodeVoucherHeader({ voucher, signature }),
+      },
       body: JSON.stringify({
         model: request.contentHash,
         prompt: request.prompt,

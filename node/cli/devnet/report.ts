@@ -11,7 +11,10 @@ function table(head: string[], rows: (string | number)[][]): string {
   // Numbers to the right, words to the left.
   const numeric = head.map((_, i) => rows.length > 0 && rows.every((r) => /^[+-]?[\d.]+%?$/.test(String(r[i]))));
   const line = (r: string[]): string =>
-    r.map((c, i) => (numeric[i] ? c.padStart(widths[i]) : c.padEnd(widths[i]))).join("  ").trimEnd();
+    r
+      .map((c, i) => (numeric[i] ? c.padStart(widths[i]) : c.padEnd(widths[i])))
+      .join("  ")
+      .trimEnd();
   return [line(head), line(widths.map((w) => "-".repeat(w))), ...rows.map((r) => line(r.map(String)))].join("\n");
 }
 
@@ -39,7 +42,7 @@ export function summaryText(s: DevnetSummary): string {
       open(a.settled),
       open(a.pool),
       open(a.paidOut),
-      (a.dust).toString(),
+      a.dust.toString(),
     ]),
   );
   const contributors = table(

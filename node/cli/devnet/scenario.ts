@@ -44,8 +44,21 @@ export const PAYERS = ["payer-1", "payer-2"];
 /** Splits chosen so that one pool divides with a remainder: its dust (< contributors wei) stays in the escrow. */
 export const ADAPTERS: AdapterPlan[] = [
   { name: "dragon", split: [["alice", 10_000]] },
-  { name: "ocean", split: [["alice", 6_000], ["bob", 4_000]] },
-  { name: "robot", split: [["bob", 3_334], ["carol", 3_333], ["dave", 3_333]] },
+  {
+    name: "ocean",
+    split: [
+      ["alice", 6_000],
+      ["bob", 4_000],
+    ],
+  },
+  {
+    name: "robot",
+    split: [
+      ["bob", 3_334],
+      ["carol", 3_333],
+      ["dave", 3_333],
+    ],
+  },
 ];
 
 /** Prices are not round numbers of wei on purpose: pools then split with remainders, and the rounding shows. */

@@ -114,7 +114,16 @@ export async function summarize(input: SummaryInput) {
       move(address, owed);
       move(InferenceEscrow, -owed);
       check(`${contributor.name}'s claim on ${adapter.name}`, owed, claimed);
-      return { name: contributor.name, address, adapter: adapter.name, adapterId: adapter.contentHash, listingId: adapter.listingId, weightBps, expected: owed, claimed };
+      return {
+        name: contributor.name,
+        address,
+        adapter: adapter.name,
+        adapterId: adapter.contentHash,
+        listingId: adapter.listingId,
+        weightBps,
+        expected: owed,
+        claimed,
+      };
     }),
   );
 
@@ -130,9 +139,14 @@ export async function summarize(input: SummaryInput) {
     const onChain = await escrow.read.settled([ch.payer, ch.node.operator.address, ch.listingId]);
     check(`settled on channel ${ch.node.plan.name}/${ch.payer}/${ch.listingId}`, ch.amount, onChain);
   }
-  for (const a of adapters) check(`${a.name}'s pool`, pool.get(a.listingId) ?? 0n, await escrow.read.accrued([a.listingId]));
+  for (const a of adapters)
+    check(`${a.name}'s pool`, pool.get(a.listingId) ?? 0n, await escrow.read.accrued([a.listingId]));
   for (const h of holders) {
-    check(`${h.name}'s balance`, (before.get(h.address) ?? 0n) + (expected.get(h.address) ?? 0n), after.get(h.address) ?? 0n);
+    check(
+      `${h.name}'s balance`,
+      (before.get(h.address) ?? 0n) + (expected.get(h.address) ?? 0n),
+      after.get(h.address) ?? 0n,
+    );
   }
   const sum = (m: Map<Address, bigint>): bigint => [...m.values()].reduce((a, b) => a + b, 0n);
   check("all holders together", sum(before), sum(after));

@@ -90,7 +90,8 @@ async function ledgersRecorded(nodes: DevnetNode[], served: ServedRequest[]): Pr
   for (const node of nodes) {
     const expected = served.filter((s) => s.node === node.plan.name).length;
     while ((await node.service.ledger.totals()).all.requests < expected) {
-      if (Date.now() > deadline) throw new Error(`${node.plan.name}'s ledger has not recorded its ${expected} requests`);
+      if (Date.now() > deadline)
+        throw new Error(`${node.plan.name}'s ledger has not recorded its ${expected} requests`);
       await sleep(20);
     }
   }
