@@ -13,6 +13,7 @@ const floats = (n: number, start: number) => Float32Array.from({ length: n }, (_
 
 /** Two layers; layer 1 has q (rank 2, [8] -> [8]) and down (rank 1, [6] -> [4]); layer 0 has nothing. */
 const small: Omit<LoraAdapter, "id"> = {
+  family: "qwen3",
   baseModel: "tiny",
   rank: 2,
   alpha: 4,
@@ -33,7 +34,7 @@ function assemble(header: unknown, body: number[] = [], options: { headerText?: 
   return out;
 }
 
-const header = (over: Record<string, unknown> = {}) => ({ format: "openlora-lora/1", baseModel: "m", alpha: 2, useRslora: false, nLayers: 2, pairs: [[0, "v", 1, 2, 3]], ...over });
+const header = (over: Record<string, unknown> = {}) => ({ format: "openlora-lora/2", family: "llama", baseModel: "m", alpha: 2, useRslora: false, nLayers: 2, pairs: [[0, "v", 1, 2, 3]], ...over });
 const body = [1, 2, 3, 4, 5]; // A [1, 2] then B [3, 1]
 
 function decodeError(bytes: Uint8Array): AdapterError {
@@ -54,7 +55,7 @@ describe("canonical encoding", () => {
     const headerLength = new DataView(bytes.buffer, bytes.byteOffset).getUint32(8, true);
     const parsed = JSON.parse(new TextDecoder().decode(bytes.subarray(12, 12 + headerLength)));
     // Pairs in layer order, targets in q,k,v,o,gate,up,down order (not the object's key order).
-    expect(parsed).toEqual({ format: "openlora-lora/1", baseModel: "tiny", alpha: 4, useRslora: true, nLayers: 2, pairs: [[1, "q", 2, 8, 8], [1, "down", 1, 6, 4]] });
+    expect(parsed).toEqual({ format: "openlora-lora/2", family: "qwen3", baseModel: "tiny", alpha: 4, useRslora: true, nLayers: 2, pairs: [[1, "q", 2, 8, 8], [1, "down", 1, 6, 4]] });
     const rest = new Float32Array(bytes.slice(12 + headerLength).buffer);
     expect([...rest]).toEqual([...floats(16, 0), ...floats(16, 50), ...floats(6, 100), ...floats(4, 200)]);
   });
@@ -66,7 +67,7 @@ describe("canonical encoding", () => {
     expect(decoded).toEqual(adapter);
     expect(decoded.rank).toBe(2); // the largest pair rank
     expect(decoded.targets).toEqual(["q", "down"]);
-    expect(decodeAdapter(assemble(header(), body), "x")).toMatchObject({ baseModel: "m", alpha: 2, useRslora: false, rank: 1, targets: ["v"], layers: [{ v: { rank: 1, a: Float32Array.of(1, 2), b: Float32Array.of(3, 4, 5) } }, {}] });
+    expect(decodeAdapter(assemble(header(), body), "x")).toMatchObject({ family: "llama", baseModel: "m", alpha: 2, useRslora: false, rank: 1, targets: ["v"], layers: [{ v: { rank: 1, a: Float32Array.of(1, 2), b: Float32Array.of(3, 4, 5) } }, {}] });
   });
 
   it("decodes bytes that sit at an offset of a larger buffer", () => {
@@ -103,7 +104,13 @@ describe("decodeAdapter refuses bytes it cannot trust, naming the problem", () =
     const latin1 = assemble(null, [], { headerText: "{}" });
     latin1[12] = 0xff;
     expect(decodeError(latin1).message).toMatch(/header is not valid JSON/);
-    expect(decodeError(assemble(header({ format: "openlora-lora/2" }), body)).message).toMatch('unknown format "openlora-lora/2", expected openlora-lora/1');
+    expect(decodeError(assemble(header({ format: "openlora-lora/1" }), body)).message).toMatch('unknown format "openlora-lora/1", expected openlora-lora/2');
+  });
+
+  it("a header that names no architecture family, or one the engine does not know", () => {
+    for (const family of [undefined, "gpt2", 3]) {
+      expect(decodeError(assemble(header({ family }), body)).message).toMatch(`header family ${JSON.stringify(family)} is not one of llama, qwen2, qwen3, gemma2`);
+    }
   });
 
   it("a header without baseModel, alpha or useRslora of the right types", () => {

@@ -164,7 +164,9 @@ describe("PEFT adapters", () => {
     });
     it("an unknown target module", async () => {
       const dir = await editedDragon({ config: (c) => { c.target_modules = ["q_proj", "lm_head"]; } });
-      await expectAdapterError(dir, /unknown target module "lm_head"/);
+      await expectAdapterError(dir, /target_modules lists "lm_head": LoRA on lm_head is not supported/);
+      const other = await editedDragon({ config: (c) => { c.target_modules = ["q_proj", "dense"]; } });
+      await expectAdapterError(other, /unknown target module "dense"/);
     });
     it("a missing lora_A or lora_B", async () => {
       await expectAdapterError(await editedDragon({ tensors: (t) => t.delete(peftTensorKey(3, "gate", "A")) }), /missing lora_A for layer 3 gate_proj/);
@@ -200,7 +202,7 @@ describe("PEFT adapters", () => {
       await expectAdapterError(missing, /cannot read adapter_model\.safetensors/);
     });
     it("a tensor of a module the adapter may not touch", async () => {
-      await expectAdapterError(await editedDragon({ tensors: (t) => t.set("base_model.model.lm_head.lora_A.weight", { shape: [1], data: new Float32Array(1) }) }), /unexpected tensor base_model\.model\.lm_head/);
+      await expectAdapterError(await editedDragon({ tensors: (t) => t.set("base_model.model.lm_head.lora_A.weight", { shape: [1], data: new Float32Array(1) }) }), /tensor base_model\.model\.lm_head\.lora_A\.weight: LoRA on lm_head is not supported/);
     });
   });
 });

@@ -1,19 +1,21 @@
 import { adapterIdOf } from "./id.ts";
 import { AdapterError } from "../errors.ts";
-import { LINEAR_TARGETS, type LinearTarget } from "../model/config.ts";
+import { ARCHITECTURE_FAMILIES, LINEAR_TARGETS, type ArchitectureFamily, type LinearTarget } from "../model/config.ts";
 import type { LoraAdapter, LoraPair } from "./lora.ts";
 
 /**
  * The canonical encoding of an adapter: what its id hashes, what the disk tier stores and what peers send.
  *   8 bytes  magic "OLORA\0\1\0"
  *   4 bytes  header length H, little-endian
- *   H bytes  JSON { format, baseModel, alpha, useRslora, nLayers, pairs: [[layer, target, rank, inDim, outDim], ...] }
+ *   H bytes  JSON { format, family, baseModel, alpha, useRslora, nLayers, pairs: [[layer, target, rank, inDim, outDim], ...] }
  *   then per pair, in the header's order (layer ascending, targets in LINEAR_TARGETS order): A then B,
  *   float32 little-endian, B with the scale folded in and q/k rows in the canonical basis.
- * Everything is derived from the tensors' values, so re-saving the same tensors gives the same id.
+ * Everything is derived from the tensors' values, so re-saving the same tensors gives the same id. `family` is the
+ * architecture the adapter is for (model/config.ts ArchitectureFamily): a node refuses one of another family even
+ * when the shapes fit. Format 2 added it; format 1 bytes (no family) are refused.
  */
 const MAGIC = Uint8Array.from([0x4f, 0x4c, 0x4f, 0x52, 0x41, 0x00, 0x01, 0x00]);
-const FORMAT = "openlora-lora/1";
+const FORMAT = "openlora-lora/2";
 const MAX_HEADER_BYTES = 1 << 20;
 /** Most layers an adapter may name: more than any model has, few enough that a hostile index allocates little. */
 export const MAX_LAYERS = 4096;
@@ -33,7 +35,8 @@ export function encodeAdapter(adapter: Omit<LoraAdapter, "id">): Uint8Array {
     }
   });
   const header = new TextEncoder().encode(JSON.stringify({
-    format: FORMAT, baseModel: adapter.baseModel, alpha: adapter.alpha, useRslora: adapter.useRslora, nLayers: adapter.layers.length, pairs,
+    format: FORMAT, family: adapter.family ?? "llama", baseModel: adapter.baseModel, alpha: adapter.alpha, useRslora: adapter.useRslora,
+    nLayers: adapter.layers.length, pairs,
   }));
   const bodyBytes = arrays.reduce((n, a) => n + a.byteLength, 0);
   const out = new Uint8Array(MAGIC.length + 4 + header.length + bodyBytes);
@@ -52,7 +55,7 @@ export function encodeAdapter(adapter: Omit<LoraAdapter, "id">): Uint8Array {
 /** Builds the LoraAdapter (with its id) from tensors already in canonical form. */
 export function withId(adapter: Omit<LoraAdapter, "id">): { adapter: LoraAdapter; encoded: Uint8Array } {
   const encoded = encodeAdapter(adapter);
-  return { adapter: { ...adapter, id: adapterIdOf(encoded) }, encoded };
+  return { adapter: { ...adapter, family: adapter.family ?? "llama", id: adapterIdOf(encoded) }, encoded };
 }
 
 /**
@@ -66,13 +69,16 @@ export function decodeAdapter(bytes: Uint8Array, source: string): LoraAdapter {
   const headerLength = view.getUint32(MAGIC.length, true);
   const bodyStart = MAGIC.length + 4 + headerLength;
   if (headerLength > MAX_HEADER_BYTES || bodyStart > bytes.length) fail(`header length ${headerLength} exceeds the ${bytes.length} bytes`);
-  let header: { format?: unknown; baseModel?: unknown; alpha?: unknown; useRslora?: unknown; nLayers?: unknown; pairs?: unknown };
+  let header: { format?: unknown; family?: unknown; baseModel?: unknown; alpha?: unknown; useRslora?: unknown; nLayers?: unknown; pairs?: unknown };
   try {
     header = JSON.parse(new TextDecoder("utf-8", { fatal: true }).decode(bytes.subarray(MAGIC.length + 4, bodyStart)));
   } catch (error) {
     return fail(`header is not valid JSON (${(error as Error).message})`);
   }
   if (header.format !== FORMAT) fail(`unknown format ${JSON.stringify(header.format)}, expected ${FORMAT}`);
+  if (!(ARCHITECTURE_FAMILIES as readonly unknown[]).includes(header.family)) {
+    fail(`header family ${JSON.stringify(header.family)} is not one of ${ARCHITECTURE_FAMILIES.join(", ")}`);
+  }
   if (typeof header.baseModel !== "string" || typeof header.alpha !== "number" || typeof header.useRslora !== "boolean") fail("header lacks baseModel, alpha or useRslora");
   const nLayers = header.nLayers;
   if (!Number.isInteger(nLayers) || (nLayers as number) <= 0 || (nLayers as number) > MAX_LAYERS) fail(`bad nLayers ${JSON.stringify(nLayers)}`);
@@ -101,6 +107,7 @@ export function decodeAdapter(bytes: Uint8Array, source: string): LoraAdapter {
   if (at !== bytes.length) fail(`${bytes.length - at} trailing bytes after the last tensor`);
   return {
     id: adapterIdOf(bytes),
+    family: header.family as ArchitectureFamily,
     baseModel: header.baseModel as string,
     rank,
     alpha: header.alpha as number,

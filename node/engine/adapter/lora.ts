@@ -1,4 +1,4 @@
-import type { LinearTarget } from "../model/config.ts";
+import type { ArchitectureFamily, LinearTarget } from "../model/config.ts";
 
 /**
  * One LoRA pair for one linear layer: y += B (A x). The scale (lora_alpha / r, or / sqrt(r) with rsLoRA) is
@@ -14,6 +14,11 @@ export interface LoraPair {
 export interface LoraAdapter {
   /** "0x" + sha256 of the canonical encoding (adapter/canonical.ts): the id the chain registers. */
   id: string;
+  /**
+   * The architecture it is for (its canonical header names it; backends refuse another); absent means "llama"
+   * (adapters built in memory for plain LLaMA models).
+   */
+  family?: ArchitectureFamily;
   /** The base model it was trained on (PEFT base_model_name_or_path), "" when the config gave none. */
   baseModel: string;
   /** The largest rank over all pairs. */

@@ -2,7 +2,8 @@ import { readFile } from "node:fs/promises";
 import { join } from "node:path";
 import { AdapterError } from "../errors.ts";
 import { readSafetensors, type SafetensorsTensor } from "../formats/safetensors.ts";
-import { LINEAR_TARGETS, projectionShape, type LinearTarget, type ModelConfig } from "../model/config.ts";
+import { RE2JS } from "re2js";
+import { architectureOf, LINEAR_TARGETS, projectionShape, type LinearTarget, type ModelConfig } from "../model/config.ts";
 import { unpermuteRotateHalfRows } from "../model/rope-basis.ts";
 import type { QkBasis } from "../model/weights.ts";
 import { MAX_LAYERS, withId } from "./canonical.ts";
@@ -14,6 +15,11 @@ export interface AdapterExpectations {
   config: ModelConfig;
   /** The loaded model's name; compared with the adapter's base_model_name_or_path. */
   name: string;
+  /**
+   * Other names of the model that adapters may give as base_model_name_or_path (the hub id of a GGUF's source,
+   * say "meta-llama/Llama-3.2-1B" for "Llama 3.2 1B"): compared like the name.
+   */
+  aliases?: readonly string[];
   qkBasis: QkBasis;
   /** Largest rank accepted (the backend's slot rank). */
   maxRank: number;
@@ -25,6 +31,12 @@ export interface PeftConfig {
   loraAlpha: number;
   useRslora: boolean;
   targetModules: LinearTarget[];
+  /**
+   * Whether PEFT wrapped the target of a layer: a list of names matches a module whose name is the entry or ends
+   * with "." + entry; a string is a regular expression the whole module name must match ("all-linear": every
+   * projection). Tensors outside it are refused.
+   */
+  targets(layer: number, target: LinearTarget): boolean;
   /** rank_pattern and alpha_pattern, keys in their order (module-pattern.ts: PEFT's rule, without backtracking). */
   rankPattern: ModulePattern[];
   alphaPattern: ModulePattern[];
@@ -39,6 +51,18 @@ const TARGET_OF_NAME: Record<string, LinearTarget> = {
   q_proj: "q", k_proj: "k", v_proj: "v", o_proj: "o", gate_proj: "gate", up_proj: "up", down_proj: "down",
 };
 const KEY = /^base_model\.model\.model\.layers\.(\d+)\.(self_attn|mlp)\.(q_proj|k_proj|v_proj|o_proj|gate_proj|up_proj|down_proj)\.lora_(A|B)\.weight$/;
+/** Modules PEFT can wrap that the engine does not serve LoRA on: the embedding and the classifier. */
+const UNSERVED_MODULES = ["lm_head", "embed_tokens"];
+/** adapter_config.json keys that change what LoRA computes, refused when set (null, false, [] and {} are unset). */
+const UNSUPPORTED_KEYS: Record<string, string> = {
+  modules_to_save: "the adapter carries whole trained copies of these modules",
+  use_dora: "DoRA rescales the weights by a learned magnitude",
+  lora_bias: "a bias on lora_B",
+  layers_to_transform: "LoRA on some layers only by index",
+  layers_pattern: "LoRA on some layers only by pattern",
+  target_parameters: "LoRA on parameters rather than modules",
+  trainable_token_indices: "trained embedding rows",
+};
 
 /** Loads a Hugging Face PEFT LoRA folder (adapter_config.json + adapter_model.safetensors) into canonical form. */
 export async function loadPeftAdapter(dir: string, expect?: AdapterExpectations): Promise<{ adapter: LoraAdapter; encoded: Uint8Array }> {
@@ -69,13 +93,12 @@ export function parsePeftConfig(text: string, file: string): PeftConfig {
   if (typeof raw.lora_alpha !== "number" || !Number.isFinite(raw.lora_alpha)) fail(`lora_alpha must be a number, got ${JSON.stringify(raw.lora_alpha)}`);
   if (raw.fan_in_fan_out === true) fail("fan_in_fan_out adapters (Conv1D layouts) are not supported");
   if (raw.bias !== undefined && raw.bias !== "none") fail(`bias ${JSON.stringify(raw.bias)} is not supported (only "none")`);
-  const modules = typeof raw.target_modules === "string" ? [raw.target_modules] : raw.target_modules;
-  if (!Array.isArray(modules) || modules.length === 0) fail("target_modules must be a non-empty list");
-  const targetModules = (modules as unknown[]).map((name) => {
-    const target = TARGET_OF_NAME[String(name)];
-    if (!target) fail(`unknown target module ${JSON.stringify(name)} (supported: ${Object.keys(TARGET_OF_NAME).join(", ")})`);
-    return target;
-  });
+  for (const [key, what] of Object.entries(UNSUPPORTED_KEYS)) {
+    const value = raw[key];
+    const unset = value === undefined || value === null || value === false || (typeof value === "object" && Object.keys(value).length === 0);
+    if (!unset) fail(`${key} ${JSON.stringify(value)} is not supported (${what})`);
+  }
+  const { targetModules, targets } = targetsOf(raw.target_modules, fail);
   // JSON.parse keeps the file's key order except for integer-like keys, which come first: such a key can never
   // match a module name (those end in a projection's name), so the first match is the one PEFT finds.
   const pattern = (key: string): ModulePattern[] => {
@@ -91,22 +114,65 @@ export function parsePeftConfig(text: string, file: string): PeftConfig {
     r: raw.r as number,
     loraAlpha: raw.lora_alpha as number,
     useRslora: raw.use_rslora === true,
-    targetModules: LINEAR_TARGETS.filter((t) => targetModules.includes(t)),
+    targetModules,
+    targets,
     rankPattern: pattern("rank_pattern"),
     alphaPattern: pattern("alpha_pattern"),
     baseModel: typeof raw.base_model_name_or_path === "string" ? raw.base_model_name_or_path : "",
   };
 }
 
+/**
+ * target_modules as PEFT reads it (peft/tuners/tuners_utils.py check_target_module_exists): a list of module
+ * names or suffixes, or one regular expression matched against the whole module name (RE2: linear time on a
+ * downloaded config), or "all-linear". lm_head and embed_tokens are refused by name.
+ */
+function targetsOf(value: unknown, fail: (problem: string) => never): Pick<PeftConfig, "targetModules" | "targets"> {
+  const moduleName = (layer: number, target: LinearTarget): string => `model.layers.${layer}.${MODULE_OF_TARGET[target]}`;
+  if (value === "all-linear") return { targetModules: [...LINEAR_TARGETS], targets: () => true };
+  if (typeof value === "string") {
+    if (UNSERVED_MODULES.includes(value)) fail(`target_modules "${value}": LoRA on ${value} is not supported (only the q,k,v,o,gate,up,down projections)`);
+    let regex: RE2JS;
+    try {
+      regex = RE2JS.compile(value);
+    } catch (error) {
+      return fail(`target_modules ${JSON.stringify(value)} is not a usable regular expression: ${(error as Error).message}`);
+    }
+    const targets = (layer: number, target: LinearTarget): boolean => regex.matches(moduleName(layer, target));
+    for (const unserved of UNSERVED_MODULES) {
+      if (regex.matches(unserved) || regex.matches(`model.${unserved}`)) fail(`target_modules ${JSON.stringify(value)} matches ${unserved}: LoRA on ${unserved} is not supported`);
+    }
+    return { targetModules: LINEAR_TARGETS.filter((t) => targets(0, t)), targets };
+  }
+  if (!Array.isArray(value) || value.length === 0) return fail("target_modules must be a non-empty list");
+  const names = value.map(String);
+  for (const name of names) {
+    const last = name.split(".").pop()!;
+    if (UNSERVED_MODULES.includes(last)) fail(`target_modules lists "${name}": LoRA on ${last} is not supported (only the q,k,v,o,gate,up,down projections)`);
+    if (!TARGET_OF_NAME[last]) fail(`unknown target module ${JSON.stringify(name)} (supported: ${Object.keys(TARGET_OF_NAME).join(", ")})`);
+  }
+  const targets = (layer: number, target: LinearTarget): boolean => {
+    const full = moduleName(layer, target);
+    return names.some((name) => full === name || full.endsWith(`.${name}`));
+  };
+  return { targetModules: LINEAR_TARGETS.filter((t) => names.some((n) => TARGET_OF_NAME[n.split(".").pop()!] === t)), targets };
+}
+
 /** Turns PEFT tensors into the canonical adapter: checks, scale folded into B, q/k rows to the canonical basis. */
 export function peftToAdapter(config: PeftConfig, tensors: Map<string, SafetensorsTensor>, source: string, expect?: AdapterExpectations): { adapter: LoraAdapter; encoded: Uint8Array } {
   const fail = (problem: string): never => { throw new AdapterError(source, problem); };
-  if (expect && config.baseModel && baseName(config.baseModel) !== baseName(expect.name)) {
-    fail(`base model mismatch: trained on "${config.baseModel}", the loaded model is "${expect.name}"`);
+  if (expect && config.baseModel) {
+    const names = [expect.name, ...(expect.aliases ?? [])];
+    if (!names.some((name) => baseName(name) === baseName(config.baseModel))) {
+      const aliases = expect.aliases?.length ? ` (or its aliases ${expect.aliases.map((a) => JSON.stringify(a)).join(", ")})` : "";
+      fail(`base model mismatch: trained on "${config.baseModel}", the loaded model is "${expect.name}"${aliases}; give the model that name as an alias if it is the same model`);
+    }
   }
   const found = new Map<string, { layer: number; target: LinearTarget; a?: SafetensorsTensor; b?: SafetensorsTensor }>();
   for (const [key, tensor] of tensors) {
     const match = KEY.exec(key);
+    const unserved = UNSERVED_MODULES.find((m) => key.includes(`.${m}.`));
+    if (!match && unserved) fail(`tensor ${key}: LoRA on ${unserved} is not supported (only the q,k,v,o,gate,up,down projections)`);
     if (!match) fail(`unexpected tensor ${key} (only lora_A/lora_B of the q,k,v,o,gate,up,down projections are supported)`);
     const [, layerText, , moduleName, which] = match!;
     const layer = Number(layerText);
@@ -118,7 +184,7 @@ export function peftToAdapter(config: PeftConfig, tensors: Map<string, Safetenso
       fail(`tensor ${key}: layer ${layer} is out of range (${expect ? "the model has" : "an adapter has at most"} ${layerLimit} layers)`);
     }
     const target = TARGET_OF_NAME[moduleName];
-    if (!config.targetModules.includes(target)) fail(`tensor ${key} targets ${moduleName}, which target_modules does not list`);
+    if (!config.targets(layer, target)) fail(`tensor ${key} targets ${moduleName}, which target_modules does not list`);
     const entry = found.get(`${layer}.${target}`) ?? { layer, target };
     entry[which === "A" ? "a" : "b"] = tensor;
     found.set(`${layer}.${target}`, entry);
@@ -156,6 +222,9 @@ export function peftToAdapter(config: PeftConfig, tensors: Map<string, Safetenso
   }
   const present = new Set(layers.flatMap((layer) => Object.keys(layer)));
   return withId({
+    // Without a model, an adapter is read as one for a plain LLaMA (adapter inspect); the id then differs from
+    // the one it gets against a model of another family.
+    family: expect ? architectureOf(expect.config).family : "llama",
     baseModel: config.baseModel,
     rank: maxRank,
     alpha: config.loraAlpha,

@@ -1,5 +1,5 @@
 import type { LoraAdapter } from "../adapter/lora.ts";
-import { projectionShape, type LinearTarget, type ModelConfig } from "../model/config.ts";
+import { architectureOf, projectionShape, type LinearTarget, type ModelConfig } from "../model/config.ts";
 import type { BackendOptions, SequenceStep } from "./backend.ts";
 
 /**
@@ -24,8 +24,10 @@ export function checkSteps(steps: readonly SequenceStep[], config: ModelConfig, 
   });
 }
 
-/** An adapter fits a slot when its rank is within the slot's and every pair has the model's shapes. */
+/** An adapter fits a slot when it is for the model's architecture, its rank within the slot's, its pairs the model's shapes. */
 export function checkAdapterFits(adapter: LoraAdapter, config: ModelConfig, options: BackendOptions): void {
+  const family = architectureOf(config).family;
+  if ((adapter.family ?? "llama") !== family) throw new RangeError(`adapter ${adapter.id}: made for a ${adapter.family} model, this is a ${family} model`);
   if (adapter.rank > options.maxRank) throw new RangeError(`adapter ${adapter.id}: rank ${adapter.rank} exceeds the slot rank ${options.maxRank}`);
   if (adapter.layers.length !== config.nLayers) throw new RangeError(`adapter ${adapter.id}: ${adapter.layers.length} layers, the model has ${config.nLayers}`);
   adapter.layers.forEach((layer, l) => {
