@@ -54,4 +54,6 @@ export interface ApiContext {
   payment: PaymentGate | null;
   /** Requests in flight: shutdown drains them, then cancels what is left. */
   inflight: Set<AbortController>;
+  /** Ledger records of answered free requests not yet written (they are written just after the answer). */
+  ledgerWrites: Set<Promise<unknown>>;
 }

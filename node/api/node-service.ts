@@ -20,6 +20,7 @@ import type { ApiContext } from "./context.ts";
 import { errorFields, jsonLogger, type Logger } from "./log.ts";
 import { NodeMetrics } from "./metrics/node-metrics.ts";
 import { ModelCatalog } from "./model-catalog.ts";
+import { PaidMode, type PaidModeOptions } from "./paid-mode.ts";
 import { createServer } from "./server.ts";
 
 export interface NodeServiceOptions {
@@ -40,6 +41,10 @@ export interface NodeServiceOptions {
   adminToken?: string;
   /** Requests in flight get this long to finish at shutdown before they are cancelled. Default 10 s. */
   drainMs?: number;
+  /** Paid mode: the chain, the operator's wallet, the price, settlement and the peer network. Absent: free mode. */
+  paid?: PaidModeOptions;
+  /** Paid mode: send a settlement batch at shutdown (bounded; a batch not mined stays pending). Default true. */
+  settleOnStop?: boolean;
   log?: Logger;
   onProgress?: (progress: StartProgress) => void;
 }
@@ -62,12 +67,15 @@ export class NodeService {
   readonly metrics: NodeMetrics;
   readonly imported: ImportedAdapter[];
   readonly adminToken: { token: string; source: string };
+  /** Paid mode's parts (null in free mode). */
+  readonly paid: PaidMode | null;
   /** Base URL of the API, e.g. http://127.0.0.1:8080. */
   readonly url: string;
   readonly #opened: OpenedEngine;
   readonly #app: FastifyInstance;
   readonly #ctx: ApiContext;
   readonly #drainMs: number;
+  readonly #settleOnStop: boolean;
   #stopping: Promise<void> | null = null;
 
   /** The longest stop() can take: the drain, then each part's bounded step. */
@@ -82,10 +90,12 @@ export class NodeService {
     metrics: NodeMetrics;
     imported: ImportedAdapter[];
     adminToken: { token: string; source: string };
+    paid: PaidMode | null;
     app: FastifyInstance;
     ctx: ApiContext;
     url: string;
     drainMs: number;
+    settleOnStop: boolean;
   }) {
     this.#opened = parts.opened;
     this.engine = parts.opened.engine;
@@ -94,6 +104,8 @@ export class NodeService {
     this.metrics = parts.metrics;
     this.imported = parts.imported;
     this.adminToken = parts.adminToken;
+    this.paid = parts.paid;
+    this.#settleOnStop = parts.settleOnStop;
     this.#app = parts.app;
     this.#ctx = parts.ctx;
     this.url = parts.url;
@@ -135,6 +147,14 @@ export class NodeService {
         : [];
       const adminToken = await loadOrCreateAdminToken(dataDir, options.adminToken);
       const metrics = new NodeMetrics(engine, () => ledger.totals());
+      let paid: PaidMode | null = null;
+      if (options.paid) {
+        progress({ stage: "chain", done: 0, total: 1 });
+        paid = await PaidMode.start(options.paid, { engine, ledger, dataDir, log, metrics });
+        const started = paid;
+        cleanup.push(() => started.stop());
+        progress({ stage: "chain", done: 1, total: 1, detail: `operator ${paid.operator}` });
+      }
       const ctx: ApiContext = {
         engine,
         tokenizer: model.tokenizer,
@@ -144,9 +164,10 @@ export class NodeService {
         metrics,
         log,
         adminToken: adminToken.token,
-        peers: null,
-        payment: null,
+        peers: paid?.peers ?? null,
+        payment: paid?.gate ?? null,
         inflight: new Set(),
+        ledgerWrites: new Set(),
       };
       progress({ stage: "api", done: 0, total: 1 });
       const app = await createServer(ctx);
@@ -161,10 +182,12 @@ export class NodeService {
         metrics,
         imported,
         adminToken,
+        paid,
         app,
         ctx,
         url: `http://${host}:${address.port}`,
         drainMs: options.drainMs ?? 10_000,
+        settleOnStop: options.settleOnStop ?? true,
       });
     } catch (error) {
       for (const close of cleanup.reverse()) await close().catch(() => undefined);
@@ -174,7 +197,8 @@ export class NodeService {
 
   /**
    * Stops taking requests (new connections are refused, new requests on open ones get 503), gives those in
-   * flight `drainMs` to finish and then cancels them, and closes the engine and then the ledger. Bounded: each
+   * flight `drainMs` to finish and then cancels them; in paid mode sends a last settlement batch (or leaves it
+   * pending) and leaves the peer network; then closes the engine and the ledger. Bounded: each
    * step that hangs is given up after a few seconds and the next runs anyway. Idempotent.
    */
   stop(): Promise<void> {
@@ -197,7 +221,12 @@ export class NodeService {
     // Every answer is complete: close the connections left (kept alive, or idle since close() began).
     this.#app.server.closeAllConnections();
     await bounded(closing, "api", log);
+    if (this.paid) {
+      if (this.#settleOnStop) await bounded(this.paid.settlement.settleNow(), "settlement", log);
+      await bounded(this.paid.stop(), "paid mode", log);
+    }
     await bounded(this.#opened.close(), "engine", log);
+    await bounded(Promise.all(this.#ctx.ledgerWrites), "ledger writes", log);
     await bounded(this.ledger.close(), "ledger", log);
   }
 }

@@ -21,13 +21,13 @@ export async function startTestNode(options: Partial<NodeServiceOptions> = {}): 
   const log: TestNode["log"] = [];
   const logger: Logger = { log: (level, event, fields = {}) => void log.push({ level, event, ...fields }) };
   const node = await NodeService.start({
-    dataDir,
     model: STORIES_DIR,
     backend: "cpu",
     adapters: ADAPTERS_DIR,
     api: { host: "127.0.0.1", port: 0 },
     log: logger,
     ...options,
+    dataDir,
   });
   return { node, log, dataDir };
 }

@@ -246,8 +246,14 @@ async function account(
         finishReason: usage.finishReason,
       })
       .catch((error: unknown) => ctx.log.log("error", "ledger_write_failed", { id: run.id, ...errorFields(error) }));
-  if (paid) await write();
-  else later(() => void write());
+  if (paid) {
+    await write();
+  } else {
+    // Readers of the ledger (GET /v1/usage) wait for these, so an answered request is always counted.
+    const written = new Promise<unknown>((resolve) => later(() => void write().then(resolve)));
+    ctx.ledgerWrites.add(written);
+    void written.then(() => ctx.ledgerWrites.delete(written));
+  }
   return paid;
 }
 

@@ -47,6 +47,7 @@ export function statusRoutes(app: FastifyInstance, ctx: ApiContext): void {
     const to = timeParam(q.to, "to");
     if (from !== undefined && to !== undefined && to <= from) throw badParam("to", "must be after from");
     const adapter = adapterParam(ctx, q.adapter);
+    await Promise.all(ctx.ledgerWrites);
     const buckets = await ctx.ledger.usage({ adapter, from, to });
     const total = { requests: 0, prompt_tokens: 0, completion_tokens: 0, cost: 0n };
     for (const b of buckets) {

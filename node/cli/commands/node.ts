@@ -8,6 +8,7 @@ import { BACKEND_CHOICES, type BackendChoice } from "../../engine/index.ts";
 import { jsonLogger, NodeService, type NodeServiceOptions } from "../../api/index.ts";
 import { numberOption, parseCommand, stringOption, UsageError, type CommandSpec, type ParsedCommand } from "../args.ts";
 import { progressDisplay } from "../progress.ts";
+import { connect } from "./stake.ts";
 import { keystoreHelp, keystoreOptions } from "./wallet.ts";
 
 export const ADMIN_TOKEN_ENV = "OPENLORA_ADMIN_TOKEN";
@@ -89,7 +90,7 @@ async function start(argv: string[]): Promise<void> {
   const options = await serviceOptions(values);
   const log = jsonLogger();
   const node = await NodeService.start({ ...options, log, onProgress: progressDisplay() });
-  const mode = "free mode";
+  const mode = node.paid ? `paid, operator ${node.paid.operator}` : "free mode";
   const adapters = node.imported.map((a) => (a.aliased ? a.name : `${a.name} (as ${a.id})`)).join(", ");
   process.stderr.write(
     `[openlora] serving ${node.engine.model.name} on ${node.engine.device.kind} at ${node.url} (${mode})\n` +
@@ -98,7 +99,8 @@ async function start(argv: string[]): Promise<void> {
   );
   log.log("info", "node_started", {
     url: node.url,
-    mode: "free",
+    mode: node.paid ? "paid" : "free",
+    ...(node.paid && { operator: node.paid.operator, peer_id: node.paid.peers?.peerId }),
     model: node.engine.model.name,
     device: node.engine.device.kind,
     adapters: node.imported,
@@ -209,7 +211,34 @@ async function serviceOptions(values: ParsedCommand["values"]): Promise<ServiceO
     if (given.length > 0) throw new UsageError(`--free serves without payment: drop --${given.join(", --")}`);
     return options;
   }
-  throw new UsageError("paid mode is not wired yet: run with --free");
+  const publicApi = stringOption(values, "public-api") ?? `http://${api.host}:${api.port}`;
+  options.paid = await paidOptions(values, publicApi);
+  return options;
+}
+
+/** Paid mode: the chain and the operator's keystore (unlocked now), the price, settlement and the peer network. */
+async function paidOptions(values: ParsedCommand["values"], publicApi: string): Promise<NodeServiceOptions["paid"]> {
+  const price = stringOption(values, "price");
+  if (price === undefined) throw new UsageError("--price (wei per token) is required in paid mode (or pass --free)");
+  if (!/^\d{1,30}$/.test(price)) throw new UsageError(`--price must be a whole number of wei, got "${price}"`);
+  const threshold = stringOption(values, "settle-threshold");
+  if (threshold !== undefined && !/^\d{1,40}$/.test(threshold)) {
+    throw new UsageError(`--settle-threshold must be a whole number of wei, got "${threshold}"`);
+  }
+  const session = await connect(values, {});
+  const list = (name: string): string[] | undefined => values[name] as string[] | undefined;
+  return {
+    clients: { public: session.clients.public, wallet: session.clients.wallet },
+    deployment: session.deployment,
+    pricePerToken: BigInt(price),
+    settlement: {
+      intervalMs: numberOption(values, "settle-interval", 300, { min: 1 }) * 1000,
+      // Without a threshold only the interval starts a settlement.
+      thresholdWei: threshold === undefined ? 2n ** 256n : BigInt(threshold),
+      maxBatch: numberOption(values, "settle-batch", 100, { integer: true, min: 1 }),
+    },
+    p2p: { publicApi, listen: list("p2p-listen") ?? ["/ip4/0.0.0.0/tcp/0"], bootstrap: list("bootstrap") ?? [] },
+  };
 }
 
 /** "host:port" (IPv6 in brackets). */

@@ -94,7 +94,7 @@ interface TxSummary {
   status: TransactionReceipt["status"];
 }
 
-type Session = Awaited<ReturnType<typeof connect>>;
+export type Session = Awaited<ReturnType<typeof connect>>;
 
 export async function stakeCommand(argv: string[], access: ChainAccess = {}): Promise<void> {
   const args = parseCommand(stakeSpec, argv);
@@ -191,7 +191,7 @@ function checkEndpoint(api: string): void {
 }
 
 /** The chain (checked reachable), its deployment, and clients writing as the unlocked keystore's account. */
-async function connect(values: ParsedCommand["values"], access: ChainAccess) {
+export async function connect(values: ParsedCommand["values"], access: ChainAccess) {
   const rpc = stringOption(values, "rpc") ?? DEFAULT_RPC;
   const transport = access.transport ?? http(rpc);
   let chainId: number;

@@ -1,0 +1,165 @@
+// Paid mode: what a node adds to serve for money. At start it checks the chain is the deployment's and that the
+// operator's stake is active (and bound to this node's peer id) before it announces anything; then the payment
+// gate (vouchers, channels, escrow balances, receipts), the settlement job and the peer network run until stop.
+import type { Address, Chain, LocalAccount, Transport, WalletClient } from "viem";
+import { getContracts, type ChainClients, type Deployment } from "../chain/index.ts";
+import { OpenLoraError, type Engine } from "../engine/index.ts";
+import type { Ledger, SettlementRecord } from "../ledger/index.ts";
+import { PeerNode, peerIdBytesHex, type PeerNodeOptions } from "../p2p/index.ts";
+import { ChainEscrowSettler } from "./escrow-settler.ts";
+import type { Logger } from "./log.ts";
+import type { NodeMetrics } from "./metrics/node-metrics.ts";
+import { ChannelBook } from "./payment/channel-book.ts";
+import { EscrowBalances } from "./payment/escrow-balances.ts";
+import { ListingCache } from "./payment/listings.ts";
+import { VoucherGate } from "./payment/payment-gate.ts";
+import { SettlementJob, type SettlementPolicy } from "./settlement.ts";
+
+/** A public client, and a wallet client with the operator's local account (its keystore): it signs offline. */
+export interface OperatorClients {
+  public: ChainClients["public"];
+  wallet: WalletClient<Transport, Chain | undefined, LocalAccount>;
+}
+
+export interface PaidModeOptions {
+  clients: OperatorClients;
+  deployment: Deployment;
+  /** Wei per token, prompt and completion alike. */
+  pricePerToken: bigint;
+  settlement?: Partial<SettlementPolicy>;
+  /** The peer network; null runs without one (no announcements, no fetching adapters from peers). */
+  p2p: {
+    /** The API URL announced to peers. */
+    publicApi: string;
+    listen?: string[];
+    bootstrap?: string[];
+    timings?: PeerNodeOptions["timings"];
+    colocationWhitelist?: string[];
+  } | null;
+  /** Escrow events are polled this often. Default 1 s. */
+  eventPollMs?: number;
+}
+
+/** The stake is not active (or not bound to this node): the node does not start in paid mode. */
+export class StakeError extends OpenLoraError {
+  override name = "StakeError";
+}
+
+export class PaidMode {
+  readonly operator: Address;
+  readonly gate: VoucherGate;
+  readonly settlement: SettlementJob;
+  readonly peers: PeerNode | null;
+  readonly #balances: EscrowBalances;
+
+  private constructor(parts: {
+    operator: Address;
+    gate: VoucherGate;
+    settlement: SettlementJob;
+    peers: PeerNode | null;
+    balances: EscrowBalances;
+  }) {
+    this.operator = parts.operator;
+    this.gate = parts.gate;
+    this.settlement = parts.settlement;
+    this.peers = parts.peers;
+    this.#balances = parts.balances;
+  }
+
+  static async start(
+    options: PaidModeOptions,
+    parts: { engine: Engine; ledger: Ledger; dataDir: string; log: Logger; metrics: NodeMetrics },
+  ): Promise<PaidMode> {
+    const { clients, deployment } = options;
+    const account = clients.wallet.account;
+    const operator = account.address;
+    const chainId = await clients.public.getChainId();
+    if (chainId !== deployment.chainId) {
+      throw new StakeError("wrong_chain", `the chain's id is ${chainId}, the deployment's ${deployment.chainId}`);
+    }
+    const peers = options.p2p
+      ? await PeerNode.create({
+          dataDir: parts.dataDir,
+          listen: options.p2p.listen,
+          bootstrap: options.p2p.bootstrap,
+          chain: {
+            client: clients.public,
+            chainId,
+            nodeRegistry: deployment.contracts.NodeRegistry,
+            adapterRegistry: deployment.contracts.AdapterRegistry,
+          },
+          signer: account,
+          engine: parts.engine,
+          api: options.p2p.publicApi,
+          pricePerToken: options.pricePerToken,
+          timings: options.p2p.timings,
+          colocationWhitelist: options.p2p.colocationWhitelist,
+        })
+      : null;
+    try {
+      await checkStake(clients, deployment, operator, peers);
+      const escrow = { chainId, verifyingContract: deployment.contracts.InferenceEscrow };
+      const book = await ChannelBook.open(parts.ledger, operator);
+      const balances = new EscrowBalances({ client: clients.public, escrow: escrow.verifyingContract, node: operator });
+      const listings = new ListingCache({ client: clients.public, registry: deployment.contracts.AdapterRegistry });
+      const gate = new VoucherGate({
+        operator,
+        signer: account,
+        escrow,
+        pricePerToken: options.pricePerToken,
+        book,
+        balances,
+        listings,
+      });
+      const settlement = new SettlementJob({
+        ledger: parts.ledger,
+        settler: new ChainEscrowSettler(clients, escrow.verifyingContract),
+        node: operator,
+        policy: options.settlement,
+        log: parts.log,
+        onBatchDone: (batch) => settled(batch, book, balances, parts.metrics),
+      });
+      balances.watch(options.eventPollMs);
+      await settlement.start(); // reconciles what a previous run left pending first
+      await peers?.start();
+      return new PaidMode({ operator, gate, settlement, peers, balances });
+    } catch (error) {
+      await peers?.stop().catch(() => undefined);
+      throw error;
+    }
+  }
+
+  /** Stops announcing and settling; a batch in flight stays pending in the ledger for the next start. */
+  async stop(): Promise<void> {
+    await this.peers?.stop();
+    await this.settlement.stop();
+    this.#balances.stop();
+  }
+}
+
+/** Refuses to serve for money without an active stake bound to this node's peer id. */
+async function checkStake(clients: OperatorClients, deployment: Deployment, operator: Address, peers: PeerNode | null) {
+  const registry = getContracts({ public: clients.public }, deployment.contracts).nodeRegistry;
+  const [active, info] = await Promise.all([registry.read.isActive([operator]), registry.read.nodeOf([operator])]);
+  const stakeHint = `openlora stake --amount <OPEN>${peers ? ` --peer-id ${peers.peerId}` : ""} --api <public URL>`;
+  if (!active) {
+    throw new StakeError("stake_inactive", `operator ${operator} has no active stake in NodeRegistry`, {
+      hint: `stake first: ${stakeHint}`,
+    });
+  }
+  if (peers && info.peerId.toLowerCase() !== peerIdBytesHex(peers.peerId).toLowerCase()) {
+    throw new StakeError("stake_peer_mismatch", `the stake binds another peer id than this node's (${peers.peerId})`, {
+      hint: `bind it: ${stakeHint.replace("<OPEN>", "0")}`,
+    });
+  }
+}
+
+/** A settlement batch ended: channels paid move their settled mark, and their payers' balances are read anew. */
+function settled(batch: SettlementRecord, book: ChannelBook, balances: EscrowBalances, metrics: NodeMetrics): void {
+  if (batch.gasUsed !== null) metrics.settlementBatch(batch.gasUsed);
+  batch.outcomes?.forEach((outcome, i) => {
+    const v = batch.vouchers[i];
+    if (outcome.status === "paid") book.settled(v.payer, v.listingId, v.cumulativeAmount);
+    balances.invalidate(v.payer);
+  });
+}
