@@ -9,6 +9,7 @@ import { setTimeout as sleep } from "node:timers/promises";
 import { OpenLoraError } from "../../engine/index.ts";
 
 export const PROJECT_ROOT = join(import.meta.dirname, "../../..");
+const CHAIN_CONFIG = join(import.meta.dirname, "hardhat-chain.config.ts");
 
 /** The chain did not start, or stopped answering. */
 export class ChainStartError extends OpenLoraError {
@@ -41,11 +42,15 @@ export function freePort(): Promise<number> {
 export async function startHardhatChain(options: { port?: number } = {}): Promise<HardhatChain> {
   const port = options.port ?? (await freePort());
   const entry = realpathSync(join(PROJECT_ROOT, "node_modules/.bin/hardhat"));
-  const child = spawn(process.execPath, [entry, "node", "--hostname", "127.0.0.1", "--port", String(port)], {
-    cwd: PROJECT_ROOT,
-    env: { ...process.env, HARDHAT_DISABLE_TELEMETRY: "true", CI: "true" },
-    stdio: ["ignore", "pipe", "pipe"],
-  });
+  const child = spawn(
+    process.execPath,
+    [entry, "--config", CHAIN_CONFIG, "node", "--hostname", "127.0.0.1", "--port", String(port)],
+    {
+      cwd: PROJECT_ROOT,
+      env: { ...process.env, HARDHAT_DISABLE_TELEMETRY: "true", CI: "true" },
+      stdio: ["ignore", "pipe", "pipe"],
+    },
+  );
   // Hardhat prints every call it serves; only the last lines are kept, to explain a failed start.
   const tail: string[] = [];
   const keep = (chunk: Buffer): void => {
