@@ -1,12 +1,13 @@
-// Getting an adapter this node lacks: ask AdapterRegistry (registered? retired? rank?), then the peers that
-// announce it, best first (routing.ts), streaming at most the size that rank allows on our model; the bytes must
-// hash to the id; then they go into the engine's disk tier. A peer that sends bad bytes is banned from the
-// table and the next one is tried.
+// Getting an adapter this node lacks: ask AdapterRegistry for the listing being served (or, without one, every
+// listing of the content hash): registered, live, a rank our slots take, a size such an adapter can have on our
+// model; then the peers that announce the content hash, best first (routing.ts), taking exactly the size the
+// listing declares; the bytes must hash to the content hash; then they go into the engine's disk tier. A peer
+// that sends bad bytes is banned from the table and the next one is tried.
 import type { Hex } from "viem";
 import type { ModelConfig } from "../engine/model/config.ts";
 import { LINEAR_TARGETS, projectionShape } from "../engine/model/config.ts";
 import { fetchAdapterFrom, FetchError } from "./adapter-protocol.ts";
-import type { AdapterRegistryView } from "./adapter-registry.ts";
+import type { AdapterRegistryView, ListingView } from "./adapter-registry.ts";
 import { Emitter } from "../engine/emitter.ts";
 import type { P2pHost } from "./host.ts";
 import type { PeerTable } from "./peer-table.ts";
@@ -34,7 +35,15 @@ export function canonicalSizeLimit(config: ModelConfig, rank: number): number {
   return 12 + 1024 + 64 * LINEAR_TARGETS.length * config.nLayers + perLayer * config.nLayers;
 }
 
-export type AdapterUnavailableReason = "unregistered" | "retired" | "rank" | "no-peers" | "all-failed" | "rejected";
+export type AdapterUnavailableReason =
+  | "unregistered" // no listing names it (or the listing asked for does not exist)
+  | "wrong-listing" // the listing asked for lists other content
+  | "retired" // the listing (every listing of it) is retired: no new use
+  | "rank" // over the rank our slots take
+  | "size" // the listing declares a size no adapter of its rank has on our model
+  | "no-peers"
+  | "all-failed"
+  | "rejected";
 
 export class AdapterUnavailableError extends OpenLoraError {
   override name = "AdapterUnavailableError";
@@ -87,28 +96,60 @@ export class AdapterFetcher extends Emitter<AdapterFetcherEvents> {
   }
 
   /**
-   * Makes the adapter present in the sink, fetching it when needed. Concurrent calls for one id share one fetch;
-   * a caller's signal only stops that caller's wait (the fetch itself is bounded by the per-peer timeout), so one
-   * impatient requester cannot fail the others waiting for the same adapter.
+   * Makes the adapter (content hash `id`) present in the sink, fetching it when needed, for the listing
+   * `options.listingId` (without one: for any live listing of it). Concurrent calls for one id and listing share
+   * one fetch; a caller's signal only stops that caller's wait (the fetch itself is bounded by the per-peer
+   * timeout), so one impatient requester cannot fail the others waiting for the same adapter.
    */
-  ensure(id: string, options: { signal?: AbortSignal } = {}): Promise<FetchedAdapter> {
+  ensure(id: string, options: { signal?: AbortSignal; listingId?: Hex } = {}): Promise<FetchedAdapter> {
     if (this.#o.sink.has(id)) return Promise.resolve({ id, from: null, bytes: 0, ms: 0 });
-    let pending = this.#inFlight.get(id);
+    const key = `${id}:${options.listingId ?? ""}`;
+    let pending = this.#inFlight.get(key);
     if (!pending) {
-      pending = this.#fetch(id).finally(() => this.#inFlight.delete(id));
-      this.#inFlight.set(id, pending);
+      pending = this.#fetch(id, options.listingId).finally(() => this.#inFlight.delete(key));
+      this.#inFlight.set(key, pending);
     }
     return options.signal ? raceSignal(pending, options.signal) : pending;
   }
 
-  async #fetch(id: string): Promise<FetchedAdapter> {
+  /** The live listings a fetch of `id` serves: the one asked for, or every live listing of the content. */
+  async #listings(id: Hex, listingId: Hex | undefined): Promise<ListingView[]> {
+    const fail = (reason: AdapterUnavailableReason, message: string): never => {
+      throw new AdapterUnavailableError(id, reason, message);
+    };
+    if (listingId !== undefined) {
+      const l = await this.#o.registry.listing(listingId);
+      if (!l) return fail("unregistered", `listing ${listingId} is not registered in AdapterRegistry`);
+      if (l.contentHash.toLowerCase() !== id) {
+        return fail("wrong-listing", `listing ${listingId} lists ${l.contentHash}`);
+      }
+      if (!l.live) return fail("retired", `listing ${listingId} is retired`);
+      return [l];
+    }
+    const all = await this.#o.registry.listingsOf(id);
+    if (all.length === 0) return fail("unregistered", "no listing in AdapterRegistry names it");
+    const live = all.filter((l) => l.live);
+    if (live.length === 0) return fail("retired", "every listing of it is retired");
+    return live;
+  }
+
+  async #fetch(id: string, listingId: Hex | undefined): Promise<FetchedAdapter> {
     const started = performance.now();
-    if (!isAdapterId(id)) throw new AdapterUnavailableError(id, "unregistered", "is not an adapter id");
-    const record = await this.#o.registry.lookup(id as Hex);
-    if (!record.registered) throw new AdapterUnavailableError(id, "unregistered", "is not registered in AdapterRegistry");
-    if (record.retired) throw new AdapterUnavailableError(id, "retired", "is retired in AdapterRegistry");
-    if (record.rank > this.#o.maxRank) throw new AdapterUnavailableError(id, "rank", `rank ${record.rank} exceeds the slots' ${this.#o.maxRank}`);
-    const maxBytes = canonicalSizeLimit(this.#o.model, record.rank);
+    if (!isAdapterId(id)) throw new AdapterUnavailableError(id, "unregistered", "is not an adapter content hash");
+    const listings = await this.#listings(id as Hex, listingId);
+    const ranked = listings.filter((l) => l.rank <= this.#o.maxRank);
+    if (ranked.length === 0) {
+      const rank = Math.min(...listings.map((l) => l.rank));
+      throw new AdapterUnavailableError(id, "rank", `rank ${rank} exceeds the slots' ${this.#o.maxRank}`);
+    }
+    // A size no adapter of the listing's rank can have on this model is refused before any byte moves.
+    const sized = ranked.filter((l) => l.size <= canonicalSizeLimit(this.#o.model, l.rank));
+    if (sized.length === 0) {
+      const l = ranked[0];
+      const why = `the listing declares ${l.size} bytes, over what a rank-${l.rank} adapter takes on this model`;
+      throw new AdapterUnavailableError(id, "size", why);
+    }
+    const sizes = [...new Set(sized.map((l) => l.size))];
     const self = this.#o.host.peerId.toString();
     const candidates = rankCandidates(
       this.#o.table.withAdapter(id).filter((e) => !e.local && e.peerId !== self && !this.#o.table.isBanned(e.peerId)),
@@ -119,7 +160,7 @@ export class AdapterFetcher extends Emitter<AdapterFetcherEvents> {
     const bytes = await withFailover(candidates, `adapter ${id}`, async (c) => {
       from = c.peerId;
       return fetchAdapterFrom(this.#o.host, { peerId: c.peerId, multiaddrs: c.announcement.multiaddrs }, id, {
-        maxBytes, timeoutMs: this.#o.timeoutMs,
+        sizes, timeoutMs: this.#o.timeoutMs,
       });
     }, {
       onError: (c, error) => {
@@ -130,8 +171,8 @@ export class AdapterFetcher extends Emitter<AdapterFetcherEvents> {
     }).catch((error: unknown) => {
       throw new AdapterUnavailableError(id, "all-failed", (error as Error).message, { cause: error });
     });
-    // The bytes hash to a registered id, so they are what its owner registered; if the engine still refuses
-    // them (another model's shape), no peer is at fault.
+    // The bytes hash to a listed content hash, so they are what its registrant listed; if the engine still
+    // refuses them (another model's shape), no peer is at fault.
     try {
       await this.#o.sink.add(bytes);
     } catch (error) {

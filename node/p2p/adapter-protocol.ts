@@ -1,9 +1,10 @@
-// /openlora/adapter/1: one adapter's canonical bytes, by id, from one peer.
+// /openlora/adapter/1: one adapter's canonical bytes, by content hash (the id), from one peer.
 //   client -> { id }
 //   server -> { ok: true, size } then the bytes in frames of at most 1 MiB, then it closes
 //          |  { ok: false, error: "not-found" | "bad-request", message }
-// The client refuses a size over its limit before reading a byte, hashes while it reads, and checks the sha256
-// against the id: a peer cannot make it keep bytes that are not the adapter it asked for.
+// The client refuses a size other than the one the listing it serves declares before reading a byte, hashes
+// while it reads, and checks the sha256 against the content hash: a peer cannot make it keep bytes that are not
+// the adapter it asked for.
 import { createHash } from "node:crypto";
 import type { Stream } from "@libp2p/interface";
 import { deadline, frames, ProtocolError, readFrameList, readJson, writeJson } from "./frames.ts";
@@ -59,7 +60,7 @@ async function serveOne(stream: Stream, source: AdapterBytesSource, chunkBytes: 
   await stream.close();
 }
 
-export type FetchErrorCode = "not-found" | "too-large" | "bad-bytes" | "protocol" | "network" | "timeout";
+export type FetchErrorCode = "not-found" | "wrong-size" | "bad-bytes" | "protocol" | "network" | "timeout";
 
 export class FetchError extends OpenLoraError {
   override name = "FetchError";
@@ -71,15 +72,18 @@ export class FetchError extends OpenLoraError {
     this.peerId = peerId;
   }
 
-  /** The peer misbehaved (sent bytes that are not the adapter, or broke the protocol): stop trusting it. */
+  /**
+   * The peer misbehaved (sent bytes that are not the adapter, or broke the protocol): stop trusting it. A size
+   * other than the listing's is not proof of that (the listing may declare a wrong size): nothing was read.
+   */
   get peerFault(): boolean {
-    return this.code === "bad-bytes" || this.code === "too-large" || this.code === "protocol";
+    return this.code === "bad-bytes" || this.code === "protocol";
   }
 }
 
 export interface FetchOptions {
-  /** Largest acceptable size in bytes (from the registry's metadata). */
-  maxBytes: number;
+  /** The sizes in bytes that the listings served declare (usually one): the peer's must be one of them. */
+  sizes: readonly number[];
   /** Whole-fetch time bound. Default 60 s. */
   timeoutMs?: number;
   signal?: AbortSignal;
@@ -89,11 +93,12 @@ export interface FetchOptions {
 export async function fetchAdapterFrom(host: P2pHost, peer: PeerAddress, id: string, options: FetchOptions): Promise<Uint8Array> {
   const signal = deadline(options.timeoutMs ?? 60_000, options.signal);
   const fail = (code: FetchErrorCode, message: string): never => { throw new FetchError(peer.peerId, code, message); };
+  const maxBytes = Math.max(0, ...options.sizes);
   let stream: Stream | undefined;
   try {
     stream = await host.openStream(peer, ADAPTER_PROTOCOL, { signal });
     // Everything up to maxBytes may arrive ahead of the reader (yamux windows grow): let the buffer hold it.
-    const lp = frames(stream, MAX_CHUNK, options.maxBytes + 2 * MAX_CHUNK);
+    const lp = frames(stream, MAX_CHUNK, maxBytes + 2 * MAX_CHUNK);
     await writeJson(lp, { id }, { signal });
     const header = await readJson(lp, { signal });
     if (header.ok !== true) {
@@ -101,7 +106,9 @@ export async function fetchAdapterFrom(host: P2pHost, peer: PeerAddress, id: str
     }
     const size = header.size;
     if (!Number.isSafeInteger(size) || (size as number) <= 0) return fail("protocol", `bad size ${JSON.stringify(size)}`);
-    if ((size as number) > options.maxBytes) return fail("too-large", `${size} bytes, the limit is ${options.maxBytes}`);
+    if (!options.sizes.includes(size as number)) {
+      return fail("wrong-size", `${size} bytes, the listing declares ${options.sizes.join(" or ")}`);
+    }
     const out = new Uint8Array(size as number);
     const hash = createHash("sha256");
     let at = 0;

@@ -17,7 +17,8 @@ import { eip712Domain, isCanonicalSignature, signerAddress, signTypedData, type 
 import type { AnnouncementBody } from "./announcement.ts";
 
 export const ANNOUNCEMENT_DOMAIN_NAME = "OpenLoRA Announcement";
-export const ANNOUNCEMENT_DOMAIN_VERSION = "1";
+// "2": each adapter entry names the listings served.
+export const ANNOUNCEMENT_DOMAIN_VERSION = "2";
 
 /** What binds announcements to one deployment; the verifying contract is the NodeRegistry (it decides who may announce). */
 export type AnnouncementDomain = Eip712Deployment;
@@ -39,6 +40,7 @@ export const announcementTypes = {
   AdapterEntry: [
     { name: "id", type: "bytes32" },
     { name: "tier", type: "string" },
+    { name: "listings", type: "bytes32[]" },
   ],
 } as const;
 
@@ -61,7 +63,7 @@ export function announcementTypedData(body: AnnouncementBody, domain: Announceme
       operator: body.operator,
       multiaddrs: body.multiaddrs,
       api: body.api,
-      adapters: body.adapters.map((a) => ({ id: a.id, tier: a.tier })),
+      adapters: body.adapters.map((a) => ({ id: a.id, tier: a.tier, listings: a.listings })),
       pricePerToken: body.pricePerToken,
       queueDepth: body.queueDepth,
       freeSlots: body.freeSlots,
@@ -126,7 +128,12 @@ function domainSeparator(domain: AnnouncementDomain): Uint8Array {
 
 /** The EIP-712 digest of an announcement body: equal to viem's hashTypedData(announcementTypedData(...)). */
 export function hashAnnouncement(body: AnnouncementBody, domain: AnnouncementDomain): Hex {
-  const adapters = k(concat(body.adapters.map((a) => k(concat([ADAPTER_ENTRY_TYPEHASH, hexToBytes(a.id), TIER_HASHES.get(a.tier) ?? hashString(a.tier)])))));
+  const adapters = k(concat(body.adapters.map((a) => k(concat([
+    ADAPTER_ENTRY_TYPEHASH,
+    hexToBytes(a.id),
+    TIER_HASHES.get(a.tier) ?? hashString(a.tier),
+    k(concat(a.listings.map((l) => hexToBytes(l)))), // bytes32[]: the hash of the words, in order
+  ])))));
   const struct = k(concat([
     ANNOUNCEMENT_TYPEHASH,
     word(body.v),

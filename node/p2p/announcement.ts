@@ -1,5 +1,6 @@
-// The Announcement a node gossips on `openlora/adapters/1`: which adapters it holds (and in which tier), how
-// busy it is, its price, where to reach it. This file is the wire format only: JSON, with the uint256 price as a
+// The Announcement a node gossips on `openlora/adapters/1`: which adapters it holds (by content hash, in which
+// tier, and the chain listings of each that it serves, which payers pay), how busy it is, its price, where to
+// reach it. This file is the wire format only: JSON, with the uint256 price as a
 // decimal string, parsed field by field against fixed bounds so a hostile peer cannot make us allocate much.
 // Signing and verification live in announcement-sig.ts.
 import { getAddress, isAddress, type Address, type Hex } from "viem";
@@ -7,15 +8,30 @@ import { OpenLoraError } from "../engine/errors.ts";
 import { isAdapterId } from "../engine/adapter/id.ts";
 
 export const ANNOUNCE_TOPIC = "openlora/adapters/1";
-export const ANNOUNCEMENT_VERSION = 1;
+// 2: each adapter names the listings it is served under (vouchers pay listings, not content hashes).
+export const ANNOUNCEMENT_VERSION = 2;
 
 export type Tier = "gpu" | "host" | "disk";
 export const TIERS: readonly Tier[] = ["gpu", "host", "disk"];
 
+/** An adapter a node holds, as its state reports it; the listings are attached once known (see ServedListings). */
 export interface AdapterAvailability {
-  /** "0x" + 64 lowercase hex: the sha256 adapter id, bytes32 on chain. */
+  /** "0x" + 64 lowercase hex: the content hash (sha256 of the canonical encoding), what peers fetch and verify. */
   id: Hex;
   tier: Tier;
+  /** AdapterRegistry listing ids of this content that the node serves (payers pay one of them). */
+  listings?: readonly Hex[];
+}
+
+/** An adapter as announced: its content hash, its tier and the listings served (possibly none). */
+export interface AnnouncedAdapter {
+  id: Hex;
+  tier: Tier;
+  /**
+   * Listing ids, "0x" + 64 lowercase hex. The announcer's claim: whoever pays or fetches for a listing checks on
+   * chain that the listing names this content hash.
+   */
+  listings: Hex[];
 }
 
 /** Everything the operator signs. */
@@ -29,7 +45,7 @@ export interface AnnouncementBody {
   multiaddrs: string[];
   /** The node's HTTP API base URL ("" when it has none). */
   api: string;
-  adapters: AdapterAvailability[];
+  adapters: AnnouncedAdapter[];
   /** Wei of OPEN per token. */
   pricePerToken: bigint;
   /** Requests waiting or running. */
@@ -52,16 +68,22 @@ export interface AnnouncementLimits {
   /** Encoded size in bytes. */
   maxBytes: number;
   maxAdapters: number;
+  /** Listing ids over all adapters. */
+  maxListings: number;
+  /** Listing ids of one adapter. */
+  maxListingsPerAdapter: number;
   maxMultiaddrs: number;
   /** Longest multiaddr, api URL or peer id string. */
   maxStringLength: number;
 }
 
-// 512 adapters of ~85 JSON bytes each fit in 64 KiB with room for the rest. A node holding more announces its
-// gpu and host adapters first and then as many disk ones as fit (see Announcer).
+// 512 adapters of ~100 JSON bytes each and 512 listing ids of 69 bytes each fit in 96 KiB with room for the rest.
+// A node holding more announces its gpu and host adapters first and then as many disk ones as fit (see Announcer).
 export const DEFAULT_ANNOUNCEMENT_LIMITS: AnnouncementLimits = {
-  maxBytes: 64 * 1024,
+  maxBytes: 96 * 1024,
   maxAdapters: 512,
+  maxListings: 512,
+  maxListingsPerAdapter: 8,
   maxMultiaddrs: 8,
   maxStringLength: 256,
 };
@@ -125,13 +147,26 @@ export function decodeAnnouncement(bytes: Uint8Array, limits: AnnouncementLimits
   });
   if (!Array.isArray(o.adapters) || o.adapters.length > limits.maxAdapters) fail("adapters", `must be an array of at most ${limits.maxAdapters}`);
   const seen = new Set<string>();
-  const adapters = (o.adapters as unknown[]).map((entry, i) => {
+  let listingCount = 0;
+  const adapters = (o.adapters as unknown[]).map((entry, i): AnnouncedAdapter => {
     const e = entry as Record<string, unknown> | null;
     if (typeof e !== "object" || e === null || !isAdapterId(e.id)) fail(`adapters[${i}].id`, "must be 0x and 64 lowercase hex digits");
     if (!TIERS.includes(e!.tier as Tier)) fail(`adapters[${i}].tier`, `must be one of ${TIERS.join(", ")}`);
     if (seen.has(e!.id as string)) fail(`adapters[${i}].id`, "is listed twice");
     seen.add(e!.id as string);
-    return { id: e!.id as Hex, tier: e!.tier as Tier };
+    const listings = e!.listings;
+    if (!Array.isArray(listings) || listings.length > limits.maxListingsPerAdapter) {
+      fail(`adapters[${i}].listings`, `must be an array of at most ${limits.maxListingsPerAdapter} listing ids`);
+    }
+    listingCount += (listings as unknown[]).length;
+    if (listingCount > limits.maxListings) fail("adapters", `more than ${limits.maxListings} listing ids in all`);
+    const own = new Set<string>();
+    for (const [j, l] of (listings as unknown[]).entries()) {
+      if (!isAdapterId(l)) fail(`adapters[${i}].listings[${j}]`, "must be 0x and 64 lowercase hex digits");
+      if (own.has(l as string)) fail(`adapters[${i}].listings[${j}]`, "is listed twice");
+      own.add(l as string);
+    }
+    return { id: e!.id as Hex, tier: e!.tier as Tier, listings: listings as Hex[] };
   });
   const priceRaw = str("pricePerToken", 78);
   if (!UINT.test(priceRaw) || BigInt(priceRaw) > MAX_UINT256) fail("pricePerToken", "must be a uint256 in decimal");
@@ -149,11 +184,24 @@ export function decodeAnnouncement(bytes: Uint8Array, limits: AnnouncementLimits
 
 /**
  * Fits a node's adapter list into the limits: gpu first, then host, then disk (what a router prefers anyway),
- * each group in id order so that unchanged state gives identical announcements.
+ * each group in id order so that unchanged state gives identical announcements; each adapter's listings sorted,
+ * at most `limits.maxListingsPerAdapter` of them, and no more than `limits.maxListings` in all (the adapters
+ * announced last keep fewer, or none: they are still announced, for fetches by content hash).
  */
-export function selectAdapters(adapters: readonly AdapterAvailability[], max: number): AdapterAvailability[] {
+export function selectAdapters(
+  adapters: readonly AdapterAvailability[],
+  max: number,
+  limits: Pick<AnnouncementLimits, "maxListings" | "maxListingsPerAdapter"> = DEFAULT_ANNOUNCEMENT_LIMITS,
+): AnnouncedAdapter[] {
   const rank = (t: Tier): number => TIERS.indexOf(t);
+  let budget = limits.maxListings;
   return [...adapters]
     .sort((a, b) => rank(a.tier) - rank(b.tier) || (a.id < b.id ? -1 : a.id > b.id ? 1 : 0))
-    .slice(0, max);
+    .slice(0, max)
+    .map((a) => {
+      const own = [...new Set((a.listings ?? []).map((l) => l.toLowerCase() as Hex))].sort();
+      const listings = own.slice(0, Math.min(limits.maxListingsPerAdapter, budget));
+      budget -= listings.length;
+      return { id: a.id, tier: a.tier, listings };
+    });
 }

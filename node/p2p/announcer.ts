@@ -11,6 +11,7 @@ import {
   encodeAnnouncement,
   selectAdapters,
   type AdapterAvailability,
+  type AnnouncedAdapter,
   type Announcement,
   type AnnouncementBody,
   type AnnouncementLimits,
@@ -142,7 +143,7 @@ export class Announcer extends Emitter<AnnouncerEvents> {
 
   async #publish(): Promise<Announcement> {
     const now = this.#now();
-    const adapters = selectAdapters(this.#o.state.adapters(), this.#limits.maxAdapters);
+    const adapters = selectAdapters(this.#o.state.adapters(), this.#limits.maxAdapters, this.#limits);
     const fingerprint = fingerprintOf(adapters);
     const load = this.#o.state.load();
     // seq starts from the clock so that it grows across restarts too (receivers remember the last one).
@@ -190,10 +191,10 @@ export class Announcer extends Emitter<AnnouncerEvents> {
   }
 
   #adapterFingerprint(): string {
-    return fingerprintOf(selectAdapters(this.#o.state.adapters(), this.#limits.maxAdapters));
+    return fingerprintOf(selectAdapters(this.#o.state.adapters(), this.#limits.maxAdapters, this.#limits));
   }
 }
 
-function fingerprintOf(adapters: readonly AdapterAvailability[]): string {
-  return adapters.map((a) => `${a.id}:${a.tier}`).join(",");
+function fingerprintOf(adapters: readonly AnnouncedAdapter[]): string {
+  return adapters.map((a) => `${a.id}:${a.tier}:${a.listings.join("+")}`).join(",");
 }

@@ -13,6 +13,7 @@ export {
   encodeAnnouncement,
   selectAdapters,
   type AdapterAvailability,
+  type AnnouncedAdapter,
   type Announcement,
   type AnnouncementBody,
   type AnnouncementLimits,
@@ -49,7 +50,13 @@ export {
   type FetchOptions,
   type ServeAdaptersOptions,
 } from "./adapter-protocol.ts";
-export { ChainAdapterRegistry, type AdapterRecord, type AdapterRegistryView, type ChainAdapterRegistryOptions } from "./adapter-registry.ts";
+export {
+  ChainAdapterRegistry,
+  type AdapterRegistryView,
+  type ChainAdapterRegistryOptions,
+  type ListingView,
+} from "./adapter-registry.ts";
+export { ServedListings, type ServedListingsOptions } from "./served-listings.ts";
 export {
   AdapterFetcher,
   AdapterUnavailableError,

@@ -3,12 +3,12 @@
 // these; a client that only routes requests starts one without signer and engine.
 import type { GossipsubOpts } from "@libp2p/gossipsub";
 import type { PrivateKey } from "@libp2p/interface";
-import type { Address, Chain, PublicClient, Transport } from "viem";
+import type { Address, Chain, Hex, PublicClient, Transport } from "viem";
 import { isAdapterId } from "../engine/adapter/id.ts";
 import type { Engine } from "../engine/runtime/engine.ts";
 import { AdapterFetcher, type FetchedAdapter } from "./adapter-fetcher.ts";
 import { serveAdapters, type AdapterBytesSource } from "./adapter-protocol.ts";
-import { ChainAdapterRegistry, type AdapterRegistryView } from "./adapter-registry.ts";
+import { ChainAdapterRegistry, type AdapterRegistryView, type ListingView } from "./adapter-registry.ts";
 import { AnnouncementValidator } from "./announce-validator.ts";
 import { ANNOUNCE_TOPIC, type AnnouncementLimits } from "./announcement.ts";
 import type { AnnouncementDomain, AnnouncementSigner } from "./announcement-sig.ts";
@@ -23,6 +23,7 @@ import { PeerTable } from "./peer-table.ts";
 import type { RateLimit } from "./rate-limiter.ts";
 import { rankCandidates, withFailover, type Candidate } from "./routing.ts";
 import { RegistryStakeOracle, type StakeOracle } from "./stake-oracle.ts";
+import { ServedListings } from "./served-listings.ts";
 import { TableKeeper } from "./table-keeper.ts";
 
 export interface PeerNodeTimings {
@@ -84,6 +85,8 @@ export interface PeerNodeOptions {
   /** Replace the chain-backed checks (tests, benchmarks). */
   oracle?: StakeOracle;
   registry?: AdapterRegistryView;
+  /** Which live listings of the adapters held are announced as served. Default: every one. */
+  serveListing?: (listing: ListingView) => boolean;
 }
 
 export class PeerNode {
@@ -94,6 +97,8 @@ export class PeerNode {
   readonly keeper: TableKeeper;
   readonly announcer: Announcer | null;
   readonly fetcher: AdapterFetcher | null;
+  /** The listings announced for each adapter held. */
+  readonly listings: ServedListings;
   readonly engine: Engine | null;
   readonly domain: AnnouncementDomain;
   #o: PeerNodeOptions;
@@ -117,7 +122,11 @@ export class PeerNode {
     });
     this.keeper = new TableKeeper({ table, oracle: this.oracle, intervalMs: t.keeperIntervalMs });
     const engine = options.engine;
-    const state = options.state ?? (engine ? engineNodeState(engine) : null);
+    const registry = options.registry
+      ?? new ChainAdapterRegistry({ client: chain.client, registry: chain.adapterRegistry, ttlMs: t.registryTtlMs });
+    this.listings = new ServedListings({ registry, serve: options.serveListing, refreshMs: t.registryTtlMs });
+    const held = options.state ?? (engine ? engineNodeState(engine) : null);
+    const state = held && this.listings.attach(held);
     this.announcer = options.signer && state
       ? new Announcer({
         host, signer: options.signer, domain: this.domain, state, table, api: options.api,
@@ -128,7 +137,7 @@ export class PeerNode {
     this.fetcher = engine
       ? new AdapterFetcher({
         host, table, sink: engineAdapterSink(engine), model: engine.model.config, maxRank: engine.limits.maxRank,
-        registry: options.registry ?? new ChainAdapterRegistry({ client: chain.client, registry: chain.adapterRegistry, ttlMs: t.registryTtlMs }),
+        registry,
         banMs: t.banMs,
       })
       : null;
@@ -189,13 +198,16 @@ export class PeerNode {
     await this.host.stop();
   }
 
-  /** Live peers able to serve `adapterId` (null: the base model), best first; this node included when it can. */
-  candidates(adapterId: string | null): Candidate[] {
-    return rankCandidates(this.table.entries(), adapterId);
+  /**
+   * Live peers able to serve `adapterId` (null: the base model), for the listing `listingId` when given, best
+   * first; this node included when it can.
+   */
+  candidates(adapterId: string | null, listingId?: string): Candidate[] {
+    return rankCandidates(this.table.entries(), adapterId, listingId);
   }
 
-  /** Makes an adapter present in our engine, fetching it from a peer when needed. */
-  ensureAdapter(id: string, options: { signal?: AbortSignal } = {}): Promise<FetchedAdapter> {
+  /** Makes an adapter present in our engine (for a listing when given), fetching it from a peer when needed. */
+  ensureAdapter(id: string, options: { signal?: AbortSignal; listingId?: Hex } = {}): Promise<FetchedAdapter> {
     if (!this.fetcher) throw new Error("this node has no engine to hold adapters");
     return this.fetcher.ensure(id, options);
   }

@@ -124,9 +124,15 @@ export class PeerTable extends Emitter<PeerTableEvents> {
     return [...this.#entries.values()].filter((e) => e.expiresAt > now);
   }
 
-  /** Live entries that announce the adapter. */
+  /** Live entries that announce the adapter (by content hash). */
   withAdapter(adapterId: string): PeerEntry[] {
     return this.entries().filter((e) => e.announcement.adapters.some((a) => a.id === adapterId));
+  }
+
+  /** Live entries that announce serving the listing (under whichever content hash they name for it). */
+  withListing(listingId: string): PeerEntry[] {
+    const id = listingId.toLowerCase();
+    return this.entries().filter((e) => e.announcement.adapters.some((a) => a.listings.some((l) => l === id)));
   }
 
   remove(peerId: string, reason: RemoveReason): boolean {

@@ -1,6 +1,8 @@
 // Routing: which peer should serve a request (or send an adapter). Among live announcements that hold the
-// adapter, prefer tier gpu, then host, then disk (no load to wait for), then the shorter queue, then the lower
-// price; on failure, the next one. Used by nodes (adapter fetch, forwarding) and by the client SDK.
+// adapter (by content hash; for a paid request, also serving the listing paid), prefer tier gpu, then host,
+// then disk (no load to wait for), then the shorter queue, then the lower price; on failure, the next one. Used by
+// nodes (adapter fetch, forwarding) and by the client SDK.
+import type { Hex } from "viem";
 import type { Announcement, Tier } from "./announcement.ts";
 import type { PeerEntry } from "./peer-table.ts";
 import { OpenLoraError } from "../engine/errors.ts";
@@ -15,15 +17,22 @@ export interface Candidate {
 }
 
 /**
- * Ranks the peers able to serve `adapterId` (null: the base model, which every node serves), best first.
- * Ties end in peer id order so that the ranking is the same everywhere.
+ * Ranks the peers able to serve `adapterId` (a content hash; null: the base model, which every node serves), best
+ * first; with `listingId`, only those announcing that they serve that listing of it. Ties end in peer id order so
+ * that the ranking is the same everywhere.
  */
-export function rankCandidates(entries: Iterable<PeerEntry | Announcement>, adapterId: string | null): Candidate[] {
+export function rankCandidates(
+  entries: Iterable<PeerEntry | Announcement>,
+  adapterId: string | null,
+  listingId?: string,
+): Candidate[] {
   const out: Candidate[] = [];
+  const listing = listingId?.toLowerCase();
   for (const e of entries) {
     const announcement = "announcement" in e ? e.announcement : e;
-    const tier = adapterId === null ? null : announcement.adapters.find((a) => a.id === adapterId)?.tier;
-    if (tier === undefined) continue;
+    const held = adapterId === null ? null : announcement.adapters.find((a) => a.id === adapterId);
+    if (held === undefined || (listing !== undefined && !held?.listings.includes(listing as Hex))) continue;
+    const tier = held === null ? null : held.tier;
     out.push({ peerId: announcement.peerId, announcement, tier });
   }
   return out.sort(compareCandidates);

@@ -1,6 +1,6 @@
-// /openlora/adapter/1 between real nodes: a node without an adapter gets it from a peer (registry-checked,
-// sha256-verified) and then serves it; a peer sending corrupted bytes is banned and the next one tried;
-// unregistered, retired and oversized adapters are refused.
+// /openlora/adapter/1 between real nodes: a node without an adapter gets it from a peer (listing-checked,
+// size-checked against the listing, sha256-verified) and then serves it; a peer sending corrupted bytes is banned
+// and the next one tried; unlisted, retired, mislisted and impossibly sized adapters are refused.
 import { join } from "node:path";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import type { Hex } from "viem";
@@ -10,7 +10,8 @@ import { fetchAdapterFrom, FetchError, type AdapterBytesSource } from "../../nod
 import { engineAdapterSource } from "../../node/p2p/engine-bridge.ts";
 import { infer } from "../../node/p2p/infer-client.ts";
 import { STORIES_DIR } from "../helpers/stories.ts";
-import { Cleanup, createChain, makeEngine, makePeer, registerAdapter, runLocal, until, type Chain } from "./helpers.ts";
+import { canonicalSizeLimit } from "../../node/p2p/adapter-fetcher.ts";
+import { Cleanup, createChain, listAdapter, makeEngine, makePeer, runLocal, until, type Chain } from "./helpers.ts";
 
 let chain: Chain;
 const cleanup = new Cleanup();
@@ -29,9 +30,10 @@ describe("adapter fetch", () => {
   it("gets an adapter from a peer after rejecting a peer that sends corrupted bytes, then serves it", async () => {
     const origin = await engineWith(["dragon", "ocean", "robot"]);
     const { dragon, ocean, robot } = origin.ids;
-    await registerAdapter(chain, dragon, 8);
-    await registerAdapter(chain, ocean, 8, true); // retired
-    // robot stays unregistered.
+    const dragonSize = (await origin.engine.adapters.readBytes(dragon))!.length;
+    const listing = await listAdapter(chain, dragon, { engine: origin.engine });
+    const oceanListing = await listAdapter(chain, ocean, { engine: origin.engine, retired: true });
+    // robot stays unlisted.
     const good = await makePeer(chain, cleanup, { staked: true, engine: origin.engine });
 
     // The liar announces dragon in a GPU slot with an empty queue (so it is tried first) and serves it with one
@@ -57,7 +59,22 @@ describe("adapter fetch", () => {
 
     const failures: AdapterFetcherEvents["failed"][] = [];
     fetcher.fetcher!.on("failed", (f) => failures.push(f));
-    const got = await fetcher.ensureAdapter(dragon);
+    // A listing that declares another size than the bytes have: every holder's size is refused before a byte
+    // is read, and nobody is banned for it (the listing may be the one that is wrong).
+    const wrongSize = await listAdapter(chain, dragon, { registrant: chain.stranger, size: dragonSize + 1 });
+    await expect(fetcher.ensureAdapter(dragon, { listingId: wrongSize })).rejects.toMatchObject({ reason: "all-failed" });
+    expect(failures.map((f) => [f.code, f.banned])).toEqual([["wrong-size", false], ["wrong-size", false]]);
+    failures.length = 0;
+    // A listing of other content, a retired listing, and a size no rank-8 adapter has on this model.
+    await expect(fetcher.ensureAdapter(dragon, { listingId: oceanListing })).rejects.toMatchObject({ reason: "wrong-listing" });
+    await expect(fetcher.ensureAdapter(ocean, { listingId: oceanListing })).rejects.toMatchObject({ reason: "retired" });
+    const huge = canonicalSizeLimit(engine.model.config, 8) + 1;
+    const impossible = await listAdapter(chain, dragon, { registrant: chain.author, size: huge });
+    await expect(fetcher.ensureAdapter(dragon, { listingId: impossible })).rejects.toMatchObject({ reason: "size" });
+    expect(failures).toEqual([]);
+    expect(engine.adapters.has(dragon)).toBe(false);
+
+    const got = await fetcher.ensureAdapter(dragon, { listingId: listing });
     expect(got.from).toBe(good.peerId);
     expect(got.bytes).toBeGreaterThan(0);
     expect(failures).toEqual([expect.objectContaining({ peerId: liar.peerId, code: "bad-bytes", banned: true })]);
@@ -80,17 +97,18 @@ describe("adapter fetch", () => {
     third.table.ban(good.peerId, 60_000, "test: only the fetcher may serve");
     expect((await third.ensureAdapter(dragon)).from).toBe(fetcher.peerId);
 
-    // Retired and unregistered adapters are refused before any byte moves, even when a peer offers them.
+    // Retired and unlisted adapters are refused before any byte moves, even when a peer offers them.
     await expect(fetcher.ensureAdapter(ocean)).rejects.toMatchObject({ reason: "retired" });
     await expect(fetcher.ensureAdapter(robot)).rejects.toMatchObject({ reason: "unregistered" });
     await expect(fetcher.ensureAdapter(`0x${"99".repeat(32)}`)).rejects.toBeInstanceOf(AdapterUnavailableError);
     expect(engine.adapters.has(ocean) || engine.adapters.has(robot)).toBe(false);
 
-    // The size bound is enforced before reading: the header's size over the limit ends the fetch.
-    const tooLarge = fetchAdapterFrom(fetcher.host, { peerId: good.peerId, multiaddrs: good.host.multiaddrs() }, dragon, { maxBytes: 1000 });
-    await expect(tooLarge).rejects.toMatchObject({ code: "too-large" });
-    await expect(tooLarge).rejects.toBeInstanceOf(FetchError);
-    const missing = fetchAdapterFrom(fetcher.host, { peerId: good.peerId, multiaddrs: good.host.multiaddrs() }, `0x${"77".repeat(32)}`, { maxBytes: 1 << 20 });
+    // The size is checked before reading: a header naming another size than the listing's ends the fetch.
+    const goodPeer = { peerId: good.peerId, multiaddrs: good.host.multiaddrs() };
+    const wrong = fetchAdapterFrom(fetcher.host, goodPeer, dragon, { sizes: [1000] });
+    await expect(wrong).rejects.toMatchObject({ code: "wrong-size", peerFault: false });
+    await expect(wrong).rejects.toBeInstanceOf(FetchError);
+    const missing = fetchAdapterFrom(fetcher.host, goodPeer, `0x${"77".repeat(32)}`, { sizes: [1 << 20] });
     await expect(missing).rejects.toMatchObject({ code: "not-found" });
   });
 });

@@ -7,7 +7,7 @@ import type { Hex } from "viem";
 import type { FetchedAdapter } from "../../node/p2p/adapter-fetcher.ts";
 import { infer, inferStream } from "../../node/p2p/infer-client.ts";
 import { STORIES_DIR } from "../helpers/stories.ts";
-import { Cleanup, createChain, makeEngine, makePeer, registerAdapter, runLocal, until, type Chain } from "./helpers.ts";
+import { Cleanup, createChain, makeEngine, makePeer, listAdapter, runLocal, until, type Chain } from "./helpers.ts";
 
 let chain: Chain;
 const cleanup = new Cleanup();
@@ -19,7 +19,7 @@ describe("fetch on request", () => {
   it("a node asked for an adapter it lacks fetches it from the announcing peer, then serves the origin's tokens", async () => {
     const originEngine = await makeEngine(cleanup);
     const dragon = (await originEngine.adapters.import(join(STORIES_DIR, "adapters", "dragon"))).id as Hex;
-    await registerAdapter(chain, dragon, 8);
+    await listAdapter(chain, dragon, { engine: originEngine });
     const origin = await makePeer(chain, cleanup, { staked: true, engine: originEngine });
 
     const engine = await makeEngine(cleanup);

@@ -33,7 +33,7 @@ describe("announcements along a line of 5 nodes", () => {
     expect(first.host.connectedPeers()).not.toContain(last.peerId);
     await until("every node to know the 4 others", () => nodes.every((n) => n.table.entries().filter((e) => !e.local).length === 4));
     const seen = first.table.get(last.peerId)!.announcement;
-    expect(seen.adapters).toEqual([{ id: ADAPTER, tier: "gpu" }]);
+    expect(seen.adapters).toEqual([{ id: ADAPTER, tier: "gpu", listings: [] }]); // nobody lists it
     expect(seen.operator).toBe(last.operator!.address);
     expect(seen.multiaddrs).toEqual(last.host.multiaddrs());
     // Honest nodes cause no drops, except "replayed": gossip may deliver an older announcement late (through
@@ -80,7 +80,7 @@ describe("forged announcements", () => {
     const now = Date.now();
     return {
       v: ANNOUNCEMENT_VERSION, peerId: host.peerId.toString(), operator: operator.address, multiaddrs: host.multiaddrs(), api: "",
-      adapters: [{ id: ADAPTER, tier: "gpu" }], pricePerToken: 1n, queueDepth: 0, freeSlots: 1, ts: now, seq: now, ...over,
+      adapters: [{ id: ADAPTER, tier: "gpu", listings: [] }], pricePerToken: 1n, queueDepth: 0, freeSlots: 1, ts: now, seq: now, ...over,
     };
   }
 

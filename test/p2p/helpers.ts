@@ -75,12 +75,31 @@ export async function unstake(chain: Chain, operator: LocalAccount): Promise<voi
   await chain.wait(c.nodeRegistry.write.requestUnstake([amount]));
 }
 
-/** Lists content hash `id` (as the adapter owner) with the given rank and size; optionally retires the listing. */
-export async function registerAdapter(chain: Chain, id: Hex, rank: number, retired = false, size = 1n): Promise<void> {
-  const owner = chain.as(chain.adapterOwner);
+export interface ListOptions {
+  /** Whose canonical bytes give the size listed (else `size`). */
+  engine?: Engine;
+  /** The size listed, in bytes. */
+  size?: number;
+  /** Default 8. */
+  rank?: number;
+  /** Retire the listing right after registering it. */
+  retired?: boolean;
+  /** Who registers it. Default the chain's adapter owner. */
+  registrant?: Chain["adapterOwner"];
+}
+
+/** Lists content hash `id` in AdapterRegistry (contributor c1, 100%); returns the listing id. */
+export async function listAdapter(chain: Chain, id: Hex, options: ListOptions = {}): Promise<Hex> {
+  const registrant = options.registrant ?? chain.adapterOwner;
+  const size = options.size ?? (await options.engine?.adapters.readBytes(id))?.length;
+  if (size === undefined) throw new Error(`listAdapter: no size for ${id} (give engine or size)`);
+  const c = chain.as(registrant).adapterRegistry.write;
+  const base: Hex = `0x${"11".repeat(32)}`;
   const contributors = [chain.c1.account.address];
-  await chain.wait(owner.adapterRegistry.write.register([id, `0x${"11".repeat(32)}`, rank, size, `p2p://${id}`, contributors, [10_000]]));
-  if (retired) await chain.wait(owner.adapterRegistry.write.retire([listingIdOf(chain.adapterOwner.account.address, id)]));
+  await chain.wait(c.register([id, base, options.rank ?? 8, BigInt(size), `p2p://${id}`, contributors, [10_000]]));
+  const listingId = listingIdOf(registrant.account.address, id);
+  if (options.retired) await chain.wait(c.retire([listingId]));
+  return listingId;
 }
 
 /** An engine on stories260K with a CPU backend (optionally slowed down per step). */

@@ -9,7 +9,7 @@ import type { Usage } from "../../node/engine/runtime/types.ts";
 import { infer, inferStream } from "../../node/p2p/infer-client.ts";
 import { InferError } from "../../node/p2p/infer-frames.ts";
 import { STORIES_DIR } from "../helpers/stories.ts";
-import { Cleanup, createChain, makeEngine, makePeer, registerAdapter, runLocal, until, type Chain } from "./helpers.ts";
+import { Cleanup, createChain, makeEngine, makePeer, listAdapter, runLocal, until, type Chain } from "./helpers.ts";
 
 let chain: Chain;
 const cleanup = new Cleanup();
@@ -114,7 +114,7 @@ describe("inference over libp2p", () => {
     const dragonDir = join(STORIES_DIR, "adapters", "dragon");
     const slowEngine = await makeEngine(cleanup);
     const dragon = (await slowEngine.adapters.import(dragonDir)).id as Hex;
-    await registerAdapter(chain, dragon, 8);
+    await listAdapter(chain, dragon, { engine: slowEngine });
     const fastEngine = await makeEngine(cleanup);
     await fastEngine.adapters.import(dragonDir);
     const a = await makePeer(chain, cleanup, { staked: true, engine: slowEngine, pricePerToken: 10n });

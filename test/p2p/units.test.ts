@@ -1,6 +1,6 @@
-// The p2p parts that need no network: the announcement wire format and its bounds, the hand-written EIP-712
-// digest against viem's, signature recovery, the peer table's expiry and seq memory, rate buckets, routing order,
-// and the adapter size bound.
+// The p2p parts that need no network: the announcement wire format and its bounds (listings included), the
+// hand-written EIP-712 digest against viem's, signature recovery, the peer table's expiry and seq memory, rate
+// buckets, routing order (by content hash, and by listing), and the adapter size bound.
 import { mkdtemp, rm, stat, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -16,8 +16,11 @@ import {
   decodeAnnouncement,
   encodeAnnouncement,
   selectAdapters,
+  ANNOUNCEMENT_VERSION,
+  type AnnouncedAdapter,
   type Announcement,
   type AnnouncementBody,
+  type Tier,
 } from "../../node/p2p/announcement.ts";
 import { P2pHost } from "../../node/p2p/host.ts";
 import { loadOrCreatePeerKey, PEER_KEY_FILE } from "../../node/p2p/peer-key.ts";
@@ -30,16 +33,18 @@ import { stories } from "../helpers/stories.ts";
 
 const domain = { chainId: 31337, verifyingContract: "0x5FbDB2315678afecb367f032d93F642f64180aa3" } as const;
 const id = (n: number): Hex => `0x${n.toString(16).padStart(64, "0")}`;
+const lid = (n: number): Hex => `0x${"e".repeat(56)}${n.toString(16).padStart(8, "0")}`; // a listing id
+const entry = (n: number, tier: Tier, listings: Hex[] = []): AnnouncedAdapter => ({ id: id(n), tier, listings });
 const account = privateKeyToAccount(generatePrivateKey());
 
 function body(over: Partial<AnnouncementBody> = {}): AnnouncementBody {
   return {
-    v: 1,
+    v: ANNOUNCEMENT_VERSION,
     peerId: "12D3KooWPywKQz1NSpnhVGQwzzvpCWuazMR5xhdZHAhW567oGUxW",
     operator: account.address,
     multiaddrs: ["/ip4/127.0.0.1/tcp/4001"],
     api: "http://127.0.0.1:8080",
-    adapters: [{ id: id(1), tier: "gpu" }, { id: id(2), tier: "disk" }],
+    adapters: [{ id: id(1), tier: "gpu", listings: [lid(1), lid(2)] }, { id: id(2), tier: "disk", listings: [] }],
     pricePerToken: 10n ** 12n,
     queueDepth: 3,
     freeSlots: 2,
@@ -55,8 +60,10 @@ async function signed(over: Partial<AnnouncementBody> = {}): Promise<Announcemen
 }
 
 describe("announcement signatures", () => {
-  it("hashes like viem's EIP-712 encoder, for empty, small and full adapter lists", () => {
-    for (const adapters of [[], body().adapters, Array.from({ length: 300 }, (_, i) => ({ id: id(i), tier: (["gpu", "host", "disk"] as const)[i % 3] }))]) {
+  it("hashes like viem's EIP-712 encoder, for empty, small and full adapter lists, with and without listings", () => {
+    const tiers = ["gpu", "host", "disk"] as const;
+    const many = Array.from({ length: 300 }, (_, i) => entry(i, tiers[i % 3], i % 2 ? [lid(i)] : [lid(i), lid(i + 1), lid(i + 2)]));
+    for (const adapters of [[], body().adapters, many]) {
       const b = body({ adapters, multiaddrs: adapters.length ? ["/ip4/1.2.3.4/tcp/1", "/dns4/x.example/tcp/2"] : [], pricePerToken: (1n << 255n) + 7n });
       expect(hashAnnouncement(b, domain)).toBe(hashTypedData(announcementTypedData(b, domain)));
     }
@@ -66,6 +73,15 @@ describe("announcement signatures", () => {
     const a = await signed();
     expect(await recoverAnnouncementSigner(a, a.sig, domain)).toBe(account.address);
     expect(await recoverAnnouncementSigner({ ...a, queueDepth: 0 }, a.sig, domain)).not.toBe(account.address);
+    // the listings served are signed too: adding, dropping or moving one voids the signature
+    const [first, second] = a.adapters;
+    for (const adapters of [
+      [{ ...first, listings: [...first.listings, lid(9)] }, second],
+      [{ ...first, listings: [lid(1)] }, second],
+      [{ ...first, listings: [] }, { ...second, listings: [lid(1), lid(2)] }],
+    ]) {
+      expect(await recoverAnnouncementSigner({ ...a, adapters }, a.sig, domain)).not.toBe(account.address);
+    }
     expect(await recoverAnnouncementSigner(a, a.sig, { ...domain, chainId: 1 })).not.toBe(account.address);
     // The high-s twin of a valid signature is refused.
     const n = 0xfffffffffffffffffffffffffffffffebaaedce6af48a03bbfd25e8cd0364141n;
@@ -92,10 +108,18 @@ describe("announcement wire format", () => {
       [{ pricePerToken: "-1" }, /pricePerToken/],
       [{ pricePerToken: (1n << 256n).toString() }, /pricePerToken/],
       [{ queueDepth: 1.5 }, /queueDepth/],
-      [{ adapters: [{ id: id(1), tier: "tape" }] }, /tier/],
-      [{ adapters: [{ id: id(1), tier: "gpu" }, { id: id(1), tier: "disk" }] }, /twice/],
-      [{ adapters: [{ id: "0xABC", tier: "gpu" }] }, /adapters\[0\]\.id/],
-      [{ adapters: Array.from({ length: DEFAULT_ANNOUNCEMENT_LIMITS.maxAdapters + 1 }, (_, i) => ({ id: id(i), tier: "gpu" })) }, /adapters/],
+      [{ adapters: [{ id: id(1), tier: "tape", listings: [] }] }, /tier/],
+      [{ adapters: [entry(1, "gpu"), entry(1, "disk")] }, /twice/],
+      [{ adapters: [{ id: "0xABC", tier: "gpu", listings: [] }] }, /adapters\[0\]\.id/],
+      [{ adapters: Array.from({ length: DEFAULT_ANNOUNCEMENT_LIMITS.maxAdapters + 1 }, (_, i) => entry(i, "gpu")) }, /adapters/],
+      [{ adapters: [{ id: id(1), tier: "gpu" }] }, /adapters\[0\]\.listings/], // v1 shape: no listings
+      [{ adapters: [entry(1, "gpu", [lid(1), lid(1)])] }, /adapters\[0\]\.listings\[1\]: is listed twice/],
+      [{ adapters: [entry(1, "gpu", [id(1).toUpperCase() as Hex])] }, /adapters\[0\]\.listings\[0\]/],
+      [{ adapters: [entry(1, "gpu", Array.from({ length: 9 }, (_, i) => lid(i)))] }, /adapters\[0\]\.listings: .* at most 8/],
+      [
+        { adapters: Array.from({ length: 65 }, (_, i) => entry(i, "gpu", Array.from({ length: 8 }, (_, j) => lid(i * 8 + j)))) },
+        /more than 512 listing ids/,
+      ],
       [{ multiaddrs: Array.from({ length: 9 }, () => "/ip4/1.1.1.1/tcp/1") }, /multiaddrs/],
       [{ operator: "0x1234" }, /operator/],
       [{ peerId: "not/base58" }, /peerId/],
@@ -111,12 +135,26 @@ describe("announcement wire format", () => {
   it("fits a long adapter list gpu first, then host, then disk", () => {
     const list = [{ id: id(5), tier: "disk" }, { id: id(4), tier: "host" }, { id: id(3), tier: "gpu" }, { id: id(1), tier: "disk" }] as const;
     expect(selectAdapters(list, 3).map((a) => a.tier)).toEqual(["gpu", "host", "disk"]);
-    expect(selectAdapters(list, 3)[2].id).toBe(id(1));
+    expect(selectAdapters(list, 3)[2]).toEqual({ id: id(1), tier: "disk", listings: [] });
   });
 
-  it("keeps a node's 512 adapters within the byte bound", async () => {
-    const a = await signed({ adapters: Array.from({ length: 512 }, (_, i) => ({ id: id(i), tier: "disk" as const })), multiaddrs: Array(8).fill(`/ip4/255.255.255.255/tcp/65535`) });
+  it("fits the listings: sorted, lower-case, deduplicated, at most 8 per adapter and the budget in all", () => {
+    const upper = lid(3).toUpperCase().replace("0X", "0x") as Hex;
+    const [a] = selectAdapters([{ id: id(1), tier: "gpu", listings: [upper, lid(1), lid(3)] }], 1);
+    expect(a.listings).toEqual([lid(1), lid(3)]);
+    const nine = Array.from({ length: 9 }, (_, i) => lid(i));
+    expect(selectAdapters([{ id: id(1), tier: "gpu", listings: nine }], 1)[0].listings).toEqual(nine.slice(0, 8));
+    // the budget goes to gpu adapters first; the last ones are announced with fewer (or no) listings
+    const held = [{ id: id(1), tier: "disk" as const, listings: [lid(1), lid(2)] }, { id: id(2), tier: "gpu" as const, listings: [lid(3), lid(4)] }];
+    const fitted = selectAdapters(held, 2, { maxListings: 3, maxListingsPerAdapter: 8 });
+    expect(fitted).toEqual([entry(2, "gpu", [lid(3), lid(4)]), entry(1, "disk", [lid(1)])]);
+  });
+
+  it("keeps a node's 512 adapters and 512 listings within the byte bound", async () => {
+    const adapters = Array.from({ length: 512 }, (_, i) => entry(i, "disk", [lid(i)]));
+    const a = await signed({ adapters, multiaddrs: Array(8).fill(`/ip4/255.255.255.255/tcp/65535`), api: "x".repeat(256) });
     expect(encodeAnnouncement(a).length).toBeLessThanOrEqual(DEFAULT_ANNOUNCEMENT_LIMITS.maxBytes);
+    expect(decodeAnnouncement(encodeAnnouncement(a))).toEqual(a);
   });
 });
 
@@ -160,17 +198,25 @@ describe("peer table", () => {
 describe("routing", () => {
   it("prefers gpu, then host, then disk, then the shorter queue, then the lower price", async () => {
     const mk = async (peerId: string, tier: "gpu" | "host" | "disk", queueDepth: number, price: bigint) =>
-      signed({ peerId, adapters: [{ id: id(7), tier }], queueDepth, pricePerToken: price });
+      signed({ peerId, adapters: [entry(7, tier, peerId === "Qhost" ? [lid(2)] : [lid(1)])], queueDepth, pricePerToken: price });
     const entries = [
       await mk("Qdisk", "disk", 0, 0n),
       await mk("Qhost", "host", 0, 5n),
       await mk("QgpuBusy", "gpu", 9, 0n),
       await mk("QgpuCheap", "gpu", 1, 1n),
       await mk("QgpuDear", "gpu", 1, 2n),
-      await signed({ peerId: "Qother", adapters: [{ id: id(8), tier: "gpu" }] }),
+      await signed({ peerId: "Qother", adapters: [entry(8, "gpu", [lid(1)])] }),
     ];
     expect(rankCandidates(entries, id(7)).map((c) => c.peerId)).toEqual(["QgpuCheap", "QgpuDear", "QgpuBusy", "Qhost", "Qdisk"]);
     expect(rankCandidates(entries, null)).toHaveLength(6); // every node serves the base model
+    // a paid request: only the peers serving the listing paid (of that content), in the same order
+    expect(rankCandidates(entries, id(7), lid(1)).map((c) => c.peerId)).toEqual(["QgpuCheap", "QgpuDear", "QgpuBusy", "Qdisk"]);
+    expect(rankCandidates(entries, id(7), lid(2).toUpperCase().replace("0X", "0x")).map((c) => c.peerId)).toEqual(["Qhost"]);
+    expect(rankCandidates(entries, id(8), lid(2))).toEqual([]);
+    const table = new PeerTable();
+    for (const e of entries) table.upsert(e);
+    expect(table.withListing(lid(2)).map((e) => e.peerId)).toEqual(["Qhost"]);
+    expect(table.withListing(lid(1))).toHaveLength(5);
   });
 
   it("fails over to the next candidate, stops at a fatal error, and says who failed", async () => {
@@ -235,8 +281,11 @@ describe("announcement validator (without a network)", () => {
     const { table, v } = validator(async () => "active");
     expect((await v.admit(author, author, await bytesOf())).ok).toBe(true);
     expect(table.get(author)).toBeDefined();
-    const other = new TextEncoder().encode(JSON.stringify({ v: 2, anything: "new" }));
+    const other = new TextEncoder().encode(JSON.stringify({ v: ANNOUNCEMENT_VERSION + 1, anything: "new" }));
     expect(await v.admit(author, author, other)).toMatchObject({ ok: false, reason: "version", penalize: false });
+    // an old node's announcement (version 1: adapters without listings) is another version too, not malformed
+    const old = new TextEncoder().encode(JSON.stringify({ ...(await signed()), v: 1, pricePerToken: "1" }));
+    expect(await v.admit(author, author, old)).toMatchObject({ ok: false, reason: "version", penalize: false });
     expect(await v.admit(self, author, await bytesOf({ peerId: self }))).toMatchObject({ ok: false, reason: "self" });
     table.ban(author, 60_000, "test");
     expect(await v.admit(author, author, await bytesOf())).toMatchObject({ ok: false, reason: "banned" });

@@ -7,7 +7,12 @@ import type { Hex } from "viem";
 import { generatePrivateKey, privateKeyToAccount } from "viem/accounts";
 import { AnnouncementValidator } from "../../node/p2p/announce-validator.ts";
 import { signAnnouncement } from "../../node/p2p/announcement-sig.ts";
-import { ANNOUNCEMENT_VERSION, encodeAnnouncement, type AnnouncementBody } from "../../node/p2p/announcement.ts";
+import {
+  ANNOUNCEMENT_VERSION,
+  DEFAULT_ANNOUNCEMENT_LIMITS,
+  encodeAnnouncement,
+  type AnnouncementBody,
+} from "../../node/p2p/announcement.ts";
 import { PeerTable } from "../../node/p2p/peer-table.ts";
 import type { StakeStatus } from "../../node/p2p/stake-oracle.ts";
 
@@ -23,7 +28,7 @@ const stranger = privateKeyToAccount(generatePrivateKey());
 function body(over: Partial<AnnouncementBody> = {}): AnnouncementBody {
   return {
     v: ANNOUNCEMENT_VERSION, peerId: AUTHOR, operator: operator.address, multiaddrs: ["/ip4/127.0.0.1/tcp/4001"], api: "",
-    adapters: [{ id: `0x${"ab".repeat(32)}` as Hex, tier: "gpu" }], pricePerToken: 5n, queueDepth: 0, freeSlots: 1, ts: T0, seq: 1,
+    adapters: [{ id: `0x${"ab".repeat(32)}` as Hex, tier: "gpu", listings: [] }], pricePerToken: 5n, queueDepth: 0, freeSlots: 1, ts: T0, seq: 1,
     ...over,
   };
 }
@@ -168,7 +173,7 @@ describe("announcement validator: who sent it", () => {
   it("refuses unsigned gossip, oversized, malformed and other-version messages before reading further", async () => {
     const { validator, oracle } = setup();
     expect(await validator.check(null, RELAY, await wire())).toMatchObject({ ok: false, reason: "malformed", penalize: true, detail: "unsigned gossip message" });
-    const huge = new Uint8Array(64 * 1024 + 1).fill(0x20);
+    const huge = new Uint8Array(DEFAULT_ANNOUNCEMENT_LIMITS.maxBytes + 1).fill(0x20);
     expect(await validator.check(AUTHOR, AUTHOR, huge)).toMatchObject({ ok: false, reason: "oversized", penalize: true, detail: `${huge.length} bytes` });
     expect(await validator.check(AUTHOR, AUTHOR, new TextEncoder().encode("[1, 2]"))).toMatchObject({ ok: false, reason: "malformed", penalize: true });
     const next = new TextEncoder().encode(JSON.stringify({ v: ANNOUNCEMENT_VERSION + 1, whatever: true }));
