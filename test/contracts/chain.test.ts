@@ -1,7 +1,7 @@
 // node/chain: generated bindings are current; the TypeScript EIP-712 voucher code matches the contract (a TS-signed
 // voucher settles, a tampered one is skipped, digests and domain agree); the keystore; deployment files and
 // scripts/deploy.ts on the in-process network.
-import { mkdtemp, readFile, rm, stat } from "node:fs/promises";
+import { mkdtemp, readFile, rm, stat, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -280,8 +280,9 @@ describe("keystore (ethers, scrypt)", () => {
     const path = join(tmp, "wallets", "node.json");
     await writeKeystoreFile(path, ks);
     expect((await stat(path)).mode & 0o777).toBe(0o600);
-    await expect(writeKeystoreFile(path, ks)).rejects.toThrow();
-    const w = await readKeystoreFile(path, "pw");
+    const other = await importKeystore(keccak256(toHex("another key")), "pw", fast);
+    await expect(writeKeystoreFile(path, other)).rejects.toMatchObject({ code: "EEXIST", path });
+    const w = await readKeystoreFile(path, "pw"); // the first key, untouched
     expect(w.privateKey).toBe(key);
     // the default scrypt cost is what a real wallet file gets
     const real = await createKeystore("pw");
@@ -296,7 +297,11 @@ describe("deployment files and scripts/deploy.ts", () => {
     const path = await saveDeployment(dir, ch.deployment);
     expect(path).toBe(join(dir, `${ch.chainId}.json`));
     expect(await loadDeployment(dir, ch.chainId)).toEqual(ch.deployment);
-    await expect(loadDeployment(dir, 5)).rejects.toThrow();
+    // No file for that chain: the error names the file it looked for.
+    await expect(loadDeployment(dir, 5)).rejects.toMatchObject({ code: "ENOENT", path: join(dir, "5.json") });
+    // A file whose chain id is not the one asked for (copied or renamed) is refused, naming both.
+    await writeFile(join(dir, "5.json"), await readFile(path));
+    await expect(loadDeployment(dir, 5)).rejects.toThrow(`${join(dir, "5.json")}: chainId ${ch.chainId}, expected 5`);
   });
 
   it("deploys all four on the in-process network and writes <out>/inprocess/<chainId>.json", async () => {

@@ -354,9 +354,23 @@ describe("settle", () => {
     expect(await ch.deposit(ch.payerC, ch.nodeA)).toBe(0n);
   });
 
-  it("an empty batch pays nothing", async () => {
+  it("an empty batch pays nothing, moves no token and changes no channel", async () => {
+    const holders = [escrow, nA, ch.treasury.account.address, a];
+    const before = await Promise.all(holders.map((h) => ch.tokenBalance(h)));
+    const deposit = await ch.deposit(ch.payerA, ch.nodeA);
     const r = await ch.settle(ch.nodeA, []);
     expect(r.paid).toBe(0n);
+    expect(r.receipt.status).toBe("success");
+    expect([r.settled, r.skipped]).toEqual([[], []]);
+    // The only log is the batch's totals, all zero: not even a Transfer of 0.
+    const logs = parseEventLogs({ abi: inferenceEscrowAbi, logs: r.receipt.logs });
+    expect(logs.map((l) => [l.eventName, l.args])).toEqual([
+      ["BatchSettled", { node: nA, count: 0n, paid: 0n, protocolFee: 0n, contributorShare: 0n }],
+    ]);
+    expect(r.receipt.logs).toHaveLength(1);
+    expect(await Promise.all(holders.map((h) => ch.tokenBalance(h)))).toEqual(before);
+    expect(await ch.deposit(ch.payerA, ch.nodeA)).toBe(deposit);
+    expect(await ch.read.escrow.read.settled([a, nA, X])).toBe(0n);
   });
 
   it("whole flow: 3 contributors, 2 payers in one batch, every contributor claims; balances add up", async () => {
