@@ -75,18 +75,23 @@ export async function startNode(
     logFile.end();
     throw error;
   });
-  for (const name of plan.hot) {
-    const dir = o.adapterDirs.get(name);
-    if (!dir) throw new Error(`node ${plan.name}: no adapter folder named ${name}`);
-    const { id } = await service.engine.adapters.import(dir);
-    await service.catalog.setAlias(name, id as Hex);
-    await service.engine.adapters.load(id);
+  const stop = (): Promise<void> => service.stop().finally(() => logFile.end());
+  try {
+    for (const name of plan.hot) {
+      const dir = o.adapterDirs.get(name);
+      if (!dir) throw new Error(`node ${plan.name}: no adapter folder named ${name}`);
+      const { id } = await service.engine.adapters.import(dir);
+      await service.catalog.setAlias(name, id as Hex);
+      await service.engine.adapters.load(id);
+    }
+  } catch (error) {
+    await stop();
+    throw error;
   }
   const fetched: DevnetNode["fetched"] = [];
   service.paid?.peers?.fetcher?.on("fetched", (f) => {
     if (f.from !== null) fetched.push({ adapter: f.id as Hex, from: f.from });
   });
-  const stop = (): Promise<void> => service.stop().finally(() => logFile.end());
   return { plan, operator, service, url, peerId, fetched, stop };
 }
 
