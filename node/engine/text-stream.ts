@@ -61,7 +61,8 @@ export class TextStream {
 
   /** Takes one sampled token. */
   push(token: number): TextStep {
-    if (!this.#ignoreEos && (token === this.#tokenizer.eosId || token === this.#tokenizer.bosId)) return { piece: "", finish: "eos" };
+    const ends = this.#tokenizer.eosIds.includes(token) || token === this.#tokenizer.bosId; // Llama 3: <|eot_id|> too
+    if (!this.#ignoreEos && ends) return { piece: "", finish: "eos" };
     this.tokenIds.push(token);
     this.#all.push(token);
     if (this.#windowed) {

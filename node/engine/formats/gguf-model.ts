@@ -146,7 +146,10 @@ function ggufBool(reader: GgufReader, key: string): boolean | undefined {
   return value;
 }
 
-/** The SentencePiece tokenizer in the metadata (tokenizer.ggml.model "llama"). */
+/**
+ * The SentencePiece tokenizer in the metadata (tokenizer.ggml.model "llama"), with tokenizer.ggml.add_space_prefix
+ * (Gemma's is false) and llama.cpp's end-of-generation tokens.
+ */
 export function ggufTokenizer(reader: GgufReader): SentencePieceBpeTokenizer {
   const pieces = ggufTokens(reader);
   const ids = {
@@ -162,6 +165,7 @@ export function ggufTokenizer(reader: GgufReader): SentencePieceBpeTokenizer {
       ...ids,
     },
     reader.path,
+    { addSpacePrefix: ggufBool(reader, "tokenizer.ggml.add_space_prefix") ?? true, eosIds: endOfGeneration(reader, pieces, ids.eosId) },
   );
 }
 
@@ -169,6 +173,19 @@ export function ggufTokenizer(reader: GgufReader): SentencePieceBpeTokenizer {
  * llama.cpp's end-of-generation tokens: eos, eot and eom ids, and the tokens whose text marks the end of a turn
  * in the chat formats it knows (llama-vocab.cpp).
  */
+function endOfGeneration(reader: GgufReader, tokens: readonly string[], eosId: number): number[] {
+  const eog = new Set<number>([eosId]);
+  for (const key of ["tokenizer.ggml.eot_token_id", "tokenizer.ggml.eom_token_id"]) {
+    const id = ggufNumber(reader, key);
+    if (id !== undefined && id >= 0 && id < tokens.length) eog.add(id);
+  }
+  tokens.forEach((token, id) => {
+    if (END_OF_GENERATION_TEXTS.includes(token)) eog.add(id);
+  });
+  return [...eog];
+}
+
+/** Token texts llama.cpp treats as the end of a generation (llama-vocab.cpp). */
 const END_OF_GENERATION_TEXTS = ["<|eot_id|>", "<|im_end|>", "<|end|>", "<end_of_turn>", "<|endoftext|>", "<|eom_id|>", "<EOT>", "_<EOT>", "<|end_of_text|>"];
 
 /** The byte-level vocabulary of a "gpt2" tokenizer, as the writer stores it. */
@@ -198,18 +215,10 @@ export function ggufByteLevelVocab(reader: GgufReader): ByteLevelBpeVocab {
 
 function ggufByteLevelTokenizer(reader: GgufReader): HfTokenizer {
   const vocab = ggufByteLevelVocab(reader);
-  const eog = new Set<number>([vocab.eosId]);
-  for (const key of ["tokenizer.ggml.eot_token_id", "tokenizer.ggml.eom_token_id"]) {
-    const id = ggufNumber(reader, key);
-    if (id !== undefined && id >= 0 && id < vocab.tokens.length) eog.add(id);
-  }
-  vocab.tokens.forEach((token, id) => {
-    if (END_OF_GENERATION_TEXTS.includes(token)) eog.add(id);
-  });
   return new HfTokenizer(byteLevelTokenizerJson(vocab, reader.path), {}, reader.path, {
     bosId: vocab.bosId >= 0 ? vocab.bosId : undefined,
     eosId: vocab.eosId,
-    eosIds: [...eog],
+    eosIds: endOfGeneration(reader, vocab.tokens, vocab.eosId),
     addBos: vocab.addBos,
   });
 }

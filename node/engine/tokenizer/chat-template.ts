@@ -7,6 +7,7 @@ import { Template } from "@huggingface/jinja";
 import { InvalidRequestError, ModelFormatError } from "../errors.ts";
 import { GgufReader, ggufArray, ggufNumber, ggufString } from "../formats/gguf-read.ts";
 import type { LoadedModel } from "../model/weights.ts";
+import type { Tokenizer } from "./tokenizer.ts";
 
 export const CHAT_ROLES = ["system", "developer", "user", "assistant", "tool"] as const;
 export type ChatRole = (typeof CHAT_ROLES)[number];
@@ -22,7 +23,12 @@ export interface ChatTemplate {
   kind: "model" | "plain";
   /** Stop strings every chat request adds: the plain template's next-turn marker (a model's own EOS ends a turn). */
   stop: readonly string[];
-  /** The prompt for the assistant's next turn, without a leading BOS (the engine adds BOS to every text prompt). */
+  /**
+   * The prompt for the assistant's next turn (add_generation_prompt), to be encoded as a text prompt: without the
+   * template's leading BOS when the tokenizer puts BOS in front of every prompt itself, so there is exactly one
+   * (transformers' apply_chat_template tokenizes without adding special tokens). Special tokens the template
+   * writes (<|im_start|>, <start_of_turn>, ...) stay text; the tokenizer turns them into their ids.
+   */
   render(messages: readonly ChatMessage[]): string;
 }
 
@@ -51,6 +57,8 @@ export const PLAIN_CHAT_TEMPLATE: ChatTemplate = {
 export interface TemplateTokens {
   bosToken: string;
   eosToken: string;
+  /** Whether the prompt's tokenizer adds BOS itself (default true): then a leading bos_token is dropped. */
+  tokenizerAddsBos?: boolean;
 }
 
 /** A Jinja chat template; throws ModelFormatError (naming `source`) when it does not parse. */
@@ -78,22 +86,26 @@ export function jinjaChatTemplate(text: string, tokens: TemplateTokens, source: 
         const reason = (error as Error).message;
         throw new InvalidRequestError("messages", `cannot be formatted by the model's chat template: ${reason}`);
       }
-      // The engine puts BOS in front of every text prompt: drop the template's own so there is one.
-      return tokens.bosToken && rendered.startsWith(tokens.bosToken)
-        ? rendered.slice(tokens.bosToken.length)
-        : rendered;
+      // The tokenizer puts BOS in front of a text prompt (Llama, Gemma, Mistral): drop the template's own so there
+      // is one. A tokenizer that adds none (Qwen) keeps what the template wrote.
+      const strip = (tokens.tokenizerAddsBos ?? true) && tokens.bosToken !== "" && rendered.startsWith(tokens.bosToken);
+      return strip ? rendered.slice(tokens.bosToken.length) : rendered;
     },
   };
 }
 
-/** The model's chat template (Hugging Face tokenizer_config.json, GGUF metadata), or the plain one. */
-export function chatTemplateOf(model: Pick<LoadedModel, "format" | "source">): ChatTemplate {
-  if (model.format === "safetensors") return hfChatTemplate(model.source) ?? PLAIN_CHAT_TEMPLATE;
-  if (model.format === "gguf") return ggufChatTemplate(model.source) ?? PLAIN_CHAT_TEMPLATE;
+/**
+ * The model's chat template (Hugging Face tokenizer_config.json, GGUF metadata), or the plain one. Given the
+ * model's tokenizer, a template's BOS is kept where that tokenizer adds none.
+ */
+export function chatTemplateOf(model: Pick<LoadedModel, "format" | "source"> & { tokenizer?: Tokenizer }): ChatTemplate {
+  const tokenizerAddsBos = model.tokenizer ? model.tokenizer.encode("", { bos: true }).length > 0 : true;
+  if (model.format === "safetensors") return hfChatTemplate(model.source, tokenizerAddsBos) ?? PLAIN_CHAT_TEMPLATE;
+  if (model.format === "gguf") return ggufChatTemplate(model.source, tokenizerAddsBos) ?? PLAIN_CHAT_TEMPLATE;
   return PLAIN_CHAT_TEMPLATE;
 }
 
-function hfChatTemplate(folder: string): ChatTemplate | null {
+function hfChatTemplate(folder: string, tokenizerAddsBos: boolean): ChatTemplate | null {
   const path = join(folder, "tokenizer_config.json");
   if (!existsSync(path)) return null;
   let config: Record<string, unknown>;
@@ -106,12 +118,12 @@ function hfChatTemplate(folder: string): ChatTemplate | null {
   if (text === null) return null;
   return jinjaChatTemplate(
     text,
-    { bosToken: tokenText(config.bos_token), eosToken: tokenText(config.eos_token) },
+    { bosToken: tokenText(config.bos_token), eosToken: tokenText(config.eos_token), tokenizerAddsBos },
     path,
   );
 }
 
-function ggufChatTemplate(file: string): ChatTemplate | null {
+function ggufChatTemplate(file: string, tokenizerAddsBos: boolean): ChatTemplate | null {
   const reader = GgufReader.open(file);
   try {
     const text = ggufString(reader, "tokenizer.chat_template");
@@ -125,6 +137,7 @@ function ggufChatTemplate(file: string): ChatTemplate | null {
     const specials = {
       bosToken: textOf("tokenizer.ggml.bos_token_id"),
       eosToken: textOf("tokenizer.ggml.eos_token_id"),
+      tokenizerAddsBos,
     };
     return jinjaChatTemplate(text, specials, file);
   } finally {

@@ -29,18 +29,31 @@ const UNKNOWN_TEXT = " \u2047 ";
 /** Characters encodeAsync merges per turn of the event loop (5-40 ms of work on a shared core). */
 const SLICE_CHARS = 512;
 
+/** What a GGUF says about a SentencePiece tokenizer beyond its vocabulary. */
+export interface SentencePieceOptions {
+  /** tokenizer.ggml.add_space_prefix: a "▁" before the text and after each special token (default true; Gemma false). */
+  addSpacePrefix?: boolean;
+  /** Every id that ends a generation besides eosId (llama.cpp's end-of-generation tokens). */
+  eosIds?: readonly number[];
+}
+
 /**
  * Greedy best-score BPE, exactly llama2.c's encode(): a dummy-prefix space before non-empty text, one symbol per
  * code point (or its UTF-8 bytes as byte-fallback tokens when the code point is not a piece), then repeatedly
  * merge the adjacent pair whose concatenation is the piece with the highest score, leftmost on ties.
  * llama2.c rescans the whole sequence per merge (quadratic); this keeps candidate pairs in a heap ordered by
- * (score desc, left position asc), which picks the same pair every step.
+ * (score desc, left position asc), which picks the same pair every step. The texts of control and user-defined
+ * tokens written in the text (a chat template's <start_of_turn>) become those tokens, and the text between
+ * them is encoded as above, each part with its dummy prefix: llama.cpp's tokenize with parse_special, and
+ * what Hugging Face's tokenizer does with added tokens.
  */
 export class SentencePieceBpeTokenizer implements Tokenizer {
   readonly vocabSize: number;
   readonly bosId: number;
   readonly eosId: number;
+  readonly eosIds: readonly number[];
   readonly unkId: number;
+  readonly addSpacePrefix: boolean;
   /** Where the vocabulary came from, for error messages. */
   readonly source: string;
   /** Piece text with real spaces (llama2.c's form). */
@@ -59,8 +72,10 @@ export class SentencePieceBpeTokenizer implements Tokenizer {
    * True of SentencePiece vocabularies trained with whitespace splitting (its default), stories260K's included.
    */
   private readonly slicesAtSpaces: boolean;
+  /** Special token texts, longest first, and their ids; null when the vocabulary has none. */
+  private readonly specials: { pattern: RegExp; ids: Map<string, number> } | null;
 
-  constructor(vocab: SentencePieceVocab, source: string) {
+  constructor(vocab: SentencePieceVocab, source: string, options: SentencePieceOptions = {}) {
     const n = vocab.pieces.length;
     if (n === 0) throw new ModelFormatError(source, "tokenizer has no tokens");
     if (vocab.scores.length !== n) throw new ModelFormatError(source, `tokenizer has ${n} tokens but ${vocab.scores.length} scores`);
@@ -72,7 +87,9 @@ export class SentencePieceBpeTokenizer implements Tokenizer {
     this.vocabSize = n;
     this.bosId = vocab.bosId;
     this.eosId = vocab.eosId;
+    this.eosIds = [...new Set([vocab.eosId, ...(options.eosIds ?? [])])];
     this.unkId = vocab.unkId;
+    this.addSpacePrefix = options.addSpacePrefix ?? true;
     this.texts = vocab.pieces.map((p) => p.replaceAll(SPACE_MARK, " "));
     this.scores = Float64Array.from(vocab.scores);
     this.types = Uint8Array.from(vocab.types);
@@ -97,22 +114,42 @@ export class SentencePieceBpeTokenizer implements Tokenizer {
       }
     }
     this.slicesAtSpaces = ![...this.lookup.keys()].some((text) => /[^ ] /.test(text));
+    const specialIds = new Map<string, number>();
+    vocab.pieces.forEach((piece, id) => {
+      const type = this.types[id];
+      if ((type === TOKEN_TYPE.control || type === TOKEN_TYPE.userDefined) && piece !== "" && !specialIds.has(piece)) specialIds.set(piece, id);
+    });
+    const alternatives = [...specialIds.keys()].sort((a, b) => b.length - a.length).map((t) => t.replace(/[.*+?^${}()|[\]\\]/g, "\\$&"));
+    this.specials = alternatives.length > 0 ? { pattern: new RegExp(alternatives.join("|"), "g"), ids: specialIds } : null;
   }
 
   encode(text: string, options?: { bos?: boolean }): number[] {
     const out: number[] = options?.bos ? [this.bosId] : [];
     if (text.length === 0) return out;
-    const symbols = this.initialSymbols(text);
-    for (const id of this.merge(symbols)) out.push(id);
+    let afterSpecial = true; // the start of the text counts as after a special token: it gets the dummy prefix
+    const encodePart = (part: string): void => {
+      if (part.length === 0) return;
+      for (const id of this.merge(this.initialSymbols(part, this.addSpacePrefix && afterSpecial))) out.push(id);
+      afterSpecial = false;
+    };
+    let at = 0;
+    for (const match of this.specials ? text.matchAll(this.specials.pattern) : []) {
+      encodePart(text.slice(at, match.index));
+      out.push(this.specials!.ids.get(match[0])!);
+      afterSpecial = true;
+      at = match.index + match[0].length;
+    }
+    encodePart(text.slice(at));
     return out;
   }
 
   async encodeAsync(text: string, options?: { bos?: boolean }): Promise<number[]> {
-    if (text.length <= SLICE_CHARS || !this.slicesAtSpaces) return this.encode(text, options);
+    const hasSpecial = this.specials !== null && text.search(this.specials.pattern) >= 0;
+    if (text.length <= SLICE_CHARS || !this.slicesAtSpaces || hasSpecial) return this.encode(text, options);
     const out: number[] = options?.bos ? [this.bosId] : [];
     for (let start = 0; start < text.length; ) {
       const end = sliceEnd(text, start + SLICE_CHARS);
-      for (const id of this.merge(this.initialSymbols(text.slice(start, end), start === 0))) out.push(id);
+      for (const id of this.merge(this.initialSymbols(text.slice(start, end), this.addSpacePrefix && start === 0))) out.push(id);
       start = end;
       if (start < text.length) await nextTurn();
     }
@@ -129,7 +166,7 @@ export class SentencePieceBpeTokenizer implements Tokenizer {
         continue;
       }
       let bytes = id >= 0 && id < this.vocabSize && Number.isInteger(id) ? this.bytesOf[id] : this.bytesOf[this.unkId];
-      if (afterBos && bytes.length > 0 && bytes[0] === 0x20 && this.isTextPiece(id)) bytes = bytes.subarray(1);
+      if (afterBos && this.addSpacePrefix && bytes.length > 0 && bytes[0] === 0x20 && this.isTextPiece(id)) bytes = bytes.subarray(1);
       afterBos = false;
       parts.push(bytes);
       total += bytes.length;
@@ -297,8 +334,8 @@ export function inferTokenTypes(pieces: readonly string[], ids: { bosId: number;
 }
 
 /** A tokenizer from a vocabulary (GGUF metadata, a random model). `source` names the file in errors. */
-export function sentencePieceTokenizer(vocab: SentencePieceVocab, source: string): SentencePieceBpeTokenizer {
-  return new SentencePieceBpeTokenizer(vocab, source);
+export function sentencePieceTokenizer(vocab: SentencePieceVocab, source: string, options: SentencePieceOptions = {}): SentencePieceBpeTokenizer {
+  return new SentencePieceBpeTokenizer(vocab, source, options);
 }
 
 /**
