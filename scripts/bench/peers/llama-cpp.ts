@@ -89,7 +89,8 @@ export async function llamaCppRunner(module: NodeLlamaCpp, modelPath: string, lo
       try {
         const sequences: LlamaSequence[] = [];
         if (adapters.every((a) => a === null)) {
-          const context = await model.createContext({ contextSize: contextSize * adapters.length, sequences: adapters.length, batchSize: 512, threads });
+          // contextSize is per sequence in node-llama-cpp (it allocates contextSize x sequences cells).
+          const context = await model.createContext({ contextSize, sequences: adapters.length, batchSize: 512, threads });
           contexts.push(context);
           for (let i = 0; i < adapters.length; i++) sequences.push(context.getSequence());
         } else {
