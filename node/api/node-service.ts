@@ -174,6 +174,8 @@ export class NodeService {
       await app.listen({ host: options.api.host, port: options.api.port });
       const address = app.server.address() as AddressInfo;
       const host = address.family === "IPv6" ? `[${address.address}]` : address.address;
+      const url = `http://${host}:${address.port}`;
+      if (options.paid?.p2p && options.paid.p2p.publicApi === undefined) paid?.peers?.announcer?.setApi(url);
       progress({ stage: "api", done: 1, total: 1 });
       return new NodeService({
         opened,
@@ -185,7 +187,7 @@ export class NodeService {
         paid,
         app,
         ctx,
-        url: `http://${host}:${address.port}`,
+        url,
         drainMs: options.drainMs ?? 10_000,
         settleOnStop: options.settleOnStop ?? true,
       });

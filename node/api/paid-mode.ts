@@ -29,8 +29,8 @@ export interface PaidModeOptions {
   settlement?: Partial<SettlementPolicy>;
   /** The peer network; null runs without one (no announcements, no fetching adapters from peers). */
   p2p: {
-    /** The API URL announced to peers. */
-    publicApi: string;
+    /** The API URL announced to peers. Default: the URL the API listens on (set once it listens). */
+    publicApi?: string;
     listen?: string[];
     bootstrap?: string[];
     timings?: PeerNodeOptions["timings"];
@@ -90,7 +90,7 @@ export class PaidMode {
           },
           signer: account,
           engine: parts.engine,
-          api: options.p2p.publicApi,
+          api: options.p2p.publicApi ?? "",
           pricePerToken: options.pricePerToken,
           timings: options.p2p.timings,
           colocationWhitelist: options.p2p.colocationWhitelist,

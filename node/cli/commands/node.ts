@@ -49,7 +49,7 @@ const spec: CommandSpec = {
     "host-cache": "host memory for adapters, MiB (default 256)",
     adapters: "a folder of PEFT adapter folders imported at start, each named by its folder name",
     api: `host:port the HTTP API listens on (default ${DEFAULT_API})`,
-    "public-api": "the API URL announced to peers (default http://<--api>)",
+    "public-api": "the API URL announced to peers (default: the URL the API listens on)",
     free: "serve without payment: no chain, no keystore",
     price: "wei of OPEN per token, prompt and completion (paid mode)",
     rpc: "JSON-RPC URL of the chain (paid mode; default http://127.0.0.1:8545)",
@@ -211,13 +211,15 @@ async function serviceOptions(values: ParsedCommand["values"]): Promise<ServiceO
     if (given.length > 0) throw new UsageError(`--free serves without payment: drop --${given.join(", --")}`);
     return options;
   }
-  const publicApi = stringOption(values, "public-api") ?? `http://${api.host}:${api.port}`;
-  options.paid = await paidOptions(values, publicApi);
+  options.paid = await paidOptions(values, stringOption(values, "public-api"));
   return options;
 }
 
 /** Paid mode: the chain and the operator's keystore (unlocked now), the price, settlement and the peer network. */
-async function paidOptions(values: ParsedCommand["values"], publicApi: string): Promise<NodeServiceOptions["paid"]> {
+async function paidOptions(
+  values: ParsedCommand["values"],
+  publicApi: string | undefined,
+): Promise<NodeServiceOptions["paid"]> {
   const price = stringOption(values, "price");
   if (price === undefined) throw new UsageError("--price (wei per token) is required in paid mode (or pass --free)");
   if (!/^\d{1,30}$/.test(price)) throw new UsageError(`--price must be a whole number of wei, got "${price}"`);
