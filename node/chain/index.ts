@@ -1,6 +1,6 @@
 // node/chain: typed access to the OpenLoRA contracts (ABIs from Hardhat's artifacts), deployment, listings,
-// deposits, EIP-712 vouchers, settlement outcomes and the encrypted wallet keystore. Nothing here knows about
-// inference.
+// deposits, EIP-712 vouchers (and their HTTP header), node receipts, settlement outcomes and the encrypted wallet
+// keystore. Nothing here knows about inference.
 export { adapterRegistryAbi, inferenceEscrowAbi, nodeRegistryAbi, openTokenAbi } from "./generated/abi.ts";
 export {
   DEFAULT_DEPLOY_PARAMS,
@@ -57,6 +57,25 @@ export {
   type Voucher,
   type VoucherSigner,
 } from "./voucher.ts";
+export {
+  parseReceiptJson,
+  RECEIPT_DOMAIN_NAME,
+  RECEIPT_DOMAIN_VERSION,
+  ReceiptFormatError,
+  receiptJson,
+  receiptTypes,
+  signReceipt,
+  verifyReceipt,
+  type Receipt,
+} from "./receipt.ts";
+export {
+  encodeVoucherHeader,
+  MAX_VOUCHER_HEADER,
+  parseVoucherHeader,
+  VOUCHER_HEADER,
+  VoucherHeaderError,
+  type SignedVoucher,
+} from "./voucher-header.ts";
 export {
   createKeystore,
   importKeystore,

@@ -4,7 +4,7 @@
 // says, to the wei.
 import type { Hex } from "viem";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { parseReceiptJson, verifyReceipt } from "../../node/api/payment/receipt.ts";
+import { parseReceiptJson, verifyReceipt } from "../../node/chain/index.ts";
 import type { Chain } from "../contracts/fixture.ts";
 import { postJson, rawRequest, sseData, type RawResponse, type TestNode } from "./helpers.ts";
 import {

@@ -13,7 +13,7 @@ import { ApiError } from "../errors.ts";
 import { unsettledOf, type ChannelBook, type ChannelEntry } from "./channel-book.ts";
 import type { EscrowBalances } from "./escrow-balances.ts";
 import type { ListingCache } from "./listings.ts";
-import { receiptJson, signReceipt, type Receipt } from "./receipt.ts";
+import { receiptJson, signReceipt, type Receipt } from "../../chain/index.ts";
 import { parseVoucherHeader, type SignedVoucher } from "./voucher-header.ts";
 
 export interface VoucherGateOptions {

@@ -4,7 +4,7 @@
 // checks the node's signed receipt (its signer, and that it claims no more than the voucher allowed).
 import { isAddressEqual, type Address, type Hex, type LocalAccount } from "viem";
 import { signVoucher, type EscrowDomain } from "../../chain/index.ts";
-import { parseReceiptJson, verifyReceipt } from "../../api/payment/receipt.ts";
+import { parseReceiptJson, verifyReceipt } from "../../chain/index.ts";
 import { encodeVoucherHeader } from "../../api/payment/voucher-header.ts";
 import { OpenLoraError } from "../../engine/index.ts";
 
