@@ -23,6 +23,8 @@ export interface PaidOutcome {
 
 /** A paid request's claim on its channel, from acceptance to its end. */
 export interface PaymentHold {
+  /** Who pays: the engine's owner of the request (each owner may hold only a share of the engine's work). */
+  payer: Address;
   /** The request ended (also cancelled): charges what it used and signs the receipt. */
   finish(requestId: string, usage: Usage): Promise<PaidOutcome>;
   /** The request never reached the engine: gives the reserved amount back. */

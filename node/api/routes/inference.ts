@@ -88,6 +88,8 @@ async function serve(
       seed: parsed.seed,
       stop: "messages" in parsed ? [...parsed.stop, ...ctx.chatTemplate.stop] : parsed.stop,
       ignoreEos: parsed.ignoreEos,
+      // A payer holds at most its share of the engine's work (free requests share the node's own).
+      owner: hold?.payer.toLowerCase(),
       signal: abort.signal,
     };
     const submittedAt = Date.now();
