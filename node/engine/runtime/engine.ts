@@ -34,6 +34,8 @@ export interface EngineOptions {
   tokenizer: Tokenizer;
   /** The model's name: imported PEFT adapters must name it (or nothing) as their base model. */
   modelName: string;
+  /** Other names imported PEFT adapters may give as their base model (a GGUF's hub id, say). */
+  modelAliases?: readonly string[];
   /** q/k row order of the model's source files (PEFT lora_B follows it). Default "interleaved". */
   qkBasis?: QkBasis;
   /** Folder of the disk tier (content-addressed adapter store). */
@@ -164,6 +166,7 @@ export class Engine extends Emitter<EngineEvents> {
       backend: options.backend,
       lock,
       modelName: options.modelName,
+      modelAliases: options.modelAliases,
       qkBasis: options.qkBasis ?? "interleaved",
     });
     return new Engine(options, store, lock);

@@ -15,6 +15,8 @@ export interface OpenEngineOptions {
   backend?: BackendChoice;
   /** simd backend: worker threads (default: the machine's available parallelism). */
   threads?: number;
+  /** Other names PEFT adapters may give as this model's base_model_name_or_path (EngineOptions.modelAliases). */
+  modelAliases?: readonly string[];
   /** The disk tier's folder. Default: a fresh temporary folder, deleted at close (one-shot use). */
   adapterDir?: string;
   /** Adapter slots on the device. Default 4. */
@@ -58,6 +60,7 @@ export async function openEngine(options: OpenEngineOptions): Promise<OpenedEngi
       backend,
       tokenizer: model.tokenizer,
       modelName: model.name,
+      modelAliases: options.modelAliases,
       qkBasis: model.qkBasis,
       adapterDir: options.adapterDir ?? temporary!,
       hostBudgetBytes: options.hostBudgetBytes,

@@ -20,6 +20,8 @@ export interface AdapterStoreOptions {
   lock: DeviceLock;
   /** Model name and q/k basis that imported PEFT folders must match. */
   modelName: string;
+  /** Other names PEFT folders may give as base_model_name_or_path for this model. */
+  modelAliases?: readonly string[];
   qkBasis: AdapterExpectations["qkBasis"];
   /** Disk reads started ahead for adapters that wait beyond the slots' reach. */
   prefetchAhead?: number;
@@ -57,7 +59,9 @@ export class AdapterStore extends Emitter<AdapterEvents> {
     this.#backend = options.backend;
     this.#lock = options.lock;
     const config = options.backend.config;
-    this.#expect = { config, name: options.modelName, qkBasis: options.qkBasis, maxRank: options.backend.options.maxRank };
+    this.#expect = {
+      config, name: options.modelName, aliases: options.modelAliases, qkBasis: options.qkBasis, maxRank: options.backend.options.maxRank,
+    };
     this.#prefetchAhead = options.prefetchAhead ?? 2 * this.slots.size;
   }
 
