@@ -20,8 +20,8 @@ export interface TestEngine {
   dir: string;
 }
 
-/** The backends the engine suites run on: cpu (the reference) and webgpu (lavapipe where there is no GPU). */
-export type TestBackend = "cpu" | "webgpu";
+/** The backends the engine suites run on: cpu (the reference), webgpu (lavapipe where there is no GPU), simd. */
+export type TestBackend = "cpu" | "webgpu" | "simd";
 
 export type EngineOptions = Partial<BackendOptions> & {
   backend?: TestBackend;

@@ -12,7 +12,7 @@ import { join } from "node:path";
 const PROMPTS = ["Once upon a time", "The dragon", "Lily and Max went to the", "One day, a little fish", "The sun was", "Tom had a big red ball. He"];
 
 const newEngine = closedAfterEachTest();
-const BACKENDS: readonly TestBackend[] = ["cpu", "webgpu"];
+const BACKENDS: readonly TestBackend[] = ["cpu", "webgpu", "simd"];
 
 async function engineWith(options: EngineOptions = {}) {
   const made = await newEngine(options);
