@@ -1,7 +1,9 @@
 // /openlora/adapter/1: one adapter's canonical bytes, by content hash (the id), from one peer.
 //   client -> { id }
 //   server -> { ok: true, size } then the bytes in frames of at most 1 MiB, then it closes
-//          |  { ok: false, error: "not-found" | "bad-request", message }
+//          |  { ok: false, error: "not-found" | "busy" | "bad-request", message }
+// The server holds one buffer per adapter, shared by every transfer of it, bounds the bytes held in total (beyond
+// it `busy`) and gives each transfer a deadline: clients that never read cannot pin memory.
 // The client refuses a size other than the one the listing it serves declares before reading a byte, hashes
 // while it reads, and checks the sha256 against the content hash: a peer cannot make it keep bytes that are not
 // the adapter it asked for.
@@ -29,38 +31,116 @@ export interface ServeAdaptersOptions {
   maxInboundStreams?: number;
   /** Time a client has to send its request. Default 10 s. */
   requestTimeoutMs?: number;
+  /** Time a whole transfer may take; a client that stops reading is cut off after it. Default 60 s. */
+  transferTimeoutMs?: number;
+  /** Adapter bytes held for serving, in total (one shared buffer per adapter); beyond it `busy`. Default 256 MiB. */
+  maxBytesHeld?: number;
+}
+
+/** What the server holds now: the bound a test or an operator checks. */
+export interface AdapterServer {
+  /** Bytes of the adapter buffers held for transfers in flight (each adapter counted once). */
+  bytesHeld(): number;
+  /** Transfers in flight. */
+  transfers(): number;
+}
+
+/** One buffer per adapter, shared by every transfer of it in flight, released when the last one ends. */
+interface SharedBytes {
+  bytes: Promise<Uint8Array | null>;
+  users: number;
+  size: number;
 }
 
 /** Registers the server side on the host. */
-export async function serveAdapters(host: P2pHost, source: AdapterBytesSource, options: ServeAdaptersOptions = {}): Promise<void> {
+export async function serveAdapters(
+  host: P2pHost,
+  source: AdapterBytesSource,
+  options: ServeAdaptersOptions = {},
+): Promise<AdapterServer> {
   const chunkBytes = Math.min(options.chunkBytes ?? MAX_CHUNK, MAX_CHUNK);
   const requestTimeoutMs = options.requestTimeoutMs ?? 10_000;
-  await host.handle(ADAPTER_PROTOCOL, (stream) => {
-    serveOne(stream, source, chunkBytes, requestTimeoutMs).catch((error) => stream.abort(error as Error));
-  }, { maxInboundStreams: options.maxInboundStreams ?? 8 });
+  const transferTimeoutMs = options.transferTimeoutMs ?? 60_000;
+  const maxBytesHeld = options.maxBytesHeld ?? 256 << 20;
+  const shared = new Map<string, SharedBytes>();
+  let held = 0;
+  let transfers = 0;
+
+  // A client that never reads keeps its transfer waiting on the stream's drain: the deadline aborts it, and the
+  // buffer it shares is released when the last transfer of that adapter ends.
+  async function serveOne(stream: Stream): Promise<void> {
+    const lp = frames(stream, MAX_CONTROL_FRAME);
+    const request = await readJson(lp, { signal: deadline(requestTimeoutMs) });
+    const id = request.id;
+    if (!isAdapterId(id)) {
+      await writeJson(lp, { ok: false, error: "bad-request", message: "id must be 0x and 64 lowercase hex digits" });
+      await stream.close();
+      return;
+    }
+    if (!shared.has(id) && held >= maxBytesHeld) {
+      await writeJson(lp, { ok: false, error: "busy", message: `${held} adapter bytes held for serving` });
+      await stream.close();
+      return;
+    }
+    const signal = deadline(transferTimeoutMs);
+    const entry = acquire(id);
+    transfers++;
+    try {
+      const bytes = await entry.bytes;
+      if (!bytes) {
+        await writeJson(lp, { ok: false, error: "not-found", message: `${id} is not held here` }, { signal });
+        await stream.close({ signal });
+        return;
+      }
+      await writeJson(lp, { ok: true, size: bytes.length }, { signal });
+      for (let at = 0; at < bytes.length; at += chunkBytes) {
+        await lp.write(bytes.subarray(at, at + chunkBytes), { signal }); // views of the shared buffer: no copy
+      }
+      await stream.close({ signal });
+    } finally {
+      transfers--;
+      release(id, entry);
+    }
+  }
+
+  function acquire(id: string): SharedBytes {
+    const existing = shared.get(id);
+    if (existing) {
+      existing.users++;
+      return existing;
+    }
+    const entry: SharedBytes = { bytes: source.read(id), users: 1, size: 0 };
+    shared.set(id, entry);
+    entry.bytes.then(
+      (bytes) => {
+        if (bytes && shared.get(id) === entry) {
+          entry.size = bytes.length;
+          held += entry.size;
+        }
+      },
+      () => {},
+    );
+    return entry;
+  }
+
+  function release(id: string, entry: SharedBytes): void {
+    if (--entry.users > 0) return;
+    shared.delete(id);
+    held -= entry.size;
+    entry.size = 0;
+  }
+
+  await host.handle(
+    ADAPTER_PROTOCOL,
+    (stream) => {
+      serveOne(stream).catch((error) => stream.abort(error as Error));
+    },
+    { maxInboundStreams: options.maxInboundStreams ?? 8 },
+  );
+  return { bytesHeld: () => held, transfers: () => transfers };
 }
 
-async function serveOne(stream: Stream, source: AdapterBytesSource, chunkBytes: number, requestTimeoutMs: number): Promise<void> {
-  const lp = frames(stream, MAX_CONTROL_FRAME);
-  const request = await readJson(lp, { signal: deadline(requestTimeoutMs) });
-  const id = request.id;
-  if (!isAdapterId(id)) {
-    await writeJson(lp, { ok: false, error: "bad-request", message: "id must be 0x and 64 lowercase hex digits" });
-    await stream.close();
-    return;
-  }
-  const bytes = await source.read(id);
-  if (!bytes) {
-    await writeJson(lp, { ok: false, error: "not-found", message: `${id} is not held here` });
-    await stream.close();
-    return;
-  }
-  await writeJson(lp, { ok: true, size: bytes.length });
-  for (let at = 0; at < bytes.length; at += chunkBytes) await lp.write(bytes.subarray(at, at + chunkBytes));
-  await stream.close();
-}
-
-export type FetchErrorCode = "not-found" | "wrong-size" | "bad-bytes" | "protocol" | "network" | "timeout";
+export type FetchErrorCode = "not-found" | "busy" | "wrong-size" | "bad-bytes" | "protocol" | "network" | "timeout";
 
 export class FetchError extends OpenLoraError {
   override name = "FetchError";
@@ -102,7 +182,8 @@ export async function fetchAdapterFrom(host: P2pHost, peer: PeerAddress, id: str
     await writeJson(lp, { id }, { signal });
     const header = await readJson(lp, { signal });
     if (header.ok !== true) {
-      return fail(header.error === "not-found" ? "not-found" : "protocol", String(header.message ?? header.error ?? "refused"));
+      const code = header.error === "not-found" || header.error === "busy" ? header.error : "protocol";
+      return fail(code, String(header.message ?? header.error ?? "refused"));
     }
     const size = header.size;
     if (!Number.isSafeInteger(size) || (size as number) <= 0) return fail("protocol", `bad size ${JSON.stringify(size)}`);

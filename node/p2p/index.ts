@@ -49,6 +49,7 @@ export {
   type FetchErrorCode,
   type FetchOptions,
   type ServeAdaptersOptions,
+  type AdapterServer,
 } from "./adapter-protocol.ts";
 export {
   ChainAdapterRegistry,
