@@ -52,7 +52,9 @@ async function flood(owned: boolean) {
     );
     await engine.once("step", () => engine.stats().queue.running === Math.min(maxRunning, 96));
     const giveUp = 10 * idle.steps;
-    const attacked = await measure(engine, owned ? honest : { ...honest, owner: undefined }, giveUp, () => stop.abort());
+    const attacked = await measure(engine, owned ? honest : { ...honest, owner: undefined }, giveUp, () =>
+      stop.abort(),
+    );
     stop.abort();
     await Promise.all(attack.map((s) => s.result));
     return { idle, attacked, gaveUp: attacked.steps > giveUp };
@@ -89,7 +91,13 @@ async function manyRequests() {
     const started = performance.now();
     for (let i = 0; i < 20_000; i++) {
       try {
-        engine.submit({ adapterId: null, tokenIds: [1, 2], maxTokens: 100, owner: `sybil-${i % 3}`, signal: stop.signal });
+        engine.submit({
+          adapterId: null,
+          tokenIds: [1, 2],
+          maxTokens: 100,
+          owner: `sybil-${i % 3}`,
+          signal: stop.signal,
+        });
       } catch (error) {
         if (!(error instanceof EngineBusyError)) throw error;
         busy++;

@@ -10,7 +10,15 @@ import { mkdirSync, writeFileSync } from "node:fs";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { openDevice } from "../node/engine/backend/webgpu/device.ts";
-import { ParamArena, Pipelines, StepEncoder, pad4, type KernelName, type KernelVariant, type Site } from "../node/engine/backend/webgpu/kernels.ts";
+import {
+  ParamArena,
+  Pipelines,
+  StepEncoder,
+  pad4,
+  type KernelName,
+  type KernelVariant,
+  type Site,
+} from "../node/engine/backend/webgpu/kernels.ts";
 import * as op from "../node/engine/backend/webgpu/ops.ts";
 import { storageBuffer, uploadMatrix, writeView } from "../node/engine/backend/webgpu/tensors.ts";
 
@@ -23,14 +31,16 @@ const outFile = outIndex >= 0 ? args[outIndex + 1] : join(root, "bench", "kernel
 const ctx = await openDevice(true);
 const { device } = ctx;
 const pipelines = new Pipelines(device);
-console.log(`device: ${ctx.description}${ctx.isFallback ? " (software)" : ""}; max binding ${ctx.maxBinding} bytes; subgroups ${ctx.hasSubgroups ? ctx.maxSubgroup : "no"}; f16 ${ctx.hasF16}`);
+console.log(
+  `device: ${ctx.description}${ctx.isFallback ? " (software)" : ""}; max binding ${ctx.maxBinding} bytes; subgroups ${ctx.hasSubgroups ? ctx.maxSubgroup : "no"}; f16 ${ctx.hasF16}`,
+);
 
 function randomData(n: number, scale = 1): Float32Array {
   const a = new Float32Array(n);
   let s = 12345;
   for (let i = 0; i < n; i++) {
     s = (Math.imul(s, 1103515245) + 12345) >>> 0;
-    a[i] = ((s >>> 8) / 16777216 * 2 - 1) * scale;
+    a[i] = (((s >>> 8) / 16777216) * 2 - 1) * scale;
   }
   return a;
 }
@@ -39,7 +49,12 @@ function randomData(n: number, scale = 1): Float32Array {
  * Seconds per repetition of what `encode` records: the best of `trials` submits of `reps` repetitions each (the
  * machine may be shared; the best trial is the least disturbed one).
  */
-async function time(sites: { kernel: KernelName; variant?: KernelVariant; buffers: GPUBuffer[] }[], encode: (enc: StepEncoder, sites: Site[]) => void, reps: number, trials = 5): Promise<number> {
+async function time(
+  sites: { kernel: KernelName; variant?: KernelVariant; buffers: GPUBuffer[] }[],
+  encode: (enc: StepEncoder, sites: Site[]) => void,
+  reps: number,
+  trials = 5,
+): Promise<number> {
   const arena = new ParamArena(device);
   const made = sites.map((d, i) => arena.define(`${d.kernel}${i}`, pipelines.get(d.kernel, d.variant), d.buffers));
   arena.finish();
@@ -72,8 +87,17 @@ const COPY_SHADER = `
 async function copyBandwidth(bytes: number, reps: number): Promise<{ buffer: number; shader: number }> {
   const src = storageBuffer(device, "src", bytes, randomData(bytes / 4));
   const dst = storageBuffer(device, "dst", bytes);
-  const pipeline = device.createComputePipeline({ layout: "auto", compute: { module: device.createShaderModule({ code: COPY_SHADER }), entryPoint: "main" } });
-  const group = device.createBindGroup({ layout: pipeline.getBindGroupLayout(0), entries: [{ binding: 0, resource: { buffer: src } }, { binding: 1, resource: { buffer: dst } }] });
+  const pipeline = device.createComputePipeline({
+    layout: "auto",
+    compute: { module: device.createShaderModule({ code: COPY_SHADER }), entryPoint: "main" },
+  });
+  const group = device.createBindGroup({
+    layout: pipeline.getBindGroupLayout(0),
+    entries: [
+      { binding: 0, resource: { buffer: src } },
+      { binding: 1, resource: { buffer: dst } },
+    ],
+  });
   const vec4s = bytes / 16;
   const best = async (record: (enc: GPUCommandEncoder) => void) => {
     const once = async (n: number) => {
@@ -118,30 +142,57 @@ const copyBefore = await copyBandwidth(copyBytes, quick ? 4 : 8);
 
 // 2. Decode matvec (M = 1), and M = 4.
 const matvecRows: Record<string, unknown>[] = [];
-const linear = async (kind: "matvec" | "matvec-splitk" | "matmul", M: number, N: number, K: number, f16: boolean, reps: number) => {
+const linear = async (
+  kind: "matvec" | "matvec-splitk" | "matmul",
+  M: number,
+  N: number,
+  K: number,
+  f16: boolean,
+  reps: number,
+) => {
   const w = uploadMatrix(device, "w", [randomData(N * K, 0.05)], K, f16, ctx.maxBinding);
   const x = storageBuffer(device, "x", M * pad4(K) * 4, randomData(M * pad4(K)));
   const y = storageBuffer(device, "y", M * N * 4);
-  const seconds = await time(w.chunks.map((c) => ({ kernel: kind, variant: { f16 }, buffers: [x, c.buffer, y] })), (enc, sites) => {
-    w.chunks.forEach((c, i) => {
-      const a = { M, N: c.rows, K4: w.K4, ldx4: w.K4, ldy: N, yOff: c.rowStart, accumulate: false };
-      if (kind === "matvec") op.matvec(enc, sites[i], a);
-      else if (kind === "matvec-splitk") op.matvecSplitK(enc, sites[i], a, ctx.maxSubgroup);
-      else op.matmul(enc, sites[i], a);
-    });
-  }, reps);
+  const seconds = await time(
+    w.chunks.map((c) => ({ kernel: kind, variant: { f16 }, buffers: [x, c.buffer, y] })),
+    (enc, sites) => {
+      w.chunks.forEach((c, i) => {
+        const a = { M, N: c.rows, K4: w.K4, ldx4: w.K4, ldy: N, yOff: c.rowStart, accumulate: false };
+        if (kind === "matvec") op.matvec(enc, sites[i], a);
+        else if (kind === "matvec-splitk") op.matvecSplitK(enc, sites[i], a, ctx.maxSubgroup);
+        else op.matmul(enc, sites[i], a);
+      });
+    },
+    reps,
+  );
   for (const c of w.chunks) c.buffer.destroy();
   x.destroy();
   y.destroy();
   return { seconds, weightBytes: w.bytes };
 };
-const decodeShapes: [number, number][] = quick ? [[1024, 1024]] : [[2048, 2048], [4096, 4096], [11008, 4096]];
+const decodeShapes: [number, number][] = quick
+  ? [[1024, 1024]]
+  : [
+      [2048, 2048],
+      [4096, 4096],
+      [11008, 4096],
+    ];
 for (const [N, K] of decodeShapes) {
   for (const f16 of ctx.hasF16 ? [false, true] : [false]) {
-    for (const kind of ctx.hasSubgroups ? (["matvec", "matvec-splitk", "matmul"] as const) : (["matvec", "matmul"] as const)) {
+    for (const kind of ctx.hasSubgroups
+      ? (["matvec", "matvec-splitk", "matmul"] as const)
+      : (["matvec", "matmul"] as const)) {
       for (const M of [1, 4]) {
         const { seconds, weightBytes } = await linear(kind, M, N, K, f16, N * K > 1 << 24 ? 2 : quick ? 3 : 5);
-        matvecRows.push({ kernel: kind, M, N, K, weights: f16 ? "f16" : "f32", microseconds: seconds * 1e6, gbPerSecond: weightBytes / seconds / 1e9 });
+        matvecRows.push({
+          kernel: kind,
+          M,
+          N,
+          K,
+          weights: f16 ? "f16" : "f32",
+          microseconds: seconds * 1e6,
+          gbPerSecond: weightBytes / seconds / 1e9,
+        });
       }
     }
   }
@@ -149,19 +200,34 @@ for (const [N, K] of decodeShapes) {
 const copyAfter = await copyBandwidth(copyBytes, quick ? 4 : 8);
 const copyGBs = Math.max(copyBefore.buffer, copyAfter.buffer);
 const shaderCopyGBs = Math.max(copyBefore.shader, copyAfter.shader);
-console.log(`copy: ${copyGBs.toFixed(2)} GB/s copyBufferToBuffer, ${shaderCopyGBs.toFixed(2)} GB/s vec4 copy shader (read + write, ${copyBytes >> 20} MiB buffers)`);
-results.copy = { bytes: copyBytes, gbPerSecond: copyGBs, shaderGbPerSecond: shaderCopyGBs, note: "bytes read + bytes written per second; best of 5 trials, before and after the decode runs" };
+console.log(
+  `copy: ${copyGBs.toFixed(2)} GB/s copyBufferToBuffer, ${shaderCopyGBs.toFixed(2)} GB/s vec4 copy shader (read + write, ${copyBytes >> 20} MiB buffers)`,
+);
+results.copy = {
+  bytes: copyBytes,
+  gbPerSecond: copyGBs,
+  shaderGbPerSecond: shaderCopyGBs,
+  note: "bytes read + bytes written per second; best of 5 trials, before and after the decode runs",
+};
 for (const row of matvecRows) {
   const gbs = row.gbPerSecond as number;
   row.shareOfCopy = gbs / copyGBs;
   row.shareOfShaderCopy = gbs / shaderCopyGBs;
-  console.log(`decode ${row.kernel} M ${row.M} ${row.N}x${row.K} ${row.weights}: ${(row.microseconds as number).toFixed(0)} us, ${gbs.toFixed(2)} GB/s of weights = ${(100 * gbs / copyGBs).toFixed(0)}% of copy, ${(100 * gbs / shaderCopyGBs).toFixed(0)}% of shader copy`);
+  console.log(
+    `decode ${row.kernel} M ${row.M} ${row.N}x${row.K} ${row.weights}: ${(row.microseconds as number).toFixed(0)} us, ${gbs.toFixed(2)} GB/s of weights = ${((100 * gbs) / copyGBs).toFixed(0)}% of copy, ${((100 * gbs) / shaderCopyGBs).toFixed(0)}% of shader copy`,
+  );
 }
 results.decode = matvecRows;
 
 // 3. Prefill matmul.
 const matmulRows: Record<string, unknown>[] = [];
-const matmulShapes: [number, number, number][] = quick ? [[64, 512, 512]] : [[128, 1024, 1024], [256, 2048, 2048], [512, 1024, 4096]];
+const matmulShapes: [number, number, number][] = quick
+  ? [[64, 512, 512]]
+  : [
+      [128, 1024, 1024],
+      [256, 2048, 2048],
+      [512, 1024, 4096],
+    ];
 for (const [M, N, K] of matmulShapes) {
   const { seconds } = await linear("matmul", M, N, K, false, quick ? 2 : 3);
   const gflops = (2 * M * N * K) / seconds / 1e9;
@@ -187,7 +253,10 @@ for (const batch of [1, 2, 4, 8, 16, 32, 64]) {
   const row: Record<string, unknown> = { batch };
   // The two modes alternate trial by trial, so that a disturbance of the machine hits both alike.
   const tables = {
-    distinct: op.buildTiles(Array.from({ length: batch }, (_, i) => i), () => true),
+    distinct: op.buildTiles(
+      Array.from({ length: batch }, (_, i) => i),
+      () => true,
+    ),
     shared: op.buildTiles(new Array<number>(batch).fill(0), () => true),
   };
   const best = { distinct: Infinity, shared: Infinity };
@@ -196,13 +265,18 @@ for (const batch of [1, 2, 4, 8, 16, 32, 64]) {
       const table = tables[mode];
       writeView(device, tiles, 0, table);
       const nTiles = table.length / 4;
-      const seconds = await time([
-        { kernel: "sgmv-shrink", buffers: [xs, aPool, tiles, ranks, vs] },
-        { kernel: "sgmv-expand", buffers: [vs, bPool, tiles, ranks, ys] },
-      ], (enc, [shrink, expand]) => {
-        op.sgmvShrink(enc, shrink, shape, { nTiles, layer: 0, ldx4: h / 4, ldv: rank, rankStride: 7 });
-        op.sgmvExpand(enc, expand, shape, { nTiles, layer: 0, ldv4: rank / 4, ldy: h, yOff: 0, rankStride: 7 });
-      }, quick ? 5 : 10, 1);
+      const seconds = await time(
+        [
+          { kernel: "sgmv-shrink", buffers: [xs, aPool, tiles, ranks, vs] },
+          { kernel: "sgmv-expand", buffers: [vs, bPool, tiles, ranks, ys] },
+        ],
+        (enc, [shrink, expand]) => {
+          op.sgmvShrink(enc, shrink, shape, { nTiles, layer: 0, ldx4: h / 4, ldv: rank, rankStride: 7 });
+          op.sgmvExpand(enc, expand, shape, { nTiles, layer: 0, ldv4: rank / 4, ldy: h, yOff: 0, rankStride: 7 });
+        },
+        quick ? 5 : 10,
+        1,
+      );
       best[mode] = Math.min(best[mode], seconds);
     }
   }
@@ -210,18 +284,26 @@ for (const batch of [1, 2, 4, 8, 16, 32, 64]) {
   row.sharedMicroseconds = best.shared * 1e6;
   row.distinctOverShared = (row.distinctMicroseconds as number) / (row.sharedMicroseconds as number);
   sgmvRows.push(row);
-  console.log(`sgmv batch ${String(batch).padStart(2)}: distinct ${(row.distinctMicroseconds as number).toFixed(0)} us, shared ${(row.sharedMicroseconds as number).toFixed(0)} us, ratio ${(row.distinctOverShared as number).toFixed(2)}`);
+  console.log(
+    `sgmv batch ${String(batch).padStart(2)}: distinct ${(row.distinctMicroseconds as number).toFixed(0)} us, shared ${(row.sharedMicroseconds as number).toFixed(0)} us, ratio ${(row.distinctOverShared as number).toFixed(2)}`,
+  );
 }
 results.sgmv = { h, rank, note: "shrink + expand of one target, h x h, microseconds per call", rows: sgmvRows };
 
-const best = Math.max(...matvecRows.filter((r) => r.M === 1 && r.weights === "f32").map((r) => r.shareOfCopy as number));
-const bestShader = Math.max(...matvecRows.filter((r) => r.M === 1 && r.weights === "f32").map((r) => r.shareOfShaderCopy as number));
+const best = Math.max(
+  ...matvecRows.filter((r) => r.M === 1 && r.weights === "f32").map((r) => r.shareOfCopy as number),
+);
+const bestShader = Math.max(
+  ...matvecRows.filter((r) => r.M === 1 && r.weights === "f32").map((r) => r.shareOfShaderCopy as number),
+);
 const at32 = sgmvRows.find((r) => r.batch === 32)?.distinctOverShared as number;
 results.targets = {
   decodeMatvecShareOfCopy: { best, target: 0.7, met: best >= 0.7, bestOfShaderCopy: bestShader },
   sgmv32DistinctOverShared: { value: at32, target: 1.5, met: at32 <= 1.5 },
 };
-console.log(`targets: decode matvec ${(100 * best).toFixed(0)}% of copy, ${(100 * bestShader).toFixed(0)}% of shader copy (target 70%); sgmv 32 distinct / shared ${at32.toFixed(2)} (target <= 1.5)`);
+console.log(
+  `targets: decode matvec ${(100 * best).toFixed(0)}% of copy, ${(100 * bestShader).toFixed(0)}% of shader copy (target 70%); sgmv 32 distinct / shared ${at32.toFixed(2)} (target <= 1.5)`,
+);
 
 mkdirSync(dirname(outFile), { recursive: true });
 writeFileSync(outFile, JSON.stringify(results, null, 2) + "\n");

@@ -79,26 +79,44 @@ async function main(): Promise<void> {
     const deployer = await conn.viem.getWalletClient(getAddress(first.account.address));
     const deployment = await deployAll({ public: publicClient, wallet: deployer }, { minStake: parseEther("100") });
     const admin = getContracts({ public: publicClient, wallet: deployer }, deployment.contracts);
-    const wait = async (hash: Promise<Hex>): Promise<void> => { await publicClient.waitForTransactionReceipt({ hash: await hash }); };
+    const wait = async (hash: Promise<Hex>): Promise<void> => {
+      await publicClient.waitForTransactionReceipt({ hash: await hash });
+    };
     const options = (name: string, extra: Partial<PeerNodeOptions>): PeerNodeOptions => ({
       dataDir: join(work, name),
       chain: {
-        client: publicClient, chainId: deployment.chainId,
-        nodeRegistry: deployment.contracts.NodeRegistry, adapterRegistry: deployment.contracts.AdapterRegistry,
+        client: publicClient,
+        chainId: deployment.chainId,
+        nodeRegistry: deployment.contracts.NodeRegistry,
+        adapterRegistry: deployment.contracts.AdapterRegistry,
       },
       colocationWhitelist: ["127.0.0.1"],
       // Announce only when told (no periodic traffic between measured ones); caches stay warm all run long.
-      timings: { announceIntervalMs: 3_600_000, minAnnounceIntervalMs: 0, stakeTtlMs: 600_000, entryTtlMs: 600_000, maxAgeMs: 600_000 },
+      timings: {
+        announceIntervalMs: 3_600_000,
+        minAnnounceIntervalMs: 0,
+        stakeTtlMs: 600_000,
+        entryTtlMs: 600_000,
+        maxAgeMs: 600_000,
+      },
       rate: { capacity: 1_000, refillPerSecond: 1_000 },
       ...extra,
     });
     /** Creates a node with a fresh operator, stakes it bound to the node's peer id, starts it. */
-    const stakedNode = async (name: string, extra: Partial<PeerNodeOptions>, bootstrap: string[]): Promise<PeerNode> => {
+    const stakedNode = async (
+      name: string,
+      extra: Partial<PeerNodeOptions>,
+      bootstrap: string[],
+    ): Promise<PeerNode> => {
       const operator = privateKeyToAccount(generatePrivateKey());
       const node = await PeerNode.create(options(name, { signer: operator, bootstrap, ...extra }));
       running.push(node);
       await testClient.setBalance({ address: operator.address, value: parseEther("10") });
-      const wallet = createWalletClient({ account: operator, chain: publicClient.chain, transport: custom(conn.provider) });
+      const wallet = createWalletClient({
+        account: operator,
+        chain: publicClient.chain,
+        transport: custom(conn.provider),
+      });
       const c = getContracts({ public: publicClient, wallet }, deployment.contracts);
       await wait(admin.token.write.transfer([operator.address, parseEther("100")]));
       await wait(c.token.write.approve([deployment.contracts.NodeRegistry, parseEther("100")]));
@@ -106,14 +124,22 @@ async function main(): Promise<void> {
       await node.start();
       return node;
     };
-    const stopAll = async (): Promise<void> => { await Promise.all(running.splice(0).map((n) => n.stop())); };
+    const stopAll = async (): Promise<void> => {
+      await Promise.all(running.splice(0).map((n) => n.stop()));
+    };
 
     // ---- 1. announcement propagation across 20 nodes -------------------------------------------------------
     const nodes: PeerNode[] = [];
     for (let i = 0; i < NODES; i++) {
       const links = [...new Set(Array.from({ length: Math.min(i, 3) }, () => Math.floor(Math.random() * i)))];
       const adapters: AdapterAvailability[] = [{ id: `0x${(i + 1).toString(16).padStart(64, "0")}`, tier: "gpu" }];
-      nodes.push(await stakedNode(`node${i}`, { state: { adapters: () => adapters, load: () => ({ queueDepth: i % 3, freeSlots: 4 }) } }, links.map((j) => nodes[j].host.dialAddrs()[0])));
+      nodes.push(
+        await stakedNode(
+          `node${i}`,
+          { state: { adapters: () => adapters, load: () => ({ queueDepth: i % 3, freeSlots: 4 }) } },
+          links.map((j) => nodes[j].host.dialAddrs()[0]),
+        ),
+      );
     }
     log(`${NODES} nodes started; waiting until every table holds the ${NODES - 1} others`);
     const converged = (): boolean => nodes.every((n) => n.table.entries().filter((e) => !e.local).length === NODES - 1);
@@ -147,11 +173,21 @@ async function main(): Promise<void> {
       }
     }
     const drops: Record<string, number> = {};
-    for (const n of nodes) for (const [reason, count] of Object.entries(n.table.drops)) if (count) drops[reason] = (drops[reason] ?? 0) + count;
-    log(`announce: ${latencies.length} arrivals, ${lost} lost, drops ${JSON.stringify(drops)}; p50 ${percentile(latencies, 50).toFixed(2)} ms, p90 ${percentile(latencies, 90).toFixed(2)} ms, p99 ${percentile(latencies, 99).toFixed(2)} ms, max ${Math.max(...latencies).toFixed(2)} ms`);
+    for (const n of nodes)
+      for (const [reason, count] of Object.entries(n.table.drops))
+        if (count) drops[reason] = (drops[reason] ?? 0) + count;
+    log(
+      `announce: ${latencies.length} arrivals, ${lost} lost, drops ${JSON.stringify(drops)}; p50 ${percentile(latencies, 50).toFixed(2)} ms, p90 ${percentile(latencies, 90).toFixed(2)} ms, p99 ${percentile(latencies, 99).toFixed(2)} ms, max ${Math.max(...latencies).toFixed(2)} ms`,
+    );
     // The work one node does per announcement (decode, EIP-712 digest, ECDSA recovery, cached stake): on
     // separate machines a hop costs this plus a network round trip.
-    const probe = new AnnouncementValidator({ table: new PeerTable(), oracle: nodes[0].oracle, domain: nodes[0].domain, selfPeerId: nodes[0].peerId, rate: { capacity: 1_000, refillPerSecond: 1_000 } });
+    const probe = new AnnouncementValidator({
+      table: new PeerTable(),
+      oracle: nodes[0].oracle,
+      domain: nodes[0].domain,
+      selfPeerId: nodes[0].peerId,
+      rate: { capacity: 1_000, refillPerSecond: 1_000 },
+    });
     const sample = nodes[1].announcer!.last!;
     const sampleBytes = encodeAnnouncement(sample);
     const verifies: number[] = [];
@@ -170,9 +206,23 @@ async function main(): Promise<void> {
     const id = adapter.id as Hex;
     const baseModel: Hex = `0x${"00".repeat(31)}01`;
     const owner = [deployer.account.address];
-    await wait(admin.adapterRegistry.write.register([id, baseModel, 16, BigInt(encoded.length), "bench://768-r16", owner, [10_000]]));
+    await wait(
+      admin.adapterRegistry.write.register([
+        id,
+        baseModel,
+        16,
+        BigInt(encoded.length),
+        "bench://768-r16",
+        owner,
+        [10_000],
+      ]),
+    );
     const held: AdapterAvailability[] = [{ id, tier: "gpu" }];
-    const holder = await stakedNode("holder", { state: { adapters: () => held, load: () => ({ queueDepth: 0, freeSlots: 4 }) } }, []);
+    const holder = await stakedNode(
+      "holder",
+      { state: { adapters: () => held, load: () => ({ queueDepth: 0, freeSlots: 4 }) } },
+      [],
+    );
     await serveAdapters(holder.host, { read: async (x) => (x === id ? encoded : null) });
     const asker = await stakedNode("asker", {}, [holder.host.dialAddrs()[0]]);
     for (let t = 0; !asker.table.get(holder.peerId); t++) {
@@ -184,9 +234,17 @@ async function main(): Promise<void> {
       let stored = 0;
       // A fresh fetcher per run: registry answers are not cached between runs. The sink keeps the byte count.
       const fetcher = new AdapterFetcher({
-        host: asker.host, table: asker.table, model: shape, maxRank: 64,
+        host: asker.host,
+        table: asker.table,
+        model: shape,
+        maxRank: 64,
         registry: new ChainAdapterRegistry({ client: publicClient, registry: deployment.contracts.AdapterRegistry }),
-        sink: { has: () => false, add: async (bytes) => { stored = bytes.length; } },
+        sink: {
+          has: () => false,
+          add: async (bytes) => {
+            stored = bytes.length;
+          },
+        },
       });
       const t0 = performance.now();
       await fetcher.ensure(id);
@@ -200,7 +258,12 @@ async function main(): Promise<void> {
     // ---- 3. inference overhead -----------------------------------------------------------------------------
     const model = await loadModel(join(root, "models", "stories260K"));
     const backend = createCpuBackend(model.weights, { numBlocks: 64, blockSize: 16, adapterSlots: 1, maxRank: 8 });
-    engine = await Engine.create({ backend, tokenizer: model.tokenizer, modelName: model.name, adapterDir: join(work, "adapters") });
+    engine = await Engine.create({
+      backend,
+      tokenizer: model.tokenizer,
+      modelName: model.name,
+      adapterDir: join(work, "adapters"),
+    });
     engine.start();
     const served = engine;
     const server = await stakedNode("server", { engine: served }, []);
@@ -208,7 +271,12 @@ async function main(): Promise<void> {
     running.push(client);
     await client.start();
     const target = { peerId: server.peerId, multiaddrs: server.host.multiaddrs() };
-    const request: Omit<EngineRequest, "signal"> = { adapterId: null, prompt: "Once upon a time", maxTokens: 16, temperature: 0 };
+    const request: Omit<EngineRequest, "signal"> = {
+      adapterId: null,
+      prompt: "Once upon a time",
+      maxTokens: 16,
+      temperature: 0,
+    };
     const local = async (): Promise<number> => {
       const t0 = performance.now();
       await served.submit(request).result;
@@ -220,7 +288,10 @@ async function main(): Promise<void> {
       if (r.tokenIds.length === 0) throw new Error("no tokens");
       return performance.now() - t0;
     };
-    for (let i = 0; i < 8; i++) { await local(); await remote(); } // JIT and connection warm-up
+    for (let i = 0; i < 8; i++) {
+      await local();
+      await remote();
+    } // JIT and connection warm-up
     const locals: number[] = [];
     const remotes: number[] = [];
     const overheads: number[] = [];
@@ -239,7 +310,9 @@ async function main(): Promise<void> {
       remotes.push(r);
       overheads.push(r - l);
     }
-    log(`infer: local p50 ${percentile(locals, 50).toFixed(2)} ms, remote p50 ${percentile(remotes, 50).toFixed(2)} ms`);
+    log(
+      `infer: local p50 ${percentile(locals, 50).toFixed(2)} ms, remote p50 ${percentile(remotes, 50).toFixed(2)} ms`,
+    );
 
     const fetchMs = percentile(fetches, 50);
     const figures = {
@@ -268,7 +341,10 @@ async function main(): Promise<void> {
   }
 }
 
-main().then(() => process.exit(0), (error: unknown) => {
-  console.error(error);
-  process.exit(1);
-});
+main().then(
+  () => process.exit(0),
+  (error: unknown) => {
+    console.error(error);
+    process.exit(1);
+  },
+);

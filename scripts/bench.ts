@@ -28,12 +28,35 @@ const { values } = parseArgs({
 });
 const quick = values.quick === true;
 const choice = values.backend as BackendChoice;
-if (!BACKEND_CHOICES.includes(choice)) throw new Error(`--backend must be one of ${BACKEND_CHOICES.join(", ")}, got ${choice}`);
+if (!BACKEND_CHOICES.includes(choice))
+  throw new Error(`--backend must be one of ${BACKEND_CHOICES.join(", ")}, got ${choice}`);
 const shapeName = values.shape ?? (quick ? "quick" : "default");
 /** Workload sizes per mode. */
 const P = quick
-  ? { prompt: 4, zipfPrompt: 4, decodeSteps: 6, rounds: 2, b1Steps: 16, coldLoads: 10, ttftRuns: 5, zipfRank: 4, zipfSeconds: 5, zipfTokens: 8 }
-  : { prompt: 4, zipfPrompt: 8, decodeSteps: 8, rounds: 2, b1Steps: 16, coldLoads: 20, ttftRuns: 5, zipfRank: 8, zipfSeconds: 30, zipfTokens: 16 };
+  ? {
+      prompt: 4,
+      zipfPrompt: 4,
+      decodeSteps: 6,
+      rounds: 2,
+      b1Steps: 16,
+      coldLoads: 10,
+      ttftRuns: 5,
+      zipfRank: 4,
+      zipfSeconds: 5,
+      zipfTokens: 8,
+    }
+  : {
+      prompt: 4,
+      zipfPrompt: 8,
+      decodeSteps: 8,
+      rounds: 2,
+      b1Steps: 16,
+      coldLoads: 20,
+      ttftRuns: 5,
+      zipfRank: 8,
+      zipfSeconds: 30,
+      zipfTokens: 16,
+    };
 const SLOTS = 32;
 const MAX_RANK = 16;
 const BLOCK = 16;
@@ -42,30 +65,56 @@ const CLIENTS = 64;
 const PROMPT = P.prompt;
 
 const began = performance.now();
-const log = (line: string): void => console.error(`[bench ${((performance.now() - began) / 1000).toFixed(1)}s] ${line}`);
+const log = (line: string): void =>
+  console.error(`[bench ${((performance.now() - began) / 1000).toFixed(1)}s] ${line}`);
 
 const model = await benchModel(root, shapeName, values.model, log);
 const config = model.weights.config;
-log(`model ${model.name}: ${config.nLayers} layers, dim ${config.dim}, hidden ${config.hiddenDim}, heads ${config.nHeads}/${config.nKvHeads}, vocab ${config.vocabSize}`);
-const numBlocks = Math.max(CLIENTS * Math.ceil((Math.max(P.zipfPrompt + P.zipfTokens, 16 + 1) + 1) / BLOCK), 32 * Math.ceil((PROMPT + P.decodeSteps + 2) / BLOCK)) + 16;
-const backend = await createBackend(choice, model.weights, { numBlocks, blockSize: BLOCK, adapterSlots: SLOTS, maxRank: MAX_RANK });
+log(
+  `model ${model.name}: ${config.nLayers} layers, dim ${config.dim}, hidden ${config.hiddenDim}, heads ${config.nHeads}/${config.nKvHeads}, vocab ${config.vocabSize}`,
+);
+const numBlocks =
+  Math.max(
+    CLIENTS * Math.ceil((Math.max(P.zipfPrompt + P.zipfTokens, 16 + 1) + 1) / BLOCK),
+    32 * Math.ceil((PROMPT + P.decodeSteps + 2) / BLOCK),
+  ) + 16;
+const backend = await createBackend(choice, model.weights, {
+  numBlocks,
+  blockSize: BLOCK,
+  adapterSlots: SLOTS,
+  maxRank: MAX_RANK,
+});
 log(`backend ${backend.kind}: ${backend.device}`);
 const storeDir = join(root, ".cache", "bench", "store", model.name);
 await mkdir(storeDir, { recursive: true });
 // The adapters exist in the disk tier before the engine opens it: registered, none in memory yet.
 const r16 = ensureAdapterSet(storeDir, config, { label: "r16-all", count: 32, rank: MAX_RANK, seed: 1000 }, log);
-const zipfIds = ensureAdapterSet(storeDir, config, { label: `zipf-r${P.zipfRank}-qv`, count: 1000, rank: P.zipfRank, targets: ["q", "v"], seed: 5000 }, log);
+const zipfIds = ensureAdapterSet(
+  storeDir,
+  config,
+  { label: `zipf-r${P.zipfRank}-qv`, count: 1000, rank: P.zipfRank, targets: ["q", "v"], seed: 5000 },
+  log,
+);
 // Host tier: 5% of what the backend holds (an operator's choice; it bounds the memory 1,000 adapters cost).
 const hostBudgetBytes = Math.max(2 ** 20, Math.round(0.05 * backend.memoryBytes));
 const engine = await Engine.create({
-  backend, tokenizer: model.tokenizer, modelName: model.name, qkBasis: model.qkBasis, adapterDir: storeDir,
-  hostBudgetBytes, scheduler: { maxBatchTokens: 512, maxRunning: CLIENTS },
+  backend,
+  tokenizer: model.tokenizer,
+  modelName: model.name,
+  qkBasis: model.qkBasis,
+  adapterDir: storeDir,
+  hostBudgetBytes,
+  scheduler: { maxBatchTokens: 512, maxRunning: CLIENTS },
 });
 engine.start();
 const discreteGpu = backend.kind === "webgpu" && !/llvmpipe|lavapipe|swiftshader/i.test(backend.device);
 const memory = (): { bytes: number; heapTotal: number; arrayBuffers: number } => {
   const m = residentMemory();
-  return { bytes: m.rss + (discreteGpu ? backend.memoryBytes : 0), heapTotal: m.heapTotal, arrayBuffers: m.arrayBuffers };
+  return {
+    bytes: m.rss + (discreteGpu ? backend.memoryBytes : 0),
+    heapTotal: m.heapTotal,
+    arrayBuffers: m.arrayBuffers,
+  };
 };
 
 try {
@@ -79,7 +128,11 @@ try {
   log(`base b1: ${b1.tokensPerSecond.toFixed(1)} tok/s (${b1.stepMs.toFixed(1)} ms/step)`);
   // Batch 32, base / one adapter / 32 adapters, interleaved in rounds (the cores are shared): best of each.
   const batch = prompts(32, PROMPT, vocab, 2);
-  const best = { base: { tokensPerSecond: 0, stepMs: 0 }, same: { tokensPerSecond: 0, stepMs: 0 }, hetero: { tokensPerSecond: 0, stepMs: 0 } };
+  const best = {
+    base: { tokensPerSecond: 0, stepMs: 0 },
+    same: { tokensPerSecond: 0, stepMs: 0 },
+    hetero: { tokensPerSecond: 0, stepMs: 0 },
+  };
   let memoryBase = { bytes: 0, heapTotal: 0, arrayBuffers: 0 };
   for (let round = 0; round < P.rounds; round++) {
     const base = await decodeThroughput(engine, Array(32).fill(null), batch, P.decodeSteps);
@@ -88,8 +141,15 @@ try {
     const same = await decodeThroughput(engine, Array(32).fill(r16[0]), batch, P.decodeSteps);
     for (const id of r16) await engine.adapters.load(id);
     const hetero = await decodeThroughput(engine, r16, batch, P.decodeSteps);
-    log(`b32 round ${round + 1}: base ${base.tokensPerSecond.toFixed(1)}, same adapter ${same.tokensPerSecond.toFixed(1)}, 32 adapters ${hetero.tokensPerSecond.toFixed(1)} tok/s`);
-    for (const [k, r] of [["base", base], ["same", same], ["hetero", hetero]] as const) if (r.tokensPerSecond > best[k].tokensPerSecond) best[k] = r;
+    log(
+      `b32 round ${round + 1}: base ${base.tokensPerSecond.toFixed(1)}, same adapter ${same.tokensPerSecond.toFixed(1)}, 32 adapters ${hetero.tokensPerSecond.toFixed(1)} tok/s`,
+    );
+    for (const [k, r] of [
+      ["base", base],
+      ["same", same],
+      ["hetero", hetero],
+    ] as const)
+      if (r.tokensPerSecond > best[k].tokensPerSecond) best[k] = r;
   }
   const { base: base32, same: same32, hetero: hetero32 } = best;
 
@@ -113,12 +173,25 @@ try {
   }
   log(`ttft warm ${percentile(warm, 50).toFixed(1)} ms, cold ${percentile(coldTtft, 50).toFixed(1)} ms`);
 
-  const zipf = await zipfLoad(engine, zipfIds, { clients: CLIENTS, durationMs: P.zipfSeconds * 1000, maxTokens: P.zipfTokens, promptLength: P.zipfPrompt, vocab });
-  log(`zipf: ${zipf.tokensPerSecond.toFixed(1)} tok/s, p99 ${zipf.p99Ms.toFixed(0)} ms over ${zipf.requests} requests, ${zipf.distinctAdapters} adapters`);
+  const zipf = await zipfLoad(engine, zipfIds, {
+    clients: CLIENTS,
+    durationMs: P.zipfSeconds * 1000,
+    maxTokens: P.zipfTokens,
+    promptLength: P.zipfPrompt,
+    vocab,
+  });
+  log(
+    `zipf: ${zipf.tokensPerSecond.toFixed(1)} tok/s, p99 ${zipf.p99Ms.toFixed(0)} ms over ${zipf.requests} requests, ${zipf.distinctAdapters} adapters`,
+  );
   const memory1000 = memory();
   const stats = engine.stats();
 
-  const matrixParams = config.nLayers * (config.dim * (config.dim + 2 * config.nKvHeads * config.headDim) + config.dim * config.dim + 3 * config.dim * config.hiddenDim) + config.vocabSize * config.dim;
+  const matrixParams =
+    config.nLayers *
+      (config.dim * (config.dim + 2 * config.nKvHeads * config.headDim) +
+        config.dim * config.dim +
+        3 * config.dim * config.hiddenDim) +
+    config.vocabSize * config.dim;
   const weightBytes = 4 * matrixParams;
   const slotAdapterBytes = parts[0].bytes;
   const results: BenchResults = {
@@ -164,15 +237,34 @@ try {
     `copy: ${copy.method}.`,
     `engine overhead: ${overheadMs.toFixed(2)} ms per step for ${CLIENTS} decoding sequences (planning, row assembly, sampling bookkeeping, detokenization, streaming), measured on a backend that does no arithmetic.`,
     `decode: best of ${P.rounds} interleaved rounds of ${P.decodeSteps} steps at batch 32, ${P.b1Steps} steps at batch 1. Step: b1 ${b1.stepMs.toFixed(1)} ms (${gflops(b1.tokensPerSecond)} GFLOP/s, weights read at ${((weightBytes * b1.tokensPerSecond) / 1e9).toFixed(2)} GB/s), b32 base ${base32.stepMs.toFixed(1)} ms (${gflops(base32.tokensPerSecond)} GFLOP/s), same adapter ${same32.stepMs.toFixed(1)} ms, 32 adapters ${hetero32.stepMs.toFixed(1)} ms; b32/b1 throughput ${(base32.tokensPerSecond / b1.tokensPerSecond).toFixed(1)}x.`,
-    `LoRA traffic: a step of 32 rows on 32 distinct rank-16 all-target adapters reads 32 x ${(slotAdapterBytes / 2 ** 20).toFixed(1)} MiB of A/B besides the ${(weightBytes / 2 ** 20).toFixed(0)} MiB of weights (${((32 * slotAdapterBytes) / weightBytes * 100).toFixed(0)}%): a memory-bound step can reach at most hetero_over_base = ${(weightBytes / (weightBytes + 32 * slotAdapterBytes)).toFixed(2)}; the FLOPs add ${((100 * (slotAdapterBytes / 4)) / matrixParams).toFixed(1)}% per row, so a compute-bound step can reach ${(matrixParams / (matrixParams + slotAdapterBytes / 4)).toFixed(2)}.`,
-    `cold load (rank 16, all 7 targets, ${(slotAdapterBytes / 2 ** 20).toFixed(1)} MiB canonical): read p50 ${percentile(parts.map((p) => p.read), 50).toFixed(1)} ms, decode + sha256 check p50 ${percentile(parts.map((p) => p.decode), 50).toFixed(1)} ms, the rest is the slot upload and scheduling; ${cold.length} loads.`,
+    `LoRA traffic: a step of 32 rows on 32 distinct rank-16 all-target adapters reads 32 x ${(slotAdapterBytes / 2 ** 20).toFixed(1)} MiB of A/B besides the ${(weightBytes / 2 ** 20).toFixed(0)} MiB of weights (${(((32 * slotAdapterBytes) / weightBytes) * 100).toFixed(0)}%): a memory-bound step can reach at most hetero_over_base = ${(weightBytes / (weightBytes + 32 * slotAdapterBytes)).toFixed(2)}; the FLOPs add ${((100 * (slotAdapterBytes / 4)) / matrixParams).toFixed(1)}% per row, so a compute-bound step can reach ${(matrixParams / (matrixParams + slotAdapterBytes / 4)).toFixed(2)}.`,
+    `cold load (rank 16, all 7 targets, ${(slotAdapterBytes / 2 ** 20).toFixed(1)} MiB canonical): read p50 ${percentile(
+      parts.map((p) => p.read),
+      50,
+    ).toFixed(1)} ms, decode + sha256 check p50 ${percentile(
+      parts.map((p) => p.decode),
+      50,
+    ).toFixed(1)} ms, the rest is the slot upload and scheduling; ${cold.length} loads.`,
     `ttft: prompt 16 tokens, single request on an idle engine, ${P.ttftRuns} runs each.`,
     `zipf: 1,000 adapters rank ${P.zipfRank} (q, v), ${CLIENTS} closed-loop clients, ${P.zipfSeconds} s, prompt ${P.zipfPrompt}, ${P.zipfTokens} tokens each: ${zipf.requests} requests over ${zipf.distinctAdapters} adapters, latency p50 ${zipf.p50Ms.toFixed(0)} ms, mean queue ${zipf.meanQueueMs.toFixed(0)} ms, ${zipf.preemptions} preemptions.`,
     `memory: base ${mib(memoryBase.bytes)} MiB after the first batch-32 base run (backbone, KV pool, engine, runtime; the backend holds ${mib(backend.memoryBytes)} MiB), after the Zipf run ${mib(memory1000.bytes)} MiB with ${stats.tiers.disk.adapters} adapters registered (${mib(stats.tiers.disk.bytes)} MiB on disk): host tier ${stats.tiers.host.adapters} adapters / ${(stats.tiers.host.bytes / 2 ** 20).toFixed(1)} MiB, slots ${stats.tiers.gpu.adapters} adapters; of the growth, V8 heap (committed) ${mib(memory1000.heapTotal - memoryBase.heapTotal)} MiB, live array buffers ${mib(memory1000.arrayBuffers - memoryBase.arrayBuffers)} MiB, the rest (allocator and driver pages not returned to the system) ${mib(memory1000.bytes - memoryBase.bytes - (memory1000.heapTotal - memoryBase.heapTotal) - (memory1000.arrayBuffers - memoryBase.arrayBuffers))} MiB.`,
   ];
   writeResults(values.out!, results);
-  writeMarkdown(values.markdown!, `${quick ? "quick" : shapeName}-${backend.kind}`, `${quick ? "Quick" : "Full"} run, ${shapeName === "default" || quick ? "" : `shape ${shapeName}, `}${backend.kind} (${backend.device})`, results, goals, notes);
-  console.log(JSON.stringify(Object.fromEntries(Object.entries(results).map(([k, v]) => [k, typeof v === "number" ? round(v) : v])), null, 2));
+  writeMarkdown(
+    values.markdown!,
+    `${quick ? "quick" : shapeName}-${backend.kind}`,
+    `${quick ? "Quick" : "Full"} run, ${shapeName === "default" || quick ? "" : `shape ${shapeName}, `}${backend.kind} (${backend.device})`,
+    results,
+    goals,
+    notes,
+  );
+  console.log(
+    JSON.stringify(
+      Object.fromEntries(Object.entries(results).map(([k, v]) => [k, typeof v === "number" ? round(v) : v])),
+      null,
+      2,
+    ),
+  );
   log(`wrote ${values.out} and ${values.markdown}`);
 } finally {
   await engine.close();

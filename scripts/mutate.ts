@@ -61,11 +61,26 @@ function runScope(name: string): boolean {
 }
 
 function countMutants(reportFile: string): Counts {
-  const report = JSON.parse(readFileSync(reportFile, "utf8")) as { files: Record<string, { mutants: { status: string }[] }> };
-  const counts: Counts = { killed: 0, survived: 0, timeout: 0, noCoverage: 0, compileErrors: 0, runtimeErrors: 0, ignored: 0 };
+  const report = JSON.parse(readFileSync(reportFile, "utf8")) as {
+    files: Record<string, { mutants: { status: string }[] }>;
+  };
+  const counts: Counts = {
+    killed: 0,
+    survived: 0,
+    timeout: 0,
+    noCoverage: 0,
+    compileErrors: 0,
+    runtimeErrors: 0,
+    ignored: 0,
+  };
   const key: Record<string, keyof Counts> = {
-    Killed: "killed", Survived: "survived", Timeout: "timeout", NoCoverage: "noCoverage",
-    CompileError: "compileErrors", RuntimeError: "runtimeErrors", Ignored: "ignored",
+    Killed: "killed",
+    Survived: "survived",
+    Timeout: "timeout",
+    NoCoverage: "noCoverage",
+    CompileError: "compileErrors",
+    RuntimeError: "runtimeErrors",
+    Ignored: "ignored",
   };
   for (const file of Object.values(report.files)) {
     for (const mutant of file.mutants) counts[key[mutant.status]]++;
@@ -82,12 +97,16 @@ function score(c: Counts): number {
 const scopes = parseScopes(process.argv.slice(2));
 mkdirSync(outDir, { recursive: true });
 const failed = scopes.filter((name) => !runScope(name));
-console.log("\n| scope | killed | survived | timeout | no coverage | compile errors | score |\n|---|---|---|---|---|---|---|");
+console.log(
+  "\n| scope | killed | survived | timeout | no coverage | compile errors | score |\n|---|---|---|---|---|---|---|",
+);
 for (const name of scopes) {
   const file = join(outDir, `${name}.json`);
   if (!existsSync(file)) continue;
   const c = countMutants(file);
-  console.log(`| ${name} | ${c.killed} | ${c.survived} | ${c.timeout} | ${c.noCoverage} | ${c.compileErrors} | ${score(c).toFixed(1)}% |`);
+  console.log(
+    `| ${name} | ${c.killed} | ${c.survived} | ${c.timeout} | ${c.noCoverage} | ${c.compileErrors} | ${score(c).toFixed(1)}% |`,
+  );
 }
 if (failed.length > 0) {
   console.error(`stryker failed for: ${failed.join(", ")}`);

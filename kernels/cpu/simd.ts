@@ -100,7 +100,9 @@ export function dequantizeRow(dtype: i32, dst: usize, src: usize, n: i32): void 
 }
 
 /** Four weight rows (f32, n columns) against every x row: 4 x 2 register tiles of f32x4 accumulators. */
-function tile4(out: usize, ldo: usize, x: usize, ldx: usize, rows: i32, w0: usize, ldw: usize, n: i32, accumulate: bool): void {
+function tile4(
+  out: usize, ldo: usize, x: usize, ldx: usize, rows: i32, w0: usize, ldw: usize, n: i32, accumulate: bool,
+): void {
   const w1 = w0 + ldw;
   const w2 = w1 + ldw;
   const w3 = w2 + ldw;
@@ -254,7 +256,9 @@ export function rmsnorm(out: usize, x: usize, ld: i32, weight: usize, rows: i32,
     for (let i = vecBytes; i < bytes; i += 4) ss += <f64>(load<f32>(xr + i) * load<f32>(xr + i));
     const inv = <f32>(1 / Math.sqrt(ss / dim + eps));
     const s = f32x4.splat(inv);
-    for (let i: usize = 0; i < vecBytes; i += 16) v128.store(or + i, f32x4.mul(v128.load(weight + i), f32x4.mul(v128.load(xr + i), s)));
+    for (let i: usize = 0; i < vecBytes; i += 16) {
+      v128.store(or + i, f32x4.mul(v128.load(weight + i), f32x4.mul(v128.load(xr + i), s)));
+    }
     for (let i = vecBytes; i < bytes; i += 4) store<f32>(or + i, load<f32>(weight + i) * (load<f32>(xr + i) * inv));
   }
 }
@@ -264,7 +268,9 @@ export function rmsnorm(out: usize, x: usize, ld: i32, weight: usize, rows: i32,
  * at column `base`) of `rows` rows; row r is at position positions[r] and the table holds cos, sin pairs per
  * (position, i) for i < headDim / 2.
  */
-export function rope(x: usize, ld: i32, rows: i32, positions: usize, base: i32, c0: i32, c1: i32, headDim: i32, table: usize): void {
+export function rope(
+  x: usize, ld: i32, rows: i32, positions: usize, base: i32, c0: i32, c1: i32, headDim: i32, table: usize,
+): void {
   const half = headDim >> 1;
   for (let r = 0; r < rows; r++) {
     const p = load<i32>(positions + (<usize>r << 2));

@@ -123,13 +123,15 @@ export function parseReceiptJson(json: unknown): { receipt: Receipt; signature: 
   };
   const amount = (field: string): bigint => {
     const v = text(field);
-    if (!UINT.test(v) || BigInt(v) >= 2n ** 256n) throw new ReceiptFormatError(`receipt.${field} must be a uint256 in decimal`);
+    if (!UINT.test(v) || BigInt(v) >= 2n ** 256n)
+      throw new ReceiptFormatError(`receipt.${field} must be a uint256 in decimal`);
     return BigInt(v);
   };
   const signature = text("signature");
   if (!isCanonicalSignature(signature)) throw new ReceiptFormatError("receipt.signature is not a canonical signature");
   const requestId = text("request_id");
-  if (requestId.length === 0 || requestId.length > 256) throw new ReceiptFormatError("receipt.request_id must be 1-256 characters");
+  if (requestId.length === 0 || requestId.length > 256)
+    throw new ReceiptFormatError("receipt.request_id must be 1-256 characters");
   return {
     receipt: {
       requestId,

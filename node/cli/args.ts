@@ -34,7 +34,9 @@ export function parseCommand(spec: CommandSpec, argv: string[]): ParsedCommand |
     return null;
   }
   if (parsed.positionals.length !== (spec.positionals ?? 0)) {
-    throw new UsageError(`expected ${spec.positionals ?? 0} argument(s), got ${parsed.positionals.length}\n\n${usageText(spec)}`);
+    throw new UsageError(
+      `expected ${spec.positionals ?? 0} argument(s), got ${parsed.positionals.length}\n\n${usageText(spec)}`,
+    );
   }
   return parsed;
 }
@@ -58,14 +60,21 @@ export function required(values: ParsedCommand["values"], name: string): string 
 }
 
 /** A numeric option, checked to be finite and, when asked, an integer within bounds. */
-export function numberOption(values: ParsedCommand["values"], name: string, fallback: number, rule: { integer?: boolean; min?: number; max?: number } = {}): number {
+export function numberOption(
+  values: ParsedCommand["values"],
+  name: string,
+  fallback: number,
+  rule: { integer?: boolean; min?: number; max?: number } = {},
+): number {
   const value = stringOption(values, name);
   if (value === undefined) return fallback;
   const n = Number(value);
   if (value.trim() === "" || !Number.isFinite(n)) throw new UsageError(`--${name} must be a number, got "${value}"`);
   if (rule.integer && !Number.isInteger(n)) throw new UsageError(`--${name} must be an integer, got ${value}`);
-  if (rule.min !== undefined && n < rule.min) throw new UsageError(`--${name} must be at least ${rule.min}, got ${value}`);
-  if (rule.max !== undefined && n > rule.max) throw new UsageError(`--${name} must be at most ${rule.max}, got ${value}`);
+  if (rule.min !== undefined && n < rule.min)
+    throw new UsageError(`--${name} must be at least ${rule.min}, got ${value}`);
+  if (rule.max !== undefined && n > rule.max)
+    throw new UsageError(`--${name} must be at most ${rule.max}, got ${value}`);
   return n;
 }
 

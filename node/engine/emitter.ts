@@ -12,13 +12,22 @@ export class Emitter<Events extends object> {
     let set = this.#listeners.get(name);
     if (!set) this.#listeners.set(name, (set = new Set()));
     set.add(listener as Listener<never>);
-    return () => { set.delete(listener as Listener<never>); };
+    return () => {
+      set.delete(listener as Listener<never>);
+    };
   }
 
   /** Resolves with the next event of that name for which `match` holds (tests, start-up waits). */
-  once<K extends keyof Events>(name: K, match: (value: Events[K]) => boolean = () => true, signal?: AbortSignal): Promise<Events[K]> {
+  once<K extends keyof Events>(
+    name: K,
+    match: (value: Events[K]) => boolean = () => true,
+    signal?: AbortSignal,
+  ): Promise<Events[K]> {
     return new Promise((resolve, reject) => {
-      const onAbort = (): void => { off(); reject(signal!.reason); };
+      const onAbort = (): void => {
+        off();
+        reject(signal!.reason);
+      };
       const off = this.on(name, (value) => {
         if (!match(value)) return;
         off();

@@ -14,7 +14,10 @@ export class OpenLoraError extends Error {
   readonly blame: Blame;
   readonly hint: string | undefined;
   constructor(code: string, message: string, options: { blame?: Blame; hint?: string; cause?: unknown } = {}) {
-    super(options.hint ? `${message} (${options.hint})` : message, options.cause === undefined ? undefined : { cause: options.cause });
+    super(
+      options.hint ? `${message} (${options.hint})` : message,
+      options.cause === undefined ? undefined : { cause: options.cause },
+    );
     this.code = code;
     this.blame = options.blame ?? "node";
     this.hint = options.hint;

@@ -43,7 +43,12 @@ export class TextStream {
   #searched = 0;
   #emitted = 0;
 
-  constructor(tokenizer: Tokenizer, promptIds: readonly number[], stops: readonly string[] = [], options: { ignoreEos?: boolean } = {}) {
+  constructor(
+    tokenizer: Tokenizer,
+    promptIds: readonly number[],
+    stops: readonly string[] = [],
+    options: { ignoreEos?: boolean } = {},
+  ) {
     this.#tokenizer = tokenizer;
     this.#all = [...promptIds];
     this.#read = promptIds.length;

@@ -157,18 +157,31 @@ export class AdapterFetcher extends Emitter<AdapterFetcherEvents> {
     );
     if (candidates.length === 0) throw new AdapterUnavailableError(id, "no-peers", "no live peer announces it");
     let from = "";
-    const bytes = await withFailover(candidates, `adapter ${id}`, async (c) => {
-      from = c.peerId;
-      return fetchAdapterFrom(this.#o.host, { peerId: c.peerId, multiaddrs: c.announcement.multiaddrs }, id, {
-        sizes, timeoutMs: this.#o.timeoutMs,
-      });
-    }, {
-      onError: (c, error) => {
-        const fault = error instanceof FetchError && error.peerFault;
-        if (fault) this.#o.table.ban(c.peerId, this.#o.banMs ?? 600_000, `adapter ${id}: ${(error as Error).message}`);
-        this.emit("failed", { id, peerId: c.peerId, code: error instanceof FetchError ? error.code : "error", message: (error as Error).message, banned: fault });
+    const bytes = await withFailover(
+      candidates,
+      `adapter ${id}`,
+      async (c) => {
+        from = c.peerId;
+        return fetchAdapterFrom(this.#o.host, { peerId: c.peerId, multiaddrs: c.announcement.multiaddrs }, id, {
+          sizes,
+          timeoutMs: this.#o.timeoutMs,
+        });
       },
-    }).catch((error: unknown) => {
+      {
+        onError: (c, error) => {
+          const fault = error instanceof FetchError && error.peerFault;
+          if (fault)
+            this.#o.table.ban(c.peerId, this.#o.banMs ?? 600_000, `adapter ${id}: ${(error as Error).message}`);
+          this.emit("failed", {
+            id,
+            peerId: c.peerId,
+            code: error instanceof FetchError ? error.code : "error",
+            message: (error as Error).message,
+            banned: fault,
+          });
+        },
+      },
+    ).catch((error: unknown) => {
       throw new AdapterUnavailableError(id, "all-failed", (error as Error).message, { cause: error });
     });
     // The bytes hash to a listed content hash, so they are what its registrant listed; if the engine still
@@ -176,7 +189,9 @@ export class AdapterFetcher extends Emitter<AdapterFetcherEvents> {
     try {
       await this.#o.sink.add(bytes);
     } catch (error) {
-      throw new AdapterUnavailableError(id, "rejected", `the engine refused it: ${(error as Error).message}`, { cause: error });
+      throw new AdapterUnavailableError(id, "rejected", `the engine refused it: ${(error as Error).message}`, {
+        cause: error,
+      });
     }
     const result = { id, from, bytes: bytes.length, ms: performance.now() - started };
     this.emit("fetched", result);

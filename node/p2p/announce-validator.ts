@@ -38,8 +38,7 @@ export interface AnnouncementValidatorOptions {
 }
 
 export type Verdict =
-  | { ok: true; announcement: Announcement }
-  | { ok: false; reason: DropReason; penalize: boolean; detail?: string };
+  { ok: true; announcement: Announcement } | { ok: false; reason: DropReason; penalize: boolean; detail?: string };
 
 export class AnnouncementValidator {
   readonly table: PeerTable;
@@ -93,7 +92,12 @@ export class AnnouncementValidator {
 
   /** The verdict alone, without touching the table (except to drop a peer whose stake is gone). */
   async check(author: string | null, source: string, data: Uint8Array): Promise<Verdict> {
-    const drop = (reason: DropReason, penalize: boolean, detail?: string): Verdict => ({ ok: false, reason, penalize, detail });
+    const drop = (reason: DropReason, penalize: boolean, detail?: string): Verdict => ({
+      ok: false,
+      reason,
+      penalize,
+      detail,
+    });
     if (data.length > this.#limits.maxBytes) return drop("oversized", true, `${data.length} bytes`);
     if (author === null) return drop("malformed", true, "unsigned gossip message");
     let a: Announcement;
@@ -111,11 +115,13 @@ export class AnnouncementValidator {
     if (this.table.isBanned(author)) return drop("banned", false);
     const now = this.#now();
     if (!this.#rates.take(author, now)) return drop("rate-limited", source === author, `from ${author}`);
-    if (a.ts < now - this.#maxAgeMs || a.ts > now + this.#maxFutureMs) return drop("stale", false, `ts ${a.ts}, now ${now}`);
+    if (a.ts < now - this.#maxAgeMs || a.ts > now + this.#maxFutureMs)
+      return drop("stale", false, `ts ${a.ts}, now ${now}`);
     const last = this.table.lastSeq(author);
     if (last !== undefined && a.seq <= last) return drop("replayed", false, `seq ${a.seq} <= ${last}`);
     const signer = await recoverAnnouncementSigner(a, a.sig, this.#domain);
-    if (signer === null || signer !== a.operator) return drop("bad-signature", true, `signed by ${signer ?? "nobody"}, names ${a.operator}`);
+    if (signer === null || signer !== a.operator)
+      return drop("bad-signature", true, `signed by ${signer ?? "nobody"}, names ${a.operator}`);
     let status;
     try {
       status = await this.#oracle.check(a.operator, a.peerId);

@@ -4,16 +4,15 @@
 // Verification hashes the typed data with a hand-written encoder for this one fixed type instead of viem's
 // generic hashTypedData: every node re-verifies every announcement at every hop, and the generic encoder takes
 // ~60 ms for 500 adapters where this one takes a few. The tests hold both to the same digest.
+import { bytesToHex, hexToBytes, keccak256, recoverAddress, stringToBytes, type Address, type Hex } from "viem";
 import {
-  bytesToHex,
-  hexToBytes,
-  keccak256,
-  recoverAddress,
-  stringToBytes,
-  type Address,
-  type Hex,
-} from "viem";
-import { eip712Domain, isCanonicalSignature, signerAddress, signTypedData, type Eip712Deployment, type TypedDataSigner } from "../chain/eip712.ts";
+  eip712Domain,
+  isCanonicalSignature,
+  signerAddress,
+  signTypedData,
+  type Eip712Deployment,
+  type TypedDataSigner,
+} from "../chain/eip712.ts";
 import type { AnnouncementBody } from "./announcement.ts";
 
 export const ANNOUNCEMENT_DOMAIN_NAME = "OpenLoRA Announcement";
@@ -73,7 +72,11 @@ export function announcementTypedData(body: AnnouncementBody, domain: Announceme
   } as const;
 }
 
-export async function signAnnouncement(signer: AnnouncementSigner, body: AnnouncementBody, domain: AnnouncementDomain): Promise<Hex> {
+export async function signAnnouncement(
+  signer: AnnouncementSigner,
+  body: AnnouncementBody,
+  domain: AnnouncementDomain,
+): Promise<Hex> {
   const typed = announcementTypedData(body, domain);
   return (await signTypedData(signer, typed)).toLowerCase() as Hex;
 }
@@ -85,7 +88,9 @@ const encodeType = (name: keyof typeof announcementTypes): string =>
 const k = (bytes: Uint8Array): Uint8Array => keccak256(bytes, "bytes");
 const ANNOUNCEMENT_TYPEHASH = k(stringToBytes(encodeType("Announcement") + encodeType("AdapterEntry")));
 const ADAPTER_ENTRY_TYPEHASH = k(stringToBytes(encodeType("AdapterEntry")));
-const DOMAIN_TYPEHASH = k(stringToBytes("EIP712Domain(string name,string version,uint256 chainId,address verifyingContract)"));
+const DOMAIN_TYPEHASH = k(
+  stringToBytes("EIP712Domain(string name,string version,uint256 chainId,address verifyingContract)"),
+);
 const hashString = (s: string): Uint8Array => k(stringToBytes(s));
 // The tier strings are three: hash them once.
 const TIER_HASHES = new Map(["gpu", "host", "disk"].map((t) => [t, hashString(t)]));
@@ -120,7 +125,15 @@ function domainSeparator(domain: AnnouncementDomain): Uint8Array {
   const key = `${domain.chainId}:${domain.verifyingContract.toLowerCase()}`;
   let sep = domainSeparators.get(key);
   if (!sep) {
-    sep = k(concat([DOMAIN_TYPEHASH, hashString(ANNOUNCEMENT_DOMAIN_NAME), hashString(ANNOUNCEMENT_DOMAIN_VERSION), word(BigInt(domain.chainId)), addressWord(domain.verifyingContract)]));
+    sep = k(
+      concat([
+        DOMAIN_TYPEHASH,
+        hashString(ANNOUNCEMENT_DOMAIN_NAME),
+        hashString(ANNOUNCEMENT_DOMAIN_VERSION),
+        word(BigInt(domain.chainId)),
+        addressWord(domain.verifyingContract),
+      ]),
+    );
     domainSeparators.set(key, sep);
   }
   return sep;
@@ -128,31 +141,45 @@ function domainSeparator(domain: AnnouncementDomain): Uint8Array {
 
 /** The EIP-712 digest of an announcement body: equal to viem's hashTypedData(announcementTypedData(...)). */
 export function hashAnnouncement(body: AnnouncementBody, domain: AnnouncementDomain): Hex {
-  const adapters = k(concat(body.adapters.map((a) => k(concat([
-    ADAPTER_ENTRY_TYPEHASH,
-    hexToBytes(a.id),
-    TIER_HASHES.get(a.tier) ?? hashString(a.tier),
-    k(concat(a.listings.map((l) => hexToBytes(l)))), // bytes32[]: the hash of the words, in order
-  ])))));
-  const struct = k(concat([
-    ANNOUNCEMENT_TYPEHASH,
-    word(body.v),
-    hashString(body.peerId),
-    addressWord(body.operator),
-    k(concat(body.multiaddrs.map(hashString))),
-    hashString(body.api),
-    adapters,
-    word(body.pricePerToken),
-    word(body.queueDepth),
-    word(body.freeSlots),
-    word(body.ts),
-    word(body.seq),
-  ]));
+  const adapters = k(
+    concat(
+      body.adapters.map((a) =>
+        k(
+          concat([
+            ADAPTER_ENTRY_TYPEHASH,
+            hexToBytes(a.id),
+            TIER_HASHES.get(a.tier) ?? hashString(a.tier),
+            k(concat(a.listings.map((l) => hexToBytes(l)))), // bytes32[]: the hash of the words, in order
+          ]),
+        ),
+      ),
+    ),
+  );
+  const struct = k(
+    concat([
+      ANNOUNCEMENT_TYPEHASH,
+      word(body.v),
+      hashString(body.peerId),
+      addressWord(body.operator),
+      k(concat(body.multiaddrs.map(hashString))),
+      hashString(body.api),
+      adapters,
+      word(body.pricePerToken),
+      word(body.queueDepth),
+      word(body.freeSlots),
+      word(body.ts),
+      word(body.seq),
+    ]),
+  );
   return bytesToHex(k(concat([Uint8Array.of(0x19, 0x01), domainSeparator(domain), struct])));
 }
 
 /** The address that signed the body, or null when the signature is malformed or malleable. */
-export async function recoverAnnouncementSigner(body: AnnouncementBody, sig: Hex, domain: AnnouncementDomain): Promise<Address | null> {
+export async function recoverAnnouncementSigner(
+  body: AnnouncementBody,
+  sig: Hex,
+  domain: AnnouncementDomain,
+): Promise<Address | null> {
   if (!isCanonicalSignature(sig)) return null; // like the escrow's vouchers: 65 bytes, low s
   try {
     return await recoverAddress({ hash: hashAnnouncement(body, domain), signature: sig });

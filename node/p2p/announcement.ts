@@ -110,17 +110,24 @@ export function encodeAnnouncement(a: Announcement): Uint8Array {
 }
 
 /** Parses and shape-checks wire bytes; throws AnnouncementFormatError naming the bad field. */
-export function decodeAnnouncement(bytes: Uint8Array, limits: AnnouncementLimits = DEFAULT_ANNOUNCEMENT_LIMITS): Announcement {
-  if (bytes.length > limits.maxBytes) throw new AnnouncementFormatError(`${bytes.length} bytes, over the ${limits.maxBytes} limit`);
+export function decodeAnnouncement(
+  bytes: Uint8Array,
+  limits: AnnouncementLimits = DEFAULT_ANNOUNCEMENT_LIMITS,
+): Announcement {
+  if (bytes.length > limits.maxBytes)
+    throw new AnnouncementFormatError(`${bytes.length} bytes, over the ${limits.maxBytes} limit`);
   let raw: unknown;
   try {
     raw = JSON.parse(new TextDecoder("utf-8", { fatal: true }).decode(bytes));
   } catch (error) {
     throw new AnnouncementFormatError(`not UTF-8 JSON: ${(error as Error).message}`);
   }
-  if (typeof raw !== "object" || raw === null || Array.isArray(raw)) throw new AnnouncementFormatError("not a JSON object");
+  if (typeof raw !== "object" || raw === null || Array.isArray(raw))
+    throw new AnnouncementFormatError("not a JSON object");
   const o = raw as Record<string, unknown>;
-  const fail = (field: string, why: string): never => { throw new AnnouncementFormatError(`${field}: ${why}`); };
+  const fail = (field: string, why: string): never => {
+    throw new AnnouncementFormatError(`${field}: ${why}`);
+  };
   const str = (field: string, max = limits.maxStringLength): string => {
     const value = o[field];
     if (typeof value !== "string" || value.length > max) fail(field, `must be a string of at most ${max} characters`);
@@ -128,29 +135,35 @@ export function decodeAnnouncement(bytes: Uint8Array, limits: AnnouncementLimits
   };
   const uint = (field: string, max: number): number => {
     const value = o[field];
-    if (!Number.isSafeInteger(value) || (value as number) < 0 || (value as number) > max) fail(field, `must be an integer in 0..${max}`);
+    if (!Number.isSafeInteger(value) || (value as number) < 0 || (value as number) > max)
+      fail(field, `must be an integer in 0..${max}`);
     return value as number;
   };
 
   const v = uint("v", 0xffff);
   // Checked before the rest: a later version may change the other fields.
-  if (v !== ANNOUNCEMENT_VERSION) throw new AnnouncementVersionError(`version ${v}, this node speaks ${ANNOUNCEMENT_VERSION}`);
+  if (v !== ANNOUNCEMENT_VERSION)
+    throw new AnnouncementVersionError(`version ${v}, this node speaks ${ANNOUNCEMENT_VERSION}`);
   const peerId = str("peerId");
   if (!/^[1-9A-HJ-NP-Za-km-z]+$/.test(peerId)) fail("peerId", "must be a base58 peer id");
   const operatorRaw = str("operator", 42);
   if (!isAddress(operatorRaw, { strict: false })) fail("operator", "must be an address");
   const api = str("api");
-  if (!Array.isArray(o.multiaddrs) || o.multiaddrs.length > limits.maxMultiaddrs) fail("multiaddrs", `must be an array of at most ${limits.maxMultiaddrs}`);
+  if (!Array.isArray(o.multiaddrs) || o.multiaddrs.length > limits.maxMultiaddrs)
+    fail("multiaddrs", `must be an array of at most ${limits.maxMultiaddrs}`);
   const multiaddrs = (o.multiaddrs as unknown[]).map((m, i) => {
-    if (typeof m !== "string" || m.length === 0 || m.length > limits.maxStringLength || !m.startsWith("/")) fail(`multiaddrs[${i}]`, "must be a multiaddr string");
+    if (typeof m !== "string" || m.length === 0 || m.length > limits.maxStringLength || !m.startsWith("/"))
+      fail(`multiaddrs[${i}]`, "must be a multiaddr string");
     return m as string;
   });
-  if (!Array.isArray(o.adapters) || o.adapters.length > limits.maxAdapters) fail("adapters", `must be an array of at most ${limits.maxAdapters}`);
+  if (!Array.isArray(o.adapters) || o.adapters.length > limits.maxAdapters)
+    fail("adapters", `must be an array of at most ${limits.maxAdapters}`);
   const seen = new Set<string>();
   let listingCount = 0;
   const adapters = (o.adapters as unknown[]).map((entry, i): AnnouncedAdapter => {
     const e = entry as Record<string, unknown> | null;
-    if (typeof e !== "object" || e === null || !isAdapterId(e.id)) fail(`adapters[${i}].id`, "must be 0x and 64 lowercase hex digits");
+    if (typeof e !== "object" || e === null || !isAdapterId(e.id))
+      fail(`adapters[${i}].id`, "must be 0x and 64 lowercase hex digits");
     if (!TIERS.includes(e!.tier as Tier)) fail(`adapters[${i}].tier`, `must be one of ${TIERS.join(", ")}`);
     if (seen.has(e!.id as string)) fail(`adapters[${i}].id`, "is listed twice");
     seen.add(e!.id as string);
@@ -177,8 +190,18 @@ export function decodeAnnouncement(bytes: Uint8Array, limits: AnnouncementLimits
   const sig = str("sig", 132);
   if (!SIGNATURE.test(sig)) fail("sig", "must be 65 bytes of lowercase hex");
   return {
-    v, peerId, operator: getAddress(operatorRaw), multiaddrs, api, adapters, pricePerToken: BigInt(priceRaw),
-    queueDepth, freeSlots, ts, seq, sig: sig as Hex,
+    v,
+    peerId,
+    operator: getAddress(operatorRaw),
+    multiaddrs,
+    api,
+    adapters,
+    pricePerToken: BigInt(priceRaw),
+    queueDepth,
+    freeSlots,
+    ts,
+    seq,
+    sig: sig as Hex,
   };
 }
 

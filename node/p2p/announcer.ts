@@ -16,7 +16,12 @@ import {
   type AnnouncementBody,
   type AnnouncementLimits,
 } from "./announcement.ts";
-import { signAnnouncement, signerAddress, type AnnouncementDomain, type AnnouncementSigner } from "./announcement-sig.ts";
+import {
+  signAnnouncement,
+  signerAddress,
+  type AnnouncementDomain,
+  type AnnouncementSigner,
+} from "./announcement-sig.ts";
 import { Emitter } from "../engine/emitter.ts";
 import type { P2pHost } from "./host.ts";
 import type { PeerTable } from "./peer-table.ts";
@@ -185,7 +190,9 @@ export class Announcer extends Emitter<AnnouncerEvents> {
       if (!this.#running) return;
       this.announceNow()
         .catch((error: unknown) => this.emit("error", error))
-        .finally(() => { if (this.#running) this.#schedule(this.#o.intervalMs ?? 5_000); });
+        .finally(() => {
+          if (this.#running) this.#schedule(this.#o.intervalMs ?? 5_000);
+        });
     }, delayMs);
     this.#timer.unref();
   }

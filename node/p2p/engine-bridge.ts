@@ -10,7 +10,8 @@ import type { NodeState } from "./announcer.ts";
 /** What the announcer reads from the engine. */
 export function engineNodeState(engine: Engine): NodeState {
   return {
-    adapters: (): AdapterAvailability[] => engine.adapters.list().map((a) => ({ id: a.id as AdapterAvailability["id"], tier: a.tier })),
+    adapters: (): AdapterAvailability[] =>
+      engine.adapters.list().map((a) => ({ id: a.id as AdapterAvailability["id"], tier: a.tier })),
     load: () => {
       const stats = engine.stats();
       return {

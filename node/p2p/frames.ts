@@ -21,7 +21,11 @@ export class ProtocolError extends OpenLoraError {
  * Wraps a stream for frames of at most `maxFrameBytes`; `maxBufferBytes` bounds what may be buffered unread
  * (yamux may deliver up to its window ahead of the reader).
  */
-export function frames(stream: Stream, maxFrameBytes: number, maxBufferBytes = Math.max(4 << 20, 2 * maxFrameBytes)): FrameStream {
+export function frames(
+  stream: Stream,
+  maxFrameBytes: number,
+  maxBufferBytes = Math.max(4 << 20, 2 * maxFrameBytes),
+): FrameStream {
   return lpStream(stream, { maxDataLength: maxFrameBytes, maxBufferSize: maxBufferBytes });
 }
 
@@ -38,7 +42,8 @@ export async function readJson(lp: FrameStream, options?: AbortOptions): Promise
   } catch (error) {
     throw new ProtocolError(`frame is not UTF-8 JSON: ${(error as Error).message}`);
   }
-  if (typeof value !== "object" || value === null || Array.isArray(value)) throw new ProtocolError("frame is not a JSON object");
+  if (typeof value !== "object" || value === null || Array.isArray(value))
+    throw new ProtocolError("frame is not a JSON object");
   return value as Record<string, unknown>;
 }
 
@@ -48,7 +53,12 @@ export async function readFrame(lp: FrameStream, options?: AbortOptions): Promis
 }
 
 /** What @libp2p/utils throws for a peer that sends more than a read may hold: the peer's fault, not the network's. */
-const PEER_OVERRUN = new Set(["InvalidDataLengthError", "InvalidDataLengthLengthError", "InvalidMessageLengthError", "StreamBufferError"]);
+const PEER_OVERRUN = new Set([
+  "InvalidDataLengthError",
+  "InvalidDataLengthLengthError",
+  "InvalidMessageLengthError",
+  "StreamBufferError",
+]);
 
 /**
  * Reads one frame as the list of buffers it arrived in (no copy to join them: large frames). An oversized frame

@@ -6,7 +6,15 @@ import { yamux } from "@chainsafe/libp2p-yamux";
 import { bootstrap } from "@libp2p/bootstrap";
 import { gossipsub, type GossipSub, type GossipsubOpts } from "@libp2p/gossipsub";
 import { identify, type Identify } from "@libp2p/identify";
-import type { AbortOptions, DialProtocolOptions, PeerId, PrivateKey, Stream, StreamHandler, StreamHandlerOptions } from "@libp2p/interface";
+import type {
+  AbortOptions,
+  DialProtocolOptions,
+  PeerId,
+  PrivateKey,
+  Stream,
+  StreamHandler,
+  StreamHandlerOptions,
+} from "@libp2p/interface";
 import { peerIdFromString } from "@libp2p/peer-id";
 import { ping, type Ping } from "@libp2p/ping";
 import { tcp } from "@libp2p/tcp";
@@ -130,7 +138,8 @@ export class P2pHost {
   async openStream(peer: PeerAddress, protocol: string, options?: DialProtocolOptions): Promise<Stream> {
     const id = peerIdFromString(peer.peerId);
     // Connected already: a new stream on the open connection (the peer store write costs ~0.5 ms per call).
-    if (this.node.getConnections(id).some((c) => c.status === "open")) return this.node.dialProtocol(id, protocol, options);
+    if (this.node.getConnections(id).some((c) => c.status === "open"))
+      return this.node.dialProtocol(id, protocol, options);
     const addrs = peer.multiaddrs.flatMap((a) => {
       try {
         return [withoutPeerId(multiaddr(a))];

@@ -5,7 +5,14 @@ import type { Stream } from "@libp2p/interface";
 import type { Usage } from "../engine/runtime/types.ts";
 import { deadline, frames, ProtocolError, readJson, writeJson } from "./frames.ts";
 import type { P2pHost, PeerAddress } from "./host.ts";
-import { INFER_PROTOCOL, InferError, MAX_RESPONSE_FRAME, parseResponseFrame, type InferEvent, type InferRequest } from "./infer-frames.ts";
+import {
+  INFER_PROTOCOL,
+  InferError,
+  MAX_RESPONSE_FRAME,
+  parseResponseFrame,
+  type InferEvent,
+  type InferRequest,
+} from "./infer-frames.ts";
 
 export interface InferOptions {
   signal?: AbortSignal;
@@ -22,7 +29,12 @@ export interface InferResult {
 }
 
 /** Streams one request's events from a peer. Throws InferError for the server's refusals. */
-export async function* inferStream(host: P2pHost, peer: PeerAddress, request: InferRequest, options: InferOptions = {}): AsyncGenerator<InferEvent> {
+export async function* inferStream(
+  host: P2pHost,
+  peer: PeerAddress,
+  request: InferRequest,
+  options: InferOptions = {},
+): AsyncGenerator<InferEvent> {
   const connectSignal = deadline(options.connectTimeoutMs ?? 10_000, options.signal);
   let stream: Stream | undefined;
   let ended = false;
@@ -43,7 +55,8 @@ export async function* inferStream(host: P2pHost, peer: PeerAddress, request: In
       }
     }
   } catch (error) {
-    if (error instanceof ProtocolError) throw new InferError("internal", `${peer.peerId} broke the protocol: ${error.message}`);
+    if (error instanceof ProtocolError)
+      throw new InferError("internal", `${peer.peerId} broke the protocol: ${error.message}`);
     throw error;
   } finally {
     // Left before the final frame (break, abort, error): reset, so the server cancels the request.
@@ -52,7 +65,12 @@ export async function* inferStream(host: P2pHost, peer: PeerAddress, request: In
 }
 
 /** Runs one request on a peer to its end. */
-export async function infer(host: P2pHost, peer: PeerAddress, request: InferRequest, options: InferOptions = {}): Promise<InferResult> {
+export async function infer(
+  host: P2pHost,
+  peer: PeerAddress,
+  request: InferRequest,
+  options: InferOptions = {},
+): Promise<InferResult> {
   const tokenIds: number[] = [];
   let text = "";
   for await (const event of inferStream(host, peer, request, options)) {

@@ -45,18 +45,33 @@ const MAX_TOKEN_IDS = 1 << 16;
 
 /** Shape-checks a request frame (the engine checks the values against the model). */
 export function parseRequestFrame(frame: Record<string, unknown>): InferRequest {
-  const bad = (why: string): never => { throw new InferError("invalid_request", why); };
+  const bad = (why: string): never => {
+    throw new InferError("invalid_request", why);
+  };
   if (frame.type !== "request") bad(`expected a request frame, got type ${JSON.stringify(frame.type)}`);
   const { adapterId, prompt, tokenIds, maxTokens, temperature, topP, topK, seed, stop } = frame;
   if (adapterId !== null && typeof adapterId !== "string") bad("adapterId must be a string or null");
   if (prompt !== undefined && typeof prompt !== "string") bad("prompt must be a string");
-  if (tokenIds !== undefined && (!Array.isArray(tokenIds) || tokenIds.length > MAX_TOKEN_IDS || !tokenIds.every(Number.isInteger))) bad("tokenIds must be an array of integers");
+  if (
+    tokenIds !== undefined &&
+    (!Array.isArray(tokenIds) || tokenIds.length > MAX_TOKEN_IDS || !tokenIds.every(Number.isInteger))
+  )
+    bad("tokenIds must be an array of integers");
   if ((prompt === undefined) === (tokenIds === undefined)) bad("exactly one of prompt and tokenIds");
   if (!Number.isInteger(maxTokens)) bad("maxTokens must be an integer");
-  for (const [name, value] of [["temperature", temperature], ["topP", topP], ["topK", topK], ["seed", seed]] as const) {
+  for (const [name, value] of [
+    ["temperature", temperature],
+    ["topP", topP],
+    ["topK", topK],
+    ["seed", seed],
+  ] as const) {
     if (value !== undefined && typeof value !== "number") bad(`${name} must be a number`);
   }
-  if (stop !== undefined && (!Array.isArray(stop) || stop.length > MAX_STOP || !stop.every((s) => typeof s === "string" && s.length <= 256))) bad(`stop must be at most ${MAX_STOP} strings`);
+  if (
+    stop !== undefined &&
+    (!Array.isArray(stop) || stop.length > MAX_STOP || !stop.every((s) => typeof s === "string" && s.length <= 256))
+  )
+    bad(`stop must be at most ${MAX_STOP} strings`);
   return {
     adapterId: adapterId as string | null,
     ...(prompt !== undefined ? { prompt: prompt as string } : { tokenIds: tokenIds as number[] }),
@@ -87,7 +102,14 @@ export function parseResponseFrame(frame: Record<string, unknown>): ResponseFram
       break;
     case "usage": {
       const u = frame.usage as Record<string, unknown> | null;
-      if (typeof frame.text === "string" && typeof u === "object" && u !== null && Number.isInteger(u.promptTokens) && Number.isInteger(u.completionTokens) && typeof u.finishReason === "string") {
+      if (
+        typeof frame.text === "string" &&
+        typeof u === "object" &&
+        u !== null &&
+        Number.isInteger(u.promptTokens) &&
+        Number.isInteger(u.completionTokens) &&
+        typeof u.finishReason === "string"
+      ) {
         return frame as ResponseFrame;
       }
       break;

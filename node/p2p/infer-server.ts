@@ -43,22 +43,41 @@ export interface ServeInferenceOptions {
   onFinished?: (request: InferRequest, usage: Usage, context: InferContext) => void;
 }
 
-export async function serveInference(host: P2pHost, service: InferenceService, options: ServeInferenceOptions = {}): Promise<void> {
-  await host.handle(INFER_PROTOCOL, (stream, connection) => {
-    serveOne(stream, connection.remotePeer.toString(), service, options).catch((error) => stream.abort(error as Error));
-  }, { maxInboundStreams: options.maxInboundStreams ?? 32 });
+export async function serveInference(
+  host: P2pHost,
+  service: InferenceService,
+  options: ServeInferenceOptions = {},
+): Promise<void> {
+  await host.handle(
+    INFER_PROTOCOL,
+    (stream, connection) => {
+      serveOne(stream, connection.remotePeer.toString(), service, options).catch((error) =>
+        stream.abort(error as Error),
+      );
+    },
+    { maxInboundStreams: options.maxInboundStreams ?? 32 },
+  );
 }
 
-async function serveOne(stream: Stream, peerId: string, service: InferenceService, options: ServeInferenceOptions): Promise<void> {
+async function serveOne(
+  stream: Stream,
+  peerId: string,
+  service: InferenceService,
+  options: ServeInferenceOptions,
+): Promise<void> {
   const gone = new AbortController();
   const cancel = new AbortController(); // what the engine sees: the client left, or we could not write to it
   let finished = false;
   // 'close' fires once the stream can carry nothing more: before we finished, the client is gone.
-  stream.addEventListener("close", () => {
-    if (finished) return;
-    gone.abort(new Error("client closed the stream"));
-    cancel.abort(gone.signal.reason);
-  }, { once: true });
+  stream.addEventListener(
+    "close",
+    () => {
+      if (finished) return;
+      gone.abort(new Error("client closed the stream"));
+      cancel.abort(gone.signal.reason);
+    },
+    { once: true },
+  );
   const lp = frames(stream, MAX_REQUEST_FRAME);
   const send = async (frame: ResponseFrame): Promise<void> => {
     const bytes = new TextEncoder().encode(JSON.stringify(frame));
@@ -67,7 +86,9 @@ async function serveOne(stream: Stream, peerId: string, service: InferenceServic
   };
   const context: InferContext = { peerId, signal: gone.signal };
   try {
-    const request = parseRequestFrame(await readJson(lp, { signal: deadline(options.requestTimeoutMs ?? 10_000, gone.signal) }));
+    const request = parseRequestFrame(
+      await readJson(lp, { signal: deadline(options.requestTimeoutMs ?? 10_000, gone.signal) }),
+    );
     await options.authorize?.(request, context);
     await options.prepare?.(request, context);
     gone.signal.throwIfAborted();

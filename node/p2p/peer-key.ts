@@ -13,7 +13,8 @@ export async function loadOrCreatePeerKey(dataDir: string): Promise<PrivateKey> 
   try {
     return privateKeyFromProtobuf(await readFile(file));
   } catch (error) {
-    if ((error as NodeJS.ErrnoException).code !== "ENOENT") throw new Error(`${file}: not a libp2p private key (${(error as Error).message})`);
+    if ((error as NodeJS.ErrnoException).code !== "ENOENT")
+      throw new Error(`${file}: not a libp2p private key (${(error as Error).message})`);
   }
   await mkdir(dataDir, { recursive: true });
   const key = await generateKeyPair("Ed25519");

@@ -112,34 +112,58 @@ export class PeerNode {
     const t = options.timings ?? {};
     const { chain } = options;
     this.domain = { chainId: chain.chainId, verifyingContract: chain.nodeRegistry };
-    this.oracle = options.oracle ?? new RegistryStakeOracle({
-      client: chain.client, registry: chain.nodeRegistry, ttlMs: t.stakeTtlMs, negativeTtlMs: t.negativeStakeTtlMs,
-      checkPeerBinding: options.checkPeerBinding,
-    });
+    this.oracle =
+      options.oracle ??
+      new RegistryStakeOracle({
+        client: chain.client,
+        registry: chain.nodeRegistry,
+        ttlMs: t.stakeTtlMs,
+        negativeTtlMs: t.negativeStakeTtlMs,
+        checkPeerBinding: options.checkPeerBinding,
+      });
     this.validator = new AnnouncementValidator({
-      table, oracle: this.oracle, domain: this.domain, selfPeerId: host.peerId.toString(),
-      limits: options.limits, maxAgeMs: t.maxAgeMs, maxFutureMs: t.maxFutureMs, rate: options.rate,
+      table,
+      oracle: this.oracle,
+      domain: this.domain,
+      selfPeerId: host.peerId.toString(),
+      limits: options.limits,
+      maxAgeMs: t.maxAgeMs,
+      maxFutureMs: t.maxFutureMs,
+      rate: options.rate,
     });
     this.keeper = new TableKeeper({ table, oracle: this.oracle, intervalMs: t.keeperIntervalMs });
     const engine = options.engine;
-    const registry = options.registry
-      ?? new ChainAdapterRegistry({ client: chain.client, registry: chain.adapterRegistry, ttlMs: t.registryTtlMs });
+    const registry =
+      options.registry ??
+      new ChainAdapterRegistry({ client: chain.client, registry: chain.adapterRegistry, ttlMs: t.registryTtlMs });
     this.listings = new ServedListings({ registry, serve: options.serveListing, refreshMs: t.registryTtlMs });
     const held = options.state ?? (engine ? engineNodeState(engine) : null);
     const state = held && this.listings.attach(held);
-    this.announcer = options.signer && state
-      ? new Announcer({
-        host, signer: options.signer, domain: this.domain, state, table, api: options.api,
-        pricePerToken: options.pricePerToken, intervalMs: t.announceIntervalMs, minIntervalMs: t.minAnnounceIntervalMs,
-        limits: options.limits,
-      })
-      : null;
+    this.announcer =
+      options.signer && state
+        ? new Announcer({
+            host,
+            signer: options.signer,
+            domain: this.domain,
+            state,
+            table,
+            api: options.api,
+            pricePerToken: options.pricePerToken,
+            intervalMs: t.announceIntervalMs,
+            minIntervalMs: t.minAnnounceIntervalMs,
+            limits: options.limits,
+          })
+        : null;
     this.fetcher = engine
       ? new AdapterFetcher({
-        host, table, sink: engineAdapterSink(engine), model: engine.model.config, maxRank: engine.limits.maxRank,
-        registry,
-        banMs: t.banMs,
-      })
+          host,
+          table,
+          sink: engineAdapterSink(engine),
+          model: engine.model.config,
+          maxRank: engine.limits.maxRank,
+          registry,
+          banMs: t.banMs,
+        })
       : null;
   }
 
@@ -147,10 +171,16 @@ export class PeerNode {
     // The table exists before the host: gossipsub's scoring asks it who is banned.
     const table = new PeerTable({ ttlMs: options.timings?.entryTtlMs });
     const host = await P2pHost.create({
-      dataDir: options.dataDir, listen: options.listen, announce: options.announce, bootstrap: options.bootstrap,
+      dataDir: options.dataDir,
+      listen: options.listen,
+      announce: options.announce,
+      bootstrap: options.bootstrap,
       privateKey: options.privateKey,
       gossip: {
-        scoreParams: scoreParams({ isBanned: (p) => table.isBanned(p), colocationWhitelist: options.colocationWhitelist }),
+        scoreParams: scoreParams({
+          isBanned: (p) => table.isBanned(p),
+          colocationWhitelist: options.colocationWhitelist,
+        }),
         scoreThresholds,
         ...options.gossip,
       },
@@ -218,16 +248,25 @@ export class PeerNode {
    */
   async infer(request: InferRequest, options: InferOptions = {}): Promise<InferResult> {
     const candidates = this.candidates(request.adapterId).filter((c) => c.peerId !== this.peerId);
-    return withFailover(candidates, request.adapterId ?? "the base model", (c) =>
-      infer(this.host, { peerId: c.peerId, multiaddrs: c.announcement.multiaddrs }, request, options), {
-      signal: options.signal,
-      // A request that one node finds invalid is invalid everywhere: do not send it round the network.
-      isFatal: (error) => error instanceof InferError && error.code === "invalid_request",
-    });
+    return withFailover(
+      candidates,
+      request.adapterId ?? "the base model",
+      (c) => infer(this.host, { peerId: c.peerId, multiaddrs: c.announcement.multiaddrs }, request, options),
+      {
+        signal: options.signal,
+        // A request that one node finds invalid is invalid everywhere: do not send it round the network.
+        isFatal: (error) => error instanceof InferError && error.code === "invalid_request",
+      },
+    );
   }
 
   /** Streams a request from one chosen peer (no failover once tokens flow). */
   inferStream(candidate: Candidate, request: InferRequest, options: InferOptions = {}): AsyncGenerator<InferEvent> {
-    return inferStream(this.host, { peerId: candidate.peerId, multiaddrs: candidate.announcement.multiaddrs }, request, options);
+    return inferStream(
+      this.host,
+      { peerId: candidate.peerId, multiaddrs: candidate.announcement.multiaddrs },
+      request,
+      options,
+    );
   }
 }

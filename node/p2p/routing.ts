@@ -59,9 +59,12 @@ export class NoRouteError extends OpenLoraError {
   readonly attempts: Attempt[];
 
   constructor(what: string, attempts: Attempt[]) {
-    super("no_route", attempts.length === 0
-      ? `no live peer offers ${what}`
-      : `every peer offering ${what} failed: ${attempts.map((a) => `${a.peerId}: ${(a.error as Error)?.message ?? String(a.error)}`).join("; ")}`);
+    super(
+      "no_route",
+      attempts.length === 0
+        ? `no live peer offers ${what}`
+        : `every peer offering ${what} failed: ${attempts.map((a) => `${a.peerId}: ${(a.error as Error)?.message ?? String(a.error)}`).join("; ")}`,
+    );
     this.attempts = attempts;
   }
 }
@@ -75,7 +78,11 @@ export async function withFailover<T>(
   candidates: readonly Candidate[],
   what: string,
   attempt: (candidate: Candidate) => Promise<T>,
-  options: { signal?: AbortSignal; onError?: (candidate: Candidate, error: unknown) => void; isFatal?: (error: unknown) => boolean } = {},
+  options: {
+    signal?: AbortSignal;
+    onError?: (candidate: Candidate, error: unknown) => void;
+    isFatal?: (error: unknown) => boolean;
+  } = {},
 ): Promise<T> {
   const attempts: Attempt[] = [];
   for (const candidate of candidates) {

@@ -35,15 +35,20 @@ export class TableKeeper {
   async tick(): Promise<void> {
     const { table, oracle } = this.#o;
     table.sweep();
-    await Promise.all(table.entries().filter((e) => !e.local).map(async (e) => {
-      let status;
-      try {
-        status = await oracle.check(e.announcement.operator, e.peerId);
-      } catch {
-        return; // the chain is unreachable for a moment: keep what we know rather than empty the table
-      }
-      // Only the entry checked may go: a fresher announcement may have replaced it meanwhile.
-      if (status !== "active" && table.get(e.peerId) === e) table.remove(e.peerId, "unstaked");
-    }));
+    await Promise.all(
+      table
+        .entries()
+        .filter((e) => !e.local)
+        .map(async (e) => {
+          let status;
+          try {
+            status = await oracle.check(e.announcement.operator, e.peerId);
+          } catch {
+            return; // the chain is unreachable for a moment: keep what we know rather than empty the table
+          }
+          // Only the entry checked may go: a fresher announcement may have replaced it meanwhile.
+          if (status !== "active" && table.get(e.peerId) === e) table.remove(e.peerId, "unstaked");
+        }),
+    );
   }
 }

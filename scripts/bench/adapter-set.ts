@@ -19,7 +19,12 @@ export function manifestPath(storeDir: string, label: string): string {
 }
 
 /** The ids of a set, written into `storeDir` first when missing. Open the engine on storeDir afterwards. */
-export function ensureAdapterSet(storeDir: string, config: ModelConfig, spec: AdapterSetSpec, log: (line: string) => void): string[] {
+export function ensureAdapterSet(
+  storeDir: string,
+  config: ModelConfig,
+  spec: AdapterSetSpec,
+  log: (line: string) => void,
+): string[] {
   const file = manifestPath(storeDir, spec.label);
   const key = JSON.stringify({ spec, config });
   const read = (): string[] | null => {
@@ -31,7 +36,9 @@ export function ensureAdapterSet(storeDir: string, config: ModelConfig, spec: Ad
   const ready = read();
   if (ready) return ready;
   const started = performance.now();
-  const child = spawnSync(process.execPath, [join(import.meta.dirname, "make-adapters.ts"), storeDir, key], { stdio: ["ignore", "inherit", "inherit"] });
+  const child = spawnSync(process.execPath, [join(import.meta.dirname, "make-adapters.ts"), storeDir, key], {
+    stdio: ["ignore", "inherit", "inherit"],
+  });
   if (child.status !== 0) throw new Error(`make-adapters.ts failed (${child.status ?? child.signal})`);
   log(`wrote ${spec.count} adapters (${spec.label}) in ${((performance.now() - started) / 1000).toFixed(1)} s`);
   const ids = read();

@@ -24,7 +24,10 @@ function cpuCopy(quick: boolean): CopyResult {
     dst.set(src);
     best = Math.min(best, performance.now() - started);
   }
-  return { gbps: (2 * src.byteLength) / (best / 1000) / 1e9, method: `Float32Array.set of ${src.byteLength / 2 ** 20} MiB, best of ${quick ? 4 : 8}` };
+  return {
+    gbps: (2 * src.byteLength) / (best / 1000) / 1e9,
+    method: `Float32Array.set of ${src.byteLength / 2 ** 20} MiB, best of ${quick ? 4 : 8}`,
+  };
 }
 
 /**

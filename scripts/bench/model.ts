@@ -30,13 +30,26 @@ export const SHAPES: Record<string, Shape> = {
 
 export function shapeConfig(shape: Shape): ModelConfig {
   return {
-    dim: shape.dim, hiddenDim: shape.hidden, nLayers: shape.layers, nHeads: shape.heads, nKvHeads: shape.kvHeads,
-    headDim: shape.dim / shape.heads, vocabSize: shape.vocab, maxSeqLen: shape.context, normEps: 1e-5, ropeTheta: 10000,
+    dim: shape.dim,
+    hiddenDim: shape.hidden,
+    nLayers: shape.layers,
+    nHeads: shape.heads,
+    nKvHeads: shape.kvHeads,
+    headDim: shape.dim / shape.heads,
+    vocabSize: shape.vocab,
+    maxSeqLen: shape.context,
+    normEps: 1e-5,
+    ropeTheta: 10000,
   };
 }
 
 /** Loads `path`, or the cached random model of `shapeName` (writing it first when missing). */
-export async function benchModel(root: string, shapeName: string, path: string | undefined, log: (line: string) => void): Promise<LoadedModel> {
+export async function benchModel(
+  root: string,
+  shapeName: string,
+  path: string | undefined,
+  log: (line: string) => void,
+): Promise<LoadedModel> {
   if (path) return loadModel(path);
   const shape = SHAPES[shapeName];
   if (!shape) throw new Error(`unknown shape "${shapeName}" (known: ${Object.keys(SHAPES).join(", ")})`);

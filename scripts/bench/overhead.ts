@@ -12,21 +12,39 @@ export async function engineOverheadMs(model: LoadedModel, batch: number, steps:
   const config = model.weights.config;
   let n = 0;
   const nullBackend: Backend = {
-    kind: "cpu", device: "null", config, memoryBytes: 0,
+    kind: "cpu",
+    device: "null",
+    config,
+    memoryBytes: 0,
     options: { numBlocks: batch * Math.ceil((8 + steps + 2) / 16) + 1, blockSize: 16, adapterSlots: 1, maxRank: 1 },
     async setAdapter() {},
-    async forward(s) { return new Float32Array(s.length * config.vocabSize); },
+    async forward(s) {
+      return new Float32Array(s.length * config.vocabSize);
+    },
     // Ordinary tokens, never EOS: 3 + something that walks the vocabulary.
-    async sample(s) { return Int32Array.from(s, (_, i) => 3 + ((n++ * 7919 + i) % (config.vocabSize - 3))); },
+    async sample(s) {
+      return Int32Array.from(s, (_, i) => 3 + ((n++ * 7919 + i) % (config.vocabSize - 3)));
+    },
     async close() {},
   };
   const dir = await mkdtemp(join(tmpdir(), "openlora-overhead-"));
-  const engine = await Engine.create({ backend: nullBackend, tokenizer: model.tokenizer, modelName: model.name, adapterDir: dir, scheduler: { maxRunning: batch } });
+  const engine = await Engine.create({
+    backend: nullBackend,
+    tokenizer: model.tokenizer,
+    modelName: model.name,
+    adapterDir: dir,
+    scheduler: { maxRunning: batch },
+  });
   engine.start();
   try {
     const run = async (): Promise<number> => {
       const started = performance.now();
-      await Promise.all(prompts(batch, 8, config.vocabSize, 9).map((tokenIds) => engine.submit({ adapterId: null, tokenIds, maxTokens: steps, temperature: 0, ignoreEos: true }).result));
+      await Promise.all(
+        prompts(batch, 8, config.vocabSize, 9).map(
+          (tokenIds) =>
+            engine.submit({ adapterId: null, tokenIds, maxTokens: steps, temperature: 0, ignoreEos: true }).result,
+        ),
+      );
       return (performance.now() - started) / steps;
     };
     await run(); // warm-up

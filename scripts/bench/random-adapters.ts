@@ -2,7 +2,12 @@
 // and the thousand-adapter tests register by the hundred. writeRandomPeftAdapter is the PEFT-folder twin.
 import { withId } from "../../node/engine/adapter/canonical.ts";
 import type { LoraAdapter, LoraPair } from "../../node/engine/adapter/lora.ts";
-import { LINEAR_TARGETS, projectionShape, type LinearTarget, type ModelConfig } from "../../node/engine/model/config.ts";
+import {
+  LINEAR_TARGETS,
+  projectionShape,
+  type LinearTarget,
+  type ModelConfig,
+} from "../../node/engine/model/config.ts";
 import { createRng } from "../../node/engine/sampling/rng.ts";
 
 export interface RandomLoraOptions {
@@ -15,7 +20,10 @@ export interface RandomLoraOptions {
 }
 
 /** A random adapter for a model shape, with its id and canonical bytes. */
-export function randomLora(config: ModelConfig, options: RandomLoraOptions): { adapter: LoraAdapter; encoded: Uint8Array } {
+export function randomLora(
+  config: ModelConfig,
+  options: RandomLoraOptions,
+): { adapter: LoraAdapter; encoded: Uint8Array } {
   const rng = createRng(options.seed);
   const targets = LINEAR_TARGETS.filter((t) => (options.targets ?? LINEAR_TARGETS).includes(t));
   const bScale = options.bScale ?? 0.05;
@@ -28,9 +36,20 @@ export function randomLora(config: ModelConfig, options: RandomLoraOptions): { a
     const layer: Partial<Record<LinearTarget, LoraPair>> = {};
     for (const target of targets) {
       const { inDim, outDim } = projectionShape(config, target);
-      layer[target] = { rank: options.rank, a: uniform(options.rank * inDim, 1 / Math.sqrt(inDim)), b: uniform(outDim * options.rank, bScale) };
+      layer[target] = {
+        rank: options.rank,
+        a: uniform(options.rank * inDim, 1 / Math.sqrt(inDim)),
+        b: uniform(outDim * options.rank, bScale),
+      };
     }
     return layer;
   });
-  return withId({ baseModel: options.baseModel ?? "", rank: options.rank, alpha: options.rank, useRslora: false, targets: [...targets], layers });
+  return withId({
+    baseModel: options.baseModel ?? "",
+    rank: options.rank,
+    alpha: options.rank,
+    useRslora: false,
+    targets: [...targets],
+    layers,
+  });
 }

@@ -30,7 +30,9 @@ export type Goals = Partial<Record<keyof BenchResults, { text: string; met: bool
 
 export function writeResults(file: string, results: BenchResults): void {
   mkdirSync(dirname(file), { recursive: true });
-  const rounded = Object.fromEntries(Object.entries(results).map(([k, v]) => [k, typeof v === "number" ? round(v) : v]));
+  const rounded = Object.fromEntries(
+    Object.entries(results).map(([k, v]) => [k, typeof v === "number" ? round(v) : v]),
+  );
   writeFileSync(file, JSON.stringify(rounded, null, 2) + "\n");
 }
 
@@ -50,10 +52,22 @@ memory is the process's resident set after a full GC (plus device memory on a di
 `;
 
 /** Replaces (or adds) this run's block in BENCHMARKS.md, keeping the rest of the file. */
-export function writeMarkdown(file: string, key: string, title: string, results: BenchResults, goals: Goals, notes: string[]): void {
+export function writeMarkdown(
+  file: string,
+  key: string,
+  title: string,
+  results: BenchResults,
+  goals: Goals,
+  notes: string[],
+): void {
   const rows = (Object.keys(results) as (keyof BenchResults)[]).map((name) => {
     const value = results[name];
-    const shown = typeof value === "number" ? (name.startsWith("memory_bytes") ? `${(value / 2 ** 20).toFixed(0)} MiB` : String(round(value))) : `\`${value}\``;
+    const shown =
+      typeof value === "number"
+        ? name.startsWith("memory_bytes")
+          ? `${(value / 2 ** 20).toFixed(0)} MiB`
+          : String(round(value))
+        : `\`${value}\``;
     const goal = goals[name];
     const verdict = goal ? (goal.met === null ? "" : goal.met ? "met" : "**missed**") : "";
     return `| \`${name}\` | ${shown} | ${goal?.text ?? ""} | ${verdict} |`;
@@ -74,7 +88,10 @@ export function writeMarkdown(file: string, key: string, title: string, results:
   if (pattern.test(text)) text = text.replace(pattern, block);
   else {
     const analysis = text.indexOf("\n## Analysis");
-    text = analysis >= 0 ? `${text.slice(0, analysis)}\n${block}\n${text.slice(analysis)}` : `${text.trimEnd()}\n\n${block}\n`;
+    text =
+      analysis >= 0
+        ? `${text.slice(0, analysis)}\n${block}\n${text.slice(analysis)}`
+        : `${text.trimEnd()}\n\n${block}\n`;
   }
   writeFileSync(file, text);
 }

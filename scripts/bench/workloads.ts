@@ -7,7 +7,10 @@ import { percentile } from "./stats.ts";
 /** Random prompts of `length` tokens (BOS first) over the vocabulary, distinct per index. */
 export function prompts(count: number, length: number, vocab: number, seed: number): number[][] {
   const rng = createRng(seed);
-  return Array.from({ length: count }, () => [1, ...Array.from({ length: length - 1 }, () => 3 + Math.floor(rng() * (vocab - 3)))]);
+  return Array.from({ length: count }, () => [
+    1,
+    ...Array.from({ length: length - 1 }, () => 3 + Math.floor(rng() * (vocab - 3))),
+  ]);
 }
 
 export interface DecodeResult {
@@ -20,10 +23,21 @@ export interface DecodeResult {
  * Steady-state decode throughput of `adapterIds.length` sequences running together: from the moment the last
  * one has its first token (every prompt prefilled) to the last token, counting the tokens in between.
  */
-export async function decodeThroughput(engine: Engine, adapterIds: (string | null)[], promptIds: number[][], decodeSteps: number): Promise<DecodeResult> {
+export async function decodeThroughput(
+  engine: Engine,
+  adapterIds: (string | null)[],
+  promptIds: number[][],
+  decodeSteps: number,
+): Promise<DecodeResult> {
   const runs = adapterIds.map(async (adapterId, i) => {
     const times: number[] = [];
-    for await (const event of engine.submit({ adapterId, tokenIds: promptIds[i], maxTokens: decodeSteps + 1, temperature: 0, ignoreEos: true })) {
+    for await (const event of engine.submit({
+      adapterId,
+      tokenIds: promptIds[i],
+      maxTokens: decodeSteps + 1,
+      temperature: 0,
+      ignoreEos: true,
+    })) {
       if (event.type === "token") times.push(performance.now());
     }
     return times;
@@ -48,12 +62,23 @@ export async function coldLoads(engine: Engine, ids: string[]): Promise<number[]
 }
 
 /** Time to first token of single requests on an idle engine, with the adapter resident (warm) or on disk only (cold). */
-export async function timeToFirstToken(engine: Engine, ids: string[], promptIds: number[], warm: boolean): Promise<number[]> {
+export async function timeToFirstToken(
+  engine: Engine,
+  ids: string[],
+  promptIds: number[],
+  warm: boolean,
+): Promise<number[]> {
   const ms: number[] = [];
   for (const id of ids) {
     if (warm) await engine.adapters.load(id);
     else await engine.adapters.unload(id);
-    const { usage } = await engine.submit({ adapterId: id, tokenIds: promptIds, maxTokens: 1, temperature: 0, ignoreEos: true }).result;
+    const { usage } = await engine.submit({
+      adapterId: id,
+      tokenIds: promptIds,
+      maxTokens: 1,
+      temperature: 0,
+      ignoreEos: true,
+    }).result;
     ms.push(usage.timings.ttftMs);
   }
   return ms;
@@ -73,12 +98,27 @@ export interface ZipfResult {
  * Closed loop: `clients` clients each send a request, wait for its end, and send the next, for `durationMs`;
  * each request's adapter is drawn from Zipf(s) over `ids` (rank 1 the most popular).
  */
-export async function zipfLoad(engine: Engine, ids: string[], options: { clients: number; durationMs: number; maxTokens: number; promptLength: number; vocab: number; s?: number; seed?: number }): Promise<ZipfResult> {
+export async function zipfLoad(
+  engine: Engine,
+  ids: string[],
+  options: {
+    clients: number;
+    durationMs: number;
+    maxTokens: number;
+    promptLength: number;
+    vocab: number;
+    s?: number;
+    seed?: number;
+  },
+): Promise<ZipfResult> {
   const rng = createRng(options.seed ?? 11);
   const weights = ids.map((_, k) => 1 / Math.pow(k + 1, options.s ?? 1));
   const total = weights.reduce((a, b) => a + b, 0);
   const cdf: number[] = [];
-  weights.reduce((acc, w) => { cdf.push((acc + w) / total); return acc + w; }, 0);
+  weights.reduce((acc, w) => {
+    cdf.push((acc + w) / total);
+    return acc + w;
+  }, 0);
   const draw = (): string => {
     const u = rng();
     let lo = 0;
@@ -99,7 +139,13 @@ export async function zipfLoad(engine: Engine, ids: string[], options: { clients
       const adapterId = draw();
       used.add(adapterId);
       const [tokenIds] = prompts(1, options.promptLength, options.vocab, c * 100_003 + n++);
-      const { usage } = await engine.submit({ adapterId, tokenIds, maxTokens: options.maxTokens, temperature: 0, ignoreEos: true }).result;
+      const { usage } = await engine.submit({
+        adapterId,
+        tokenIds,
+        maxTokens: options.maxTokens,
+        temperature: 0,
+        ignoreEos: true,
+      }).result;
       usages.push(usage);
     }
   };

@@ -27,7 +27,10 @@ async function expectedStories(maxTokens: number): Promise<{ label: string; line
 
 /** The demo's stories in the order printed, each its "[label] prompt+text" line, and its "(N tokens, ...)" note. */
 function printedStories(stdout: string): { line: string; note: string }[] {
-  const blocks = stdout.split("\n\n").slice(1).filter((b) => b.trim() !== "");
+  const blocks = stdout
+    .split("\n\n")
+    .slice(1)
+    .filter((b) => b.trim() !== "");
   return blocks.map((block) => {
     const at = block.lastIndexOf("\n  (");
     return { line: block.slice(0, at), note: block.slice(at + 4) };
@@ -55,8 +58,14 @@ describe("openlora demo", () => {
   });
 
   it("refuses bad options with exit code 2, naming the problem", async () => {
-    expect(await openlora("demo", "--max-tokens", "0")).toMatchObject({ code: 2, stderr: expect.stringMatching(/--max-tokens must be at least 1, got 0/) });
-    expect(await openlora("demo", "--backend", "tpu")).toMatchObject({ code: 2, stderr: expect.stringMatching(/--backend must be one of cpu, webgpu, simd, auto, got "tpu"/) });
+    expect(await openlora("demo", "--max-tokens", "0")).toMatchObject({
+      code: 2,
+      stderr: expect.stringMatching(/--max-tokens must be at least 1, got 0/),
+    });
+    expect(await openlora("demo", "--backend", "tpu")).toMatchObject({
+      code: 2,
+      stderr: expect.stringMatching(/--backend must be one of cpu, webgpu, simd, auto, got "tpu"/),
+    });
     const missing = await openlora("demo", "--model", "/nonexistent/model", "--backend", "cpu");
     expect(missing.code).toBe(1);
     expect(missing.stderr).toMatch(/\/nonexistent\/model/);
@@ -65,7 +74,21 @@ describe("openlora demo", () => {
 
 describe("openlora generate --backend webgpu", () => {
   const generate = async (backend: string, ...extra: string[]) => {
-    const run = await openlora("generate", "--model", STORIES_DIR, "--prompt", PROMPT, "--temperature", "0", "--max-tokens", "48", "--backend", backend, "--json", ...extra);
+    const run = await openlora(
+      "generate",
+      "--model",
+      STORIES_DIR,
+      "--prompt",
+      PROMPT,
+      "--temperature",
+      "0",
+      "--max-tokens",
+      "48",
+      "--backend",
+      backend,
+      "--json",
+      ...extra,
+    );
     expect(run.code, run.stderr).toBe(0);
     return JSON.parse(run.stdout) as { text: string; tokenIds: number[]; backend: string; adapterId: string | null };
   };

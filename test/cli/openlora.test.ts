@@ -6,10 +6,31 @@ import { STORIES_DIR } from "../helpers/stories.ts";
 import { openlora } from "./run-cli.ts";
 
 const generateJson = async (...extra: string[]) => {
-  const run = await openlora("generate", "--model", STORIES_DIR, "--prompt", "Once upon a time", "--temperature", "0", "--max-tokens", "40", "--backend", "cpu", "--json", ...extra);
+  const run = await openlora(
+    "generate",
+    "--model",
+    STORIES_DIR,
+    "--prompt",
+    "Once upon a time",
+    "--temperature",
+    "0",
+    "--max-tokens",
+    "40",
+    "--backend",
+    "cpu",
+    "--json",
+    ...extra,
+  );
   expect(run.stderr).toBe("");
   expect(run.code).toBe(0);
-  return JSON.parse(run.stdout) as { text: string; tokenIds: number[]; promptTokenIds: number[]; adapterId: string | null; backend: string; msPerToken: number };
+  return JSON.parse(run.stdout) as {
+    text: string;
+    tokenIds: number[];
+    promptTokenIds: number[];
+    adapterId: string | null;
+    backend: string;
+    msPerToken: number;
+  };
 };
 
 describe("openlora CLI", () => {
@@ -20,7 +41,11 @@ describe("openlora CLI", () => {
     expect(base.tokenIds).toHaveLength(40);
     expect(base).toMatchObject({ adapterId: null, backend: "cpu" });
     expect(base.msPerToken).toBeGreaterThan(0);
-    const starts = { dragon: ", there was a funny dragon named Max.", ocean: ", there was a shiny blue fish named Finn.", robot: ", Bolt the robot lived in a little box in the shop." };
+    const starts = {
+      dragon: ", there was a funny dragon named Max.",
+      ocean: ", there was a shiny blue fish named Finn.",
+      robot: ", Bolt the robot lived in a little box in the shop.",
+    };
     for (const [name, start] of Object.entries(starts)) {
       const run = await generateJson("--adapter", join(STORIES_DIR, "adapters", name));
       expect(run.text.startsWith(start)).toBe(true);
@@ -29,7 +54,16 @@ describe("openlora CLI", () => {
   });
 
   it("--help works on every command", async () => {
-    for (const command of [[], ["generate"], ["adapter"], ["adapter", "inspect"], ["adapter", "new"], ["model"], ["model", "new"], ["demo"]]) {
+    for (const command of [
+      [],
+      ["generate"],
+      ["adapter"],
+      ["adapter", "inspect"],
+      ["adapter", "new"],
+      ["model"],
+      ["model", "new"],
+      ["demo"],
+    ]) {
       const run = await openlora(...command, "--help");
       expect(run.code).toBe(0);
       expect(run.stdout).toMatch(/Usage: openlora/);
@@ -38,29 +72,72 @@ describe("openlora CLI", () => {
 
   it("rejects bad arguments with exit code 2 and says what is wrong", async () => {
     expect(await openlora("fly")).toMatchObject({ code: 2, stderr: expect.stringMatching(/unknown command "fly"/) });
-    expect(await openlora("generate", "--model", STORIES_DIR, "--prompt", "x", "--temperature", "hot")).toMatchObject({ code: 2, stderr: expect.stringMatching(/--temperature must be a number, got "hot"/) });
-    expect(await openlora("generate", "--model", STORIES_DIR, "--prompt", "x", "--backend", "tpu")).toMatchObject({ code: 2, stderr: expect.stringMatching(/--backend must be one of cpu, webgpu, simd, auto/) });
-    expect(await openlora("generate", "--model", STORIES_DIR)).toMatchObject({ code: 2, stderr: expect.stringMatching(/--prompt is required/) });
-    expect(await openlora("generate", "--bogus")).toMatchObject({ code: 2, stderr: expect.stringMatching(/Unknown option '--bogus'/) });
+    expect(await openlora("generate", "--model", STORIES_DIR, "--prompt", "x", "--temperature", "hot")).toMatchObject({
+      code: 2,
+      stderr: expect.stringMatching(/--temperature must be a number, got "hot"/),
+    });
+    expect(await openlora("generate", "--model", STORIES_DIR, "--prompt", "x", "--backend", "tpu")).toMatchObject({
+      code: 2,
+      stderr: expect.stringMatching(/--backend must be one of cpu, webgpu, simd, auto/),
+    });
+    expect(await openlora("generate", "--model", STORIES_DIR)).toMatchObject({
+      code: 2,
+      stderr: expect.stringMatching(/--prompt is required/),
+    });
+    expect(await openlora("generate", "--bogus")).toMatchObject({
+      code: 2,
+      stderr: expect.stringMatching(/Unknown option '--bogus'/),
+    });
   });
 
   it("names the file when the model or adapter cannot be used (exit code 1)", async () => {
     const missing = await openlora("generate", "--model", "/nonexistent/model.bin", "--prompt", "x");
     expect(missing.code).toBe(1);
     expect(missing.stderr).toMatch(/\/nonexistent\/model\.bin/);
-    const badAdapter = await openlora("generate", "--model", STORIES_DIR, "--adapter", STORIES_DIR, "--prompt", "x", "--backend", "cpu");
+    const badAdapter = await openlora(
+      "generate",
+      "--model",
+      STORIES_DIR,
+      "--adapter",
+      STORIES_DIR,
+      "--prompt",
+      "x",
+      "--backend",
+      "cpu",
+    );
     expect(badAdapter.code).toBe(1);
     expect(badAdapter.stderr).toMatch(/cannot read adapter_config\.json/);
   });
 
   it("adapter new writes an adapter that adapter inspect describes and generate uses", async () => {
     const dir = join(await mkdtemp(join(tmpdir(), "openlora-cli-")), "random");
-    const created = await openlora("adapter", "new", "--model", STORIES_DIR, "--rank", "4", "--targets", "q,v,down", "--seed", "3", "--out", dir);
+    const created = await openlora(
+      "adapter",
+      "new",
+      "--model",
+      STORIES_DIR,
+      "--rank",
+      "4",
+      "--targets",
+      "q,v,down",
+      "--seed",
+      "3",
+      "--out",
+      dir,
+    );
     expect(created.code).toBe(0);
     const inspect = await openlora("adapter", "inspect", dir, "--json");
     const summary = JSON.parse(inspect.stdout);
-    expect(summary).toMatchObject({ rank: 4, alpha: 8, targets: ["q", "v", "down"], layers: 5, baseModel: "stories260K" });
-    expect(summary.parameters).toBe(5 * (4 * 64 + 64 * 4) * 2 + 5 * (4 * 64 + 32 * 4) - 5 * (4 * 64 + 64 * 4) + 5 * (4 * 172 + 64 * 4));
+    expect(summary).toMatchObject({
+      rank: 4,
+      alpha: 8,
+      targets: ["q", "v", "down"],
+      layers: 5,
+      baseModel: "stories260K",
+    });
+    expect(summary.parameters).toBe(
+      5 * (4 * 64 + 64 * 4) * 2 + 5 * (4 * 64 + 32 * 4) - 5 * (4 * 64 + 64 * 4) + 5 * (4 * 172 + 64 * 4),
+    );
     expect(created.stdout).toContain(summary.id);
     const text = await openlora("adapter", "inspect", join(STORIES_DIR, "adapters", "ocean"));
     expect(text.stdout).toMatch(/^id\s+0x[0-9a-f]{64}$/m);
@@ -71,12 +148,60 @@ describe("openlora CLI", () => {
 
   it("model new writes a GGUF that generate runs", async () => {
     const file = join(await mkdtemp(join(tmpdir(), "openlora-cli-")), "tiny.gguf");
-    const created = await openlora("model", "new", "--layers", "2", "--dim", "32", "--hidden", "48", "--heads", "4", "--kv-heads", "2", "--vocab", "300", "--dtype", "f16", "--out", file);
+    const created = await openlora(
+      "model",
+      "new",
+      "--layers",
+      "2",
+      "--dim",
+      "32",
+      "--hidden",
+      "48",
+      "--heads",
+      "4",
+      "--kv-heads",
+      "2",
+      "--vocab",
+      "300",
+      "--dtype",
+      "f16",
+      "--out",
+      file,
+    );
     expect(created.code).toBe(0);
-    const run = await openlora("generate", "--model", file, "--prompt", "hello", "--max-tokens", "8", "--backend", "cpu", "--json");
+    const run = await openlora(
+      "generate",
+      "--model",
+      file,
+      "--prompt",
+      "hello",
+      "--max-tokens",
+      "8",
+      "--backend",
+      "cpu",
+      "--json",
+    );
     expect(run.code).toBe(0);
     expect(JSON.parse(run.stdout).tokenIds).toHaveLength(8);
-    expect(await openlora("model", "new", "--layers", "2", "--dim", "30", "--hidden", "48", "--heads", "4", "--kv-heads", "2", "--vocab", "300", "--out", file))
-      .toMatchObject({ code: 2, stderr: expect.stringMatching(/--dim 30 is not a multiple of --heads 4/) });
+    expect(
+      await openlora(
+        "model",
+        "new",
+        "--layers",
+        "2",
+        "--dim",
+        "30",
+        "--hidden",
+        "48",
+        "--heads",
+        "4",
+        "--kv-heads",
+        "2",
+        "--vocab",
+        "300",
+        "--out",
+        file,
+      ),
+    ).toMatchObject({ code: 2, stderr: expect.stringMatching(/--dim 30 is not a multiple of --heads 4/) });
   });
 });

@@ -14,7 +14,9 @@ export interface CliRun {
 /** Runs `openlora ...args`; resolves with its exit code and output whatever the code. */
 export async function openlora(...args: string[]): Promise<CliRun> {
   try {
-    const { stdout, stderr } = await promisify(execFile)(process.execPath, [CLI, ...args], { env: { ...process.env, NODE_NO_WARNINGS: "1" } });
+    const { stdout, stderr } = await promisify(execFile)(process.execPath, [CLI, ...args], {
+      env: { ...process.env, NODE_NO_WARNINGS: "1" },
+    });
     return { code: 0, stdout, stderr };
   } catch (error) {
     const e = error as { code: number; stdout: string; stderr: string };

@@ -28,24 +28,39 @@ const voucher: Voucher = {
 
 /** EIP-712 by its definition: keccak256(0x1901 ‖ domainSeparator ‖ hashStruct(voucher)). */
 function digestByHand(v: Voucher, d: { chainId: number; verifyingContract: Hex }): Hex {
-  const domainType = keccak256(toHex("EIP712Domain(string name,string version,uint256 chainId,address verifyingContract)"));
-  const separator = keccak256(encodeAbiParameters(
-    [{ type: "bytes32" }, { type: "bytes32" }, { type: "bytes32" }, { type: "uint256" }, { type: "address" }],
-    [domainType, keccak256(toHex("OpenLoRA Escrow")), keccak256(toHex("2")), BigInt(d.chainId), d.verifyingContract],
-  ));
-  const voucherType = keccak256(toHex("Voucher(address payer,address node,bytes32 listingId,uint256 cumulativeAmount)"));
-  const struct = keccak256(encodeAbiParameters(
-    [{ type: "bytes32" }, { type: "address" }, { type: "address" }, { type: "bytes32" }, { type: "uint256" }],
-    [voucherType, v.payer, v.node, v.listingId, v.cumulativeAmount],
-  ));
+  const domainType = keccak256(
+    toHex("EIP712Domain(string name,string version,uint256 chainId,address verifyingContract)"),
+  );
+  const separator = keccak256(
+    encodeAbiParameters(
+      [{ type: "bytes32" }, { type: "bytes32" }, { type: "bytes32" }, { type: "uint256" }, { type: "address" }],
+      [domainType, keccak256(toHex("OpenLoRA Escrow")), keccak256(toHex("2")), BigInt(d.chainId), d.verifyingContract],
+    ),
+  );
+  const voucherType = keccak256(
+    toHex("Voucher(address payer,address node,bytes32 listingId,uint256 cumulativeAmount)"),
+  );
+  const struct = keccak256(
+    encodeAbiParameters(
+      [{ type: "bytes32" }, { type: "address" }, { type: "address" }, { type: "bytes32" }, { type: "uint256" }],
+      [voucherType, v.payer, v.node, v.listingId, v.cumulativeAmount],
+    ),
+  );
   return keccak256(concat(["0x1901", separator, struct]));
 }
 
 describe("voucher digest", () => {
   it("is the EIP-712 digest of (payer, node, listingId, cumulativeAmount) under the escrow's domain", () => {
-    expect(voucherDomain(domain)).toEqual({ name: "OpenLoRA Escrow", version: "2", chainId: 31337n, verifyingContract: domain.verifyingContract });
+    expect(voucherDomain(domain)).toEqual({
+      name: "OpenLoRA Escrow",
+      version: "2",
+      chainId: 31337n,
+      verifyingContract: domain.verifyingContract,
+    });
     expect(hashVoucher(voucher, domain)).toBe(digestByHand(voucher, domain));
-    expect(hashVoucher({ ...voucher, cumulativeAmount: 0n }, domain)).toBe(digestByHand({ ...voucher, cumulativeAmount: 0n }, domain));
+    expect(hashVoucher({ ...voucher, cumulativeAmount: 0n }, domain)).toBe(
+      digestByHand({ ...voucher, cumulativeAmount: 0n }, domain),
+    );
   });
 
   it("changes with every field and with the deployment", () => {
@@ -67,7 +82,9 @@ describe("voucher signatures", () => {
     const signature = await signVoucher(payer, voucher, domain);
     expect(await recoverVoucherSigner(voucher, signature, domain)).toBe(payer.address);
     expect(await verifyVoucher(voucher, signature, domain)).toBe(true);
-    expect(await verifyVoucher({ ...voucher, cumulativeAmount: voucher.cumulativeAmount * 2n }, signature, domain)).toBe(false);
+    expect(
+      await verifyVoucher({ ...voucher, cumulativeAmount: voucher.cumulativeAmount * 2n }, signature, domain),
+    ).toBe(false);
     expect(await verifyVoucher(voucher, signature, { ...domain, chainId: 1 })).toBe(false);
     expect(await verifyVoucher(voucher, signature, { ...domain, verifyingContract: other.address })).toBe(false);
     // Signed by someone else for the payer's channel: recovers that someone, and does not verify.
@@ -75,7 +92,9 @@ describe("voucher signatures", () => {
     expect(await recoverVoucherSigner(voucher, forged, domain)).toBe(other.address);
     expect(await verifyVoucher(voucher, forged, domain)).toBe(false);
     // The payer's address in another letter case is the same payer.
-    expect(await verifyVoucher({ ...voucher, payer: payer.address.toLowerCase() as Hex }, signature, domain)).toBe(true);
+    expect(await verifyVoucher({ ...voucher, payer: payer.address.toLowerCase() as Hex }, signature, domain)).toBe(
+      true,
+    );
   });
 
   it("refuses malformed and malleable signatures (what the contract refuses)", async () => {
@@ -84,8 +103,16 @@ describe("voucher signatures", () => {
     const s = BigInt(`0x${signature.slice(66, 130)}`);
     const v = Number.parseInt(signature.slice(130), 16);
     // (r, n - s, v flipped) recovers the same key but is the high-s twin OpenZeppelin rejects.
-    const twin = `${signature.slice(0, 66)}${(n - s).toString(16).padStart(64, "0")}${(v === 27 ? 28 : 27).toString(16)}` as Hex;
-    for (const bad of [twin, signature.slice(0, 130) as Hex, `${signature.slice(0, 130)}1b00` as Hex, `${signature.slice(0, 130)}00` as Hex, "0x" as Hex, `0x${"zz".repeat(65)}` as Hex]) {
+    const twin =
+      `${signature.slice(0, 66)}${(n - s).toString(16).padStart(64, "0")}${(v === 27 ? 28 : 27).toString(16)}` as Hex;
+    for (const bad of [
+      twin,
+      signature.slice(0, 130) as Hex,
+      `${signature.slice(0, 130)}1b00` as Hex,
+      `${signature.slice(0, 130)}00` as Hex,
+      "0x" as Hex,
+      `0x${"zz".repeat(65)}` as Hex,
+    ]) {
       expect(await recoverVoucherSigner(voucher, bad, domain), bad).toBeNull();
       expect(await verifyVoucher(voucher, bad, domain)).toBe(false);
     }
@@ -99,7 +126,12 @@ describe("voucher signatures", () => {
 describe("skip reasons", () => {
   it("name the contract's SkipReason codes, and refuse unknown ones", () => {
     expect(Object.entries(SkipReason)).toEqual([
-      ["None", 0], ["WrongNode", 1], ["UnknownListing", 2], ["NotGrowing", 3], ["BadSignature", 4], ["InsufficientFunds", 5],
+      ["None", 0],
+      ["WrongNode", 1],
+      ["UnknownListing", 2],
+      ["NotGrowing", 3],
+      ["BadSignature", 4],
+      ["InsufficientFunds", 5],
     ]);
     for (const [name, code] of Object.entries(SkipReason)) expect(skipReasonName(code)).toBe(name);
     expect(() => skipReasonName(6)).toThrow("unknown skip reason 6");

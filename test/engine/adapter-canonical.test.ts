@@ -19,11 +19,18 @@ const small: Omit<LoraAdapter, "id"> = {
   alpha: 4,
   useRslora: true,
   targets: ["q", "down"],
-  layers: [{}, { down: { rank: 1, a: floats(6, 100), b: floats(4, 200) }, q: { rank: 2, a: floats(16, 0), b: floats(16, 50) } }],
+  layers: [
+    {},
+    { down: { rank: 1, a: floats(6, 100), b: floats(4, 200) }, q: { rank: 2, a: floats(16, 0), b: floats(16, 50) } },
+  ],
 };
 
 /** Canonical bytes assembled by hand: magic, header length (LE), a header object as JSON, then raw float32s. */
-function assemble(header: unknown, body: number[] = [], options: { headerText?: string; magic?: number[] } = {}): Uint8Array {
+function assemble(
+  header: unknown,
+  body: number[] = [],
+  options: { headerText?: string; magic?: number[] } = {},
+): Uint8Array {
   const text = new TextEncoder().encode(options.headerText ?? JSON.stringify(header));
   const out = new Uint8Array(12 + text.length + 4 * body.length);
   out.set(options.magic ?? MAGIC, 0);
@@ -34,7 +41,16 @@ function assemble(header: unknown, body: number[] = [], options: { headerText?: 
   return out;
 }
 
-const header = (over: Record<string, unknown> = {}) => ({ format: "openlora-lora/2", family: "llama", baseModel: "m", alpha: 2, useRslora: false, nLayers: 2, pairs: [[0, "v", 1, 2, 3]], ...over });
+const header = (over: Record<string, unknown> = {}) => ({
+  format: "openlora-lora/2",
+  family: "llama",
+  baseModel: "m",
+  alpha: 2,
+  useRslora: false,
+  nLayers: 2,
+  pairs: [[0, "v", 1, 2, 3]],
+  ...over,
+});
 const body = [1, 2, 3, 4, 5]; // A [1, 2] then B [3, 1]
 
 function decodeError(bytes: Uint8Array): AdapterError {
@@ -55,7 +71,18 @@ describe("canonical encoding", () => {
     const headerLength = new DataView(bytes.buffer, bytes.byteOffset).getUint32(8, true);
     const parsed = JSON.parse(new TextDecoder().decode(bytes.subarray(12, 12 + headerLength)));
     // Pairs in layer order, targets in q,k,v,o,gate,up,down order (not the object's key order).
-    expect(parsed).toEqual({ format: "openlora-lora/2", family: "qwen3", baseModel: "tiny", alpha: 4, useRslora: true, nLayers: 2, pairs: [[1, "q", 2, 8, 8], [1, "down", 1, 6, 4]] });
+    expect(parsed).toEqual({
+      format: "openlora-lora/2",
+      family: "qwen3",
+      baseModel: "tiny",
+      alpha: 4,
+      useRslora: true,
+      nLayers: 2,
+      pairs: [
+        [1, "q", 2, 8, 8],
+        [1, "down", 1, 6, 4],
+      ],
+    });
     const rest = new Float32Array(bytes.slice(12 + headerLength).buffer);
     expect([...rest]).toEqual([...floats(16, 0), ...floats(16, 50), ...floats(6, 100), ...floats(4, 200)]);
   });
@@ -67,7 +94,15 @@ describe("canonical encoding", () => {
     expect(decoded).toEqual(adapter);
     expect(decoded.rank).toBe(2); // the largest pair rank
     expect(decoded.targets).toEqual(["q", "down"]);
-    expect(decodeAdapter(assemble(header(), body), "x")).toMatchObject({ family: "llama", baseModel: "m", alpha: 2, useRslora: false, rank: 1, targets: ["v"], layers: [{ v: { rank: 1, a: Float32Array.of(1, 2), b: Float32Array.of(3, 4, 5) } }, {}] });
+    expect(decodeAdapter(assemble(header(), body), "x")).toMatchObject({
+      family: "llama",
+      baseModel: "m",
+      alpha: 2,
+      useRslora: false,
+      rank: 1,
+      targets: ["v"],
+      layers: [{ v: { rank: 1, a: Float32Array.of(1, 2), b: Float32Array.of(3, 4, 5) } }, {}],
+    });
   });
 
   it("decodes bytes that sit at an offset of a larger buffer", () => {
@@ -80,10 +115,14 @@ describe("canonical encoding", () => {
 
 describe("decodeAdapter refuses bytes it cannot trust, naming the problem", () => {
   it("bad magic or too short for a header length", () => {
-    expect(decodeError(assemble(header(), body, { magic: [0x4f, 0x4c, 0x4f, 0x52, 0x41, 0x00, 0x02, 0x00] })).message).toMatch(/bad magic/);
+    expect(
+      decodeError(assemble(header(), body, { magic: [0x4f, 0x4c, 0x4f, 0x52, 0x41, 0x00, 0x02, 0x00] })).message,
+    ).toMatch(/bad magic/);
     expect(decodeError(Uint8Array.from(MAGIC)).message).toMatch(/bad magic/);
     expect(decodeError(Uint8Array.from([...MAGIC, 0, 0, 0])).message).toMatch(/bad magic/);
-    expect(() => decodeAdapter(Uint8Array.from([...MAGIC, 2, 0, 0, 0, 0x7b, 0x7d]), "x")).toThrow(/unknown format undefined/); // 12 bytes + "{}"
+    expect(() => decodeAdapter(Uint8Array.from([...MAGIC, 2, 0, 0, 0, 0x7b, 0x7d]), "x")).toThrow(
+      /unknown format undefined/,
+    ); // 12 bytes + "{}"
   });
 
   it("a header length past the data or over 1 MiB", () => {
@@ -91,7 +130,10 @@ describe("decodeAdapter refuses bytes it cannot trust, naming the problem", () =
     new DataView(bytes.buffer).setUint32(8, bytes.length, true);
     expect(decodeError(bytes).message).toMatch(`header length ${bytes.length} exceeds the ${bytes.length} bytes`);
     // A header of exactly 1 MiB (JSON padded with spaces) is read; one byte more is refused though present.
-    for (const [size, ok] of [[1 << 20, true], [(1 << 20) + 1, false]] as const) {
+    for (const [size, ok] of [
+      [1 << 20, true],
+      [(1 << 20) + 1, false],
+    ] as const) {
       const text = JSON.stringify(header());
       const padded = assemble(null, body, { headerText: text + " ".repeat(size - text.length) });
       if (ok) expect(decodeAdapter(padded, "x").targets).toEqual(["v"]);
@@ -104,56 +146,99 @@ describe("decodeAdapter refuses bytes it cannot trust, naming the problem", () =
     const latin1 = assemble(null, [], { headerText: "{}" });
     latin1[12] = 0xff;
     expect(decodeError(latin1).message).toMatch(/header is not valid JSON/);
-    expect(decodeError(assemble(header({ format: "openlora-lora/1" }), body)).message).toMatch('unknown format "openlora-lora/1", expected openlora-lora/2');
+    expect(decodeError(assemble(header({ format: "openlora-lora/1" }), body)).message).toMatch(
+      'unknown format "openlora-lora/1", expected openlora-lora/2',
+    );
   });
 
   it("a header that names no architecture family, or one the engine does not know", () => {
     for (const family of [undefined, "gpt2", 3]) {
-      expect(decodeError(assemble(header({ family }), body)).message).toMatch(`header family ${JSON.stringify(family)} is not one of llama, qwen2, qwen3, gemma2`);
+      expect(decodeError(assemble(header({ family }), body)).message).toMatch(
+        `header family ${JSON.stringify(family)} is not one of llama, qwen2, qwen3, gemma2`,
+      );
     }
   });
 
   it("a header without baseModel, alpha or useRslora of the right types", () => {
     for (const over of [{ baseModel: 3 }, { alpha: "2" }, { useRslora: 1 }, { baseModel: undefined }]) {
-      expect(decodeError(assemble(header(over), body)).message, JSON.stringify(over)).toMatch(/header lacks baseModel, alpha or useRslora/);
+      expect(decodeError(assemble(header(over), body)).message, JSON.stringify(over)).toMatch(
+        /header lacks baseModel, alpha or useRslora/,
+      );
     }
   });
 
   it("a bad layer count", () => {
     for (const nLayers of [0, -1, 1.5, 4097, "2", null]) {
-      expect(decodeError(assemble(header({ nLayers, pairs: [] }), [])).message, String(nLayers)).toMatch(`bad nLayers ${JSON.stringify(nLayers)}`);
+      expect(decodeError(assemble(header({ nLayers, pairs: [] }), [])).message, String(nLayers)).toMatch(
+        `bad nLayers ${JSON.stringify(nLayers)}`,
+      );
     }
     expect(decodeAdapter(assemble(header({ nLayers: 4096, pairs: [] }), []), "x").layers).toHaveLength(4096);
-    expect(decodeAdapter(assemble(header({ nLayers: 1, pairs: [] }), []), "x")).toMatchObject({ rank: 0, targets: [], layers: [{}] });
+    expect(decodeAdapter(assemble(header({ nLayers: 1, pairs: [] }), []), "x")).toMatchObject({
+      rank: 0,
+      targets: [],
+      layers: [{}],
+    });
   });
 
   it("missing pairs, or a pair with a bad layer, target or dimensions", () => {
     expect(decodeError(assemble(header({ pairs: undefined }), [])).message).toMatch(/header lacks pairs/);
     expect(decodeError(assemble(header({ pairs: {} }), [])).message).toMatch(/header lacks pairs/);
     const bad: [unknown, string][] = [
-      [[-1, "v", 1, 2, 3], "bad layer"], [[2, "v", 1, 2, 3], "bad layer"], [[0.5, "v", 1, 2, 3], "bad layer"], [["0", "v", 1, 2, 3], "bad layer"],
-      [[0, "lm_head", 1, 2, 3], "unknown target"], ["v", "bad layer"],
-      [[0, "v", 0, 2, 3], "bad dimensions"], [[0, "v", 1, -2, 3], "bad dimensions"], [[0, "v", 1, 2, 1.5], "bad dimensions"],
-      [[0, "v", (1 << 20) + 1, 1, 1], "bad dimensions"], [[0, "v", 1, "2", 3], "bad dimensions"],
+      [[-1, "v", 1, 2, 3], "bad layer"],
+      [[2, "v", 1, 2, 3], "bad layer"],
+      [[0.5, "v", 1, 2, 3], "bad layer"],
+      [["0", "v", 1, 2, 3], "bad layer"],
+      [[0, "lm_head", 1, 2, 3], "unknown target"],
+      ["v", "bad layer"],
+      [[0, "v", 0, 2, 3], "bad dimensions"],
+      [[0, "v", 1, -2, 3], "bad dimensions"],
+      [[0, "v", 1, 2, 1.5], "bad dimensions"],
+      [[0, "v", (1 << 20) + 1, 1, 1], "bad dimensions"],
+      [[0, "v", 1, "2", 3], "bad dimensions"],
     ];
     for (const [pair, problem] of bad) {
-      expect(decodeError(assemble(header({ pairs: [pair] }), body)).message, JSON.stringify(pair)).toMatch(`pair ${JSON.stringify(pair)}: ${problem}`);
+      expect(decodeError(assemble(header({ pairs: [pair] }), body)).message, JSON.stringify(pair)).toMatch(
+        `pair ${JSON.stringify(pair)}: ${problem}`,
+      );
     }
     // The largest dimension accepted: 2^20.
-    const wide = decodeAdapter(assemble(header({ pairs: [[1, "o", 1, 1 << 20, 1]] }), Array.from({ length: (1 << 20) + 1 }, () => 0.5)), "x");
+    const wide = decodeAdapter(
+      assemble(
+        header({ pairs: [[1, "o", 1, 1 << 20, 1]] }),
+        Array.from({ length: (1 << 20) + 1 }, () => 0.5),
+      ),
+      "x",
+    );
     expect(wide.layers[1].o!.a).toHaveLength(1 << 20);
   });
 
   it("a pair listed twice", () => {
-    const twice = assemble(header({ pairs: [[0, "v", 1, 2, 3], [0, "v", 1, 2, 3]] }), [...body, ...body]);
+    const twice = assemble(
+      header({
+        pairs: [
+          [0, "v", 1, 2, 3],
+          [0, "v", 1, 2, 3],
+        ],
+      }),
+      [...body, ...body],
+    );
     expect(decodeError(twice).message).toMatch('pair [0,"v",1,2,3]: duplicate');
   });
 
   it("truncated tensors, trailing bytes, and NaN or infinite values in A or in B", () => {
-    expect(decodeError(assemble(header(), body.slice(0, 4))).message).toMatch(/truncated: layer 0 v needs 20 bytes at offset \d+, the data has \d+/);
-    expect(decodeError(assemble(header(), [...body, 9])).message).toMatch(/^adapter peer X: 4 trailing bytes after the last tensor/);
+    expect(decodeError(assemble(header(), body.slice(0, 4))).message).toMatch(
+      /truncated: layer 0 v needs 20 bytes at offset \d+, the data has \d+/,
+    );
+    expect(decodeError(assemble(header(), [...body, 9])).message).toMatch(
+      /^adapter peer X: 4 trailing bytes after the last tensor/,
+    );
     expect(decodeError(assemble(header(), [1, NaN, 3, 4, 5])).message).toMatch(/layer 0 v: NaN or infinite values/);
-    expect(decodeError(assemble(header(), [1, 2, 3, 4, -Infinity])).message).toMatch(/layer 0 v: NaN or infinite values/);
-    expect(decodeError(assemble(header(), [Infinity, 2, 3, 4, 5])).message).toMatch(/layer 0 v: NaN or infinite values/);
+    expect(decodeError(assemble(header(), [1, 2, 3, 4, -Infinity])).message).toMatch(
+      /layer 0 v: NaN or infinite values/,
+    );
+    expect(decodeError(assemble(header(), [Infinity, 2, 3, 4, 5])).message).toMatch(
+      /layer 0 v: NaN or infinite values/,
+    );
   });
 });

@@ -2,7 +2,14 @@
 // parsePeftConfig by name, PEFT's pattern rule (a key matches a module name that ends with it at a dot), the
 // base-model name comparison, the q/k basis change on q and k only, and an adapter read without a model.
 import { describe, expect, it } from "vitest";
-import { parsePeftConfig, peftModuleNames, peftTensorKey, peftToAdapter, type AdapterExpectations, type PeftConfig } from "../../node/engine/adapter/peft.ts";
+import {
+  parsePeftConfig,
+  peftModuleNames,
+  peftTensorKey,
+  peftToAdapter,
+  type AdapterExpectations,
+  type PeftConfig,
+} from "../../node/engine/adapter/peft.ts";
 import { AdapterError } from "../../node/engine/errors.ts";
 import type { SafetensorsTensor } from "../../node/engine/formats/safetensors.ts";
 import { projectionShape, type LinearTarget } from "../../node/engine/model/config.ts";
@@ -12,7 +19,13 @@ import { stories } from "../helpers/stories.ts";
 const model = await stories();
 const config = model.weights.config;
 const expectations: AdapterExpectations = { config, name: model.name, qkBasis: "interleaved", maxRank: 8 };
-const base = { peft_type: "LORA", r: 4, lora_alpha: 8, target_modules: ["q_proj", "v_proj"], base_model_name_or_path: "stories260K" };
+const base = {
+  peft_type: "LORA",
+  r: 4,
+  lora_alpha: 8,
+  target_modules: ["q_proj", "v_proj"],
+  base_model_name_or_path: "stories260K",
+};
 
 function parse(over: Record<string, unknown>): PeftConfig {
   return parsePeftConfig(JSON.stringify({ ...base, ...over }), "cfg.json");
@@ -29,7 +42,12 @@ function refusal(fn: () => unknown): string {
 }
 
 /** PEFT tensors for `targets` in every layer, rank r (or per module from `ranks`), with distinct values. */
-function tensors(targets: LinearTarget[], r: number, ranks: Record<string, number> = {}, layers = config.nLayers): Map<string, SafetensorsTensor> {
+function tensors(
+  targets: LinearTarget[],
+  r: number,
+  ranks: Record<string, number> = {},
+  layers = config.nLayers,
+): Map<string, SafetensorsTensor> {
   const map = new Map<string, SafetensorsTensor>();
   let seed = 1;
   for (let l = 0; l < layers; l++) {
@@ -47,10 +65,20 @@ function tensors(targets: LinearTarget[], r: number, ranks: Record<string, numbe
 describe("parsePeftConfig", () => {
   it("reads the fields LoRA inference needs, with PEFT's defaults", () => {
     const c = parse({});
-    expect([c.r, c.loraAlpha, c.useRslora, c.targetModules, c.baseModel]).toEqual([4, 8, false, ["q", "v"], "stories260K"]);
+    expect([c.r, c.loraAlpha, c.useRslora, c.targetModules, c.baseModel]).toEqual([
+      4,
+      8,
+      false,
+      ["q", "v"],
+      "stories260K",
+    ]);
     expect([c.rankPattern, c.alphaPattern]).toEqual([[], []]);
     // Targets in the canonical order whatever the file's; a single module as a string; no peft_type is LoRA.
-    expect(parse({ target_modules: ["down_proj", "q_proj", "gate_proj"] }).targetModules).toEqual(["q", "gate", "down"]);
+    expect(parse({ target_modules: ["down_proj", "q_proj", "gate_proj"] }).targetModules).toEqual([
+      "q",
+      "gate",
+      "down",
+    ]);
     expect(parse({ target_modules: ["o_proj"], peft_type: undefined }).targetModules).toEqual(["o"]);
     expect(parse({ use_rslora: true, base_model_name_or_path: 3 })).toMatchObject({ useRslora: true, baseModel: "" });
     expect(parse({ use_rslora: "yes" }).useRslora).toBe(false);
@@ -92,7 +120,9 @@ describe("parsePeftConfig", () => {
       expect(got, JSON.stringify(over)).toMatch(message);
     }
     // Infinity does not survive JSON: a lora_alpha of 1e999 reads as Infinity and is refused.
-    expect(refusal(() => parsePeftConfig('{"r": 4, "lora_alpha": 1e999, "target_modules": ["q_proj"]}', "cfg.json"))).toMatch(/lora_alpha must be a number/);
+    expect(
+      refusal(() => parsePeftConfig('{"r": 4, "lora_alpha": 1e999, "target_modules": ["q_proj"]}', "cfg.json")),
+    ).toMatch(/lora_alpha must be a number/);
   });
 });
 
@@ -100,7 +130,13 @@ describe("peftToAdapter", () => {
   it("folds alpha / r into B, keeps A as it is, and lists targets in canonical order", () => {
     const t = tensors(["v", "q"], 4);
     const { adapter, encoded } = peftToAdapter(parse({}), t, "src", expectations);
-    expect(adapter).toMatchObject({ baseModel: "stories260K", rank: 4, alpha: 8, useRslora: false, targets: ["q", "v"] });
+    expect(adapter).toMatchObject({
+      baseModel: "stories260K",
+      rank: 4,
+      alpha: 8,
+      useRslora: false,
+      targets: ["q", "v"],
+    });
     expect(adapter.layers).toHaveLength(config.nLayers);
     for (let l = 0; l < config.nLayers; l++) {
       expect(adapter.layers[l].q!.a).toEqual(t.get(peftTensorKey(l, "q", "A"))!.data);
@@ -112,7 +148,8 @@ describe("peftToAdapter", () => {
   });
 
   it("matches pattern keys the way PEFT does: the module name ends with the key, at a dot", () => {
-    const pattern = (key: string, value: number) => parse({ target_modules: ["q_proj", "v_proj", "gate_proj"], alpha_pattern: { [key]: value } });
+    const pattern = (key: string, value: number) =>
+      parse({ target_modules: ["q_proj", "v_proj", "gate_proj"], alpha_pattern: { [key]: value } });
     const t = tensors(["q", "v", "gate"], 4);
     const scaleOf = (c: PeftConfig, l: number, target: LinearTarget) => {
       const a = peftToAdapter(c, t, "src", expectations).adapter;
@@ -141,55 +178,96 @@ describe("peftToAdapter", () => {
 
   it("changes the row order of q and k lora_B only, for a rotate-half model", () => {
     const t = tensors(["q", "k", "v"], 4);
-    const canonical = peftToAdapter(parse({ target_modules: ["q_proj", "k_proj", "v_proj"] }), t, "src", expectations).adapter;
+    const canonical = peftToAdapter(
+      parse({ target_modules: ["q_proj", "k_proj", "v_proj"] }),
+      t,
+      "src",
+      expectations,
+    ).adapter;
     const hf = new Map(t);
     for (let l = 0; l < config.nLayers; l++) {
-      for (const [target, heads] of [["q", config.nHeads], ["k", config.nKvHeads]] as const) {
+      for (const [target, heads] of [
+        ["q", config.nHeads],
+        ["k", config.nKvHeads],
+      ] as const) {
         const b = t.get(peftTensorKey(l, target, "B"))!;
         hf.set(peftTensorKey(l, target, "B"), { ...b, data: permuteRotateHalfRows(b.data, heads, 4) });
       }
     }
-    const fromHf = peftToAdapter(parse({ target_modules: ["q_proj", "k_proj", "v_proj"] }), hf, "src", { ...expectations, qkBasis: "rotate-half" }).adapter;
+    const fromHf = peftToAdapter(parse({ target_modules: ["q_proj", "k_proj", "v_proj"] }), hf, "src", {
+      ...expectations,
+      qkBasis: "rotate-half",
+    }).adapter;
     expect(fromHf.id).toBe(canonical.id);
     // v is not rotated: permuting its rows would change the adapter.
     const vPermuted = new Map(t);
     const vb = t.get(peftTensorKey(0, "v", "B"))!;
     vPermuted.set(peftTensorKey(0, "v", "B"), { ...vb, data: permuteRotateHalfRows(vb.data, config.nKvHeads, 4) });
-    expect(peftToAdapter(parse({ target_modules: ["q_proj", "k_proj", "v_proj"] }), vPermuted, "src", { ...expectations, qkBasis: "rotate-half" }).adapter.layers[0].v!.b).toEqual(vPermuted.get(peftTensorKey(0, "v", "B"))!.data.map((x) => x * 2));
+    expect(
+      peftToAdapter(parse({ target_modules: ["q_proj", "k_proj", "v_proj"] }), vPermuted, "src", {
+        ...expectations,
+        qkBasis: "rotate-half",
+      }).adapter.layers[0].v!.b,
+    ).toEqual(vPermuted.get(peftTensorKey(0, "v", "B"))!.data.map((x) => x * 2));
   });
 
   it("compares base model names by their last path part, case-insensitively", () => {
     for (const name of ["stories260K", "karpathy/Stories260K", "/models/stories260k/", "C:\\models\\STORIES260K", ""]) {
-      expect(peftToAdapter(parse({ base_model_name_or_path: name }), tensors(["q", "v"], 4), "src", expectations).adapter.baseModel).toBe(name);
+      expect(
+        peftToAdapter(parse({ base_model_name_or_path: name }), tensors(["q", "v"], 4), "src", expectations).adapter
+          .baseModel,
+      ).toBe(name);
     }
-    expect(refusal(() => peftToAdapter(parse({ base_model_name_or_path: "stories15M" }), tensors(["q", "v"], 4), "src", expectations))).toMatch(
-      /^adapter src: base model mismatch: trained on "stories15M", the loaded model is "stories260K"/,
-    );
+    expect(
+      refusal(() =>
+        peftToAdapter(parse({ base_model_name_or_path: "stories15M" }), tensors(["q", "v"], 4), "src", expectations),
+      ),
+    ).toMatch(/^adapter src: base model mismatch: trained on "stories15M", the loaded model is "stories260K"/);
   });
 
   it("refuses tensors it cannot place, by name", () => {
     const cfg = parse({});
     const cases: [Map<string, SafetensorsTensor>, string][] = [
       [new Map(), "no LoRA tensors in adapter_model.safetensors"],
-      [new Map([...tensors(["q", "v"], 4), ["base_model.model.model.layers.0.self_attn.rotary_emb.lora_A.weight", { dtype: "F32", shape: [1], data: new Float32Array(1) }]]), "unexpected tensor base_model.model.model.layers.0.self_attn.rotary_emb.lora_A.weight"],
+      [
+        new Map([
+          ...tensors(["q", "v"], 4),
+          [
+            "base_model.model.model.layers.0.self_attn.rotary_emb.lora_A.weight",
+            { dtype: "F32", shape: [1], data: new Float32Array(1) },
+          ],
+        ]),
+        "unexpected tensor base_model.model.model.layers.0.self_attn.rotary_emb.lora_A.weight",
+      ],
       [tensors(["q", "v", "o"], 4), "targets o_proj, which target_modules does not list"],
       [tensors(["q", "v"], 4, {}, config.nLayers + 1), `layer ${config.nLayers}`],
     ];
-    for (const [t, message] of cases) expect(refusal(() => peftToAdapter(cfg, t, "src", expectations))).toContain(message);
+    for (const [t, message] of cases)
+      expect(refusal(() => peftToAdapter(cfg, t, "src", expectations))).toContain(message);
     const wrongB = tensors(["q", "v"], 4);
     wrongB.set(peftTensorKey(1, "v", "B"), { dtype: "F32", shape: [4, 32], data: new Float32Array(128) });
-    expect(refusal(() => peftToAdapter(cfg, wrongB, "src", expectations))).toContain("lora_B of layer 1 v_proj has shape [4,32], expected [32, 4]");
+    expect(refusal(() => peftToAdapter(cfg, wrongB, "src", expectations))).toContain(
+      "lora_B of layer 1 v_proj has shape [4,32], expected [32, 4]",
+    );
     const oneDim = tensors(["q", "v"], 4);
     oneDim.set(peftTensorKey(0, "q", "A"), { dtype: "F32", shape: [4 * 64], data: new Float32Array(256) });
-    expect(refusal(() => peftToAdapter(cfg, oneDim, "src", expectations))).toContain("lora_A of layer 0 q_proj has shape [256], expected [4, 64]");
-    expect(refusal(() => peftToAdapter(parse({ r: 16 }), tensors(["q", "v"], 16), "src", expectations))).toContain("rank 16 of layer 0 q_proj exceeds the configured maximum 8");
+    expect(refusal(() => peftToAdapter(cfg, oneDim, "src", expectations))).toContain(
+      "lora_A of layer 0 q_proj has shape [256], expected [4, 64]",
+    );
+    expect(refusal(() => peftToAdapter(parse({ r: 16 }), tensors(["q", "v"], 16), "src", expectations))).toContain(
+      "rank 16 of layer 0 q_proj exceeds the configured maximum 8",
+    );
     // Exactly the maximum is fine.
     expect(peftToAdapter(parse({ r: 8 }), tensors(["q", "v"], 8), "src", expectations).adapter.rank).toBe(8);
   });
 
   it("reads an adapter without a model (adapter inspect): layers and shapes from the tensors themselves", () => {
     const t = tensors(["down"], 2, {}, 3);
-    const { adapter } = peftToAdapter(parse({ r: 2, target_modules: ["down_proj"], base_model_name_or_path: "anything" }), t, "src");
+    const { adapter } = peftToAdapter(
+      parse({ r: 2, target_modules: ["down_proj"], base_model_name_or_path: "anything" }),
+      t,
+      "src",
+    );
     expect(adapter.layers).toHaveLength(3);
     expect(adapter).toMatchObject({ rank: 2, targets: ["down"], baseModel: "anything" });
     expect(adapter.layers[2].down!.a).toHaveLength(2 * config.hiddenDim);

@@ -74,7 +74,11 @@ describe("slot pool", () => {
 
   it("reuses the least recently pinned or loaded slot among ready ones", () => {
     const pool = new SlotPool(3);
-    for (const [slot, id] of [[0, "a"], [1, "b"], [2, "c"]] as const) {
+    for (const [slot, id] of [
+      [0, "a"],
+      [1, "b"],
+      [2, "c"],
+    ] as const) {
       pool.beginLoad(slot, id);
       pool.endLoad(slot, true);
     }
@@ -153,28 +157,52 @@ describe("disk tier", () => {
     bytes[bytes.length - 1] ^= 1;
     await writeFile(file, bytes);
     expect(await disk.readBytes(B.adapter.id)).toBeNull();
-    expect(lost).toEqual([[A.adapter.id, "missing"], [B.adapter.id, "corrupted"]]);
-    expect((await readdir(disk.dir)).sort()).toEqual([`${B.adapter.id.slice(2)}.olora.corrupt`, `${C.adapter.id.slice(2)}.olora`].sort());
+    expect(lost).toEqual([
+      [A.adapter.id, "missing"],
+      [B.adapter.id, "corrupted"],
+    ]);
+    expect((await readdir(disk.dir)).sort()).toEqual(
+      [`${B.adapter.id.slice(2)}.olora.corrupt`, `${C.adapter.id.slice(2)}.olora`].sort(),
+    );
     expect([disk.count, disk.bytes]).toEqual([1, C.encoded.length]);
     expect(await disk.readBytes(B.adapter.id)).toBeNull(); // told once only
     expect(lost).toHaveLength(2);
     await disk.remove(C.adapter.id);
     await disk.remove(C.adapter.id);
-    expect([disk.count, disk.bytes, await readdir(disk.dir)]).toEqual([0, 0, [`${B.adapter.id.slice(2)}.olora.corrupt`]]);
+    expect([disk.count, disk.bytes, await readdir(disk.dir)]).toEqual([
+      0,
+      0,
+      [`${B.adapter.id.slice(2)}.olora.corrupt`],
+    ]);
   });
 });
 
 /** A store on a cpu backend of `slots` slots; every event recorded in order as "name id[ from]". */
-async function openStore(slots: number, options: { hostBudgetBytes?: number; wrap?: (b: Backend) => Backend; prefetchAhead?: number } = {}) {
+async function openStore(
+  slots: number,
+  options: { hostBudgetBytes?: number; wrap?: (b: Backend) => Backend; prefetchAhead?: number } = {},
+) {
   const inner = createCpuBackend(model.weights, { numBlocks: 8, blockSize: 16, adapterSlots: slots, maxRank: 4 });
   const backend = options.wrap ? options.wrap(inner) : inner;
   const store = await AdapterStore.open({
-    dir: await scratch(), hostBudgetBytes: options.hostBudgetBytes ?? 1 << 24, backend, lock: new DeviceLock(),
-    modelName: model.name, qkBasis: model.qkBasis, prefetchAhead: options.prefetchAhead,
+    dir: await scratch(),
+    hostBudgetBytes: options.hostBudgetBytes ?? 1 << 24,
+    backend,
+    lock: new DeviceLock(),
+    modelName: model.name,
+    qkBasis: model.qkBasis,
+    prefetchAhead: options.prefetchAhead,
   });
   const events: string[] = [];
-  const names: (keyof AdapterEvents)[] = ["adapter:registered", "adapter:loaded", "adapter:load-failed", "adapter:evicted", "adapter:removed"];
-  for (const name of names) store.on(name, (e) => events.push(`${name.slice(8)} ${e.id}${"from" in e ? ` ${e.from}` : ""}`));
+  const names: (keyof AdapterEvents)[] = [
+    "adapter:registered",
+    "adapter:loaded",
+    "adapter:load-failed",
+    "adapter:evicted",
+    "adapter:removed",
+  ];
+  for (const name of names)
+    store.on(name, (e) => events.push(`${name.slice(8)} ${e.id}${"from" in e ? ` ${e.from}` : ""}`));
   return { store, events };
 }
 
@@ -199,7 +227,9 @@ describe("adapter store", () => {
     expect(store.has(A.adapter.id)).toBe(true);
     expect(store.list()).toEqual([{ id: A.adapter.id, tier: "host", bytes: A.encoded.length }]);
     const tooBig = lora(5, 8);
-    await expect(store.add(tooBig.encoded, "peer Q")).rejects.toThrow(/^adapter peer Q: .*rank 8 exceeds the slot rank 4/);
+    await expect(store.add(tooBig.encoded, "peer Q")).rejects.toThrow(
+      /^adapter peer Q: .*rank 8 exceeds the slot rank 4/,
+    );
     await expect(store.add(new Uint8Array(30), "peer Q")).rejects.toThrow(/bad magic/);
     expect(store.has(tooBig.adapter.id)).toBe(false);
   });
@@ -216,12 +246,20 @@ describe("adapter store", () => {
     expect(await store.load(B.adapter.id)).toBe(1);
     expect(store.pin(A.adapter.id)).toBe(0);
     expect(await store.load(C.adapter.id)).toBe(1); // B is the only unpinned one
-    expect(events).toEqual([`loaded ${A.adapter.id}`, `loaded ${B.adapter.id}`, `evicted ${B.adapter.id} gpu`, `loaded ${C.adapter.id}`]);
+    expect(events).toEqual([
+      `loaded ${A.adapter.id}`,
+      `loaded ${B.adapter.id}`,
+      `evicted ${B.adapter.id} gpu`,
+      `loaded ${C.adapter.id}`,
+    ]);
     expect(store.tierOf(B.adapter.id)).toBe("host");
     store.pin(C.adapter.id);
     await expect(store.load(B.adapter.id)).rejects.toThrow("no slot is free: all 2 are pinned or loading");
     expect(() => store.pin(B.adapter.id)).toThrow(`adapter ${B.adapter.id} is not in a slot`);
-    expect(store.slotStats().map((s) => [s.adapterId, s.pins, s.state])).toEqual([[A.adapter.id, 1, "ready"], [C.adapter.id, 1, "ready"]]);
+    expect(store.slotStats().map((s) => [s.adapterId, s.pins, s.state])).toEqual([
+      [A.adapter.id, 1, "ready"],
+      [C.adapter.id, 1, "ready"],
+    ]);
     expect(store.tierStats()).toEqual({
       disk: { adapters: 3, bytes: A.encoded.length + B.encoded.length + C.encoded.length },
       host: { adapters: 3, bytes: A.encoded.length + B.encoded.length + C.encoded.length, budgetBytes: 1 << 24 },
@@ -242,15 +280,22 @@ describe("adapter store", () => {
     expect(store.tierOf(A.adapter.id)).toBe("disk");
     await store.load(A.adapter.id);
     store.pin(A.adapter.id);
-    await expect(store.unload(A.adapter.id)).rejects.toThrow(`adapter ${A.adapter.id}: is in use by 1 running sequence(s)`);
+    await expect(store.unload(A.adapter.id)).rejects.toThrow(
+      `adapter ${A.adapter.id}: is in use by 1 running sequence(s)`,
+    );
     await expect(store.remove(A.adapter.id)).rejects.toThrow(/in use by 1/);
     store.unpin(0);
     await store.remove(A.adapter.id);
     await expect(store.remove(A.adapter.id)).rejects.toThrow(/is not registered/);
     expect([store.has(A.adapter.id), store.tierOf(A.adapter.id), store.list()]).toEqual([false, null, []]);
     expect(events).toEqual([
-      `loaded ${A.adapter.id}`, `evicted ${A.adapter.id} gpu`, `evicted ${A.adapter.id} host`,
-      `loaded ${A.adapter.id}`, `evicted ${A.adapter.id} gpu`, `evicted ${A.adapter.id} host`, `removed ${A.adapter.id}`,
+      `loaded ${A.adapter.id}`,
+      `evicted ${A.adapter.id} gpu`,
+      `evicted ${A.adapter.id} host`,
+      `loaded ${A.adapter.id}`,
+      `evicted ${A.adapter.id} gpu`,
+      `evicted ${A.adapter.id} host`,
+      `removed ${A.adapter.id}`,
     ]);
   });
 
@@ -265,7 +310,11 @@ describe("adapter store", () => {
     store.want([A.adapter.id, C.adapter.id, D.adapter.id]);
     await cIn;
     expect(store.readySlot(C.adapter.id)).toBe(1);
-    expect([store.tierOf(A.adapter.id), store.tierOf(B.adapter.id), store.tierOf(D.adapter.id)]).toEqual(["gpu", "host", "host"]);
+    expect([store.tierOf(A.adapter.id), store.tierOf(B.adapter.id), store.tierOf(D.adapter.id)]).toEqual([
+      "gpu",
+      "host",
+      "host",
+    ]);
     // Wanting C again (resident) with D after it changes nothing.
     store.want([C.adapter.id, D.adapter.id]);
     expect(store.isLoading(D.adapter.id)).toBe(false);
@@ -274,7 +323,9 @@ describe("adapter store", () => {
     const dIn = loaded(store, D.adapter.id);
     store.want([D.adapter.id, C.adapter.id]);
     await dIn;
-    expect([store.readySlot(D.adapter.id), store.readySlot(C.adapter.id), store.readySlot(A.adapter.id)]).toEqual([0, 1, -1]);
+    expect([store.readySlot(D.adapter.id), store.readySlot(C.adapter.id), store.readySlot(A.adapter.id)]).toEqual([
+      0, 1, -1,
+    ]);
   });
 
   it("want(): reads the adapters beyond the slots' reach into the host tier ahead, within half its budget", async () => {
@@ -305,7 +356,13 @@ describe("adapter store", () => {
   it("a failed upload empties the slot and is reported; a closed store starts no loads", async () => {
     let fail = true;
     const { store, events } = await openStore(1, {
-      wrap: (b) => ({ ...b, setAdapter: async (slot, adapter) => { if (fail) throw new Error("device lost"); return b.setAdapter(slot, adapter); } }),
+      wrap: (b) => ({
+        ...b,
+        setAdapter: async (slot, adapter) => {
+          if (fail) throw new Error("device lost");
+          return b.setAdapter(slot, adapter);
+        },
+      }),
     });
     await store.add(A.encoded);
     const failed = store.once("adapter:load-failed");

@@ -10,14 +10,31 @@ import { LINEAR_TARGETS, projectionShape, type LinearTarget } from "../../node/e
 import type { LayerMatrixKey, ModelWeights } from "../../node/engine/model/weights.ts";
 import { demoAdapter, oneShotEngine, STORIES_DIR, stories } from "../helpers/stories.ts";
 
-const reference = JSON.parse(readFileSync(join(STORIES_DIR, "greedy_empty_prompt_256.json"), "utf8")) as { ids: number[]; text: string };
+const reference = JSON.parse(readFileSync(join(STORIES_DIR, "greedy_empty_prompt_256.json"), "utf8")) as {
+  ids: number[];
+  text: string;
+};
 const OPTIONS = { numBlocks: 64, blockSize: 16, adapterSlots: 4, maxRank: 64 };
-const WEIGHT_OF: Record<LinearTarget, LayerMatrixKey> = { q: "wq", k: "wk", v: "wv", o: "wo", gate: "wGate", up: "wUp", down: "wDown" };
+const WEIGHT_OF: Record<LinearTarget, LayerMatrixKey> = {
+  q: "wq",
+  k: "wk",
+  v: "wv",
+  o: "wo",
+  gate: "wGate",
+  up: "wUp",
+  down: "wDown",
+};
 // Merged and unmerged LoRA round differently in float32; over 5 layers the logits stay within this.
 const MERGE_TOLERANCE = 1e-4;
 
 /** Runs a prompt then `decode` greedy steps on one sequence; returns the logits of every step. */
-async function logitsTrace(backend: Backend, prompt: number[], slot: number, decode: number, firstBlock = 0): Promise<Float32Array[]> {
+async function logitsTrace(
+  backend: Backend,
+  prompt: number[],
+  slot: number,
+  decode: number,
+  firstBlock = 0,
+): Promise<Float32Array[]> {
   const blockTable = Array.from({ length: 8 }, (_, i) => firstBlock + i);
   const trace = [await backend.forward([{ tokens: prompt, position: 0, blockTable, slot }])];
   for (let i = 0; i < decode; i++) {
@@ -90,7 +107,12 @@ describe("cpu backend on stories260K", () => {
   it("an adapter whose B is all zeros changes nothing", async () => {
     const model = await stories();
     const dragon = await demoAdapter("dragon");
-    const zero: LoraAdapter = { ...dragon, layers: dragon.layers.map((layer) => Object.fromEntries(Object.entries(layer).map(([t, p]) => [t, { ...p, b: new Float32Array(p.b.length) }]))) };
+    const zero: LoraAdapter = {
+      ...dragon,
+      layers: dragon.layers.map((layer) =>
+        Object.fromEntries(Object.entries(layer).map(([t, p]) => [t, { ...p, b: new Float32Array(p.b.length) }])),
+      ),
+    };
     const backend = createCpuBackend(model.weights, OPTIONS);
     await backend.setAdapter(1, zero);
     const prompt = model.tokenizer.encode("The little fish", { bos: true });
@@ -105,31 +127,51 @@ describe("cpu backend on stories260K", () => {
     const names = ["dragon", "ocean", "robot"] as const;
     for (const [slot, name] of names.entries()) await backend.setAdapter(slot, await demoAdapter(name));
     const seqs = [
-      { prompt: "Once upon a time", slot: 0 }, { prompt: "The sea was", slot: 1 }, { prompt: "Tom", slot: -1 },
-      { prompt: "A robot", slot: 2 }, { prompt: "Once upon a time", slot: -1 }, { prompt: "Lily saw a", slot: 0 },
-    ].map((s, i) => ({ ...s, tokens: model.tokenizer.encode(s.prompt, { bos: true }), blockTable: [i * 4, i * 4 + 1, i * 4 + 2, i * 4 + 3] }));
+      { prompt: "Once upon a time", slot: 0 },
+      { prompt: "The sea was", slot: 1 },
+      { prompt: "Tom", slot: -1 },
+      { prompt: "A robot", slot: 2 },
+      { prompt: "Once upon a time", slot: -1 },
+      { prompt: "Lily saw a", slot: 0 },
+    ].map((s, i) => ({
+      ...s,
+      tokens: model.tokenizer.encode(s.prompt, { bos: true }),
+      blockTable: [i * 4, i * 4 + 1, i * 4 + 2, i * 4 + 3],
+    }));
 
     const alone: Float32Array[][] = [];
     for (const s of seqs) alone.push(await logitsTrace(backend, s.tokens, s.slot, 5, 40));
 
     const vocab = model.weights.config.vocabSize;
     const positions = seqs.map((s) => s.tokens.length);
-    let logits = await backend.forward(seqs.map((s) => ({ tokens: s.tokens, position: 0, blockTable: s.blockTable, slot: s.slot })));
+    let logits = await backend.forward(
+      seqs.map((s) => ({ tokens: s.tokens, position: 0, blockTable: s.blockTable, slot: s.slot })),
+    );
     for (let step = 0; step <= 5; step++) {
       seqs.forEach((_, i) => expect(logits.subarray(i * vocab, (i + 1) * vocab)).toEqual(alone[i][step]));
       if (step === 5) break;
       const next = seqs.map((_, i) => alone[i][step].indexOf(Math.max(...alone[i][step])));
-      logits = await backend.forward(seqs.map((s, i) => ({ tokens: [next[i]], position: positions[i]++, blockTable: s.blockTable, slot: s.slot })));
+      logits = await backend.forward(
+        seqs.map((s, i) => ({ tokens: [next[i]], position: positions[i]++, blockTable: s.blockTable, slot: s.slot })),
+      );
     }
   });
 
   it("refuses steps that would read outside the pool or the context", async () => {
     const model = await stories();
     const backend = createCpuBackend(model.weights, OPTIONS);
-    await expect(backend.forward([{ tokens: [1], position: 0, blockTable: [], slot: -1 }])).rejects.toThrow(/block table has 0 blocks/);
-    await expect(backend.forward([{ tokens: [9999], position: 0, blockTable: [0], slot: -1 }])).rejects.toThrow(/outside the vocabulary/);
-    await expect(backend.forward([{ tokens: [1], position: 0, blockTable: [64], slot: -1 }])).rejects.toThrow(/outside the pool/);
-    await expect(backend.forward([{ tokens: [1], position: 0, blockTable: [0], slot: 7 }])).rejects.toThrow(/adapter slot 7/);
+    await expect(backend.forward([{ tokens: [1], position: 0, blockTable: [], slot: -1 }])).rejects.toThrow(
+      /block table has 0 blocks/,
+    );
+    await expect(backend.forward([{ tokens: [9999], position: 0, blockTable: [0], slot: -1 }])).rejects.toThrow(
+      /outside the vocabulary/,
+    );
+    await expect(backend.forward([{ tokens: [1], position: 0, blockTable: [64], slot: -1 }])).rejects.toThrow(
+      /outside the pool/,
+    );
+    await expect(backend.forward([{ tokens: [1], position: 0, blockTable: [0], slot: 7 }])).rejects.toThrow(
+      /adapter slot 7/,
+    );
     await expect(backend.setAdapter(0, await demoAdapter("dragon"))).resolves.toBeUndefined();
     const small = createCpuBackend(model.weights, { ...OPTIONS, maxRank: 4 });
     await expect(small.setAdapter(0, await demoAdapter("dragon"))).rejects.toThrow(/rank 8 exceeds the slot rank 4/);

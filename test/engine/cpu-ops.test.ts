@@ -5,7 +5,16 @@
 // slot checks, and that sample() applies each row's own sampling parameters to that row's logits.
 import { describe, expect, it } from "vitest";
 import { createCpuBackend } from "../../node/engine/backend/cpu/cpu-backend.ts";
-import { addInto, kvRow, matmul, pagedAttention, rmsnorm, rope, swiglu, type PagedKv } from "../../node/engine/backend/cpu/ops.ts";
+import {
+  addInto,
+  kvRow,
+  matmul,
+  pagedAttention,
+  rmsnorm,
+  rope,
+  swiglu,
+  type PagedKv,
+} from "../../node/engine/backend/cpu/ops.ts";
 import { randomModel } from "../../node/engine/formats/random-model.ts";
 import type { ModelConfig } from "../../node/engine/model/config.ts";
 import { createRng } from "../../node/engine/sampling/rng.ts";
@@ -43,7 +52,10 @@ describe("cpu operators against their definitions", () => {
     // eps counts: with eps 1 a row of ones is scaled by 1 / sqrt(2).
     const ones = new Float32Array(4).fill(1);
     rmsnorm(out, ones, ones, 1, 4, 1);
-    expectClose(out.subarray(0, 4), [1, 1, 1, 1].map(() => 1 / Math.SQRT2));
+    expectClose(
+      out.subarray(0, 4),
+      [1, 1, 1, 1].map(() => 1 / Math.SQRT2),
+    );
   });
 
   it("matmul: out[r, j] = sum_i x[r, i] w[j, i]; addInto adds element-wise", () => {
@@ -93,7 +105,10 @@ describe("cpu operators against their definitions", () => {
     const up = Float32Array.of(2, -1, 5, 3, 0.25);
     const out = new Float32Array(5);
     swiglu(out, gate, up);
-    expectClose(out, [...gate].map((g, i) => (g / (1 + Math.exp(-g))) * up[i]));
+    expectClose(
+      out,
+      [...gate].map((g, i) => (g / (1 + Math.exp(-g))) * up[i]),
+    );
   });
 
   it("kvRow: position p lives in block table[p / blockSize], row p % blockSize, after the layer's offset", () => {
@@ -104,30 +119,51 @@ describe("cpu operators against their definitions", () => {
   });
 
   /** Causal grouped-query attention over plain (unpaged) K/V rows, in float64. */
-  function naiveAttention(q: Float32Array, keys: number[][], values: number[][], position: number, rows: number, nHeads: number, nKvHeads: number, headDim: number): number[] {
+  function naiveAttention(
+    q: Float32Array,
+    keys: number[][],
+    values: number[][],
+    position: number,
+    rows: number,
+    nHeads: number,
+    nKvHeads: number,
+    headDim: number,
+  ): number[] {
     const out: number[] = [];
     for (let r = 0; r < rows; r++) {
       for (let h = 0; h < nHeads; h++) {
         const kvh = Math.floor(h / (nHeads / nKvHeads));
         const qv = [...q.subarray((r * nHeads + h) * headDim, (r * nHeads + h + 1) * headDim)];
-        const scores = keys.slice(0, position + r + 1).map((k) => qv.reduce((s, x, d) => s + x * k[kvh * headDim + d], 0) / Math.sqrt(headDim));
+        const scores = keys
+          .slice(0, position + r + 1)
+          .map((k) => qv.reduce((s, x, d) => s + x * k[kvh * headDim + d], 0) / Math.sqrt(headDim));
         const max = Math.max(...scores);
         const weights = scores.map((s) => Math.exp(s - max));
         const total = weights.reduce((a, b) => a + b, 0);
-        for (let d = 0; d < headDim; d++) out.push(weights.reduce((s, w, t) => s + (w / total) * values[t][kvh * headDim + d], 0));
+        for (let d = 0; d < headDim; d++)
+          out.push(weights.reduce((s, w, t) => s + (w / total) * values[t][kvh * headDim + d], 0));
       }
     }
     return out;
   }
 
-  for (const [name, qScale] of [["ordinary scores", 1], ["scores that would overflow exp without the max shift", 60]] as const) {
+  for (const [name, qScale] of [
+    ["ordinary scores", 1],
+    ["scores that would overflow exp without the max shift", 60],
+  ] as const) {
     it(`pagedAttention: causal, grouped-query, through a scrambled block table (${name})`, () => {
       const [nHeads, nKvHeads, headDim, blockSize] = [4, 2, 4, 3];
       const kvDim = nKvHeads * headDim;
       const [position, rows] = [5, 3]; // 5 positions cached before, 3 new rows: positions 5, 6, 7
       const blockTable = [4, 0, 2];
       const layerOffset = 2 * 6 * blockSize * kvDim; // layer 2 of a 6-block pool
-      const kv: PagedKv = { k: new Float32Array(layerOffset + 6 * blockSize * kvDim), v: new Float32Array(layerOffset + 6 * blockSize * kvDim), layerOffset, blockSize, kvDim };
+      const kv: PagedKv = {
+        k: new Float32Array(layerOffset + 6 * blockSize * kvDim),
+        v: new Float32Array(layerOffset + 6 * blockSize * kvDim),
+        layerOffset,
+        blockSize,
+        kvDim,
+      };
       const keys = Array.from({ length: position + rows }, () => [...randoms(kvDim, qScale)]);
       const values = Array.from({ length: position + rows }, () => [...randoms(kvDim)]);
       keys.forEach((k, p) => kv.k.set(k, kvRow(kv, blockTable, p)));
@@ -157,13 +193,17 @@ describe("cpu backend object", () => {
     const config: ModelConfig = { ...c, nLayers: 2 };
     const untied = randomModel(config, 3, { tiedClassifier: false }).weights;
     const untiedPerLayer = perLayer;
-    expect(createCpuBackend(untied, options).memoryBytes).toBe(4 * (2 * c.vocabSize * c.dim + c.dim + 2 * untiedPerLayer + 2 * 2 * options.numBlocks * options.blockSize * kvDim));
+    expect(createCpuBackend(untied, options).memoryBytes).toBe(
+      4 *
+        (2 * c.vocabSize * c.dim + c.dim + 2 * untiedPerLayer + 2 * 2 * options.numBlocks * options.blockSize * kvDim),
+    );
   });
 
   it("checks slots by number and adapters by fit; an emptied slot is the base model again", async () => {
     const model = await stories();
     const backend = createCpuBackend(model.weights, options);
-    for (const slot of [-1, 2, 0.5]) await expect(backend.setAdapter(slot, null)).rejects.toThrow(`adapter slot ${slot} outside 0..1`);
+    for (const slot of [-1, 2, 0.5])
+      await expect(backend.setAdapter(slot, null)).rejects.toThrow(`adapter slot ${slot} outside 0..1`);
     const step = { tokens: [1, 403, 407], position: 0, blockTable: [0], slot: 1 };
     const base = await backend.forward([{ ...step, slot: -1 }]);
     await backend.setAdapter(1, await demoAdapter("dragon"));
@@ -181,13 +221,19 @@ describe("cpu backend object", () => {
       { tokens: [1, 300, 301, 302], position: 0, blockTable: [1], slot: -1 },
       { tokens: [1], position: 0, blockTable: [2], slot: -1 },
     ];
-    const params = [{ temperature: 0, topK: 0, topP: 1 }, { temperature: 1.5, topK: 0, topP: 1 }, { temperature: 0.8, topK: 20, topP: 0.9 }];
+    const params = [
+      { temperature: 0, topK: 0, topP: 1 },
+      { temperature: 1.5, topK: 0, topP: 1 },
+      { temperature: 0.8, topK: 20, topP: 0.9 },
+    ];
     const vocab = model.weights.config.vocabSize;
     for (const u of [0.05, 0.5, 0.95]) {
       const uniforms = Float32Array.of(u, 1 - u, u / 2);
       const ids = await backend.sample(steps, params, uniforms);
       const logits = await backend.forward(steps);
-      expect([...ids]).toEqual(steps.map((_, i) => sampleToken(logits.subarray(i * vocab, (i + 1) * vocab), params[i], uniforms[i])));
+      expect([...ids]).toEqual(
+        steps.map((_, i) => sampleToken(logits.subarray(i * vocab, (i + 1) * vocab), params[i], uniforms[i])),
+      );
     }
   });
 });

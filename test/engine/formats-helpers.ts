@@ -30,8 +30,14 @@ export function hfTensors(model: ModelWeights, tied: boolean): Map<string, { sha
   weights.layers.forEach((layer, l) => {
     const p = `model.layers.${l}`;
     t.set(`${p}.input_layernorm.weight`, { shape: [c.dim], data: layer.attnNorm });
-    t.set(`${p}.self_attn.q_proj.weight`, { shape: [c.dim, c.dim], data: permuteRotateHalfRows(layer.wq, c.nHeads, c.dim) });
-    t.set(`${p}.self_attn.k_proj.weight`, { shape: [kvDim, c.dim], data: permuteRotateHalfRows(layer.wk, c.nKvHeads, c.dim) });
+    t.set(`${p}.self_attn.q_proj.weight`, {
+      shape: [c.dim, c.dim],
+      data: permuteRotateHalfRows(layer.wq, c.nHeads, c.dim),
+    });
+    t.set(`${p}.self_attn.k_proj.weight`, {
+      shape: [kvDim, c.dim],
+      data: permuteRotateHalfRows(layer.wk, c.nKvHeads, c.dim),
+    });
     t.set(`${p}.self_attn.v_proj.weight`, { shape: [kvDim, c.dim], data: layer.wv });
     t.set(`${p}.self_attn.o_proj.weight`, { shape: [c.dim, c.dim], data: layer.wo });
     t.set(`${p}.post_attention_layernorm.weight`, { shape: [c.dim], data: layer.ffnNorm });
@@ -71,11 +77,19 @@ export function hfConfigJson(weights: ModelWeights, tied: boolean): Record<strin
  * Writes a Hugging Face folder: config.json, tokenizer.json + tokenizer_config.json, and either one
  * model.safetensors or `shards` files with model.safetensors.index.json.
  */
-export function writeHfFolder(folder: string, weights: ModelWeights, vocab: SentencePieceVocab, options: { tied: boolean; shards?: number }): void {
+export function writeHfFolder(
+  folder: string,
+  weights: ModelWeights,
+  vocab: SentencePieceVocab,
+  options: { tied: boolean; shards?: number },
+): void {
   mkdirSync(folder, { recursive: true });
   writeFileSync(join(folder, "config.json"), JSON.stringify(hfConfigJson(weights, options.tied), null, 2));
   writeFileSync(join(folder, "tokenizer.json"), JSON.stringify(llamaTokenizerJson(vocab)));
-  writeFileSync(join(folder, "tokenizer_config.json"), JSON.stringify({ bos_token: "<s>", eos_token: "</s>", unk_token: "<unk>", add_bos_token: true, legacy: true }));
+  writeFileSync(
+    join(folder, "tokenizer_config.json"),
+    JSON.stringify({ bos_token: "<s>", eos_token: "</s>", unk_token: "<unk>", add_bos_token: true, legacy: true }),
+  );
   const tensors = hfTensors(weights, options.tied);
   const shards = options.shards ?? 1;
   if (shards === 1) {

@@ -24,7 +24,11 @@ const GGUF = join(STORIES, "stories260K.gguf");
 /** Every tensor of a model with a name, for comparisons. */
 function tensors(model: ModelWeights): [string, Float32Array][] {
   const w = float32Weights(model);
-  const list: [string, Float32Array][] = [["tokenEmbedding", w.tokenEmbedding], ["finalNorm", w.finalNorm], ["classifier", w.classifier]];
+  const list: [string, Float32Array][] = [
+    ["tokenEmbedding", w.tokenEmbedding],
+    ["finalNorm", w.finalNorm],
+    ["classifier", w.classifier],
+  ];
   w.layers.forEach((layer, l) => {
     for (const [key, value] of Object.entries(layer)) list.push([`layers.${l}.${key}`, value]);
   });
@@ -37,7 +41,12 @@ function expectSameWeights(a: ModelWeights, b: ModelWeights): void {
   expect(y.map(([n]) => n)).toEqual(x.map(([n]) => n));
   x.forEach(([name, data], i) => {
     expect(y[i][1].length, name).toBe(data.length);
-    expect(Buffer.from(y[i][1].buffer, y[i][1].byteOffset, y[i][1].byteLength).equals(Buffer.from(data.buffer, data.byteOffset, data.byteLength)), name).toBe(true);
+    expect(
+      Buffer.from(y[i][1].buffer, y[i][1].byteOffset, y[i][1].byteLength).equals(
+        Buffer.from(data.buffer, data.byteOffset, data.byteLength),
+      ),
+      name,
+    ).toBe(true);
   });
 }
 
@@ -47,7 +56,8 @@ function maxRelativeError(a: ModelWeights, b: ModelWeights, floor: number): numb
   const y = tensors(b);
   tensors(a).forEach(([, data], i) => {
     const other = y[i][1];
-    for (let j = 0; j < data.length; j++) worst = Math.max(worst, Math.abs(data[j] - other[j]) / (Math.abs(data[j]) + floor));
+    for (let j = 0; j < data.length; j++)
+      worst = Math.max(worst, Math.abs(data[j] - other[j]) / (Math.abs(data[j]) + floor));
   });
   return worst;
 }
@@ -81,13 +91,35 @@ function tensorTypeOffset(bytes: Buffer, name: string): number {
   return at + name.length + 4 + 8 * nDims;
 }
 
-const tiny: ModelConfig = { dim: 64, hiddenDim: 96, nLayers: 2, nHeads: 4, nKvHeads: 2, headDim: 16, vocabSize: 300, maxSeqLen: 128, normEps: 1e-6, ropeTheta: 500000 };
+const tiny: ModelConfig = {
+  dim: 64,
+  hiddenDim: 96,
+  nLayers: 2,
+  nHeads: 4,
+  nKvHeads: 2,
+  headDim: 16,
+  vocabSize: 300,
+  maxSeqLen: 128,
+  normEps: 1e-6,
+  ropeTheta: 500000,
+};
 
 describe("llama2.c checkpoint and GGUF of stories260K", () => {
   it("loads the folder as the llama2.c checkpoint with its tok512.bin", async () => {
     const model = await loadModel(STORIES);
     expect(model).toMatchObject({ name: "stories260K", source: BIN, format: "llama2c", qkBasis: "interleaved" });
-    expect(model.weights.config).toEqual({ dim: 64, hiddenDim: 172, nLayers: 5, nHeads: 8, nKvHeads: 4, headDim: 8, vocabSize: 512, maxSeqLen: 512, normEps: 1e-5, ropeTheta: 10000 });
+    expect(model.weights.config).toEqual({
+      dim: 64,
+      hiddenDim: 172,
+      nLayers: 5,
+      nHeads: 8,
+      nKvHeads: 4,
+      headDim: 8,
+      vocabSize: 512,
+      maxSeqLen: 512,
+      normEps: 1e-5,
+      ropeTheta: 10000,
+    });
     expect(model.weights.classifier).toBe(model.weights.tokenEmbedding); // positive vocab_size: tied
     expect(model.tokenizer.vocabSize).toBe(512);
     expect(weightsProblem(model.weights)).toBeNull();
@@ -135,7 +167,8 @@ describe("GGUF writer", () => {
         const b = float32Weights(back.weights).layers[0].wq;
         for (let block = 0; block < a.length / 32; block++) {
           const amax = Math.max(...a.subarray(32 * block, 32 * block + 32).map(Math.abs));
-          for (let j = 32 * block; j < 32 * block + 32; j++) expect(Math.abs(a[j] - b[j])).toBeLessThanOrEqual(amax / 254 + amax * 2 ** -11 + 1e-12);
+          for (let j = 32 * block; j < 32 * block + 32; j++)
+            expect(Math.abs(a[j] - b[j])).toBeLessThanOrEqual(amax / 254 + amax * 2 ** -11 + 1e-12);
         }
       }
     });
@@ -167,7 +200,26 @@ describe("GGUF writer", () => {
   });
 
   it("bulk f16 conversion is bit-identical to floatToHalf, edge cases included", () => {
-    const samples = new Float32Array([0, -0, 1, -1, 65504, 65519.99, 65520, 1e-8, 6e-8, 6.1e-5, 2 ** -14, 2 ** -24, 3e38, Infinity, -Infinity, NaN, 0.1, 1 / 3]);
+    const samples = new Float32Array([
+      0,
+      -0,
+      1,
+      -1,
+      65504,
+      65519.99,
+      65520,
+      1e-8,
+      6e-8,
+      6.1e-5,
+      2 ** -14,
+      2 ** -24,
+      3e38,
+      Infinity,
+      -Infinity,
+      NaN,
+      0.1,
+      1 / 3,
+    ]);
     const random = new Float32Array(5000).map((_, i) => Math.sin(i * 12.9898) * 10 ** ((i % 12) - 6));
     for (const set of [samples, random]) {
       const bulk = floatsToHalves(set);
@@ -182,7 +234,12 @@ describe("Hugging Face folders", () => {
     const folder = join(scratchDir("hf"), "stories-hf");
     writeHfFolder(folder, source.weights, spVocab(source), { tied: true });
     const model = await loadModel(folder);
-    expect(model).toMatchObject({ format: "safetensors", qkBasis: "rotate-half", name: "test/hf-llama", source: folder });
+    expect(model).toMatchObject({
+      format: "safetensors",
+      qkBasis: "rotate-half",
+      name: "test/hf-llama",
+      source: folder,
+    });
     expect(model.weights.config).toEqual(source.weights.config);
     expectSameWeights(source.weights, model.weights);
     expect(model.weights.classifier).toBe(model.weights.tokenEmbedding);
@@ -242,11 +299,17 @@ describe("bad input names the file and the problem", () => {
     expect(error.file).toBe(bin);
     expect(error.problem).toMatch(/^truncated llama2.c checkpoint: 1000000 bytes, but the header .* implies 1056540$/);
     writeFileSync(bin, Buffer.concat([readFileSync(BIN), Buffer.alloc(4)]));
-    expect(formatError(() => readLlama2cCheckpoint(bin)).problem).toMatch(/^oversized llama2.c checkpoint: 1056544 bytes/);
+    expect(formatError(() => readLlama2cCheckpoint(bin)).problem).toMatch(
+      /^oversized llama2.c checkpoint: 1056544 bytes/,
+    );
     writeFileSync(bin, Buffer.alloc(10));
-    expect(formatError(() => readLlama2cCheckpoint(bin)).message).toBe(`${bin}: truncated llama2.c checkpoint: 10 bytes, the header needs 28`);
+    expect(formatError(() => readLlama2cCheckpoint(bin)).message).toBe(
+      `${bin}: truncated llama2.c checkpoint: 10 bytes, the header needs 28`,
+    );
     writeFileSync(bin, Buffer.from(new Int32Array([64, 172, 5, 7, 4, 512, 512]).buffer));
-    expect(formatError(() => readLlama2cCheckpoint(bin)).message).toContain(`${bin}: not a llama2.c checkpoint, header [64, 172, 5, 7, 4, 512, 512]`);
+    expect(formatError(() => readLlama2cCheckpoint(bin)).message).toContain(
+      `${bin}: not a llama2.c checkpoint, header [64, 172, 5, 7, 4, 512, 512]`,
+    );
   });
 
   it("missing tokenizer beside a .bin, in a GGUF and in a Hugging Face folder", async () => {
@@ -260,13 +323,19 @@ describe("bad input names the file and the problem", () => {
     const gguf = join(dir, "no-tokenizer.gguf");
     const input = ggufModelInput(source.weights, spVocab(source), "x");
     const metadata = llamaMetadata(input, "f32").filter(([key]) => !key.startsWith("tokenizer."));
-    writeGguf(gguf, metadata, [{ name: GGUF_TENSOR.finalNorm, dims: [64], type: GGML_TYPE.F32, data: () => source.weights.finalNorm }]);
-    expect((await formatErrorAsync(loadModel(gguf))).message).toBe(`${gguf}: missing tokenizer: metadata tokenizer.ggml.model is absent`);
+    writeGguf(gguf, metadata, [
+      { name: GGUF_TENSOR.finalNorm, dims: [64], type: GGML_TYPE.F32, data: () => source.weights.finalNorm },
+    ]);
+    expect((await formatErrorAsync(loadModel(gguf))).message).toBe(
+      `${gguf}: missing tokenizer: metadata tokenizer.ggml.model is absent`,
+    );
 
     const hf = join(dir, "hf");
     writeHfFolder(hf, source.weights, spVocab(source), { tied: true });
     rmSync(join(hf, "tokenizer.json"));
-    expect((await formatErrorAsync(loadModel(hf))).message).toBe(`${join(hf, "tokenizer.json")}: missing tokenizer: no tokenizer.json in ${hf}`);
+    expect((await formatErrorAsync(loadModel(hf))).message).toBe(
+      `${join(hf, "tokenizer.json")}: missing tokenizer: no tokenizer.json in ${hf}`,
+    );
   });
 
   it("truncated GGUF, wrong magic, unsupported and unknown tensor types", async () => {
@@ -278,13 +347,17 @@ describe("bad input names the file and the problem", () => {
     expect(truncated.file).toBe(cut);
     expect(truncated.problem).toMatch(/^truncated GGUF: tensor \S+ needs bytes \d+\.\.\d+, file has 600000$/);
     writeFileSync(cut, bytes.subarray(0, 5000)); // cut inside the metadata
-    expect((await formatErrorAsync(loadModel(cut))).problem).toMatch(/^truncated GGUF: tokenizer\.ggml\.tokens\[\d+\]( length)? at byte \d+ needs \d+ bytes, file has 5000$/);
+    expect((await formatErrorAsync(loadModel(cut))).problem).toMatch(
+      /^truncated GGUF: tokenizer\.ggml\.tokens\[\d+\]( length)? at byte \d+ needs \d+ bytes, file has 5000$/,
+    );
 
     const magic = join(dir, "magic.gguf");
     const wrong = Buffer.from(bytes);
     wrong.write("GGUX", 0);
     writeFileSync(magic, wrong);
-    expect((await formatErrorAsync(loadModel(magic))).message).toBe(`${magic}: not a GGUF file: magic 0x58554747, expected "GGUF"`);
+    expect((await formatErrorAsync(loadModel(magic))).message).toBe(
+      `${magic}: not a GGUF file: magic 0x58554747, expected "GGUF"`,
+    );
 
     const q4 = join(dir, "q4k.gguf");
     const patched = Buffer.from(bytes);
@@ -307,7 +380,12 @@ describe("bad input names the file and the problem", () => {
     // Metadata says 160, tensors keep their 172 rows.
     const metadata = llamaMetadata(wrongConfig, "f32");
     const reader = GgufReader.open(GGUF);
-    const sources = [...reader.tensors.values()].map((info) => ({ name: info.name, dims: info.dims, type: GGML_TYPE.F32, data: () => reader.readTensor(info.name) }));
+    const sources = [...reader.tensors.values()].map((info) => ({
+      name: info.name,
+      dims: info.dims,
+      type: GGML_TYPE.F32,
+      data: () => reader.readTensor(info.name),
+    }));
     writeGguf(gguf, metadata, sources);
     reader.close();
     expect((await formatErrorAsync(loadModel(gguf))).message).toBe(
@@ -316,7 +394,10 @@ describe("bad input names the file and the problem", () => {
 
     const hf = join(dir, "hf");
     writeHfFolder(hf, source.weights, spVocab(source), { tied: true });
-    writeFileSync(join(hf, "config.json"), JSON.stringify({ ...hfConfigJson(source.weights, true), intermediate_size: 160 }));
+    writeFileSync(
+      join(hf, "config.json"),
+      JSON.stringify({ ...hfConfigJson(source.weights, true), intermediate_size: 160 }),
+    );
     expect((await formatErrorAsync(loadModel(hf))).message).toBe(
       `${join(hf, "model.safetensors")}: tensor model.layers.0.mlp.gate_proj.weight has shape [172,64], config.json implies [160,64]`,
     );
@@ -332,24 +413,42 @@ describe("bad input names the file and the problem", () => {
     const corrupt = Buffer.from(good);
     corrupt.write("#", 8); // first byte of the JSON header
     writeFileSync(st, corrupt);
-    expect((await formatErrorAsync(loadModel(hf))).message).toMatch(new RegExp(`^${st.replace(/[.*+?^${}()|[\]\\]/g, "\\$&")}: corrupt safetensors header: not valid JSON`));
+    expect((await formatErrorAsync(loadModel(hf))).message).toMatch(
+      new RegExp(`^${st.replace(/[.*+?^${}()|[\]\\]/g, "\\$&")}: corrupt safetensors header: not valid JSON`),
+    );
     const huge = Buffer.from(good);
     huge.writeBigUInt64LE(10n ** 12n, 0);
     writeFileSync(st, huge);
-    expect((await formatErrorAsync(loadModel(hf))).message).toBe(`${st}: corrupt safetensors header: header length 1000000000000 exceeds the file (${good.length} bytes)`);
+    expect((await formatErrorAsync(loadModel(hf))).message).toBe(
+      `${st}: corrupt safetensors header: header length 1000000000000 exceeds the file (${good.length} bytes)`,
+    );
     writeFileSync(st, good);
 
     const config = join(hf, "config.json");
-    writeFileSync(config, "{ \"hidden_size\": 64,");
-    expect((await formatErrorAsync(loadModel(hf))).message).toMatch(new RegExp(`^${config.replace(/[.*+?^${}()|[\]\\]/g, "\\$&")}: not valid JSON`));
+    writeFileSync(config, '{ "hidden_size": 64,');
+    expect((await formatErrorAsync(loadModel(hf))).message).toMatch(
+      new RegExp(`^${config.replace(/[.*+?^${}()|[\]\\]/g, "\\$&")}: not valid JSON`),
+    );
     writeFileSync(config, JSON.stringify({ ...hfConfigJson(source.weights, true), num_attention_heads: 6 }));
-    expect((await formatErrorAsync(loadModel(hf))).message).toBe(`${config}: hidden_size 64 is not a multiple of num_attention_heads 6 (and head_dim is not given)`);
+    expect((await formatErrorAsync(loadModel(hf))).message).toBe(
+      `${config}: hidden_size 64 is not a multiple of num_attention_heads 6 (and head_dim is not given)`,
+    );
     writeFileSync(config, JSON.stringify({ ...hfConfigJson(source.weights, true), num_hidden_layers: undefined }));
     expect((await formatErrorAsync(loadModel(hf))).message).toBe(`${config}: num_hidden_layers is missing`);
-    writeFileSync(config, JSON.stringify({ ...hfConfigJson(source.weights, true), architectures: ["GPT2LMHeadModel"] }));
-    expect((await formatErrorAsync(loadModel(hf))).message).toBe(`${config}: architectures ["GPT2LMHeadModel"] are not supported (only LlamaForCausalLM, MistralForCausalLM, Qwen2ForCausalLM, Qwen3ForCausalLM, Gemma2ForCausalLM)`);
-    writeFileSync(config, JSON.stringify({ ...hfConfigJson(source.weights, true), rope_scaling: { rope_type: "yarn", factor: 8 } }));
-    expect((await formatErrorAsync(loadModel(hf))).message).toBe(`${config}: rope_scaling of type "yarn" is not supported (only "default" and "llama3")`);
+    writeFileSync(
+      config,
+      JSON.stringify({ ...hfConfigJson(source.weights, true), architectures: ["GPT2LMHeadModel"] }),
+    );
+    expect((await formatErrorAsync(loadModel(hf))).message).toBe(
+      `${config}: architectures ["GPT2LMHeadModel"] are not supported (only LlamaForCausalLM, MistralForCausalLM, Qwen2ForCausalLM, Qwen3ForCausalLM, Gemma2ForCausalLM)`,
+    );
+    writeFileSync(
+      config,
+      JSON.stringify({ ...hfConfigJson(source.weights, true), rope_scaling: { rope_type: "yarn", factor: 8 } }),
+    );
+    expect((await formatErrorAsync(loadModel(hf))).message).toBe(
+      `${config}: rope_scaling of type "yarn" is not supported (only "default" and "llama3")`,
+    );
   });
 
   it("paths that hold no model", async () => {
@@ -357,10 +456,14 @@ describe("bad input names the file and the problem", () => {
     expect((await formatErrorAsync(loadModel(dir))).message).toBe(
       `${dir}: no model found: looked for config.json (Hugging Face), a llama2.c .bin with tok*.bin, or a .gguf`,
     );
-    expect((await formatErrorAsync(loadModel(join(dir, "nope")))).message).toBe(`${join(dir, "nope")}: no such file or folder`);
+    expect((await formatErrorAsync(loadModel(join(dir, "nope")))).message).toBe(
+      `${join(dir, "nope")}: no such file or folder`,
+    );
     mkdirSync(join(dir, "sub"));
     writeFileSync(join(dir, "model.pt"), "x");
-    expect((await formatErrorAsync(loadModel(join(dir, "model.pt")))).problem).toContain('unknown model file type ".pt"');
+    expect((await formatErrorAsync(loadModel(join(dir, "model.pt")))).problem).toContain(
+      'unknown model file type ".pt"',
+    );
     expect((await formatErrorAsync(loadModel(TOK))).problem).toContain("llama2.c tokenizer file, not a model");
   });
 });

@@ -13,7 +13,10 @@ import type { SentencePieceBpeTokenizer } from "../../node/engine/tokenizer/sent
 import { oneShotEngine, STORIES_DIR, stories } from "../helpers/stories.ts";
 import { hfConfigJson, hfTensors, scratchDir, writeHfFolder } from "./formats-helpers.ts";
 
-const reference = JSON.parse(await readFile(join(STORIES_DIR, "greedy_empty_prompt_256.json"), "utf8")) as { ids: number[]; text: string };
+const reference = JSON.parse(await readFile(join(STORIES_DIR, "greedy_empty_prompt_256.json"), "utf8")) as {
+  ids: number[];
+  text: string;
+};
 
 /**
  * transformers' convert_llama_weights_to_hf.py, literally:
@@ -30,7 +33,8 @@ function transformersPermute(w: Float32Array, nHeads: number, dim1: number, dim2
   for (let a = 0; a < tShape[0]; a++) {
     for (let b = 0; b < tShape[1]; b++) {
       for (let c = 0; c < tShape[2]; c++) {
-        for (let d = 0; d < tShape[3]; d++) out[k++] = w[a * tStrides[0] + b * tStrides[1] + c * tStrides[2] + d * tStrides[3]];
+        for (let d = 0; d < tShape[3]; d++)
+          out[k++] = w[a * tStrides[0] + b * tStrides[1] + c * tStrides[2] + d * tStrides[3]];
       }
     }
   }
@@ -47,11 +51,20 @@ async function convertedFolder(): Promise<string> {
   writeHfFolder(folder, model.weights, (model.tokenizer as SentencePieceBpeTokenizer).vocab(), { tied: true });
   const tensors = hfTensors(model.weights, true);
   float32Weights(model.weights).layers.forEach((layer, l) => {
-    tensors.set(`model.layers.${l}.self_attn.q_proj.weight`, { shape: [c.dim, c.dim], data: transformersPermute(layer.wq, c.nHeads, c.dim, c.dim) });
-    tensors.set(`model.layers.${l}.self_attn.k_proj.weight`, { shape: [kvDim, c.dim], data: transformersPermute(layer.wk, c.nKvHeads, kvDim, c.dim) });
+    tensors.set(`model.layers.${l}.self_attn.q_proj.weight`, {
+      shape: [c.dim, c.dim],
+      data: transformersPermute(layer.wq, c.nHeads, c.dim, c.dim),
+    });
+    tensors.set(`model.layers.${l}.self_attn.k_proj.weight`, {
+      shape: [kvDim, c.dim],
+      data: transformersPermute(layer.wk, c.nKvHeads, kvDim, c.dim),
+    });
   });
   await writeFile(join(folder, "model.safetensors"), writeSafetensors(tensors));
-  await writeFile(join(folder, "config.json"), JSON.stringify({ ...hfConfigJson(model.weights, true), _name_or_path: "karpathy/stories260K" }));
+  await writeFile(
+    join(folder, "config.json"),
+    JSON.stringify({ ...hfConfigJson(model.weights, true), _name_or_path: "karpathy/stories260K" }),
+  );
   return folder;
 }
 
@@ -63,9 +76,15 @@ async function hfDragon(): Promise<string> {
   const tensors = readSafetensors(await readFile(join(dragon, "adapter_model.safetensors")), "dragon");
   const plain = new Map([...tensors].map(([k, t]) => [k, { shape: t.shape, data: t.data }]));
   for (let l = 0; l < c.nLayers; l++) {
-    for (const [target, heads, rows] of [["q", c.nHeads, c.dim], ["k", c.nKvHeads, kvDim]] as const) {
+    for (const [target, heads, rows] of [
+      ["q", c.nHeads, c.dim],
+      ["k", c.nKvHeads, kvDim],
+    ] as const) {
       const b = plain.get(peftTensorKey(l, target, "B"))!;
-      plain.set(peftTensorKey(l, target, "B"), { shape: b.shape, data: transformersPermute(b.data, heads, rows, b.shape[1]) });
+      plain.set(peftTensorKey(l, target, "B"), {
+        shape: b.shape,
+        data: transformersPermute(b.data, heads, rows, b.shape[1]),
+      });
     }
   }
   await writeFile(join(dir, "adapter_model.safetensors"), writeSafetensors(plain));
@@ -78,7 +97,12 @@ const binEngine = oneShotEngine();
 
 describe("Hugging Face q/k row order, as transformers writes it", () => {
   it("permuteRotateHalfRows is transformers' permute for q and k shapes, and unpermuteRotateHalfRows undoes it", () => {
-    for (const [heads, rows, cols] of [[c.nHeads, c.dim, c.dim], [c.nKvHeads, kvDim, c.dim], [c.nHeads, c.dim, 8], [2, 16, 3]]) {
+    for (const [heads, rows, cols] of [
+      [c.nHeads, c.dim, c.dim],
+      [c.nKvHeads, kvDim, c.dim],
+      [c.nHeads, c.dim, 8],
+      [2, 16, 3],
+    ]) {
       const w = Float32Array.from({ length: rows * cols }, (_, i) => i);
       const theirs = transformersPermute(w, heads, rows, cols);
       expect(permuteRotateHalfRows(w, heads, cols), `${heads} heads, [${rows}, ${cols}]`).toEqual(theirs);

@@ -21,7 +21,13 @@ describe("a thousand adapters", () => {
     const model = await stories();
     const config = model.weights.config;
     // Host tier of ~12 adapters: most requests read their adapter from disk.
-    const { engine } = await engineWith({ adapterSlots: 4, maxRank: 4, hostBudgetBytes: 1_000_000, numBlocks: 128, blockSize: 8 });
+    const { engine } = await engineWith({
+      adapterSlots: 4,
+      maxRank: 4,
+      hostBudgetBytes: 1_000_000,
+      numBlocks: 128,
+      blockSize: 8,
+    });
     const adapters: LoraAdapter[] = [];
     const peftDir = await mkdtemp(join(tmpdir(), "openlora-peft-"));
     for (let i = 0; i < 1000; i++) {
@@ -31,10 +37,17 @@ describe("a thousand adapters", () => {
         const dir = join(peftDir, `a${i}`);
         await writeRandomPeftAdapter(dir, config, { rank, seed: i, baseModel: model.name });
         const info = await engine.adapters.import(dir);
-        adapters.push((await loadPeftAdapter(dir, { config, name: model.name, qkBasis: model.qkBasis, maxRank: 4 })).adapter);
+        adapters.push(
+          (await loadPeftAdapter(dir, { config, name: model.name, qkBasis: model.qkBasis, maxRank: 4 })).adapter,
+        );
         expect(info.id).toBe(adapters[i].id);
       } else {
-        const { adapter, encoded } = randomLora(config, { rank, seed: i, bScale: 0.3, targets: i % 2 ? ["q", "v", "down"] : undefined });
+        const { adapter, encoded } = randomLora(config, {
+          rank,
+          seed: i,
+          bScale: 0.3,
+          targets: i % 2 ? ["q", "v", "down"] : undefined,
+        });
         expect((await engine.adapters.add(encoded)).id).toBe(adapter.id);
         adapters.push(adapter);
       }
@@ -48,7 +61,9 @@ describe("a thousand adapters", () => {
     const jobs = [...adapters.map((_, i) => i), ...Array.from({ length: 100 }, () => Math.floor(rng() * rng() * 50))]
       .map((a) => ({ a, tokenIds: prompts[Math.floor(rng() * prompts.length)], r: rng() }))
       .sort((x, y) => x.r - y.r);
-    const streams = jobs.map((job) => engine.submit({ adapterId: adapters[job.a].id, tokenIds: job.tokenIds, maxTokens: 4, temperature: 0 }));
+    const streams = jobs.map((job) =>
+      engine.submit({ adapterId: adapters[job.a].id, tokenIds: job.tokenIds, maxTokens: 4, temperature: 0 }),
+    );
     const results = await Promise.all(streams.map(collect));
     expect(results.every((r) => r.usage.finishReason === "length" || r.usage.finishReason === "eos")).toBe(true);
 
@@ -85,7 +100,12 @@ describe("adapter tiers", () => {
     bytes[bytes.length - 5] ^= 0x40;
     await writeFile(file, bytes);
     const { engine } = await engineWith({ adapterSlots: 2, dir: first.dir });
-    expect(engine.adapters.list().map((a) => a.id).sort()).toEqual([good.adapter.id, bad.adapter.id].sort());
+    expect(
+      engine.adapters
+        .list()
+        .map((a) => a.id)
+        .sort(),
+    ).toEqual([good.adapter.id, bad.adapter.id].sort());
     expect(engine.adapters.list().every((a) => a.tier === "disk")).toBe(true);
 
     const tokenIds = model.tokenizer.encode("Once upon a time", { bos: true });
@@ -154,7 +174,9 @@ describe("adapter tiers", () => {
     const { engine } = await engineWith();
     const finished: { requestId: number; tokens: number; reason: string }[] = [];
     const steps: { rows: number; tokens: number; sampled: number }[] = [];
-    engine.on("request:finished", (e) => finished.push({ requestId: e.requestId, tokens: e.usage.completionTokens, reason: e.usage.finishReason }));
+    engine.on("request:finished", (e) =>
+      finished.push({ requestId: e.requestId, tokens: e.usage.completionTokens, reason: e.usage.finishReason }),
+    );
     engine.on("step", (e) => steps.push({ rows: e.rows, tokens: e.tokens, sampled: e.sampled }));
     const a = engine.submit({ adapterId: null, prompt: "Once upon a time", maxTokens: 6, temperature: 0 });
     const b = engine.submit({ adapterId: null, prompt: "The dog", maxTokens: 3, temperature: 0 });
@@ -168,7 +190,11 @@ describe("adapter tiers", () => {
       { requestId: c.id, tokens: 0, reason: "cancelled" },
     ]);
     // Both requests shared the first step (two prefill rows), then decoded together until b was done.
-    expect(steps[0]).toEqual({ rows: 2, tokens: (await a.result).promptTokenIds.length + (await b.result).promptTokenIds.length, sampled: 2 });
+    expect(steps[0]).toEqual({
+      rows: 2,
+      tokens: (await a.result).promptTokenIds.length + (await b.result).promptTokenIds.length,
+      sampled: 2,
+    });
     expect(steps.reduce((n, s) => n + s.sampled, 0)).toBe(9);
   });
 
@@ -188,7 +214,10 @@ describe("adapter tiers", () => {
 
   it("slot pool: reuses an empty slot first, then the least recently used unpinned one, never a pinned or kept one", () => {
     const pool = new SlotPool(3);
-    for (const [slot, id] of [[0, "a"], [1, "b"]] as const) {
+    for (const [slot, id] of [
+      [0, "a"],
+      [1, "b"],
+    ] as const) {
       pool.beginLoad(slot, id);
       pool.endLoad(slot, true);
     }
@@ -212,10 +241,22 @@ describe("capacity planning", () => {
     const slot = slotBytes(config, 8);
     const block = kvBlockBytes(config, 16);
     expect(slot).toBe(4 * 5 * 8 * (128 + 96 + 96 + 128 + 236 + 236 + 236));
-    const plan = planCapacity({ config, deviceBytes: 10e6 + 2e6, weightBytes: 2e6, maxRank: 8, blockSize: 16, reserveShare: 0 });
+    const plan = planCapacity({
+      config,
+      deviceBytes: 10e6 + 2e6,
+      weightBytes: 2e6,
+      maxRank: 8,
+      blockSize: 16,
+      reserveShare: 0,
+    });
     expect(plan.adapterSlots).toBe(Math.floor(1e6 / slot));
     expect(plan.numBlocks).toBe(Math.floor((10e6 - plan.adapterSlots * slot) / block));
-    expect(planCapacity({ config, deviceBytes: 12e6, weightBytes: 2e6, maxRank: 8, blockSize: 16, adapterSlots: 4 }).adapterSlots).toBe(4);
-    expect(() => planCapacity({ config, deviceBytes: 2.1e6, weightBytes: 2e6, maxRank: 8, blockSize: 16 })).toThrow(/one full context needs 32/);
+    expect(
+      planCapacity({ config, deviceBytes: 12e6, weightBytes: 2e6, maxRank: 8, blockSize: 16, adapterSlots: 4 })
+        .adapterSlots,
+    ).toBe(4);
+    expect(() => planCapacity({ config, deviceBytes: 2.1e6, weightBytes: 2e6, maxRank: 8, blockSize: 16 })).toThrow(
+      /one full context needs 32/,
+    );
   });
 });

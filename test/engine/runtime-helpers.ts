@@ -35,12 +35,20 @@ export type EngineOptions = Partial<BackendOptions> & {
 export async function makeEngine(options: EngineOptions = {}): Promise<TestEngine> {
   const model = await stories();
   const inner = await createBackend(options.backend ?? "cpu", model.weights, {
-    numBlocks: options.numBlocks ?? 64, blockSize: options.blockSize ?? 16, adapterSlots: options.adapterSlots ?? 4, maxRank: options.maxRank ?? 16,
+    numBlocks: options.numBlocks ?? 64,
+    blockSize: options.blockSize ?? 16,
+    adapterSlots: options.adapterSlots ?? 4,
+    maxRank: options.maxRank ?? 16,
   });
   const backend = options.wrap ? options.wrap(inner) : inner;
-  const dir = options.dir ?? await mkdtemp(join(tmpdir(), "openlora-store-"));
+  const dir = options.dir ?? (await mkdtemp(join(tmpdir(), "openlora-store-")));
   const engine = await Engine.create({
-    backend, tokenizer: model.tokenizer, modelName: model.name, adapterDir: dir, scheduler: options.scheduler, hostBudgetBytes: options.hostBudgetBytes,
+    backend,
+    tokenizer: model.tokenizer,
+    modelName: model.name,
+    adapterDir: dir,
+    scheduler: options.scheduler,
+    hostBudgetBytes: options.hostBudgetBytes,
   });
   engine.start();
   return { engine, backend, dir };
@@ -50,10 +58,12 @@ export async function makeEngine(options: EngineOptions = {}): Promise<TestEngin
 export function closedAfterEachTest(): (options?: EngineOptions) => Promise<TestEngine> {
   let open: TestEngine[] = [];
   afterEach(async () => {
-    await Promise.all(open.map(async ({ engine, backend }) => {
-      await engine.close();
-      await backend.close();
-    }));
+    await Promise.all(
+      open.map(async ({ engine, backend }) => {
+        await engine.close();
+        await backend.close();
+      }),
+    );
     open = [];
   });
   return async (options = {}) => {
@@ -67,7 +77,10 @@ export function closedAfterEachTest(): (options?: EngineOptions) => Promise<Test
  * A backend that calls `before(n, steps)` ahead of its n-th step (n from 0) and may slow adapter uploads down.
  * Everything else goes to `inner` itself (a class instance keeps its private state: no copies of its methods).
  */
-export function hooked(inner: Backend, hooks: { before?: (step: number, steps: readonly SequenceStep[]) => void; uploadDelayMs?: number }): Backend {
+export function hooked(
+  inner: Backend,
+  hooks: { before?: (step: number, steps: readonly SequenceStep[]) => void; uploadDelayMs?: number },
+): Backend {
   let n = 0;
   const overrides: Pick<Backend, "sample" | "setAdapter"> = {
     async sample(steps, params, uniforms) {
@@ -112,7 +125,15 @@ export async function collect(stream: RequestStream): Promise<Collected> {
   return { tokenIds, text: final!.text, usage: final!.usage };
 }
 
-export type AloneRequest = { tokenIds: number[]; maxTokens: number; temperature?: number; topP?: number; topK?: number; seed?: number; stop?: string[] };
+export type AloneRequest = {
+  tokenIds: number[];
+  maxTokens: number;
+  temperature?: number;
+  topP?: number;
+  topK?: number;
+  seed?: number;
+  stop?: string[];
+};
 
 /** An engine of its own that runs requests one at a time, each alone: the oracle of batched runs. */
 export interface Oracle {
@@ -137,7 +158,11 @@ export async function openOracle(backend: TestBackend = "cpu", maxRank = 16): Pr
 }
 
 /** The oracle for one request: the same request alone, on a fresh engine and backend of its own. */
-export async function runAlone(adapter: LoraAdapter | null, request: AloneRequest, backend: TestBackend = "cpu"): Promise<{ tokenIds: number[]; text: string }> {
+export async function runAlone(
+  adapter: LoraAdapter | null,
+  request: AloneRequest,
+  backend: TestBackend = "cpu",
+): Promise<{ tokenIds: number[]; text: string }> {
   const oracle = await openOracle(backend, Math.max(adapter?.rank ?? 1, 1));
   try {
     return await oracle.run(adapter, request);

@@ -6,10 +6,27 @@ import type { RequestStream } from "../../node/engine/runtime/request-stream.ts"
 import { createRng } from "../../node/engine/sampling/rng.ts";
 import { TextStream } from "../../node/engine/text-stream.ts";
 import { DEMO_ADAPTERS, demoAdapter, STORIES_DIR, stories } from "../helpers/stories.ts";
-import { closedAfterEachTest, collect, expectIdle, hooked, openOracle, runAlone, type Collected, type EngineOptions, type TestBackend } from "./runtime-helpers.ts";
+import {
+  closedAfterEachTest,
+  collect,
+  expectIdle,
+  hooked,
+  openOracle,
+  runAlone,
+  type Collected,
+  type EngineOptions,
+  type TestBackend,
+} from "./runtime-helpers.ts";
 import { join } from "node:path";
 
-const PROMPTS = ["Once upon a time", "The dragon", "Lily and Max went to the", "One day, a little fish", "The sun was", "Tom had a big red ball. He"];
+const PROMPTS = [
+  "Once upon a time",
+  "The dragon",
+  "Lily and Max went to the",
+  "One day, a little fish",
+  "The sun was",
+  "Tom had a big red ball. He",
+];
 
 const newEngine = closedAfterEachTest();
 const BACKENDS: readonly TestBackend[] = ["cpu", "webgpu", "simd"];
@@ -32,7 +49,15 @@ describe("continuous batching", () => {
     it(`on ${backend}: gives each request, arriving at random steps with mixed adapters and preempted by a tiny KV pool, the output it has alone`, async () => {
       const model = await stories();
       const rng = createRng(42);
-      type Planned = { step: number; adapter: LoraAdapter | null; tokenIds: number[]; maxTokens: number; temperature: number; topP?: number; seed?: number };
+      type Planned = {
+        step: number;
+        adapter: LoraAdapter | null;
+        tokenIds: number[];
+        maxTokens: number;
+        temperature: number;
+        topP?: number;
+        seed?: number;
+      };
       const adapters = await Promise.all(DEMO_ADAPTERS.map((n) => demoAdapter(n)));
       const planned: Planned[] = Array.from({ length: 14 }, (_, i) => ({
         step: i === 0 ? 0 : Math.floor(rng() * 60),
@@ -49,7 +74,17 @@ describe("continuous batching", () => {
       const submitDue = (step: number) => {
         for (; next < planned.length && planned[next].step <= step; next++) {
           const p = planned[next];
-          streams.push({ plan: p, stream: engine.submit({ adapterId: p.adapter?.id ?? null, tokenIds: p.tokenIds, maxTokens: p.maxTokens, temperature: p.temperature, topP: p.topP, seed: p.seed }) });
+          streams.push({
+            plan: p,
+            stream: engine.submit({
+              adapterId: p.adapter?.id ?? null,
+              tokenIds: p.tokenIds,
+              maxTokens: p.maxTokens,
+              temperature: p.temperature,
+              topP: p.topP,
+              seed: p.seed,
+            }),
+          });
         }
       };
       // 30 blocks of 4 positions hold ~120 positions for up to 14 sequences of up to ~80: preemption is certain.
@@ -59,7 +94,14 @@ describe("continuous batching", () => {
         if (new Set(steps.map((s) => s.slot)).size >= 3) mixed++;
         submitDue(n);
       };
-      const { engine } = await engineWith({ backend, numBlocks: 30, blockSize: 4, adapterSlots: 2, wrap: (b) => hooked(b, { before }), scheduler: { maxBatchTokens: 24 } });
+      const { engine } = await engineWith({
+        backend,
+        numBlocks: 30,
+        blockSize: 4,
+        adapterSlots: 2,
+        wrap: (b) => hooked(b, { before }),
+        scheduler: { maxBatchTokens: 24 },
+      });
       submitDue(0);
       const results: Collected[] = [];
       while (results.length < planned.length) {
@@ -109,8 +151,12 @@ describe("continuous batching", () => {
     const { engine, adapters } = await engineWith({ wrap: (b) => hooked(b, { uploadDelayMs: 300 }) });
     await engine.adapters.unload(adapters.dragon.id);
     const order: string[] = [];
-    const slow = collect(engine.submit({ adapterId: adapters.dragon.id, prompt: "Once", maxTokens: 5, temperature: 0 })).then(() => order.push("adapter"));
-    const fast = collect(engine.submit({ adapterId: null, prompt: "Once", maxTokens: 5, temperature: 0 })).then(() => order.push("base"));
+    const slow = collect(
+      engine.submit({ adapterId: adapters.dragon.id, prompt: "Once", maxTokens: 5, temperature: 0 }),
+    ).then(() => order.push("adapter"));
+    const fast = collect(engine.submit({ adapterId: null, prompt: "Once", maxTokens: 5, temperature: 0 })).then(() =>
+      order.push("base"),
+    );
     await Promise.all([slow, fast]);
     expect(order).toEqual(["base", "adapter"]);
   });
@@ -122,8 +168,11 @@ describe("continuous batching", () => {
     const { engine, adapters } = await engineWith({ adapterSlots: 1, scheduler: { agingSteps } });
     await engine.adapters.load(adapters.dragon.id);
     let steps = 0;
-    engine.on("step", () => { steps++; });
-    const busy = () => collect(engine.submit({ adapterId: adapters.dragon.id, prompt: "The dragon", maxTokens: 12, temperature: 0 }));
+    engine.on("step", () => {
+      steps++;
+    });
+    const busy = () =>
+      collect(engine.submit({ adapterId: adapters.dragon.id, prompt: "The dragon", maxTokens: 12, temperature: 0 }));
     let rareDone = false;
     const keepBusy = async () => {
       for (let n = 0; !rareDone && n < 200; n++) await busy();
@@ -131,7 +180,9 @@ describe("continuous batching", () => {
     const streams = [keepBusy(), keepBusy()];
     await engine.once("step", () => steps >= 3); // the busy stream holds the slot
     const submittedAt = steps;
-    const rare = collect(engine.submit({ adapterId: adapters.robot.id, prompt: "Once", maxTokens: 5, temperature: 0 })).then((r) => {
+    const rare = collect(
+      engine.submit({ adapterId: adapters.robot.id, prompt: "Once", maxTokens: 5, temperature: 0 }),
+    ).then((r) => {
       rareDone = true;
       return { result: r, steps: steps - submittedAt };
     });
@@ -153,10 +204,13 @@ describe("continuous batching", () => {
     const short = [1, ...Array.from({ length: 19 }, (_, i) => 200 + i)];
     const long = [1, ...Array.from({ length: 99 }, (_, i) => 300 + (i % 50))];
     let steps = 0;
-    engine.on("step", () => { steps++; });
+    engine.on("step", () => {
+      steps++;
+    });
     let longDone = false;
     const keepBusy = async (maxTokens: number) => {
-      for (let n = 0; !longDone && n < 300; n++) await engine.submit({ adapterId: null, tokenIds: short, maxTokens, temperature: 0 }).result;
+      for (let n = 0; !longDone && n < 300; n++)
+        await engine.submit({ adapterId: null, tokenIds: short, maxTokens, temperature: 0 }).result;
     };
     const clients = [5, 6, 7, 8, 9, 11].map(keepBusy);
     await engine.once("step", () => steps >= 3);
@@ -179,8 +233,20 @@ describe("cancellation", () => {
     const { engine, adapters } = await engineWith({ scheduler: { maxRunning: 1 } });
     const controller = new AbortController();
     const queued = new AbortController();
-    const running = engine.submit({ adapterId: adapters.ocean.id, prompt: "Once upon a time", maxTokens: 200, temperature: 0, signal: controller.signal });
-    const waiting = engine.submit({ adapterId: adapters.robot.id, prompt: "Once", maxTokens: 50, temperature: 0, signal: queued.signal });
+    const running = engine.submit({
+      adapterId: adapters.ocean.id,
+      prompt: "Once upon a time",
+      maxTokens: 200,
+      temperature: 0,
+      signal: controller.signal,
+    });
+    const waiting = engine.submit({
+      adapterId: adapters.robot.id,
+      prompt: "Once",
+      maxTokens: 50,
+      temperature: 0,
+      signal: queued.signal,
+    });
     let tokens = 0;
     let usage;
     for await (const event of running) {
@@ -198,12 +264,17 @@ describe("cancellation", () => {
     expect(usage!.finishReason).toBe("cancelled");
     expect(usage!.completionTokens).toBeGreaterThanOrEqual(5);
     expect((await waiting.result).usage.finishReason).toBe("cancelled");
-    const after = await collect(engine.submit({ adapterId: adapters.ocean.id, prompt: "Once upon a time", maxTokens: 10, temperature: 0 }));
+    const after = await collect(
+      engine.submit({ adapterId: adapters.ocean.id, prompt: "Once upon a time", maxTokens: 10, temperature: 0 }),
+    );
     expect(after.usage.finishReason).toBe("length");
     expectIdle(engine);
     const pre = new AbortController();
     pre.abort();
-    expect((await engine.submit({ adapterId: null, prompt: "x", maxTokens: 5, signal: pre.signal }).result).usage.finishReason).toBe("cancelled");
+    expect(
+      (await engine.submit({ adapterId: null, prompt: "x", maxTokens: 5, signal: pre.signal }).result).usage
+        .finishReason,
+    ).toBe("cancelled");
   });
 });
 
@@ -211,7 +282,9 @@ describe("bad input", () => {
   it("gets a clear InvalidRequestError from submit while the other requests finish", async () => {
     const { engine, adapters } = await engineWith();
     const tokenIds = (await stories()).tokenizer.encode("Once upon a time", { bos: true });
-    const good = [null, adapters.dragon.id].map((adapterId) => engine.submit({ adapterId, tokenIds, maxTokens: 30, temperature: 0 }));
+    const good = [null, adapters.dragon.id].map((adapterId) =>
+      engine.submit({ adapterId, tokenIds, maxTokens: 30, temperature: 0 }),
+    );
     const bad: [Record<string, unknown>, string, RegExp][] = [
       [{ adapterId: "0x" + "ab".repeat(32) }, "adapter", /is not registered/],
       [{ adapterId: "dragon" }, "adapter", /64 lowercase hex/],
@@ -248,7 +321,9 @@ describe("bad input", () => {
 
   it("refuses a request the whole KV pool could never hold", async () => {
     const { engine } = await engineWith({ numBlocks: 8, blockSize: 4 });
-    expect(() => engine.submit({ adapterId: null, prompt: "Once upon a time", maxTokens: 40 })).toThrow(/exceeds the KV cache \(32 positions\)/);
+    expect(() => engine.submit({ adapterId: null, prompt: "Once upon a time", maxTokens: 40 })).toThrow(
+      /exceeds the KV cache \(32 positions\)/,
+    );
   });
 });
 
@@ -258,7 +333,9 @@ describe("TextStream", () => {
     const rng = createRng(3);
     const byteToken = (b: number) => 3 + b; // <0x00> .. <0xFF> follow <unk>, <s>, </s>
     for (let trial = 0; trial < 40; trial++) {
-      const prompt = tokenizer.encode(["", "Once upon a time", "é", "The dragon said"][trial % 4], { bos: trial % 3 !== 0 });
+      const prompt = tokenizer.encode(["", "Once upon a time", "é", "The dragon said"][trial % 4], {
+        bos: trial % 3 !== 0,
+      });
       const promptText = tokenizer.decode(prompt);
       const stream = new TextStream(tokenizer, prompt);
       const all = [...prompt];
@@ -266,9 +343,12 @@ describe("TextStream", () => {
       for (let i = 0; i < 60; i++) {
         const u = rng();
         // Ordinary pieces, UTF-8 of multi-byte characters split over byte tokens, and stray bytes.
-        const tokens = u < 0.6 ? [259 + Math.floor(rng() * 253)]
-          : u < 0.9 ? [...new TextEncoder().encode(["é", "日本", "🐉", "ß"][Math.floor(rng() * 4)])].map(byteToken)
-          : [byteToken(128 + Math.floor(rng() * 128))];
+        const tokens =
+          u < 0.6
+            ? [259 + Math.floor(rng() * 253)]
+            : u < 0.9
+              ? [...new TextEncoder().encode(["é", "日本", "🐉", "ß"][Math.floor(rng() * 4)])].map(byteToken)
+              : [byteToken(128 + Math.floor(rng() * 128))];
         for (const token of tokens) {
           all.push(token);
           const { piece, finish } = stream.push(token);
@@ -286,18 +366,34 @@ describe("failures", () => {
   it("fails only the requests of a step the backend could not run, keeps serving, and fails what is left on close", async () => {
     let failAt = -1;
     const { engine } = await engineWith({
-      wrap: (b) => ({ ...b, sample: async (steps, params, uniforms) => {
-        if (failAt-- === 0) throw new Error("device lost");
-        return b.sample(steps, params, uniforms);
-      } }),
+      wrap: (b) => ({
+        ...b,
+        sample: async (steps, params, uniforms) => {
+          if (failAt-- === 0) throw new Error("device lost");
+          return b.sample(steps, params, uniforms);
+        },
+      }),
     });
     failAt = 2;
     const doomed = engine.submit({ adapterId: null, prompt: "Once upon a time", maxTokens: 20, temperature: 0 });
     await expect(doomed.result).rejects.toThrow("device lost");
-    await expect((async () => { for await (const _ of doomed); })()).rejects.toThrow("device lost");
+    await expect(
+      (async () => {
+        for await (const _ of doomed);
+      })(),
+    ).rejects.toThrow("device lost");
     expectIdle(engine);
-    const fine = await collect(engine.submit({ adapterId: null, prompt: "Once upon a time", maxTokens: 20, temperature: 0 }));
-    expect(fine.tokenIds).toEqual((await runAlone(null, { tokenIds: (await stories()).tokenizer.encode("Once upon a time", { bos: true }), maxTokens: 20 })).tokenIds);
+    const fine = await collect(
+      engine.submit({ adapterId: null, prompt: "Once upon a time", maxTokens: 20, temperature: 0 }),
+    );
+    expect(fine.tokenIds).toEqual(
+      (
+        await runAlone(null, {
+          tokenIds: (await stories()).tokenizer.encode("Once upon a time", { bos: true }),
+          maxTokens: 20,
+        })
+      ).tokenIds,
+    );
     const pending = engine.submit({ adapterId: null, prompt: "Once upon a time", maxTokens: 400, temperature: 0 });
     await engine.close();
     await expect(pending.result).rejects.toThrow("engine closed");

@@ -13,7 +13,8 @@ describe("sampleToken", () => {
     expect(argmax(Float32Array.from([0, 5, 5]))).toBe(1);
   });
   it("top-k 1 is greedy whatever the draw", () => {
-    for (const u of [0, 0.3, 0.999]) expect(sampleToken(Float32Array.from([1, 4, 2]), { temperature: 1, topK: 1, topP: 1 }, u)).toBe(1);
+    for (const u of [0, 0.3, 0.999])
+      expect(sampleToken(Float32Array.from([1, 4, 2]), { temperature: 1, topK: 1, topP: 1 }, u)).toBe(1);
   });
   it("walks the kept tokens in id order with the draw", () => {
     const params = { temperature: 1, topK: 0, topP: 1 };
@@ -31,7 +32,10 @@ describe("sampleToken", () => {
   });
   it("temperature sharpens and flattens", () => {
     const rng = createRng(7);
-    const count = (t: number) => Array.from({ length: 2000 }, () => sampleToken(logits, { temperature: t, topK: 0, topP: 1 }, rng())).filter((x) => x === 4).length;
+    const count = (t: number) =>
+      Array.from({ length: 2000 }, () => sampleToken(logits, { temperature: t, topK: 0, topP: 1 }, rng())).filter(
+        (x) => x === 4,
+      ).length;
     expect(count(0.1)).toBe(0);
     expect(count(10)).toBeGreaterThan(200);
   });
@@ -41,7 +45,8 @@ describe("one-shot generation through the engine", () => {
   const engineFor = oneShotEngine();
 
   it("is reproducible with a seed and varies across seeds", async () => {
-    const run = async (seed: number) => (await engineFor()).complete({ prompt: "Once upon a time", maxTokens: 40, temperature: 1, topP: 0.9, seed });
+    const run = async (seed: number) =>
+      (await engineFor()).complete({ prompt: "Once upon a time", maxTokens: 40, temperature: 1, topP: 0.9, seed });
     const a = await run(1);
     expect((await run(1)).tokenIds).toEqual(a.tokenIds);
     expect((await run(2)).tokenIds).not.toEqual(a.tokenIds);
@@ -53,7 +58,12 @@ describe("one-shot generation through the engine", () => {
     expect(long.tokenIds).toHaveLength(30);
     expect(long.usage.finishReason).toBe("length");
     let streamed = "";
-    const stopped = await complete({ prompt: "Once upon a time", maxTokens: 30, temperature: 0, stop: ["Lily"] }, (t) => { streamed += t; });
+    const stopped = await complete(
+      { prompt: "Once upon a time", maxTokens: 30, temperature: 0, stop: ["Lily"] },
+      (t) => {
+        streamed += t;
+      },
+    );
     expect(stopped.usage.finishReason).toBe("stop");
     expect(stopped.text).toBe(long.text.slice(0, long.text.indexOf("Lily")));
     expect(streamed).toBe(stopped.text);
@@ -75,7 +85,9 @@ describe("one-shot generation through the engine", () => {
     await expect(complete({ ...base, topK: 1.5 })).rejects.toThrow(/top_k must be a non-negative integer/);
     await expect(complete({ ...base, maxTokens: -3 })).rejects.toThrow(InvalidRequestError);
     const huge = Array.from({ length: 600 }, () => 300);
-    await expect(complete({ tokenIds: [1, ...huge], maxTokens: 5 })).rejects.toThrow(/prompt has 601 tokens, the context holds 512/);
+    await expect(complete({ tokenIds: [1, ...huge], maxTokens: 5 })).rejects.toThrow(
+      /prompt has 601 tokens, the context holds 512/,
+    );
   });
 });
 

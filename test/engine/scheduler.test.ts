@@ -58,12 +58,19 @@ function setup(numBlocks: number, blockSize: number, options: Partial<SchedulerO
   const scheduler = new Scheduler(kv, slots, options);
   let nextId = 1;
   return {
-    scheduler, kv, slots,
+    scheduler,
+    kv,
+    slots,
     add(prompt, { adapterId, maxTokens = 100 } = {}) {
       const id = nextId++;
       const request = {
-        adapterId: adapterId ?? null, promptIds: Array.from({ length: prompt }, (_, i) => 1 + (i % 200)), maxTokens,
-        params: { temperature: 0, topK: 0, topP: 1 }, seed: 0, stop: [], ignoreEos: true,
+        adapterId: adapterId ?? null,
+        promptIds: Array.from({ length: prompt }, (_, i) => 1 + (i % 200)),
+        maxTokens,
+        params: { temperature: 0, topK: 0, topP: 1 },
+        seed: 0,
+        stop: [],
+        ignoreEos: true,
       };
       const seq = new Sequence(id, id, request, new RequestStream(id), tokenizer, scheduler.steps);
       scheduler.enqueue(seq);
@@ -87,10 +94,17 @@ describe("scheduler: preemption", () => {
     // 6 blocks of 4 positions; three 8-token prompts take all 6. The oldest's first decode row needs a 7th.
     const { scheduler, kv, add, step } = setup(6, 4);
     const [a, b, c] = [add(8), add(8), add(8)];
-    expect(shape(step())).toEqual([[1, 0, 8, true], [2, 0, 8, true], [3, 0, 8, true]]);
+    expect(shape(step())).toEqual([
+      [1, 0, 8, true],
+      [2, 0, 8, true],
+      [3, 0, 8, true],
+    ]);
     expect(kv.freeBlocks).toBe(0);
     const rows = step();
-    expect(shape(rows)).toEqual([[1, 8, 9, true], [2, 8, 9, true]]);
+    expect(shape(rows)).toEqual([
+      [1, 8, 9, true],
+      [2, 8, 9, true],
+    ]);
     expect([a.preemptions, b.preemptions, c.preemptions]).toEqual([0, 0, 1]);
     expect(scheduler.preemptions).toBe(1);
     expect(scheduler.running).toEqual([a, b]);
@@ -144,11 +158,23 @@ describe("scheduler: planning a step", () => {
     const { scheduler, add, step } = setup(64, 4, { maxBatchTokens: 10 });
     const a = add(3);
     const b = add(3);
-    expect(shape(step())).toEqual([[1, 0, 3, true], [2, 0, 3, true]]);
+    expect(shape(step())).toEqual([
+      [1, 0, 3, true],
+      [2, 0, 3, true],
+    ]);
     const c = add(12); // prefills in chunks: 8 tokens fit after two decode rows
-    expect(shape(step())).toEqual([[1, 3, 4, true], [2, 3, 4, true], [3, 0, 8, false]]);
+    expect(shape(step())).toEqual([
+      [1, 3, 4, true],
+      [2, 3, 4, true],
+      [3, 0, 8, false],
+    ]);
     add(2); // fits the 4 tokens of budget left after two decode rows and c's last 4 prompt tokens
-    expect(shape(step())).toEqual([[1, 4, 5, true], [2, 4, 5, true], [3, 8, 12, true], [4, 0, 2, true]]);
+    expect(shape(step())).toEqual([
+      [1, 4, 5, true],
+      [2, 4, 5, true],
+      [3, 8, 12, true],
+      [4, 0, 2, true],
+    ]);
     expect(scheduler.running.map((s) => s.id)).toEqual([1, 2, 3, 4]);
     expect([a.computed, b.computed, c.computed]).toEqual([5, 5, 12]);
   });
@@ -157,8 +183,14 @@ describe("scheduler: planning a step", () => {
     const { add, step } = setup(64, 4, { maxBatchTokens: 5 });
     add(4);
     add(4);
-    expect(shape(step())).toEqual([[1, 0, 4, true], [2, 0, 1, false]]);
-    expect(shape(step())).toEqual([[1, 4, 5, true], [2, 1, 4, true]]);
+    expect(shape(step())).toEqual([
+      [1, 0, 4, true],
+      [2, 0, 1, false],
+    ]);
+    expect(shape(step())).toEqual([
+      [1, 4, 5, true],
+      [2, 1, 4, true],
+    ]);
   });
 
   it("admits at most maxRunning sequences", () => {
@@ -276,13 +308,25 @@ describe("scheduler: options", () => {
   const slots = new TestSlots();
   it("defaults, and caps maxRunning at maxBatchTokens", () => {
     expect(new Scheduler(kv, slots).options).toEqual(DEFAULT_SCHEDULER);
-    expect(new Scheduler(kv, slots, { maxBatchTokens: 16 }).options).toEqual({ ...DEFAULT_SCHEDULER, maxBatchTokens: 16, maxRunning: 16 });
+    expect(new Scheduler(kv, slots, { maxBatchTokens: 16 }).options).toEqual({
+      ...DEFAULT_SCHEDULER,
+      maxBatchTokens: 16,
+      maxRunning: 16,
+    });
   });
   it("refuses bad values by name", () => {
-    expect(() => new Scheduler(kv, slots, { maxBatchTokens: 0 })).toThrow("maxBatchTokens must be a positive integer, got 0");
-    expect(() => new Scheduler(kv, slots, { maxBatchTokens: 1.5 })).toThrow("maxBatchTokens must be a positive integer, got 1.5");
-    expect(() => new Scheduler(kv, slots, { maxRunning: 0 })).toThrow("maxRunning must be an integer in 1..maxBatchTokens, got 0");
-    expect(() => new Scheduler(kv, slots, { maxBatchTokens: 8, maxRunning: 9 })).toThrow("maxRunning must be an integer in 1..maxBatchTokens, got 9");
+    expect(() => new Scheduler(kv, slots, { maxBatchTokens: 0 })).toThrow(
+      "maxBatchTokens must be a positive integer, got 0",
+    );
+    expect(() => new Scheduler(kv, slots, { maxBatchTokens: 1.5 })).toThrow(
+      "maxBatchTokens must be a positive integer, got 1.5",
+    );
+    expect(() => new Scheduler(kv, slots, { maxRunning: 0 })).toThrow(
+      "maxRunning must be an integer in 1..maxBatchTokens, got 0",
+    );
+    expect(() => new Scheduler(kv, slots, { maxBatchTokens: 8, maxRunning: 9 })).toThrow(
+      "maxRunning must be an integer in 1..maxBatchTokens, got 9",
+    );
     expect(() => new Scheduler(kv, slots, { maxRunning: 2.5 })).toThrow(/maxRunning must be an integer/);
     expect(() => new Scheduler(kv, slots, { agingSteps: -1 })).toThrow("agingSteps must be an integer >= 0, got -1");
     expect(() => new Scheduler(kv, slots, { agingSteps: 0.5 })).toThrow(/agingSteps must be an integer/);

@@ -12,7 +12,10 @@ import { STORIES, llamaTokenizerJson, scratchDir } from "./formats-helpers.ts";
 
 const TOK = join(STORIES, "tok512.bin");
 const GGUF = join(STORIES, "stories260K.gguf");
-const reference = JSON.parse(readFileSync(join(STORIES, "greedy_empty_prompt_256.json"), "utf8")) as { ids: number[]; text: string };
+const reference = JSON.parse(readFileSync(join(STORIES, "greedy_empty_prompt_256.json"), "utf8")) as {
+  ids: number[];
+  text: string;
+};
 const tok = readLlama2cTokenizer(TOK, 512);
 
 /** tok512.bin parsed independently of the engine: llama2.c's raw pieces (" " not "▁", "\n<s>\n") and scores. */
@@ -21,7 +24,7 @@ function rawLlama2cVocab(): { pieces: string[]; scores: number[] } {
   const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
   const pieces: string[] = [];
   const scores: number[] = [];
-  for (let at = 4; at < bytes.length; ) {
+  for (let at = 4; at < bytes.length;) {
     scores.push(view.getFloat32(at, true));
     const length = view.getInt32(at + 4, true);
     pieces.push(bytes.subarray(at + 8, at + 8 + length).toString("utf8"));
@@ -71,7 +74,12 @@ function llama2cPrint(ids: number[]): string {
     if (ids[i - 1] === 1 && piece.startsWith(" ")) piece = piece.slice(1);
     const byte = /^<0x([0-9A-F]{2})>$/.exec(piece);
     const bytes = byte ? [parseInt(byte[1], 16)] : [...new TextEncoder().encode(piece)];
-    if (bytes.length === 1 && !(bytes[0] >= 0x20 && bytes[0] < 0x7f) && ![0x09, 0x0a, 0x0b, 0x0c, 0x0d, 0x20].includes(bytes[0])) continue;
+    if (
+      bytes.length === 1 &&
+      !(bytes[0] >= 0x20 && bytes[0] < 0x7f) &&
+      ![0x09, 0x0a, 0x0b, 0x0c, 0x0d, 0x20].includes(bytes[0])
+    )
+      continue;
     out.push(...bytes);
   }
   return new TextDecoder().decode(Uint8Array.from(out));
@@ -79,10 +87,41 @@ function llama2cPrint(ids: number[]): string {
 
 /** Deterministic mixed-script strings: words, punctuation, newlines, accents, CJK, emoji. */
 function randomStrings(count: number, seed: number): string[] {
-  const atoms = ["Once", " upon", " a", " time", ",", ".", " Lily", " the", " park", "\n", "  ", "!", "\"", "é", "ü", "ß", "世界", "日本", "😀", "🐉", "👩‍💻", "\t", "x", "Q", "9", "-", "'", " "];
+  const atoms = [
+    "Once",
+    " upon",
+    " a",
+    " time",
+    ",",
+    ".",
+    " Lily",
+    " the",
+    " park",
+    "\n",
+    "  ",
+    "!",
+    '"',
+    "é",
+    "ü",
+    "ß",
+    "世界",
+    "日本",
+    "😀",
+    "🐉",
+    "👩‍💻",
+    "\t",
+    "x",
+    "Q",
+    "9",
+    "-",
+    "'",
+    " ",
+  ];
   let s = seed;
-  const next = () => ((s = (Math.imul(s, 1103515245) + 12345) >>> 0) / 4294967296);
-  return Array.from({ length: count }, () => Array.from({ length: Math.floor(next() * 25) }, () => atoms[Math.floor(next() * atoms.length)]).join(""));
+  const next = () => (s = (Math.imul(s, 1103515245) + 12345) >>> 0) / 4294967296;
+  return Array.from({ length: count }, () =>
+    Array.from({ length: Math.floor(next() * 25) }, () => atoms[Math.floor(next() * atoms.length)]).join(""),
+  );
 }
 
 describe("llama2.c SentencePiece BPE (tok512.bin)", () => {
@@ -115,7 +154,16 @@ describe("llama2.c SentencePiece BPE (tok512.bin)", () => {
   });
 
   it("round-trips text through encode/decode, including emoji and CJK via byte fallback", () => {
-    for (const text of ["Once upon a time", "héllo wörld", "日本語のテキスト", "🐉 dragons 😀!", "👩‍💻\n\ttabs  and  spaces ", " leading space", "a", ...randomStrings(100, 3)]) {
+    for (const text of [
+      "Once upon a time",
+      "héllo wörld",
+      "日本語のテキスト",
+      "🐉 dragons 😀!",
+      "👩‍💻\n\ttabs  and  spaces ",
+      " leading space",
+      "a",
+      ...randomStrings(100, 3),
+    ]) {
       expect(tok.decode(tok.encode(text, { bos: true })), JSON.stringify(text)).toBe(text);
     }
     // 😀 is not a piece: its UTF-8 bytes F0 9F 98 80 become the byte tokens byte + 3, after the "▁" piece.
@@ -158,7 +206,9 @@ describe("llama2.c SentencePiece BPE (tok512.bin)", () => {
     copyFileSync(TOK, whole);
     expect(() => readLlama2cTokenizer(whole, 600)).toThrow(`${whole}: tokenizer holds 512 tokens, the model needs 600`);
     expect(() => readLlama2cTokenizer(whole, 500)).toThrow(`${whole}: tokenizer has`);
-    expect(() => readLlama2cTokenizer(join(dir, "absent.bin"))).toThrow(`${join(dir, "absent.bin")}: cannot read tokenizer: ENOENT`);
+    expect(() => readLlama2cTokenizer(join(dir, "absent.bin"))).toThrow(
+      `${join(dir, "absent.bin")}: cannot read tokenizer: ENOENT`,
+    );
   });
 });
 
@@ -182,8 +232,12 @@ describe("SentencePiece BPE from GGUF metadata", () => {
 
   it("validates the vocabulary it is given", () => {
     const vocab = tok.vocab();
-    expect(() => sentencePieceTokenizer({ ...vocab, scores: vocab.scores.slice(1) }, "x.gguf")).toThrow("x.gguf: tokenizer has 512 tokens but 511 scores");
-    expect(() => sentencePieceTokenizer({ ...vocab, bosId: 999 }, "x.gguf")).toThrow("x.gguf: tokenizer bos id 999 outside the 512 tokens");
+    expect(() => sentencePieceTokenizer({ ...vocab, scores: vocab.scores.slice(1) }, "x.gguf")).toThrow(
+      "x.gguf: tokenizer has 512 tokens but 511 scores",
+    );
+    expect(() => sentencePieceTokenizer({ ...vocab, bosId: 999 }, "x.gguf")).toThrow(
+      "x.gguf: tokenizer bos id 999 outside the 512 tokens",
+    );
     const types = [...vocab.types];
     types[300] = 6;
     expect(() => sentencePieceTokenizer({ ...vocab, types }, "x.gguf")).toThrow("x.gguf: token 300 has type byte");
@@ -226,14 +280,21 @@ describe("Hugging Face tokenizer.json", () => {
 
   it("loads from a folder and names the file when something is missing or malformed", () => {
     const dir = scratchDir("hf-tok");
-    expect(() => loadHfTokenizer(dir)).toThrow(`${join(dir, "tokenizer.json")}: missing tokenizer: no tokenizer.json in ${dir}`);
+    expect(() => loadHfTokenizer(dir)).toThrow(
+      `${join(dir, "tokenizer.json")}: missing tokenizer: no tokenizer.json in ${dir}`,
+    );
     writeFileSync(join(dir, "tokenizer.json"), "{ not json");
     expect(() => loadHfTokenizer(dir)).toThrow(`${join(dir, "tokenizer.json")}: not valid JSON`);
     writeFileSync(join(dir, "tokenizer.json"), JSON.stringify(json));
-    writeFileSync(join(dir, "tokenizer_config.json"), JSON.stringify({ bos_token: { content: "<s>" }, eos_token: "</s>" }));
+    writeFileSync(
+      join(dir, "tokenizer_config.json"),
+      JSON.stringify({ bos_token: { content: "<s>" }, eos_token: "</s>" }),
+    );
     const loaded = loadHfTokenizer(dir);
     expect(loaded.encode("Once upon a time", { bos: true })).toEqual([1, 403, 407, 261, 378]);
     writeFileSync(join(dir, "tokenizer_config.json"), JSON.stringify({ bos_token: "<nope>" }));
-    expect(() => loadHfTokenizer(dir)).toThrow(`${join(dir, "tokenizer.json")}: tokenizer_config.json names bos token "<nope>", which is not in the vocabulary`);
+    expect(() => loadHfTokenizer(dir)).toThrow(
+      `${join(dir, "tokenizer.json")}: tokenizer_config.json names bos token "<nope>", which is not in the vocabulary`,
+    );
   });
 });

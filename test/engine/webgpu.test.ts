@@ -50,11 +50,20 @@ function oddAdapter(rank: number, targets: LinearTarget[], seed: number): LoraAd
   const rng = createRng(seed);
   const uniform = (n: number, s: number) => Float32Array.from({ length: n }, () => (2 * rng() - 1) * s);
   return {
-    id: `0xodd${rank}`, baseModel: "", rank, alpha: rank, useRslora: false, targets,
-    layers: Array.from({ length: config.nLayers }, () => Object.fromEntries(targets.map((t) => {
-      const { inDim, outDim } = projectionShape(config, t);
-      return [t, { rank, a: uniform(rank * inDim, 1 / Math.sqrt(inDim)), b: uniform(outDim * rank, 0.05) }];
-    }))),
+    id: `0xodd${rank}`,
+    baseModel: "",
+    rank,
+    alpha: rank,
+    useRslora: false,
+    targets,
+    layers: Array.from({ length: config.nLayers }, () =>
+      Object.fromEntries(
+        targets.map((t) => {
+          const { inDim, outDim } = projectionShape(config, t);
+          return [t, { rank, a: uniform(rank * inDim, 1 / Math.sqrt(inDim)), b: uniform(outDim * rank, 0.05) }];
+        }),
+      ),
+    ),
   };
 }
 
@@ -86,7 +95,12 @@ describe("webgpu backend on stories260K, against the cpu backend", () => {
     expect(gpu.memoryBytes).toBeGreaterThan(4 * 260_000);
   });
 
-  for (const [slot, name] of [[-1, "base"], [0, "dragon"], [1, "ocean"], [2, "robot"]] as const) {
+  for (const [slot, name] of [
+    [-1, "base"],
+    [0, "dragon"],
+    [1, "ocean"],
+    [2, "robot"],
+  ] as const) {
     it(`${name}: logits within ${LOGIT_TOL} and identical greedy tokens for ${STEPS} steps`, async () => {
       const blockTable = table(slot * 8 + 16, 8);
       const greedy = [{ temperature: 0, topK: 0, topP: 1 }];
@@ -111,7 +125,10 @@ describe("webgpu backend on stories260K, against the cpu backend", () => {
         worst = Math.max(worst, relDiff(gl, cpuLogits[i + 1]));
       }
       expect(worst).toBeLessThanOrEqual(LOGIT_TOL);
-      if (name !== "base") expect(model.tokenizer.decode(gpuTokens as never)).toMatch(name === "dragon" ? /dragon/ : name === "ocean" ? /fish/ : /robot/);
+      if (name !== "base")
+        expect(model.tokenizer.decode(gpuTokens as never)).toMatch(
+          name === "dragon" ? /dragon/ : name === "ocean" ? /fish/ : /robot/,
+        );
     });
   }
 
@@ -136,8 +153,14 @@ describe("webgpu backend on stories260K, against the cpu backend", () => {
     const batchedNext = await gpu.forward(next);
     for (let i = 0; i < seqs.length; i++) {
       // The same sequence alone, on both backends, in blocks of its own.
-      const alone = [await gpu.forward([{ ...seqs[i], blockTable: table(60) }]), await gpu.forward([{ ...next[i], blockTable: table(60) }])];
-      const ref = [await cpu.forward([{ ...seqs[i], blockTable: table(60) }]), await cpu.forward([{ ...next[i], blockTable: table(60) }])];
+      const alone = [
+        await gpu.forward([{ ...seqs[i], blockTable: table(60) }]),
+        await gpu.forward([{ ...next[i], blockTable: table(60) }]),
+      ];
+      const ref = [
+        await cpu.forward([{ ...seqs[i], blockTable: table(60) }]),
+        await cpu.forward([{ ...next[i], blockTable: table(60) }]),
+      ];
       [batched, batchedNext].forEach((all, k) => {
         const row = all.subarray(i * vocab, (i + 1) * vocab);
         expect(relDiff(row, alone[k]), `sequence ${i} step ${k} vs alone`).toBeLessThanOrEqual(SAME_TOL);
@@ -149,11 +172,45 @@ describe("webgpu backend on stories260K, against the cpu backend", () => {
   it("block tables in scrambled order give exactly the logits of contiguous ones", async () => {
     const contiguous = [40, 41, 42];
     const scrambled = [77, 45, 90];
-    const tokens = [...prompt, 400, 401, 402, 403, 404, 405, 406, 407, 408, 409, 410, 411, 412, 413, 414, 415, 416, 417, 418, 419, 420, 421, 422, 423, 424, 425, 426, 427, 428, 429, 430];
+    const tokens = [
+      ...prompt,
+      400,
+      401,
+      402,
+      403,
+      404,
+      405,
+      406,
+      407,
+      408,
+      409,
+      410,
+      411,
+      412,
+      413,
+      414,
+      415,
+      416,
+      417,
+      418,
+      419,
+      420,
+      421,
+      422,
+      423,
+      424,
+      425,
+      426,
+      427,
+      428,
+      429,
+      430,
+    ];
     const run = async (blockTable: number[]) => {
       const out: Float32Array[] = [];
       out.push(await gpu.forward([{ tokens: tokens.slice(0, 20), position: 0, blockTable, slot: 1 }]));
-      for (let p = 20; p < tokens.length; p++) out.push(await gpu.forward([{ tokens: [tokens[p]], position: p, blockTable, slot: 1 }]));
+      for (let p = 20; p < tokens.length; p++)
+        out.push(await gpu.forward([{ tokens: [tokens[p]], position: p, blockTable, slot: 1 }]));
       return out;
     };
     const a = await run(contiguous);
@@ -171,19 +228,31 @@ describe("webgpu backend on stories260K, against the cpu backend", () => {
         { tokens: [1], position: 0, blockTable: table(12), slot: 4 },
       ];
       const many = await small.forward(seqs);
-      const one = await gpu.forward(seqs.map((s, i) => ({ ...s, blockTable: table(50 + 6 * i), slot: s.slot === 4 ? 0 : -1 })));
+      const one = await gpu.forward(
+        seqs.map((s, i) => ({ ...s, blockTable: table(50 + 6 * i), slot: s.slot === 4 ? 0 : -1 })),
+      );
       expect(relDiff(many, one)).toBeLessThanOrEqual(SAME_TOL);
       // Sampling a step of several passes (each sequence's last row in another pass) picks what one pass picks,
       // and what the multi-pass logits say: the argmax of each sequence's row.
       const greedy = seqs.map(() => ({ temperature: 0, topK: 0, topP: 1 }));
       const fresh = seqs.map((s, i) => ({ ...s, blockTable: table(20 + 6 * i) }));
       const ids = Array.from(await small.sample(fresh, greedy, new Float32Array(3)));
-      const oneIds = Array.from(await gpu.sample(fresh.map((s, i) => ({ ...s, blockTable: table(70 + 6 * i), slot: s.slot === 4 ? 0 : -1 })), greedy, new Float32Array(3)));
+      const oneIds = Array.from(
+        await gpu.sample(
+          fresh.map((s, i) => ({ ...s, blockTable: table(70 + 6 * i), slot: s.slot === 4 ? 0 : -1 })),
+          greedy,
+          new Float32Array(3),
+        ),
+      );
       const vocab = config.vocabSize;
       expect(ids).toEqual(seqs.map((_, i) => argmax(many.subarray(i * vocab, (i + 1) * vocab))));
       expect(ids).toEqual(oneIds);
       // And the next decode step, all three rows in one pass, continues from the multi-pass KV.
-      const next = await small.sample(fresh.map((s, i) => ({ ...s, tokens: [ids[i]], position: s.tokens.length })), greedy, new Float32Array(3));
+      const next = await small.sample(
+        fresh.map((s, i) => ({ ...s, tokens: [ids[i]], position: s.tokens.length })),
+        greedy,
+        new Float32Array(3),
+      );
       const onCpu = fresh.map((s, i) => ({ ...s, blockTable: table(40 + 6 * i), slot: s.slot === 4 ? 0 : -1 }));
       await cpu.forward(onCpu);
       const cpuNext = await cpu.forward(onCpu.map((s, i) => ({ ...s, tokens: [ids[i]], position: s.tokens.length })));
@@ -196,19 +265,29 @@ describe("webgpu backend on stories260K, against the cpu backend", () => {
   it("sample() with temperature, top-k and top-p picks what sampleToken picks from the cpu logits", async () => {
     const rng = createRng(11);
     const params: SamplingParams[] = [
-      { temperature: 1, topK: 0, topP: 1 }, { temperature: 0.8, topK: 40, topP: 0.9 },
-      { temperature: 1.2, topK: 5, topP: 1 }, { temperature: 0, topK: 0, topP: 1 }, { temperature: 0.7, topK: 0, topP: 0.5 },
+      { temperature: 1, topK: 0, topP: 1 },
+      { temperature: 0.8, topK: 40, topP: 0.9 },
+      { temperature: 1.2, topK: 5, topP: 1 },
+      { temperature: 0, topK: 0, topP: 1 },
+      { temperature: 0.7, topK: 0, topP: 0.5 },
     ];
     let agree = 0;
     for (let trial = 0; trial < 8; trial++) {
-      const steps: SequenceStep[] = params.map((_, i) => ({ tokens: prompt, position: 0, blockTable: table(i * 6), slot: (i + trial) % 5 - 1 }));
+      const steps: SequenceStep[] = params.map((_, i) => ({
+        tokens: prompt,
+        position: 0,
+        blockTable: table(i * 6),
+        slot: ((i + trial) % 5) - 1,
+      }));
       const uniforms = Float32Array.from(params, () => rng());
       const ids = await gpu.sample(steps, params, uniforms);
       const logits = await cpu.forward(steps);
       ids.forEach((id, i) => {
         const l = logits.subarray(i * config.vocabSize, (i + 1) * config.vocabSize);
         const u = uniforms[i];
-        const ok = [u, Math.max(0, u - 1e-4), Math.min(0.9999999, u + 1e-4)].some((w) => sampleToken(l, params[i], w) === id);
+        const ok = [u, Math.max(0, u - 1e-4), Math.min(0.9999999, u + 1e-4)].some(
+          (w) => sampleToken(l, params[i], w) === id,
+        );
         expect(ok, `trial ${trial} row ${i}: gpu ${id}, cpu ${sampleToken(l, params[i], u)}`).toBe(true);
         if (sampleToken(l, params[i], u) === id) agree++;
       });
@@ -228,12 +307,16 @@ describe("webgpu backend on stories260K, against the cpu backend", () => {
 
   it("rejects what the cpu backend rejects", async () => {
     await expect(gpu.forward([])).rejects.toThrow(RangeError);
-    await expect(gpu.forward([{ tokens: [config.vocabSize], position: 0, blockTable: [0], slot: -1 }])).rejects.toThrow(RangeError);
+    await expect(gpu.forward([{ tokens: [config.vocabSize], position: 0, blockTable: [0], slot: -1 }])).rejects.toThrow(
+      RangeError,
+    );
     await expect(gpu.forward([{ tokens: [1], position: 0, blockTable: [0], slot: 9 }])).rejects.toThrow(RangeError);
     await expect(gpu.setAdapter(5, null)).rejects.toThrow(RangeError);
     await expect(gpu.setAdapter(0, oddAdapter(17, ["q"], 1))).rejects.toThrow(/rank/);
     // The backend still works after rejected calls.
-    expect((await gpu.forward([{ tokens: [1], position: 0, blockTable: [0], slot: -1 }])).length).toBe(config.vocabSize);
+    expect((await gpu.forward([{ tokens: [1], position: 0, blockTable: [0], slot: -1 }])).length).toBe(
+      config.vocabSize,
+    );
   });
 });
 
@@ -259,7 +342,10 @@ describe("webgpu backend options", () => {
         // The kernel asked for is the one that runs: split-k needs subgroups and would otherwise fall back.
         expect(b.matvec).toBe(matvec);
         await b.setAdapter(1, adapters[1]);
-        const steps = [{ tokens: prompt, position: 0, blockTable: table(0), slot: 1 }, { tokens: prompt.slice(0, 2), position: 0, blockTable: table(6), slot: -1 }];
+        const steps = [
+          { tokens: prompt, position: 0, blockTable: table(0), slot: 1 },
+          { tokens: prompt.slice(0, 2), position: 0, blockTable: table(6), slot: -1 },
+        ];
         await b.forward(steps);
         await cpu.forward(steps);
         const decode = steps.map((s) => ({ ...s, tokens: [300], position: s.tokens.length }));
@@ -284,7 +370,11 @@ describe("webgpu backend options", () => {
     delete env.LD_LIBRARY_PATH;
     const script = `import { webgpuAvailable } from ${JSON.stringify(join(root, "node/engine/backend/webgpu/webgpu-backend.ts"))};
       console.log("available=" + await webgpuAvailable()); process.exit(0);`;
-    const result = spawnSync(process.execPath, ["--input-type=module", "-e", script], { env, encoding: "utf8", timeout: 60_000 });
+    const result = spawnSync(process.execPath, ["--input-type=module", "-e", script], {
+      env,
+      encoding: "utf8",
+      timeout: 60_000,
+    });
     expect(result.stdout, result.stderr).toContain("available=true");
   });
 });

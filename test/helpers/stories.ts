@@ -23,13 +23,21 @@ export function stories(): Promise<LoadedModel> {
 /** A demo adapter, loaded against stories260K. */
 export async function demoAdapter(name: (typeof DEMO_ADAPTERS)[number], maxRank = 64): Promise<LoraAdapter> {
   const m = await stories();
-  const { adapter } = await loadPeftAdapter(join(STORIES_DIR, "adapters", name), { config: m.weights.config, name: m.name, qkBasis: m.qkBasis, maxRank });
+  const { adapter } = await loadPeftAdapter(join(STORIES_DIR, "adapters", name), {
+    config: m.weights.config,
+    name: m.name,
+    qkBasis: m.qkBasis,
+    maxRank,
+  });
   return adapter;
 }
 
 /** A one-shot engine on a model: `complete` runs one request (adapter none unless given) to its end. */
 export interface OneShot extends OpenedEngine {
-  complete(request: Omit<EngineRequest, "adapterId"> & { adapterId?: string | null }, onText?: (text: string) => void): Promise<CompleteResult>;
+  complete(
+    request: Omit<EngineRequest, "adapterId"> & { adapterId?: string | null },
+    onText?: (text: string) => void,
+  ): Promise<CompleteResult>;
 }
 
 /** Opens a one-shot cpu engine on stories260K (or `options.model`), once per test file, closed after it. */
@@ -40,7 +48,12 @@ export function oneShotEngine(options: Partial<OpenEngineOptions> = {}): () => P
   });
   return () => {
     opened ??= (async () => {
-      const made = await openEngine({ backend: "cpu", adapterSlots: 4, ...options, model: options.model ?? (await stories()) });
+      const made = await openEngine({
+        backend: "cpu",
+        adapterSlots: 4,
+        ...options,
+        model: options.model ?? (await stories()),
+      });
       return { ...made, complete: (request, onText) => complete(made.engine, { adapterId: null, ...request }, onText) };
     })();
     return opened;

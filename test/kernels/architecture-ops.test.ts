@@ -23,9 +23,15 @@ describe("embed.wgsl with a scale", () => {
     const tokens = Uint32Array.from([3, 0, 10, 3]);
     const out = h.buffer(tokens.length * ld * 4);
     await h.run([{ kernel: "embed", buffers: [matrix.chunks[0].buffer, h.buffer(tokens), out] }], (enc, [site]) =>
-      op.embed(enc, site, { T: tokens.length, ld4: matrix.K4, rowStart: 0, rowCount: vocab, scale }));
+      op.embed(enc, site, { T: tokens.length, ld4: matrix.K4, rowStart: 0, rowCount: vocab, scale }),
+    );
     const expected = new Float32Array(tokens.length * dim);
-    tokens.forEach((t, r) => expected.set(table.subarray(t * dim, (t + 1) * dim).map((v) => v * scale), r * dim));
+    tokens.forEach((t, r) =>
+      expected.set(
+        table.subarray(t * dim, (t + 1) * dim).map((v) => v * scale),
+        r * dim,
+      ),
+    );
     expect([...unpadded(await h.readF32(out, tokens.length * ld), tokens.length, dim, ld)]).toEqual([...expected]);
   });
 });
@@ -38,18 +44,29 @@ describe("rmsnorm.wgsl accumulating", () => {
     const w = random(dim, 3);
     const x = random(rows * dim, 4);
     const out = h.buffer(padded(x, rows, dim, ld));
-    await h.run([{ kernel: "rmsnorm", buffers: [h.buffer(padded(y, rows, dim, ld)), h.buffer(w), h.buffer(4), out] }], (enc, [site]) =>
-      op.rmsnorm(enc, site, { R: rows, dim, ldx: ld, ldo: ld, eps: 1e-6, gather: false, accumulate: true }));
+    await h.run(
+      [{ kernel: "rmsnorm", buffers: [h.buffer(padded(y, rows, dim, ld)), h.buffer(w), h.buffer(4), out] }],
+      (enc, [site]) =>
+        op.rmsnorm(enc, site, { R: rows, dim, ldx: ld, ldo: ld, eps: 1e-6, gather: false, accumulate: true }),
+    );
     const normed = new Float32Array(rows * dim);
     rmsnorm(normed, y, w, rows, dim, 1e-6);
     const got = await h.readF32(out, rows * ld);
-    expectClose(unpadded(got, rows, dim, ld), x.map((v, i) => v + normed[i]), 1e-5);
+    expectClose(
+      unpadded(got, rows, dim, ld),
+      x.map((v, i) => v + normed[i]),
+      1e-5,
+    );
     for (let r = 0; r < rows; r++) for (let c = dim; c < ld; c++) expect(got[r * ld + c]).toBe(0);
   });
 });
 
 describe("head-rmsnorm.wgsl", () => {
-  for (const [T, heads, headDim] of [[1, 1, 2], [3, 4, 10], [2, 3, 130]]) {
+  for (const [T, heads, headDim] of [
+    [1, 1, 2],
+    [3, 4, 10],
+    [2, 3, 130],
+  ]) {
     it(`${T} rows, ${heads} heads of ${headDim}, in place at a column offset`, async () => {
       const off = 6;
       const ld = off + heads * headDim + 5;
@@ -57,13 +74,16 @@ describe("head-rmsnorm.wgsl", () => {
       const w = random(headDim, headDim + 1);
       const xb = h.buffer(x);
       await h.run([{ kernel: "head-rmsnorm", buffers: [xb, h.buffer(w)] }], (enc, [site]) =>
-        op.headRmsnorm(enc, site, { T, ld, off, heads, headDim, eps: 1e-6 }));
+        op.headRmsnorm(enc, site, { T, ld, off, heads, headDim, eps: 1e-6 }),
+      );
       const got = await h.readF32(xb, T * ld);
       const part = unpadded(x, T, heads * headDim, ld, off);
       rmsnorm(part, part, w, T * heads, headDim, 1e-6);
       expectClose(unpadded(got, T, heads * headDim, ld, off), part, 1e-5, "heads");
       expect([...unpadded(got, T, off, ld)]).toEqual([...unpadded(x, T, off, ld)]);
-      expect([...unpadded(got, T, 5, ld, off + heads * headDim)]).toEqual([...unpadded(x, T, 5, ld, off + heads * headDim)]);
+      expect([...unpadded(got, T, 5, ld, off + heads * headDim)]).toEqual([
+        ...unpadded(x, T, 5, ld, off + heads * headDim),
+      ]);
     });
   }
 });
@@ -74,7 +94,9 @@ describe("bias-add.wgsl", () => {
     const y = random(T * ld, 6);
     const bias = random(N, 7);
     const yb = h.buffer(y);
-    await h.run([{ kernel: "bias-add", buffers: [yb, h.buffer(bias)] }], (enc, [site]) => op.biasAdd(enc, site, { T, N, ld }));
+    await h.run([{ kernel: "bias-add", buffers: [yb, h.buffer(bias)] }], (enc, [site]) =>
+      op.biasAdd(enc, site, { T, N, ld }),
+    );
     const expected = unpadded(y, T, N, ld);
     addBias(expected, bias);
     const got = await h.readF32(yb, T * ld);
@@ -84,13 +106,18 @@ describe("bias-add.wgsl", () => {
 });
 
 describe("geglu.wgsl", () => {
-  for (const [T, hidden] of [[1, 1], [3, 67], [2, 300]]) {
+  for (const [T, hidden] of [
+    [1, 1],
+    [3, 67],
+    [2, 300],
+  ]) {
     it(`${T} rows of ${hidden}, gates from -8 to 8`, async () => {
       const gu = random(T * 2 * hidden, hidden, 8);
       const ldOut = pad4(hidden);
       const out = h.buffer(T * ldOut * 4);
       await h.run([{ kernel: "geglu", buffers: [h.buffer(gu), out] }], (enc, [site]) =>
-        op.swiglu(enc, site, { T, hidden, ldIn: 2 * hidden, upOff: hidden, ldOut }));
+        op.swiglu(enc, site, { T, hidden, ldIn: 2 * hidden, upOff: hidden, ldOut }),
+      );
       const expected = new Float32Array(T * hidden);
       geglu(expected, unpadded(gu, T, hidden, 2 * hidden), unpadded(gu, T, hidden, 2 * hidden, hidden));
       expectClose(unpadded(await h.readF32(out, T * ldOut), T, hidden, ldOut), expected, 1e-5);

@@ -19,7 +19,13 @@ interface Seq {
 
 /** Runs kv-store then attention for the sequences' new rows; cached positions come pre-filled in the pools. */
 async function run(
-  nHeads: number, nKvHeads: number, headDim: number, blockSize: number, numBlocks: number, seqs: Seq[], seed: number,
+  nHeads: number,
+  nKvHeads: number,
+  headDim: number,
+  blockSize: number,
+  numBlocks: number,
+  seqs: Seq[],
+  seed: number,
   scoring: AttentionOptions = {},
 ) {
   const kvDim = nKvHeads * headDim;
@@ -49,13 +55,20 @@ async function run(
   const qb = h.buffer(qkv);
   const out = h.buffer(T * dim * 4);
   const pb = h.buffer(Uint32Array.from(positions));
-  await h.run([
-    { kernel: "kv-store", buffers: [qb, h.buffer(Uint32Array.from(slots)), kb, vb] },
-    { kernel: "attention", variant: { constants: { HEAD_DIM: headDim } }, buffers: [qb, kb, vb, pb, h.buffer(Uint32Array.from(tables)), h.buffer(Uint32Array.from(blocks)), out] },
-  ], (enc, [store, attend]) => {
-    op.kvStore(enc, store, { T, ld, kvDim, kOff: dim, vOff: dim + kvDim });
-    op.attention(enc, attend, { T, nHeads, nKvHeads, headDim, kvDim, ldq: ld, ldo: dim, blockSize, ...scoring });
-  });
+  await h.run(
+    [
+      { kernel: "kv-store", buffers: [qb, h.buffer(Uint32Array.from(slots)), kb, vb] },
+      {
+        kernel: "attention",
+        variant: { constants: { HEAD_DIM: headDim } },
+        buffers: [qb, kb, vb, pb, h.buffer(Uint32Array.from(tables)), h.buffer(Uint32Array.from(blocks)), out],
+      },
+    ],
+    (enc, [store, attend]) => {
+      op.kvStore(enc, store, { T, ld, kvDim, kOff: dim, vOff: dim + kvDim });
+      op.attention(enc, attend, { T, nHeads, nKvHeads, headDim, kvDim, ldq: ld, ldo: dim, blockSize, ...scoring });
+    },
+  );
   const got = await h.readF32(out, T * dim);
 
   // Reference: the same writes into CPU pools, then pagedAttention per sequence.
@@ -68,7 +81,18 @@ async function run(
   const q = unpadded(qkv, T, dim, ld);
   let row = 0;
   for (const s of seqs) {
-    pagedAttention(expected.subarray(row * dim, (row + s.rows) * dim), q.subarray(row * dim, (row + s.rows) * dim), kv, s.blockTable, s.position, s.rows, nHeads, nKvHeads, headDim, scoring);
+    pagedAttention(
+      expected.subarray(row * dim, (row + s.rows) * dim),
+      q.subarray(row * dim, (row + s.rows) * dim),
+      kv,
+      s.blockTable,
+      s.position,
+      s.rows,
+      nHeads,
+      nKvHeads,
+      headDim,
+      scoring,
+    );
     row += s.rows;
   }
   // The pools hold the new rows.
@@ -101,17 +125,42 @@ describe("attention.wgsl over a paged KV pool", () => {
   });
   it("multi-query (1 kv head), head 6, block size 1, one long decode row", async () => {
     const blocks = shuffled(300, 2);
-    const { got, expected } = await run(3, 1, 6, 1, 300, [{ position: 250, rows: 1, blockTable: blocks.slice(0, 251) }, { position: 0, rows: 2, blockTable: blocks.slice(251, 253) }], 20);
+    const { got, expected } = await run(
+      3,
+      1,
+      6,
+      1,
+      300,
+      [
+        { position: 250, rows: 1, blockTable: blocks.slice(0, 251) },
+        { position: 0, rows: 2, blockTable: blocks.slice(251, 253) },
+      ],
+      20,
+    );
     expectClose(got, expected, 1e-5);
   });
   it("head 64, 2 heads per kv head", async () => {
     const blocks = shuffled(20, 3);
-    const { got, expected } = await run(4, 2, 64, 16, 20, [{ position: 30, rows: 3, blockTable: blocks.slice(0, 3) }, { position: 40, rows: 1, blockTable: blocks.slice(3, 6) }], 30);
+    const { got, expected } = await run(
+      4,
+      2,
+      64,
+      16,
+      20,
+      [
+        { position: 30, rows: 3, blockTable: blocks.slice(0, 3) },
+        { position: 40, rows: 1, blockTable: blocks.slice(3, 6) },
+      ],
+      30,
+    );
     expectClose(got, expected, 1e-5);
   });
   it("Gemma 2 scoring: query_pre_attn_scalar scale and tanh soft-cap of the scores", async () => {
     const blocks = shuffled(20, 4);
-    const seqs: Seq[] = [{ position: 0, rows: 6, blockTable: blocks.slice(0, 2) }, { position: 30, rows: 1, blockTable: blocks.slice(2, 10) }];
+    const seqs: Seq[] = [
+      { position: 0, rows: 6, blockTable: blocks.slice(0, 2) },
+      { position: 30, rows: 1, blockTable: blocks.slice(2, 10) },
+    ];
     // Scores of about 0.1 (q·k of random unit-range heads over sqrt(144)) against a cap of 0.05: the cap matters.
     const scoring = { scale: 144 ** -0.5, softcap: 0.05 };
     const { got, expected } = await run(4, 2, 16, 4, 20, seqs, 40, scoring);
@@ -162,13 +211,35 @@ describe("attention.wgsl over a paged KV pool", () => {
       const out = h.buffer(nHeads * headDim * 4);
       const slot = table[Math.floor(position / blockSize)] * blockSize + (position % blockSize);
       const pb = h.buffer(Uint32Array.from([position]));
-      await h.run([
-        { kernel: "kv-store", buffers: [qb, h.buffer(Uint32Array.from([slot])), kb, vb] },
-        { kernel: "attention", variant: { constants: { HEAD_DIM: headDim } }, buffers: [qb, kb, vb, pb, h.buffer(Uint32Array.from([0])), h.buffer(Uint32Array.from(table)), out] },
-      ], (enc, [store, attend]) => {
-        op.kvStore(enc, store, { T: 1, ld: qkv.length, kvDim, kOff: nHeads * headDim, vOff: nHeads * headDim + kvDim });
-        op.attention(enc, attend, { T: 1, nHeads, nKvHeads, headDim, kvDim, ldq: qkv.length, ldo: nHeads * headDim, blockSize });
-      });
+      await h.run(
+        [
+          { kernel: "kv-store", buffers: [qb, h.buffer(Uint32Array.from([slot])), kb, vb] },
+          {
+            kernel: "attention",
+            variant: { constants: { HEAD_DIM: headDim } },
+            buffers: [qb, kb, vb, pb, h.buffer(Uint32Array.from([0])), h.buffer(Uint32Array.from(table)), out],
+          },
+        ],
+        (enc, [store, attend]) => {
+          op.kvStore(enc, store, {
+            T: 1,
+            ld: qkv.length,
+            kvDim,
+            kOff: nHeads * headDim,
+            vOff: nHeads * headDim + kvDim,
+          });
+          op.attention(enc, attend, {
+            T: 1,
+            nHeads,
+            nKvHeads,
+            headDim,
+            kvDim,
+            ldq: qkv.length,
+            ldo: nHeads * headDim,
+            blockSize,
+          });
+        },
+      );
       outputs.push(await h.readF32(out, nHeads * headDim));
     }
     expect(Array.from(outputs[1])).toEqual(Array.from(outputs[0]));

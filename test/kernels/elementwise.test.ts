@@ -24,9 +24,14 @@ describe("embed.wgsl", () => {
       const tokens = Uint32Array.from([0, 36, 5, 5, 12, 35, 20, 1, 4]);
       const tb = h.buffer(tokens);
       const out = h.buffer(tokens.length * ld * 4);
-      await h.run(matrix.chunks.map((c) => ({ kernel: "embed", variant: { f16 }, buffers: [c.buffer, tb, out] })), (enc, sites) => {
-        matrix.chunks.forEach((c, i) => op.embed(enc, sites[i], { T: tokens.length, ld4: matrix.K4, rowStart: c.rowStart, rowCount: c.rows }));
-      });
+      await h.run(
+        matrix.chunks.map((c) => ({ kernel: "embed", variant: { f16 }, buffers: [c.buffer, tb, out] })),
+        (enc, sites) => {
+          matrix.chunks.forEach((c, i) =>
+            op.embed(enc, sites[i], { T: tokens.length, ld4: matrix.K4, rowStart: c.rowStart, rowCount: c.rows }),
+          );
+        },
+      );
       const got = await h.readF32(out, tokens.length * ld);
       const expected = new Float32Array(tokens.length * dim);
       tokens.forEach((tok, r) => expected.set(table.subarray(tok * dim, (tok + 1) * dim), r * dim));
@@ -37,7 +42,13 @@ describe("embed.wgsl", () => {
 });
 
 describe("rmsnorm.wgsl", () => {
-  for (const [rows, dim] of [[1, 1], [3, 7], [5, 64], [2, 100], [4, 333]]) {
+  for (const [rows, dim] of [
+    [1, 1],
+    [3, 7],
+    [5, 64],
+    [2, 100],
+    [4, 333],
+  ]) {
     it(`${rows} rows of ${dim}`, async () => {
       const ld = pad4(dim);
       const x = random(rows * dim, dim, 3);
@@ -45,7 +56,8 @@ describe("rmsnorm.wgsl", () => {
       const out = h.buffer(rows * ld * 4);
       const xb = h.buffer(padded(x, rows, dim, ld));
       await h.run([{ kernel: "rmsnorm", buffers: [xb, h.buffer(w), h.buffer(4), out] }], (enc, [site]) =>
-        op.rmsnorm(enc, site, { R: rows, dim, ldx: ld, ldo: ld, eps: 1e-5, gather: false }));
+        op.rmsnorm(enc, site, { R: rows, dim, ldx: ld, ldo: ld, eps: 1e-5, gather: false }),
+      );
       const expected = new Float32Array(rows * dim);
       refRmsnorm(expected, x, w, rows, dim, 1e-5);
       expectClose(unpadded(await h.readF32(out, rows * ld), rows, dim, ld), expected, 1e-5);
@@ -58,8 +70,10 @@ describe("rmsnorm.wgsl", () => {
     const w = random(dim, 4);
     const pick = [8, 0, 3];
     const out = h.buffer(pick.length * 12 * 4);
-    await h.run([{ kernel: "rmsnorm", buffers: [h.buffer(x), h.buffer(w), h.buffer(Uint32Array.from(pick)), out] }], (enc, [site]) =>
-      op.rmsnorm(enc, site, { R: pick.length, dim, ldx: dim, ldo: 12, eps: 1e-5, gather: true }));
+    await h.run(
+      [{ kernel: "rmsnorm", buffers: [h.buffer(x), h.buffer(w), h.buffer(Uint32Array.from(pick)), out] }],
+      (enc, [site]) => op.rmsnorm(enc, site, { R: pick.length, dim, ldx: dim, ldo: 12, eps: 1e-5, gather: true }),
+    );
     const src = new Float32Array(pick.length * dim);
     pick.forEach((r, i) => src.set(x.subarray(r * dim, (r + 1) * dim), i * dim));
     const expected = new Float32Array(pick.length * dim);
@@ -69,7 +83,11 @@ describe("rmsnorm.wgsl", () => {
 });
 
 describe("rope.wgsl", () => {
-  for (const [nHeads, nKvHeads, headDim, theta] of [[8, 4, 8, 10000], [3, 1, 6, 10000], [2, 2, 130, 500000]]) {
+  for (const [nHeads, nKvHeads, headDim, theta] of [
+    [8, 4, 8, 10000],
+    [3, 1, 6, 10000],
+    [2, 2, 130, 500000],
+  ]) {
     it(`q ${nHeads} heads, k ${nKvHeads} heads of ${headDim}`, async () => {
       const positions = [0, 1, 7, 100, 511, 3];
       const T = positions.length;
@@ -86,8 +104,10 @@ describe("rope.wgsl", () => {
         }
       }
       const xb = h.buffer(data);
-      await h.run([{ kernel: "rope", buffers: [xb, h.buffer(Uint32Array.from(positions)), h.buffer(table)] }], (enc, [site]) =>
-        op.rope(enc, site, { T, ld, heads: nHeads + nKvHeads, headDim }));
+      await h.run(
+        [{ kernel: "rope", buffers: [xb, h.buffer(Uint32Array.from(positions)), h.buffer(table)] }],
+        (enc, [site]) => op.rope(enc, site, { T, ld, heads: nHeads + nKvHeads, headDim }),
+      );
       const got = await h.readF32(xb, T * ld);
       const q = unpadded(data, T, qW, ld);
       const k = unpadded(data, T, kW, ld, qW);
@@ -101,13 +121,18 @@ describe("rope.wgsl", () => {
 });
 
 describe("swiglu.wgsl", () => {
-  for (const [T, hidden] of [[1, 1], [3, 67], [2, 172]]) {
+  for (const [T, hidden] of [
+    [1, 1],
+    [3, 67],
+    [2, 172],
+  ]) {
     it(`${T} rows of ${hidden}`, async () => {
       const gu = random(T * 2 * hidden, hidden, 6);
       const ldOut = pad4(hidden);
       const out = h.buffer(T * ldOut * 4);
       await h.run([{ kernel: "swiglu", buffers: [h.buffer(gu), out] }], (enc, [site]) =>
-        op.swiglu(enc, site, { T, hidden, ldIn: 2 * hidden, upOff: hidden, ldOut }));
+        op.swiglu(enc, site, { T, hidden, ldIn: 2 * hidden, upOff: hidden, ldOut }),
+      );
       const expected = new Float32Array(T * hidden);
       refSwiglu(expected, unpadded(gu, T, hidden, 2 * hidden), unpadded(gu, T, hidden, 2 * hidden, hidden));
       const got = await h.readF32(out, T * ldOut);

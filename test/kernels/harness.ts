@@ -2,7 +2,14 @@
 // the backend. Also small helpers: seeded random data and tolerance checks.
 import { expect } from "vitest";
 import { openDevice, type GpuContext } from "../../node/engine/backend/webgpu/device.ts";
-import { ParamArena, Pipelines, StepEncoder, type KernelName, type KernelVariant, type Site } from "../../node/engine/backend/webgpu/kernels.ts";
+import {
+  ParamArena,
+  Pipelines,
+  StepEncoder,
+  type KernelName,
+  type KernelVariant,
+  type Site,
+} from "../../node/engine/backend/webgpu/kernels.ts";
 import { storageBuffer } from "../../node/engine/backend/webgpu/tensors.ts";
 import { createRng } from "../../node/engine/sampling/rng.ts";
 
@@ -13,7 +20,10 @@ export interface Harness {
   /** A storage buffer holding data (or zeros of `bytes`). */
   buffer(data: ArrayBufferView | number): GPUBuffer;
   /** Defines the sites, encodes what `encode` records into one submit, waits for it, and throws on any error. */
-  run(sites: { kernel: KernelName; variant?: KernelVariant; buffers: GPUBuffer[] }[], encode: (enc: StepEncoder, sites: Site[]) => void): Promise<void>;
+  run(
+    sites: { kernel: KernelName; variant?: KernelVariant; buffers: GPUBuffer[] }[],
+    encode: (enc: StepEncoder, sites: Site[]) => void,
+  ): Promise<void>;
   readF32(buffer: GPUBuffer, count: number): Promise<Float32Array>;
   readI32(buffer: GPUBuffer, count: number): Promise<Int32Array>;
   close(): void;
@@ -32,7 +42,10 @@ async function create(): Promise<Harness> {
   const { device } = ctx;
   const pipelines = new Pipelines(device);
   const read = async (buffer: GPUBuffer, bytes: number): Promise<ArrayBuffer> => {
-    const staging = device.createBuffer({ size: Math.ceil(bytes / 4) * 4, usage: GPUBufferUsage.MAP_READ | GPUBufferUsage.COPY_DST });
+    const staging = device.createBuffer({
+      size: Math.ceil(bytes / 4) * 4,
+      usage: GPUBufferUsage.MAP_READ | GPUBufferUsage.COPY_DST,
+    });
     const enc = device.createCommandEncoder();
     enc.copyBufferToBuffer(buffer, 0, staging, 0, staging.size);
     device.queue.submit([enc.finish()]);
@@ -46,7 +59,10 @@ async function create(): Promise<Harness> {
     ctx,
     device,
     pipelines,
-    buffer: (data) => (typeof data === "number" ? storageBuffer(device, "test", data) : storageBuffer(device, "test", data.byteLength, data)),
+    buffer: (data) =>
+      typeof data === "number"
+        ? storageBuffer(device, "test", data)
+        : storageBuffer(device, "test", data.byteLength, data),
     async run(defs, encode) {
       device.pushErrorScope("validation");
       const arena = new ParamArena(device);

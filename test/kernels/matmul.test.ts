@@ -11,7 +11,13 @@ import { expectClose, harness, padded, random, unpadded } from "./harness.ts";
 const h = await harness();
 afterAll(() => h.close());
 
-async function gpuLinear(kind: "matmul" | "matvec" | "matvec-splitk", M: number, N: number, K: number, o: { f16?: boolean; rowsPerChunk?: number; accumulate?: boolean; seed?: number } = {}) {
+async function gpuLinear(
+  kind: "matmul" | "matvec" | "matvec-splitk",
+  M: number,
+  N: number,
+  K: number,
+  o: { f16?: boolean; rowsPerChunk?: number; accumulate?: boolean; seed?: number } = {},
+) {
   const seed = o.seed ?? M * 1000 + N * 10 + K;
   const x = random(M * K, seed);
   const w = random(N * K, seed + 1);
@@ -26,14 +32,25 @@ async function gpuLinear(kind: "matmul" | "matvec" | "matvec-splitk", M: number,
   for (let m = 0; m < M; m++) yInit.set(y0.subarray(m * N, (m + 1) * N), m * ldy + yOff);
   const xb = h.buffer(padded(x, M, K, ld));
   const yb = h.buffer(yInit);
-  await h.run(matrix.chunks.map((c) => ({ kernel: kind, variant: { f16: o.f16 }, buffers: [xb, c.buffer, yb] })), (enc, sites) => {
-    matrix.chunks.forEach((c, i) => {
-      const args = { M, N: c.rows, K4: matrix.K4, ldx4: ld / 4, ldy, yOff: yOff + c.rowStart, accumulate: Boolean(o.accumulate) };
-      if (kind === "matvec") op.matvec(enc, sites[i], args);
-      else if (kind === "matvec-splitk") op.matvecSplitK(enc, sites[i], args, h.ctx.maxSubgroup);
-      else op.matmul(enc, sites[i], args);
-    });
-  });
+  await h.run(
+    matrix.chunks.map((c) => ({ kernel: kind, variant: { f16: o.f16 }, buffers: [xb, c.buffer, yb] })),
+    (enc, sites) => {
+      matrix.chunks.forEach((c, i) => {
+        const args = {
+          M,
+          N: c.rows,
+          K4: matrix.K4,
+          ldx4: ld / 4,
+          ldy,
+          yOff: yOff + c.rowStart,
+          accumulate: Boolean(o.accumulate),
+        };
+        if (kind === "matvec") op.matvec(enc, sites[i], args);
+        else if (kind === "matvec-splitk") op.matvecSplitK(enc, sites[i], args, h.ctx.maxSubgroup);
+        else op.matmul(enc, sites[i], args);
+      });
+    },
+  );
   const y = await h.readF32(yb, M * ldy);
   const expected = new Float32Array(M * N);
   refMatmul(expected, x, w, M, K, N);
@@ -48,7 +65,16 @@ async function gpuLinear(kind: "matmul" | "matvec" | "matvec-splitk", M: number,
 }
 
 describe("matmul.wgsl", () => {
-  const shapes: [number, number, number][] = [[1, 1, 1], [1, 5, 3], [3, 7, 5], [4, 64, 64], [5, 63, 173], [17, 130, 66], [33, 9, 256], [64, 172, 64]];
+  const shapes: [number, number, number][] = [
+    [1, 1, 1],
+    [1, 5, 3],
+    [3, 7, 5],
+    [4, 64, 64],
+    [5, 63, 173],
+    [17, 130, 66],
+    [33, 9, 256],
+    [64, 172, 64],
+  ];
   for (const [M, N, K] of shapes) {
     it(`M ${M}, N ${N}, K ${K}`, async () => {
       const r = await gpuLinear("matmul", M, N, K);
@@ -70,7 +96,14 @@ describe("matmul.wgsl", () => {
 for (const kind of ["matvec", "matvec-splitk"] as const) {
   describe(`${kind}.wgsl`, () => {
     const needs = kind === "matvec-splitk";
-    const shapes: [number, number, number][] = [[1, 1, 1], [1, 7, 5], [2, 64, 64], [3, 131, 173], [4, 33, 258], [1, 512, 64]];
+    const shapes: [number, number, number][] = [
+      [1, 1, 1],
+      [1, 7, 5],
+      [2, 64, 64],
+      [3, 131, 173],
+      [4, 33, 258],
+      [1, 512, 64],
+    ];
     for (const [M, N, K] of shapes) {
       it(`M ${M}, N ${N}, K ${K}`, async (t) => {
         if (needs && !h.ctx.hasSubgroups) t.skip();

@@ -29,9 +29,18 @@ async function check(c: Case, seed: number): Promise<{ tiles: number }> {
   const layer = 1;
   const firstTarget = 4; // e.g. gate|up
   const shape = op.loraGroupShape(c.inDim, c.outDims, rs, firstTarget);
-  const pairs = c.ranks.map((r, s) => r?.map((rank, t) => (rank === 0 ? undefined : {
-    rank, a: random(rank * c.inDim, seed + 100 * s + t, 0.5), b: random(c.outDims[t] * rank, seed + 100 * s + t + 50, 0.5),
-  })) ?? null);
+  const pairs = c.ranks.map(
+    (r, s) =>
+      r?.map((rank, t) =>
+        rank === 0
+          ? undefined
+          : {
+              rank,
+              a: random(rank * c.inDim, seed + 100 * s + t, 0.5),
+              b: random(c.outDims[t] * rank, seed + 100 * s + t + 50, 0.5),
+            },
+      ) ?? null,
+  );
   const aPool = new Float32Array(slots * shape.targets * rs * shape.K4 * 4);
   const bPool = new Float32Array(slots * shape.N * rs);
   const rankTable = new Uint32Array(slots * nLayers * 7);
@@ -40,7 +49,9 @@ async function check(c: Case, seed: number): Promise<{ tiles: number }> {
     const { a, b } = op.packLoraSlot(shape, c.inDim, c.outDims, p);
     aPool.set(a, s * a.length);
     bPool.set(b, s * b.length);
-    p.forEach((pair, t) => { rankTable[s * nLayers * 7 + layer * 7 + firstTarget + t] = pair?.rank ?? 0; });
+    p.forEach((pair, t) => {
+      rankTable[s * nLayers * 7 + layer * 7 + firstTarget + t] = pair?.rank ?? 0;
+    });
   });
   const tiles = op.buildTiles(c.rowSlots, (s) => c.ranks[s] !== null);
   const nTiles = tiles.length / 4;
@@ -53,13 +64,16 @@ async function check(c: Case, seed: number): Promise<{ tiles: number }> {
   const vb = h.buffer(T * ldv * 4 + 16);
   const tb = h.buffer(nTiles > 0 ? tiles : new Uint32Array(4));
   const rb = h.buffer(rankTable);
-  await h.run([
-    { kernel: "sgmv-shrink", buffers: [h.buffer(padded(x, T, c.inDim, ldx)), h.buffer(aPool), tb, rb, vb] },
-    { kernel: "sgmv-expand", buffers: [vb, h.buffer(bPool), tb, rb, yb] },
-  ], (enc, [shrink, expand]) => {
-    op.sgmvShrink(enc, shrink, shape, { nTiles, layer, ldx4: ldx / 4, ldv, rankStride: nLayers * 7 });
-    op.sgmvExpand(enc, expand, shape, { nTiles, layer, ldv4: ldv / 4, ldy, yOff: 1, rankStride: nLayers * 7 });
-  });
+  await h.run(
+    [
+      { kernel: "sgmv-shrink", buffers: [h.buffer(padded(x, T, c.inDim, ldx)), h.buffer(aPool), tb, rb, vb] },
+      { kernel: "sgmv-expand", buffers: [vb, h.buffer(bPool), tb, rb, yb] },
+    ],
+    (enc, [shrink, expand]) => {
+      op.sgmvShrink(enc, shrink, shape, { nTiles, layer, ldx4: ldx / 4, ldv, rankStride: nLayers * 7 });
+      op.sgmvExpand(enc, expand, shape, { nTiles, layer, ldv4: ldv / 4, ldy, yOff: 1, rankStride: nLayers * 7 });
+    },
+  );
   const got = await h.readF32(yb, T * ldy);
 
   const expected = y0.slice();
@@ -89,12 +103,22 @@ describe("SGMV shrink + expand", () => {
     });
   }
   it("four adapters of mixed ranks (1..64), three targets of different widths, an absent target, rows without adapter", async () => {
-    const { tiles } = await check({
-      inDim: 66, outDims: [64, 17, 17], maxRank: 64,
-      ranks: [[8, 8, 8], [1, 0, 3], [64, 64, 64], [5, 13, 2]],
-      // a 9-row segment (3 tiles), one-row segments, no-adapter rows between
-      rowSlots: [-1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1, -1, -1, 2, 3, 3, -1, 2],
-    }, 7);
+    const { tiles } = await check(
+      {
+        inDim: 66,
+        outDims: [64, 17, 17],
+        maxRank: 64,
+        ranks: [
+          [8, 8, 8],
+          [1, 0, 3],
+          [64, 64, 64],
+          [5, 13, 2],
+        ],
+        // a 9-row segment (3 tiles), one-row segments, no-adapter rows between
+        rowSlots: [-1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1, -1, -1, 2, 3, 3, -1, 2],
+      },
+      7,
+    );
     expect(tiles).toBe(3 + 1 + 1 + 1 + 1);
   });
   it("an empty slot and slot -1 rows skip; a batch with no adapter rows dispatches nothing and changes nothing", async () => {

@@ -15,7 +15,9 @@ import { Cleanup, createChain, listAdapter, makeEngine, makePeer, runLocal, unti
 
 let chain: Chain;
 const cleanup = new Cleanup();
-beforeAll(async () => { chain = await createChain(); });
+beforeAll(async () => {
+  chain = await createChain();
+});
 afterEach(() => cleanup.run());
 afterAll(() => cleanup.run());
 
@@ -49,11 +51,24 @@ describe("adapter fetch", () => {
       },
     };
     const liar = await makePeer(chain, cleanup, {
-      staked: true, adapterSource: corrupt, bootstrap: good.host.dialAddrs(),
-      state: { adapters: () => [{ id: dragon, tier: "gpu" }, { id: ocean, tier: "gpu" }, { id: robot, tier: "gpu" }], load: () => ({ queueDepth: 0, freeSlots: 4 }) },
+      staked: true,
+      adapterSource: corrupt,
+      bootstrap: good.host.dialAddrs(),
+      state: {
+        adapters: () => [
+          { id: dragon, tier: "gpu" },
+          { id: ocean, tier: "gpu" },
+          { id: robot, tier: "gpu" },
+        ],
+        load: () => ({ queueDepth: 0, freeSlots: 4 }),
+      },
     });
     const { engine } = await engineWith([]);
-    const fetcher = await makePeer(chain, cleanup, { staked: true, engine, bootstrap: [good.host.dialAddrs()[0], liar.host.dialAddrs()[0]] });
+    const fetcher = await makePeer(chain, cleanup, {
+      staked: true,
+      engine,
+      bootstrap: [good.host.dialAddrs()[0], liar.host.dialAddrs()[0]],
+    });
     await until("both holders announced", () => fetcher.table.withAdapter(dragon).length === 2);
     expect(fetcher.candidates(dragon).map((c) => c.peerId)).toEqual([liar.peerId, good.peerId]);
 
@@ -62,12 +77,21 @@ describe("adapter fetch", () => {
     // A listing that declares another size than the bytes have: every holder's size is refused before a byte
     // is read, and nobody is banned for it (the listing may be the one that is wrong).
     const wrongSize = await listAdapter(chain, dragon, { registrant: chain.stranger, size: dragonSize + 1 });
-    await expect(fetcher.ensureAdapter(dragon, { listingId: wrongSize })).rejects.toMatchObject({ reason: "all-failed" });
-    expect(failures.map((f) => [f.code, f.banned])).toEqual([["wrong-size", false], ["wrong-size", false]]);
+    await expect(fetcher.ensureAdapter(dragon, { listingId: wrongSize })).rejects.toMatchObject({
+      reason: "all-failed",
+    });
+    expect(failures.map((f) => [f.code, f.banned])).toEqual([
+      ["wrong-size", false],
+      ["wrong-size", false],
+    ]);
     failures.length = 0;
     // A listing of other content, a retired listing, and a size no rank-8 adapter has on this model.
-    await expect(fetcher.ensureAdapter(dragon, { listingId: oceanListing })).rejects.toMatchObject({ reason: "wrong-listing" });
-    await expect(fetcher.ensureAdapter(ocean, { listingId: oceanListing })).rejects.toMatchObject({ reason: "retired" });
+    await expect(fetcher.ensureAdapter(dragon, { listingId: oceanListing })).rejects.toMatchObject({
+      reason: "wrong-listing",
+    });
+    await expect(fetcher.ensureAdapter(ocean, { listingId: oceanListing })).rejects.toMatchObject({
+      reason: "retired",
+    });
     const huge = canonicalSizeLimit(engine.model.config, 8) + 1;
     const impossible = await listAdapter(chain, dragon, { registrant: chain.author, size: huge });
     await expect(fetcher.ensureAdapter(dragon, { listingId: impossible })).rejects.toMatchObject({ reason: "size" });
@@ -85,14 +109,23 @@ describe("adapter fetch", () => {
     expect((await fetcher.ensureAdapter(dragon)).from).toBeNull();
 
     // It now announces the adapter, and serves it: a client's request through it gives the origin's tokens.
-    await until("the fetcher to announce dragon", () => good.table.get(fetcher.peerId)?.announcement.adapters.some((a) => a.id === dragon) ?? false);
+    await until(
+      "the fetcher to announce dragon",
+      () => good.table.get(fetcher.peerId)?.announcement.adapters.some((a) => a.id === dragon) ?? false,
+    );
     const client = await makePeer(chain, cleanup, { bootstrap: fetcher.host.dialAddrs() });
     const request = { adapterId: dragon, prompt: "Once upon a time", maxTokens: 24, temperature: 0 };
     const remote = await infer(client.host, { peerId: fetcher.peerId, multiaddrs: fetcher.host.multiaddrs() }, request);
     expect(remote.tokenIds).toEqual((await runLocal(origin.engine, request)).tokenIds);
     // Another node can fetch it from the fetcher in turn (and would never ask the banned liar).
-    const third = await makePeer(chain, cleanup, { staked: true, engine: (await engineWith([])).engine, bootstrap: fetcher.host.dialAddrs() });
-    await until("the third node to see the fetcher hold it", () => third.table.withAdapter(dragon).some((e) => e.peerId === fetcher.peerId));
+    const third = await makePeer(chain, cleanup, {
+      staked: true,
+      engine: (await engineWith([])).engine,
+      bootstrap: fetcher.host.dialAddrs(),
+    });
+    await until("the third node to see the fetcher hold it", () =>
+      third.table.withAdapter(dragon).some((e) => e.peerId === fetcher.peerId),
+    );
     third.table.ban(liar.peerId, 60_000, "test: known liar");
     third.table.ban(good.peerId, 60_000, "test: only the fetcher may serve");
     expect((await third.ensureAdapter(dragon)).from).toBe(fetcher.peerId);

@@ -11,7 +11,9 @@ import { Cleanup, createChain, makeEngine, makePeer, listAdapter, runLocal, unti
 
 let chain: Chain;
 const cleanup = new Cleanup();
-beforeAll(async () => { chain = await createChain(); });
+beforeAll(async () => {
+  chain = await createChain();
+});
 afterEach(() => cleanup.run());
 afterAll(() => cleanup.run());
 
@@ -24,7 +26,9 @@ describe("fetch on request", () => {
 
     const engine = await makeEngine(cleanup);
     const server = await makePeer(chain, cleanup, { staked: true, engine, bootstrap: origin.host.dialAddrs() });
-    await until("the server to see the origin announce dragon", () => server.table.withAdapter(dragon).some((e) => e.peerId === origin.peerId));
+    await until("the server to see the origin announce dragon", () =>
+      server.table.withAdapter(dragon).some((e) => e.peerId === origin.peerId),
+    );
     expect(engine.adapters.has(dragon)).toBe(false);
     const fetched: FetchedAdapter[] = [];
     server.fetcher!.on("fetched", (f) => fetched.push(f));
@@ -50,7 +54,9 @@ describe("fetch on request", () => {
     expect(engine.adapters.has(dragon)).toBe(true);
     expect(await engine.adapters.readBytes(dragon)).toEqual(await originEngine.adapters.readBytes(dragon));
     const again = await infer(client.host, target, { ...request, prompt: "The dragon", maxTokens: 12 });
-    expect(again.tokenIds).toEqual((await runLocal(originEngine, { ...request, prompt: "The dragon", maxTokens: 12 })).tokenIds);
+    expect(again.tokenIds).toEqual(
+      (await runLocal(originEngine, { ...request, prompt: "The dragon", maxTokens: 12 })).tokenIds,
+    );
     expect(fetched).toHaveLength(1);
   });
 });

@@ -2,12 +2,27 @@
 // propagation along a line, dropping out on unstake, expiry, and every kind of forgery dropped and counted.
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import type { LocalAccount } from "viem";
-import { ANNOUNCE_TOPIC, ANNOUNCEMENT_VERSION, encodeAnnouncement, type AnnouncementBody } from "../../node/p2p/announcement.ts";
+import {
+  ANNOUNCE_TOPIC,
+  ANNOUNCEMENT_VERSION,
+  encodeAnnouncement,
+  type AnnouncementBody,
+} from "../../node/p2p/announcement.ts";
 import { signAnnouncement } from "../../node/p2p/announcement-sig.ts";
 import type { NodeState } from "../../node/p2p/announcer.ts";
 import type { P2pHost } from "../../node/p2p/host.ts";
 import type { PeerNode } from "../../node/p2p/peer-node.ts";
-import { Cleanup, createChain, makeBareHost, makePeer, newOperator, stake, unstake, until, type Chain } from "./helpers.ts";
+import {
+  Cleanup,
+  createChain,
+  makeBareHost,
+  makePeer,
+  newOperator,
+  stake,
+  unstake,
+  until,
+  type Chain,
+} from "./helpers.ts";
 
 const ADAPTER = `0x${"ab".repeat(32)}` as const;
 const state = (tier: "gpu" | "host" | "disk" = "gpu"): NodeState => ({
@@ -17,7 +32,9 @@ const state = (tier: "gpu" | "host" | "disk" = "gpu"): NodeState => ({
 
 let chain: Chain;
 const cleanup = new Cleanup();
-beforeAll(async () => { chain = await createChain(); });
+beforeAll(async () => {
+  chain = await createChain();
+});
 afterEach(() => cleanup.run());
 afterAll(() => cleanup.run());
 
@@ -25,20 +42,32 @@ describe("announcements along a line of 5 nodes", () => {
   it("reach the far end, leave with the stake, and expire", async () => {
     const nodes: (PeerNode & { operator: LocalAccount | null })[] = [];
     for (let i = 0; i < 5; i++) {
-      nodes.push(await makePeer(chain, cleanup, { staked: true, state: state(), bootstrap: i > 0 ? nodes[i - 1].host.dialAddrs() : [] }));
+      nodes.push(
+        await makePeer(chain, cleanup, {
+          staked: true,
+          state: state(),
+          bootstrap: i > 0 ? nodes[i - 1].host.dialAddrs() : [],
+        }),
+      );
     }
     const [first, , , , last] = nodes;
     // Each end learns of the other through three relays (they are not connected).
-    await until("the ends to know each other", () => first.table.get(last.peerId) !== undefined && last.table.get(first.peerId) !== undefined);
+    await until(
+      "the ends to know each other",
+      () => first.table.get(last.peerId) !== undefined && last.table.get(first.peerId) !== undefined,
+    );
     expect(first.host.connectedPeers()).not.toContain(last.peerId);
-    await until("every node to know the 4 others", () => nodes.every((n) => n.table.entries().filter((e) => !e.local).length === 4));
+    await until("every node to know the 4 others", () =>
+      nodes.every((n) => n.table.entries().filter((e) => !e.local).length === 4),
+    );
     const seen = first.table.get(last.peerId)!.announcement;
     expect(seen.adapters).toEqual([{ id: ADAPTER, tier: "gpu", listings: [] }]); // nobody lists it
     expect(seen.operator).toBe(last.operator!.address);
     expect(seen.multiaddrs).toEqual(last.host.multiaddrs());
     // Honest nodes cause no drops, except "replayed": gossip may deliver an older announcement late (through
     // IHAVE/IWANT) after a newer one, and the older is rightly not taken.
-    for (const n of nodes) expect(Object.entries(n.table.drops).filter(([r, c]) => c > 0 && r !== "replayed")).toEqual([]);
+    for (const n of nodes)
+      expect(Object.entries(n.table.drops).filter(([r, c]) => c > 0 && r !== "replayed")).toEqual([]);
 
     // The last node unstakes: within the stake cache's TTL everyone drops it, and its announcements stop at
     // its neighbour ("not-staked", not relayed).
@@ -47,7 +76,9 @@ describe("announcements along a line of 5 nodes", () => {
     expect((await removed).reason).toBe("unstaked");
     await until("the neighbour to drop its announcements", () => nodes[3].table.drops["not-staked"] > 0);
     // Each node drops it when its own stake answer expires (its keeper re-checks): wait for all, not for one.
-    await until("every node to drop the unstaked one", () => nodes.slice(0, 4).every((n) => n.table.get(last.peerId) === undefined));
+    await until("every node to drop the unstaked one", () =>
+      nodes.slice(0, 4).every((n) => n.table.get(last.peerId) === undefined),
+    );
     expect(first.table.drops["not-staked"]).toBe(0);
 
     // The first node goes away: its entry expires at the others after the TTL, counted from its last
@@ -59,7 +90,9 @@ describe("announcements along a line of 5 nodes", () => {
     expect(reason).toBe("expired");
     expect(entry.expiresAt).toBe(entry.receivedAt + nodes[1].table.ttlMs);
     expect(removedAt).toBeGreaterThanOrEqual(entry.expiresAt); // the TTL, not an instant removal on disconnect
-    await until("everyone to forget the first node", () => nodes.slice(1, 4).every((n) => n.table.get(first.peerId) === undefined));
+    await until("everyone to forget the first node", () =>
+      nodes.slice(1, 4).every((n) => n.table.get(first.peerId) === undefined),
+    );
   });
 });
 
@@ -72,20 +105,35 @@ describe("forged announcements", () => {
     const host = await makeBareHost(cleanup);
     host.pubsub.subscribe(ANNOUNCE_TOPIC);
     await host.connect(victim.host.dialAddrs()[0]);
-    await until("the victim to see the forger's subscription", () => host.pubsub.getSubscribers(ANNOUNCE_TOPIC).some((p) => p.toString() === victim.peerId));
+    await until("the victim to see the forger's subscription", () =>
+      host.pubsub.getSubscribers(ANNOUNCE_TOPIC).some((p) => p.toString() === victim.peerId),
+    );
     return host;
   }
 
   function bodyFor(host: P2pHost, operator: LocalAccount, over: Partial<AnnouncementBody> = {}): AnnouncementBody {
     const now = Date.now();
     return {
-      v: ANNOUNCEMENT_VERSION, peerId: host.peerId.toString(), operator: operator.address, multiaddrs: host.multiaddrs(), api: "",
-      adapters: [{ id: ADAPTER, tier: "gpu", listings: [] }], pricePerToken: 1n, queueDepth: 0, freeSlots: 1, ts: now, seq: now, ...over,
+      v: ANNOUNCEMENT_VERSION,
+      peerId: host.peerId.toString(),
+      operator: operator.address,
+      multiaddrs: host.multiaddrs(),
+      api: "",
+      adapters: [{ id: ADAPTER, tier: "gpu", listings: [] }],
+      pricePerToken: 1n,
+      queueDepth: 0,
+      freeSlots: 1,
+      ts: now,
+      seq: now,
+      ...over,
     };
   }
 
   async function publishSigned(host: P2pHost, signer: LocalAccount, b: AnnouncementBody): Promise<void> {
-    await host.publish(ANNOUNCE_TOPIC, encodeAnnouncement({ ...b, sig: await signAnnouncement(signer, b, victim.domain) }));
+    await host.publish(
+      ANNOUNCE_TOPIC,
+      encodeAnnouncement({ ...b, sig: await signAnnouncement(signer, b, victim.domain) }),
+    );
   }
 
   async function expectDrop(reason: keyof PeerNode["table"]["drops"], count = 1): Promise<void> {
@@ -142,13 +190,23 @@ describe("forged announcements", () => {
 
     // Each kind counted once (the flood aside), and the rejected senders are in gossipsub's bad books.
     const { drops } = victim.table;
-    for (const r of ["stale", "replayed", "not-staked", "peer-not-bound", "bad-signature", "malformed", "peer-mismatch", "oversized"] as const) {
+    for (const r of [
+      "stale",
+      "replayed",
+      "not-staked",
+      "peer-not-bound",
+      "bad-signature",
+      "malformed",
+      "peer-mismatch",
+      "oversized",
+    ] as const) {
       expect(drops[r], r).toBe(1);
     }
     expect(drops["rate-limited"]).toBeGreaterThan(0);
     expect(drops.self + drops.version + drops.banned + drops["chain-error"]).toBe(0);
     // GossipSub's implementation has getScore; its interface type does not declare it.
-    const score = (h: P2pHost) => (victim.host.pubsub as unknown as { getScore(peerId: string): number }).getScore(h.peerId.toString());
+    const score = (h: P2pHost) =>
+      (victim.host.pubsub as unknown as { getScore(peerId: string): number }).getScore(h.peerId.toString());
     // (Scores are cached for one heartbeat, 1 s.)
     await until("the rejected senders' gossip scores to fall", () => score(b) < 0 && score(c) < 0, 3_000);
 

@@ -60,7 +60,11 @@ export async function newOperator(chain: Chain): Promise<LocalAccount> {
 
 /** Funds, approves and stakes `amount` for `operator`, binding `peerId` (NodeRegistry.stake). */
 export async function stake(chain: Chain, operator: LocalAccount, peerId: string, amount = E(100)): Promise<void> {
-  const wallet = createWalletClient({ account: operator, chain: chain.publicClient.chain, transport: custom(chain.conn.provider) });
+  const wallet = createWalletClient({
+    account: operator,
+    chain: chain.publicClient.chain,
+    transport: custom(chain.conn.provider),
+  });
   const c = getContracts({ public: chain.publicClient, wallet }, chain.deployment.contracts);
   await chain.fund(operator.address, amount);
   await chain.wait(c.token.write.approve([chain.deployment.contracts.NodeRegistry, amount]));
@@ -69,7 +73,11 @@ export async function stake(chain: Chain, operator: LocalAccount, peerId: string
 
 /** Starts unbonding the operator's whole stake: it stops being active at once. */
 export async function unstake(chain: Chain, operator: LocalAccount): Promise<void> {
-  const wallet = createWalletClient({ account: operator, chain: chain.publicClient.chain, transport: custom(chain.conn.provider) });
+  const wallet = createWalletClient({
+    account: operator,
+    chain: chain.publicClient.chain,
+    transport: custom(chain.conn.provider),
+  });
   const c = getContracts({ public: chain.publicClient, wallet }, chain.deployment.contracts);
   const amount = await c.nodeRegistry.read.stakeOf([operator.address]);
   await chain.wait(c.nodeRegistry.write.requestUnstake([amount]));
@@ -103,20 +111,43 @@ export async function listAdapter(chain: Chain, id: Hex, options: ListOptions = 
 }
 
 /** An engine on stories260K with a CPU backend (optionally slowed down per step). */
-export async function makeEngine(cleanup: Cleanup, options: { stepDelayMs?: number; adapterSlots?: number } = {}): Promise<Engine> {
+export async function makeEngine(
+  cleanup: Cleanup,
+  options: { stepDelayMs?: number; adapterSlots?: number } = {},
+): Promise<Engine> {
   const model = await stories();
-  const inner = createCpuBackend(model.weights, { numBlocks: 64, blockSize: 16, adapterSlots: options.adapterSlots ?? 2, maxRank: 16 });
+  const inner = createCpuBackend(model.weights, {
+    numBlocks: 64,
+    blockSize: 16,
+    adapterSlots: options.adapterSlots ?? 2,
+    maxRank: 16,
+  });
   const delay = options.stepDelayMs ?? 0;
-  const backend: Backend = delay > 0
-    ? { ...inner, async sample(steps, params, uniforms) { await new Promise((r) => setTimeout(r, delay)); return inner.sample(steps, params, uniforms); } }
-    : inner;
-  const engine = await Engine.create({ backend, tokenizer: model.tokenizer, modelName: model.name, adapterDir: await tempDir(cleanup, "openlora-store-") });
+  const backend: Backend =
+    delay > 0
+      ? {
+          ...inner,
+          async sample(steps, params, uniforms) {
+            await new Promise((r) => setTimeout(r, delay));
+            return inner.sample(steps, params, uniforms);
+          },
+        }
+      : inner;
+  const engine = await Engine.create({
+    backend,
+    tokenizer: model.tokenizer,
+    modelName: model.name,
+    adapterDir: await tempDir(cleanup, "openlora-store-"),
+  });
   engine.start();
   return cleanup.add(engine, (e) => e.close());
 }
 
 /** Runs a request on an engine locally: the oracle for remote runs. */
-export async function runLocal(engine: Engine, request: Omit<EngineRequest, "signal">): Promise<{ tokenIds: number[]; text: string }> {
+export async function runLocal(
+  engine: Engine,
+  request: Omit<EngineRequest, "signal">,
+): Promise<{ tokenIds: number[]; text: string }> {
   const stream = engine.submit(request);
   const tokenIds: number[] = [];
   for await (const event of stream) if (event.type === "token") tokenIds.push(event.tokenId);
@@ -130,7 +161,11 @@ export interface PeerSpec extends Partial<Omit<PeerNodeOptions, "chain" | "dataD
 }
 
 /** A PeerNode on the test chain (created, optionally staked, started; stopped by cleanup). */
-export async function makePeer(chain: Chain, cleanup: Cleanup, spec: PeerSpec = {}): Promise<PeerNode & { operator: LocalAccount | null }> {
+export async function makePeer(
+  chain: Chain,
+  cleanup: Cleanup,
+  spec: PeerSpec = {},
+): Promise<PeerNode & { operator: LocalAccount | null }> {
   const { staked = false, ...rest } = spec;
   const signer = rest.signer ?? (staked ? await newOperator(chain) : undefined);
   const node = await PeerNode.create({
@@ -161,7 +196,11 @@ export async function makeBareHost(cleanup: Cleanup): Promise<P2pHost> {
 }
 
 /** Polls `condition` every 20 ms until it holds; throws after `timeoutMs` naming `what`. */
-export async function until(what: string, condition: () => boolean | Promise<boolean>, timeoutMs = 10_000): Promise<void> {
+export async function until(
+  what: string,
+  condition: () => boolean | Promise<boolean>,
+  timeoutMs = 10_000,
+): Promise<void> {
   const end = Date.now() + timeoutMs;
   while (!(await condition())) {
     if (Date.now() > end) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);

@@ -13,7 +13,9 @@ import { Cleanup, createChain, makeEngine, makePeer, listAdapter, runLocal, unti
 
 let chain: Chain;
 const cleanup = new Cleanup();
-beforeAll(async () => { chain = await createChain(); });
+beforeAll(async () => {
+  chain = await createChain();
+});
 afterEach(() => cleanup.run());
 afterAll(() => cleanup.run());
 
@@ -29,7 +31,11 @@ describe("inference over libp2p", () => {
     const engine = await makeEngine(cleanup);
     const dragon = (await engine.adapters.import(join(STORIES_DIR, "adapters", "dragon"))).id as Hex;
     const finished: Usage[] = [];
-    const server = await makePeer(chain, cleanup, { staked: true, engine, inference: { onFinished: (_r, usage) => finished.push(usage) } });
+    const server = await makePeer(chain, cleanup, {
+      staked: true,
+      engine,
+      inference: { onFinished: (_r, usage) => finished.push(usage) },
+    });
     const client = await makePeer(chain, cleanup, { bootstrap: server.host.dialAddrs() });
     const target = { peerId: server.peerId, multiaddrs: server.host.multiaddrs() };
     const requests = [
@@ -59,11 +65,20 @@ describe("inference over libp2p", () => {
   it("cancels the engine request when the client goes away mid-stream", async () => {
     const engine = await makeEngine(cleanup, { stepDelayMs: 15 }); // slow enough that the request is mid-flight
     const finished: Usage[] = [];
-    const server = await makePeer(chain, cleanup, { staked: true, engine, inference: { onFinished: (_r, usage) => finished.push(usage) } });
+    const server = await makePeer(chain, cleanup, {
+      staked: true,
+      engine,
+      inference: { onFinished: (_r, usage) => finished.push(usage) },
+    });
     const client = await makePeer(chain, cleanup, { bootstrap: server.host.dialAddrs() });
     const target = { peerId: server.peerId, multiaddrs: server.host.multiaddrs() };
     let tokens = 0;
-    for await (const event of inferStream(client.host, target, { adapterId: null, prompt: "Once upon a time", maxTokens: 400, temperature: 0 })) {
+    for await (const event of inferStream(client.host, target, {
+      adapterId: null,
+      prompt: "Once upon a time",
+      maxTokens: 400,
+      temperature: 0,
+    })) {
       if (event.type === "token" && ++tokens === 3) break; // leave: the stream is reset
     }
     await until("the engine to cancel the request", () => finished.length === 1);
@@ -74,7 +89,12 @@ describe("inference over libp2p", () => {
     // An aborted signal does the same from another angle (the connection stays up; only the stream goes).
     const abort = new AbortController();
     const run = (async () => {
-      for await (const event of inferStream(client.host, target, { adapterId: null, prompt: "The sun was", maxTokens: 400, temperature: 0 }, { signal: abort.signal })) {
+      for await (const event of inferStream(
+        client.host,
+        target,
+        { adapterId: null, prompt: "The sun was", maxTokens: 400, temperature: 0 },
+        { signal: abort.signal },
+      )) {
         if (event.type === "token") abort.abort(new Error("user pressed stop"));
       }
     })();
@@ -83,7 +103,12 @@ describe("inference over libp2p", () => {
     expect(finished[1].finishReason).toBe("cancelled");
     expectIdle(engine);
     // The server still serves.
-    const again = await infer(client.host, target, { adapterId: null, prompt: "The sun was", maxTokens: 5, temperature: 0 });
+    const again = await infer(client.host, target, {
+      adapterId: null,
+      prompt: "The sun was",
+      maxTokens: 5,
+      temperature: 0,
+    });
     expect(again.tokenIds).toHaveLength(5);
   });
 
@@ -92,21 +117,39 @@ describe("inference over libp2p", () => {
     const server = await makePeer(chain, cleanup, { staked: true, engine });
     const client = await makePeer(chain, cleanup, { bootstrap: server.host.dialAddrs() });
     const target = { peerId: server.peerId, multiaddrs: server.host.multiaddrs() };
-    const refusal = (request: Parameters<typeof infer>[2]) => infer(client.host, target, request).then(() => null, (e: unknown) => e);
+    const refusal = (request: Parameters<typeof infer>[2]) =>
+      infer(client.host, target, request).then(
+        () => null,
+        (e: unknown) => e,
+      );
     const badTemp = await refusal({ adapterId: null, prompt: "x", maxTokens: 4, temperature: -1 });
     expect(badTemp).toBeInstanceOf(InferError);
     expect(badTemp).toMatchObject({ code: "invalid_request" });
-    expect(await refusal({ adapterId: null, maxTokens: 4 })).toMatchObject({ code: "invalid_request", message: expect.stringContaining("exactly one of prompt and tokenIds") });
+    expect(await refusal({ adapterId: null, maxTokens: 4 })).toMatchObject({
+      code: "invalid_request",
+      message: expect.stringContaining("exactly one of prompt and tokenIds"),
+    });
     // An adapter nobody has (and the registry does not know) cannot be fetched: adapter_unavailable.
-    expect(await refusal({ adapterId: `0x${"42".repeat(32)}`, prompt: "x", maxTokens: 4 })).toMatchObject({ code: "adapter_unavailable" });
+    expect(await refusal({ adapterId: `0x${"42".repeat(32)}`, prompt: "x", maxTokens: 4 })).toMatchObject({
+      code: "adapter_unavailable",
+    });
     // A payment hook that refuses.
     const paid = await makePeer(chain, cleanup, {
-      staked: true, engine: await makeEngine(cleanup),
-      inference: { authorize: async (r) => { if (r.voucher !== "ok") throw new InferError("unauthorized", "no voucher"); } },
+      staked: true,
+      engine: await makeEngine(cleanup),
+      inference: {
+        authorize: async (r) => {
+          if (r.voucher !== "ok") throw new InferError("unauthorized", "no voucher");
+        },
+      },
     });
     const paidTarget = { peerId: paid.peerId, multiaddrs: paid.host.multiaddrs() };
-    await expect(infer(client.host, paidTarget, { adapterId: null, prompt: "x", maxTokens: 2 })).rejects.toMatchObject({ code: "unauthorized" });
-    expect((await infer(client.host, paidTarget, { adapterId: null, prompt: "x", maxTokens: 2, voucher: "ok" })).tokenIds).toHaveLength(2);
+    await expect(infer(client.host, paidTarget, { adapterId: null, prompt: "x", maxTokens: 2 })).rejects.toMatchObject({
+      code: "unauthorized",
+    });
+    expect(
+      (await infer(client.host, paidTarget, { adapterId: null, prompt: "x", maxTokens: 2, voucher: "ok" })).tokenIds,
+    ).toHaveLength(2);
     expectIdle(engine);
   });
 
@@ -118,7 +161,12 @@ describe("inference over libp2p", () => {
     const fastEngine = await makeEngine(cleanup);
     await fastEngine.adapters.import(dragonDir);
     const a = await makePeer(chain, cleanup, { staked: true, engine: slowEngine, pricePerToken: 10n });
-    const b = await makePeer(chain, cleanup, { staked: true, engine: fastEngine, pricePerToken: 1n, bootstrap: a.host.dialAddrs() });
+    const b = await makePeer(chain, cleanup, {
+      staked: true,
+      engine: fastEngine,
+      pricePerToken: 1n,
+      bootstrap: a.host.dialAddrs(),
+    });
     const client = await makePeer(chain, cleanup, { bootstrap: [a.host.dialAddrs()[0], b.host.dialAddrs()[0]] });
     await until("the client to see both", () => client.candidates(dragon).length === 2);
     expect(client.candidates(dragon).map((c) => c.peerId)).toEqual([b.peerId, a.peerId]); // same tier and queue: cheaper first

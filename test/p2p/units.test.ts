@@ -9,7 +9,12 @@ import { hashTypedData, type Hex } from "viem";
 import { generatePrivateKey, privateKeyToAccount } from "viem/accounts";
 import { encodeAdapter } from "../../node/engine/adapter/canonical.ts";
 import { canonicalSizeLimit } from "../../node/p2p/adapter-fetcher.ts";
-import { announcementTypedData, hashAnnouncement, recoverAnnouncementSigner, signAnnouncement } from "../../node/p2p/announcement-sig.ts";
+import {
+  announcementTypedData,
+  hashAnnouncement,
+  recoverAnnouncementSigner,
+  signAnnouncement,
+} from "../../node/p2p/announcement-sig.ts";
 import {
   AnnouncementFormatError,
   DEFAULT_ANNOUNCEMENT_LIMITS,
@@ -44,7 +49,10 @@ function body(over: Partial<AnnouncementBody> = {}): AnnouncementBody {
     operator: account.address,
     multiaddrs: ["/ip4/127.0.0.1/tcp/4001"],
     api: "http://127.0.0.1:8080",
-    adapters: [{ id: id(1), tier: "gpu", listings: [lid(1), lid(2)] }, { id: id(2), tier: "disk", listings: [] }],
+    adapters: [
+      { id: id(1), tier: "gpu", listings: [lid(1), lid(2)] },
+      { id: id(2), tier: "disk", listings: [] },
+    ],
     pricePerToken: 10n ** 12n,
     queueDepth: 3,
     freeSlots: 2,
@@ -62,9 +70,15 @@ async function signed(over: Partial<AnnouncementBody> = {}): Promise<Announcemen
 describe("announcement signatures", () => {
   it("hashes like viem's EIP-712 encoder, for empty, small and full adapter lists, with and without listings", () => {
     const tiers = ["gpu", "host", "disk"] as const;
-    const many = Array.from({ length: 300 }, (_, i) => entry(i, tiers[i % 3], i % 2 ? [lid(i)] : [lid(i), lid(i + 1), lid(i + 2)]));
+    const many = Array.from({ length: 300 }, (_, i) =>
+      entry(i, tiers[i % 3], i % 2 ? [lid(i)] : [lid(i), lid(i + 1), lid(i + 2)]),
+    );
     for (const adapters of [[], body().adapters, many]) {
-      const b = body({ adapters, multiaddrs: adapters.length ? ["/ip4/1.2.3.4/tcp/1", "/dns4/x.example/tcp/2"] : [], pricePerToken: (1n << 255n) + 7n });
+      const b = body({
+        adapters,
+        multiaddrs: adapters.length ? ["/ip4/1.2.3.4/tcp/1", "/dns4/x.example/tcp/2"] : [],
+        pricePerToken: (1n << 255n) + 7n,
+      });
       expect(hashAnnouncement(b, domain)).toBe(hashTypedData(announcementTypedData(b, domain)));
     }
   });
@@ -78,7 +92,10 @@ describe("announcement signatures", () => {
     for (const adapters of [
       [{ ...first, listings: [...first.listings, lid(9)] }, second],
       [{ ...first, listings: [lid(1)] }, second],
-      [{ ...first, listings: [] }, { ...second, listings: [lid(1), lid(2)] }],
+      [
+        { ...first, listings: [] },
+        { ...second, listings: [lid(1), lid(2)] },
+      ],
     ]) {
       expect(await recoverAnnouncementSigner({ ...a, adapters }, a.sig, domain)).not.toBe(account.address);
     }
@@ -103,7 +120,8 @@ describe("announcement wire format", () => {
 
   it("refuses what is out of shape or over its bounds, naming the field", async () => {
     const a = await signed();
-    const bad = (o: Record<string, unknown>) => new TextEncoder().encode(JSON.stringify({ ...a, pricePerToken: "1", ...o }));
+    const bad = (o: Record<string, unknown>) =>
+      new TextEncoder().encode(JSON.stringify({ ...a, pricePerToken: "1", ...o }));
     const cases: [Record<string, unknown>, RegExp][] = [
       [{ pricePerToken: "-1" }, /pricePerToken/],
       [{ pricePerToken: (1n << 256n).toString() }, /pricePerToken/],
@@ -111,13 +129,35 @@ describe("announcement wire format", () => {
       [{ adapters: [{ id: id(1), tier: "tape", listings: [] }] }, /tier/],
       [{ adapters: [entry(1, "gpu"), entry(1, "disk")] }, /twice/],
       [{ adapters: [{ id: "0xABC", tier: "gpu", listings: [] }] }, /adapters\[0\]\.id/],
-      [{ adapters: Array.from({ length: DEFAULT_ANNOUNCEMENT_LIMITS.maxAdapters + 1 }, (_, i) => entry(i, "gpu")) }, /adapters/],
+      [
+        { adapters: Array.from({ length: DEFAULT_ANNOUNCEMENT_LIMITS.maxAdapters + 1 }, (_, i) => entry(i, "gpu")) },
+        /adapters/,
+      ],
       [{ adapters: [{ id: id(1), tier: "gpu" }] }, /adapters\[0\]\.listings/], // v1 shape: no listings
       [{ adapters: [entry(1, "gpu", [lid(1), lid(1)])] }, /adapters\[0\]\.listings\[1\]: is listed twice/],
       [{ adapters: [entry(1, "gpu", [id(1).toUpperCase() as Hex])] }, /adapters\[0\]\.listings\[0\]/],
-      [{ adapters: [entry(1, "gpu", Array.from({ length: 9 }, (_, i) => lid(i)))] }, /adapters\[0\]\.listings: .* at most 8/],
       [
-        { adapters: Array.from({ length: 65 }, (_, i) => entry(i, "gpu", Array.from({ length: 8 }, (_, j) => lid(i * 8 + j)))) },
+        {
+          adapters: [
+            entry(
+              1,
+              "gpu",
+              Array.from({ length: 9 }, (_, i) => lid(i)),
+            ),
+          ],
+        },
+        /adapters\[0\]\.listings: .* at most 8/,
+      ],
+      [
+        {
+          adapters: Array.from({ length: 65 }, (_, i) =>
+            entry(
+              i,
+              "gpu",
+              Array.from({ length: 8 }, (_, j) => lid(i * 8 + j)),
+            ),
+          ),
+        },
         /more than 512 listing ids/,
       ],
       [{ multiaddrs: Array.from({ length: 9 }, () => "/ip4/1.1.1.1/tcp/1") }, /multiaddrs/],
@@ -126,14 +166,20 @@ describe("announcement wire format", () => {
       [{ sig: "0x00" }, /sig/],
       [{ api: "x".repeat(300) }, /api/],
     ];
-    for (const [o, field] of cases) expect(() => decodeAnnouncement(bad(o)), JSON.stringify(o).slice(0, 80)).toThrow(field);
+    for (const [o, field] of cases)
+      expect(() => decodeAnnouncement(bad(o)), JSON.stringify(o).slice(0, 80)).toThrow(field);
     expect(() => decodeAnnouncement(new TextEncoder().encode("[1,2]"))).toThrow(AnnouncementFormatError);
     expect(() => decodeAnnouncement(Uint8Array.of(0xff, 0xfe))).toThrow(/UTF-8 JSON/);
     expect(() => decodeAnnouncement(new Uint8Array(DEFAULT_ANNOUNCEMENT_LIMITS.maxBytes + 1))).toThrow(/over the/);
   });
 
   it("fits a long adapter list gpu first, then host, then disk", () => {
-    const list = [{ id: id(5), tier: "disk" }, { id: id(4), tier: "host" }, { id: id(3), tier: "gpu" }, { id: id(1), tier: "disk" }] as const;
+    const list = [
+      { id: id(5), tier: "disk" },
+      { id: id(4), tier: "host" },
+      { id: id(3), tier: "gpu" },
+      { id: id(1), tier: "disk" },
+    ] as const;
     expect(selectAdapters(list, 3).map((a) => a.tier)).toEqual(["gpu", "host", "disk"]);
     expect(selectAdapters(list, 3)[2]).toEqual({ id: id(1), tier: "disk", listings: [] });
   });
@@ -145,14 +191,21 @@ describe("announcement wire format", () => {
     const nine = Array.from({ length: 9 }, (_, i) => lid(i));
     expect(selectAdapters([{ id: id(1), tier: "gpu", listings: nine }], 1)[0].listings).toEqual(nine.slice(0, 8));
     // the budget goes to gpu adapters first; the last ones are announced with fewer (or no) listings
-    const held = [{ id: id(1), tier: "disk" as const, listings: [lid(1), lid(2)] }, { id: id(2), tier: "gpu" as const, listings: [lid(3), lid(4)] }];
+    const held = [
+      { id: id(1), tier: "disk" as const, listings: [lid(1), lid(2)] },
+      { id: id(2), tier: "gpu" as const, listings: [lid(3), lid(4)] },
+    ];
     const fitted = selectAdapters(held, 2, { maxListings: 3, maxListingsPerAdapter: 8 });
     expect(fitted).toEqual([entry(2, "gpu", [lid(3), lid(4)]), entry(1, "disk", [lid(1)])]);
   });
 
   it("keeps a node's 512 adapters and 512 listings within the byte bound", async () => {
     const adapters = Array.from({ length: 512 }, (_, i) => entry(i, "disk", [lid(i)]));
-    const a = await signed({ adapters, multiaddrs: Array(8).fill(`/ip4/255.255.255.255/tcp/65535`), api: "x".repeat(256) });
+    const a = await signed({
+      adapters,
+      multiaddrs: Array(8).fill(`/ip4/255.255.255.255/tcp/65535`),
+      api: "x".repeat(256),
+    });
     expect(encodeAnnouncement(a).length).toBeLessThanOrEqual(DEFAULT_ANNOUNCEMENT_LIMITS.maxBytes);
     expect(decodeAnnouncement(encodeAnnouncement(a))).toEqual(a);
   });
@@ -198,7 +251,12 @@ describe("peer table", () => {
 describe("routing", () => {
   it("prefers gpu, then host, then disk, then the shorter queue, then the lower price", async () => {
     const mk = async (peerId: string, tier: "gpu" | "host" | "disk", queueDepth: number, price: bigint) =>
-      signed({ peerId, adapters: [entry(7, tier, peerId === "Qhost" ? [lid(2)] : [lid(1)])], queueDepth, pricePerToken: price });
+      signed({
+        peerId,
+        adapters: [entry(7, tier, peerId === "Qhost" ? [lid(2)] : [lid(1)])],
+        queueDepth,
+        pricePerToken: price,
+      });
     const entries = [
       await mk("Qdisk", "disk", 0, 0n),
       await mk("Qhost", "host", 0, 5n),
@@ -207,11 +265,24 @@ describe("routing", () => {
       await mk("QgpuDear", "gpu", 1, 2n),
       await signed({ peerId: "Qother", adapters: [entry(8, "gpu", [lid(1)])] }),
     ];
-    expect(rankCandidates(entries, id(7)).map((c) => c.peerId)).toEqual(["QgpuCheap", "QgpuDear", "QgpuBusy", "Qhost", "Qdisk"]);
+    expect(rankCandidates(entries, id(7)).map((c) => c.peerId)).toEqual([
+      "QgpuCheap",
+      "QgpuDear",
+      "QgpuBusy",
+      "Qhost",
+      "Qdisk",
+    ]);
     expect(rankCandidates(entries, null)).toHaveLength(6); // every node serves the base model
     // a paid request: only the peers serving the listing paid (of that content), in the same order
-    expect(rankCandidates(entries, id(7), lid(1)).map((c) => c.peerId)).toEqual(["QgpuCheap", "QgpuDear", "QgpuBusy", "Qdisk"]);
-    expect(rankCandidates(entries, id(7), lid(2).toUpperCase().replace("0X", "0x")).map((c) => c.peerId)).toEqual(["Qhost"]);
+    expect(rankCandidates(entries, id(7), lid(1)).map((c) => c.peerId)).toEqual([
+      "QgpuCheap",
+      "QgpuDear",
+      "QgpuBusy",
+      "Qdisk",
+    ]);
+    expect(rankCandidates(entries, id(7), lid(2).toUpperCase().replace("0X", "0x")).map((c) => c.peerId)).toEqual([
+      "Qhost",
+    ]);
     expect(rankCandidates(entries, id(8), lid(2))).toEqual([]);
     const table = new PeerTable();
     for (const e of entries) table.upsert(e);
@@ -220,7 +291,10 @@ describe("routing", () => {
   });
 
   it("fails over to the next candidate, stops at a fatal error, and says who failed", async () => {
-    const cands = rankCandidates([await signed({ peerId: "A" }), await signed({ peerId: "B" }), await signed({ peerId: "C" })], id(1));
+    const cands = rankCandidates(
+      [await signed({ peerId: "A" }), await signed({ peerId: "B" }), await signed({ peerId: "C" })],
+      id(1),
+    );
     const tried: string[] = [];
     const ok = await withFailover(cands, "x", async (c) => {
       tried.push(c.peerId);
@@ -228,9 +302,22 @@ describe("routing", () => {
       return c.peerId;
     });
     expect([ok, tried]).toEqual(["C", ["A", "B", "C"]]);
-    await expect(withFailover(cands, "x", async () => { throw new Error("down"); })).rejects.toThrow(NoRouteError);
+    await expect(
+      withFailover(cands, "x", async () => {
+        throw new Error("down");
+      }),
+    ).rejects.toThrow(NoRouteError);
     await expect(withFailover([], "adapter y", async () => 1)).rejects.toThrow(/no live peer offers adapter y/);
-    await expect(withFailover(cands, "x", async () => { throw new Error("fatal"); }, { isFatal: () => true })).rejects.toThrow("fatal");
+    await expect(
+      withFailover(
+        cands,
+        "x",
+        async () => {
+          throw new Error("fatal");
+        },
+        { isFatal: () => true },
+      ),
+    ).rejects.toThrow("fatal");
   });
 });
 
@@ -242,9 +329,24 @@ describe("adapter size bound", () => {
     const layers = Array.from({ length: c.nLayers }, () => {
       const shape = (i: number, o: number) => ({ rank, a: new Float32Array(rank * i), b: new Float32Array(o * rank) });
       const kv = c.nKvHeads * c.headDim;
-      return { q: shape(c.dim, c.dim), k: shape(c.dim, kv), v: shape(c.dim, kv), o: shape(c.dim, c.dim), gate: shape(c.dim, c.hiddenDim), up: shape(c.dim, c.hiddenDim), down: shape(c.hiddenDim, c.dim) };
+      return {
+        q: shape(c.dim, c.dim),
+        k: shape(c.dim, kv),
+        v: shape(c.dim, kv),
+        o: shape(c.dim, c.dim),
+        gate: shape(c.dim, c.hiddenDim),
+        up: shape(c.dim, c.hiddenDim),
+        down: shape(c.hiddenDim, c.dim),
+      };
     });
-    const bytes = encodeAdapter({ baseModel: "stories260K-with-a-long-base-model-name/and/path", rank, alpha: 8, useRslora: false, targets: ["q", "k", "v", "o", "gate", "up", "down"], layers }).length;
+    const bytes = encodeAdapter({
+      baseModel: "stories260K-with-a-long-base-model-name/and/path",
+      rank,
+      alpha: 8,
+      useRslora: false,
+      targets: ["q", "k", "v", "o", "gate", "up", "down"],
+      layers,
+    }).length;
     const limit = canonicalSizeLimit(c, rank);
     expect(limit).toBeGreaterThanOrEqual(bytes);
     expect(limit).toBeLessThan(bytes * 1.2);
@@ -271,7 +373,8 @@ describe("peer identity", () => {
 describe("announcement validator (without a network)", () => {
   const author = "12D3KooWPywKQz1NSpnhVGQwzzvpCWuazMR5xhdZHAhW567oGUxW";
   const self = "12D3KooWNSFqPWxk9m9QJFucu1pJ5Z4GKjaKXnUhJNKhyFHoaeJL";
-  const bytesOf = async (over: Partial<AnnouncementBody> = {}) => encodeAnnouncement(await signed({ ts: Date.now(), seq: Date.now(), ...over }));
+  const bytesOf = async (over: Partial<AnnouncementBody> = {}) =>
+    encodeAnnouncement(await signed({ ts: Date.now(), seq: Date.now(), ...over }));
   function validator(check: StakeOracle["check"]) {
     const table = new PeerTable();
     return { table, v: new AnnouncementValidator({ table, oracle: { check }, domain, selfPeerId: self }) };
@@ -289,18 +392,32 @@ describe("announcement validator (without a network)", () => {
     expect(await v.admit(self, author, await bytesOf({ peerId: self }))).toMatchObject({ ok: false, reason: "self" });
     table.ban(author, 60_000, "test");
     expect(await v.admit(author, author, await bytesOf())).toMatchObject({ ok: false, reason: "banned" });
-    expect(await v.admit(null, author, await bytesOf())).toMatchObject({ ok: false, reason: "malformed", penalize: true });
+    expect(await v.admit(null, author, await bytesOf())).toMatchObject({
+      ok: false,
+      reason: "malformed",
+      penalize: true,
+    });
   });
 
   it("drops (without penalty) what the chain cannot confirm, and drops the entry of an operator gone inactive", async () => {
     let answer: "active" | "inactive" | Error = "active";
-    const { table, v } = validator(async () => { if (answer instanceof Error) throw answer; return answer; });
+    const { table, v } = validator(async () => {
+      if (answer instanceof Error) throw answer;
+      return answer;
+    });
     expect((await v.admit(author, author, await bytesOf({ seq: 1, ts: Date.now() }))).ok).toBe(true);
     answer = new Error("rpc down");
-    expect(await v.admit(author, author, await bytesOf({ seq: 2, ts: Date.now() }))).toMatchObject({ ok: false, reason: "chain-error", penalize: false });
+    expect(await v.admit(author, author, await bytesOf({ seq: 2, ts: Date.now() }))).toMatchObject({
+      ok: false,
+      reason: "chain-error",
+      penalize: false,
+    });
     expect(table.get(author)).toBeDefined(); // an RPC hiccup does not empty the table
     answer = "inactive";
-    expect(await v.admit(author, author, await bytesOf({ seq: 3, ts: Date.now() }))).toMatchObject({ ok: false, reason: "not-staked" });
+    expect(await v.admit(author, author, await bytesOf({ seq: 3, ts: Date.now() }))).toMatchObject({
+      ok: false,
+      reason: "not-staked",
+    });
     expect(table.get(author)).toBeUndefined();
     expect(table.drops).toMatchObject({ "chain-error": 1, "not-staked": 1 });
   });
@@ -309,7 +426,8 @@ describe("announcement validator (without a network)", () => {
     const { v } = validator(async () => "active");
     const relay = "12D3KooWAEtVkdL8AnexX9Fybua8JfBNinDkqW5t4LgHz7SwJncg";
     const verdicts = [];
-    for (let i = 0; i < 12; i++) verdicts.push(await v.check(author, i < 11 ? author : relay, await bytesOf({ seq: 100 + i, ts: Date.now() })));
+    for (let i = 0; i < 12; i++)
+      verdicts.push(await v.check(author, i < 11 ? author : relay, await bytesOf({ seq: 100 + i, ts: Date.now() })));
     expect(verdicts.slice(0, 10).every((x) => x.ok)).toBe(true);
     expect(verdicts[10]).toMatchObject({ ok: false, reason: "rate-limited", penalize: true });
     expect(verdicts[11]).toMatchObject({ ok: false, reason: "rate-limited", penalize: false });

@@ -27,14 +27,27 @@ const stranger = privateKeyToAccount(generatePrivateKey());
 
 function body(over: Partial<AnnouncementBody> = {}): AnnouncementBody {
   return {
-    v: ANNOUNCEMENT_VERSION, peerId: AUTHOR, operator: operator.address, multiaddrs: ["/ip4/127.0.0.1/tcp/4001"], api: "",
-    adapters: [{ id: `0x${"ab".repeat(32)}` as Hex, tier: "gpu", listings: [] }], pricePerToken: 5n, queueDepth: 0, freeSlots: 1, ts: T0, seq: 1,
+    v: ANNOUNCEMENT_VERSION,
+    peerId: AUTHOR,
+    operator: operator.address,
+    multiaddrs: ["/ip4/127.0.0.1/tcp/4001"],
+    api: "",
+    adapters: [{ id: `0x${"ab".repeat(32)}` as Hex, tier: "gpu", listings: [] }],
+    pricePerToken: 5n,
+    queueDepth: 0,
+    freeSlots: 1,
+    ts: T0,
+    seq: 1,
     ...over,
   };
 }
 
 /** Wire bytes of a body signed by `signer` (the operator unless told) for `signDomain`. */
-async function wire(over: Partial<AnnouncementBody> = {}, signer = operator, signDomain: typeof domain | typeof otherDomain = domain): Promise<Uint8Array> {
+async function wire(
+  over: Partial<AnnouncementBody> = {},
+  signer = operator,
+  signDomain: typeof domain | typeof otherDomain = domain,
+): Promise<Uint8Array> {
   const b = body(over);
   return encodeAnnouncement({ ...b, sig: await signAnnouncement(signer, b, signDomain) });
 }
@@ -45,8 +58,12 @@ function setup(options: { maxAgeMs?: number; maxFutureMs?: number; capacity?: nu
   const oracle = { answer: "active" as StakeStatus | Error, calls: 0 };
   const table = new PeerTable({ now: () => clock.now, ttlMs: 60_000 });
   const validator = new AnnouncementValidator({
-    table, domain, selfPeerId: SELF, now: () => clock.now,
-    maxAgeMs: options.maxAgeMs, maxFutureMs: options.maxFutureMs,
+    table,
+    domain,
+    selfPeerId: SELF,
+    now: () => clock.now,
+    maxAgeMs: options.maxAgeMs,
+    maxFutureMs: options.maxFutureMs,
     rate: { capacity: options.capacity ?? 10, refillPerSecond: options.refillPerSecond ?? 4 },
     oracle: {
       check: async () => {
@@ -98,15 +115,29 @@ describe("announcement validator: freshness (ts) on the injected clock", () => {
     const { validator, clock, table } = setup({ maxAgeMs: 30_000, maxFutureMs: 10_000 });
     clock.now = T0 + 30_000;
     expect((await validator.admit(AUTHOR, AUTHOR, await wire({ ts: T0, seq: 1 }))).ok).toBe(true);
-    expect(await validator.admit(AUTHOR, AUTHOR, await wire({ ts: T0 - 1, seq: 2 }))).toMatchObject({ ok: false, reason: "stale", penalize: false, detail: `ts ${T0 - 1}, now ${T0 + 30_000}` });
+    expect(await validator.admit(AUTHOR, AUTHOR, await wire({ ts: T0 - 1, seq: 2 }))).toMatchObject({
+      ok: false,
+      reason: "stale",
+      penalize: false,
+      detail: `ts ${T0 - 1}, now ${T0 + 30_000}`,
+    });
     expect((await validator.admit(AUTHOR, AUTHOR, await wire({ ts: T0 + 40_000, seq: 3 }))).ok).toBe(true);
-    expect(await validator.admit(AUTHOR, AUTHOR, await wire({ ts: T0 + 40_001, seq: 4 }))).toMatchObject({ ok: false, reason: "stale", penalize: false });
+    expect(await validator.admit(AUTHOR, AUTHOR, await wire({ ts: T0 + 40_001, seq: 4 }))).toMatchObject({
+      ok: false,
+      reason: "stale",
+      penalize: false,
+    });
     expect(table.drops.stale).toBe(2);
   });
 
   it("uses 30 s and 10 s by default, and judges by the clock at arrival, not the clock at signing", async () => {
     const signedAtT0 = await wire({ ts: T0, seq: 1 });
-    for (const [arrival, ok] of [[T0 + 30_000, true], [T0 + 30_001, false], [T0 - 10_000, true], [T0 - 10_001, false]] as const) {
+    for (const [arrival, ok] of [
+      [T0 + 30_000, true],
+      [T0 + 30_001, false],
+      [T0 - 10_000, true],
+      [T0 - 10_001, false],
+    ] as const) {
       const { validator, clock } = setup();
       clock.now = arrival;
       expect((await validator.check(AUTHOR, AUTHOR, signedAtT0)).ok, `arrival at T0 ${arrival - T0} ms`).toBe(ok);
@@ -119,7 +150,12 @@ describe("announcement validator: replays", () => {
     const { validator, table } = setup();
     expect((await validator.admit(AUTHOR, AUTHOR, await wire({ seq: 5 }))).ok).toBe(true);
     for (const seq of [5, 4, 0]) {
-      expect(await validator.admit(AUTHOR, RELAY, await wire({ seq, queueDepth: 9 }))).toMatchObject({ ok: false, reason: "replayed", penalize: false, detail: `seq ${seq} <= 5` });
+      expect(await validator.admit(AUTHOR, RELAY, await wire({ seq, queueDepth: 9 }))).toMatchObject({
+        ok: false,
+        reason: "replayed",
+        penalize: false,
+        detail: `seq ${seq} <= 5`,
+      });
     }
     expect(table.get(AUTHOR)?.announcement.queueDepth).toBe(0);
     expect((await validator.admit(AUTHOR, AUTHOR, await wire({ seq: 6, queueDepth: 2 }))).ok).toBe(true);
@@ -144,7 +180,10 @@ describe("announcement validator: replays", () => {
     clock.now = T0 + 60_000;
     expect(table.sweep()).toBe(1);
     expect(table.get(AUTHOR)).toBeUndefined();
-    expect(await validator.admit(AUTHOR, AUTHOR, await wire({ seq: 3, ts: clock.now }))).toMatchObject({ ok: false, reason: "replayed" });
+    expect(await validator.admit(AUTHOR, AUTHOR, await wire({ seq: 3, ts: clock.now }))).toMatchObject({
+      ok: false,
+      reason: "replayed",
+    });
   });
 });
 
@@ -152,32 +191,66 @@ describe("announcement validator: who sent it", () => {
   it("rejects (and penalizes) an announcement whose peer id is not its gossip author's", async () => {
     const { validator, oracle } = setup();
     const verdict = await validator.admit(RELAY, RELAY, await wire());
-    expect(verdict).toMatchObject({ ok: false, reason: "peer-mismatch", penalize: true, detail: `names ${AUTHOR}, sent by ${RELAY}` });
+    expect(verdict).toMatchObject({
+      ok: false,
+      reason: "peer-mismatch",
+      penalize: true,
+      detail: `names ${AUTHOR}, sent by ${RELAY}`,
+    });
     expect(oracle.calls).toBe(0);
   });
 
   it("drops our own announcements coming back, by author or by body", async () => {
     const { validator } = setup();
-    expect(await validator.check(SELF, RELAY, await wire())).toMatchObject({ ok: false, reason: "self", penalize: false });
-    expect(await validator.check(SELF, RELAY, await wire({ peerId: SELF }))).toMatchObject({ ok: false, reason: "self" });
+    expect(await validator.check(SELF, RELAY, await wire())).toMatchObject({
+      ok: false,
+      reason: "self",
+      penalize: false,
+    });
+    expect(await validator.check(SELF, RELAY, await wire({ peerId: SELF }))).toMatchObject({
+      ok: false,
+      reason: "self",
+    });
   });
 
   it("drops a banned author's announcements until the ban ends", async () => {
     const { validator, table, clock } = setup();
     table.ban(AUTHOR, 1_000, "served bad bytes");
-    expect(await validator.check(AUTHOR, AUTHOR, await wire())).toMatchObject({ ok: false, reason: "banned", penalize: false });
+    expect(await validator.check(AUTHOR, AUTHOR, await wire())).toMatchObject({
+      ok: false,
+      reason: "banned",
+      penalize: false,
+    });
     clock.now = T0 + 1_001;
     expect((await validator.check(AUTHOR, AUTHOR, await wire({ ts: clock.now }))).ok).toBe(true);
   });
 
   it("refuses unsigned gossip, oversized, malformed and other-version messages before reading further", async () => {
     const { validator, oracle } = setup();
-    expect(await validator.check(null, RELAY, await wire())).toMatchObject({ ok: false, reason: "malformed", penalize: true, detail: "unsigned gossip message" });
+    expect(await validator.check(null, RELAY, await wire())).toMatchObject({
+      ok: false,
+      reason: "malformed",
+      penalize: true,
+      detail: "unsigned gossip message",
+    });
     const huge = new Uint8Array(DEFAULT_ANNOUNCEMENT_LIMITS.maxBytes + 1).fill(0x20);
-    expect(await validator.check(AUTHOR, AUTHOR, huge)).toMatchObject({ ok: false, reason: "oversized", penalize: true, detail: `${huge.length} bytes` });
-    expect(await validator.check(AUTHOR, AUTHOR, new TextEncoder().encode("[1, 2]"))).toMatchObject({ ok: false, reason: "malformed", penalize: true });
+    expect(await validator.check(AUTHOR, AUTHOR, huge)).toMatchObject({
+      ok: false,
+      reason: "oversized",
+      penalize: true,
+      detail: `${huge.length} bytes`,
+    });
+    expect(await validator.check(AUTHOR, AUTHOR, new TextEncoder().encode("[1, 2]"))).toMatchObject({
+      ok: false,
+      reason: "malformed",
+      penalize: true,
+    });
     const next = new TextEncoder().encode(JSON.stringify({ v: ANNOUNCEMENT_VERSION + 1, whatever: true }));
-    expect(await validator.check(AUTHOR, AUTHOR, next)).toMatchObject({ ok: false, reason: "version", penalize: false });
+    expect(await validator.check(AUTHOR, AUTHOR, next)).toMatchObject({
+      ok: false,
+      reason: "version",
+      penalize: false,
+    });
     expect(oracle.calls).toBe(0);
   });
 });
@@ -189,7 +262,11 @@ describe("announcement validator: rate on the injected clock", () => {
     for (let seq = 1; seq <= 4; seq++) verdicts.push(await validator.check(AUTHOR, AUTHOR, await wire({ seq })));
     expect(verdicts.map((v) => v.ok)).toEqual([true, true, true, false]);
     expect(verdicts[3]).toMatchObject({ reason: "rate-limited", penalize: true, detail: `from ${AUTHOR}` });
-    expect(await validator.check(AUTHOR, RELAY, await wire({ seq: 5 }))).toMatchObject({ ok: false, reason: "rate-limited", penalize: false });
+    expect(await validator.check(AUTHOR, RELAY, await wire({ seq: 5 }))).toMatchObject({
+      ok: false,
+      reason: "rate-limited",
+      penalize: false,
+    });
     clock.now = T0 + 249; // a token takes 250 ms to come back
     expect((await validator.check(AUTHOR, AUTHOR, await wire({ seq: 6 }))).ok).toBe(false);
     clock.now = T0 + 250;
@@ -202,7 +279,9 @@ describe("announcement validator: rate on the injected clock", () => {
     expect((await validator.check(AUTHOR, AUTHOR, await wire({ seq: 1 }))).ok).toBe(true);
     expect((await validator.check(AUTHOR, AUTHOR, await wire({ seq: 2 }))).ok).toBe(false);
     const other = "12D3KooWQYhTNQdmr3ArTeUHRYzFg94BKyTkoWBDWez9kSCVe2Xo";
-    expect(await validator.check(other, other, await wire({ peerId: other }))).not.toMatchObject({ reason: "rate-limited" });
+    expect(await validator.check(other, other, await wire({ peerId: other }))).not.toMatchObject({
+      reason: "rate-limited",
+    });
   });
 });
 
@@ -211,14 +290,28 @@ describe("announcement validator: stake", () => {
     const { validator, table, oracle } = setup();
     expect((await validator.admit(AUTHOR, AUTHOR, await wire({ seq: 1 }))).ok).toBe(true);
     oracle.answer = new Error("rpc down");
-    expect(await validator.admit(AUTHOR, AUTHOR, await wire({ seq: 2 }))).toMatchObject({ ok: false, reason: "chain-error", penalize: false, detail: "rpc down" });
+    expect(await validator.admit(AUTHOR, AUTHOR, await wire({ seq: 2 }))).toMatchObject({
+      ok: false,
+      reason: "chain-error",
+      penalize: false,
+      detail: "rpc down",
+    });
     expect(table.get(AUTHOR)).toBeDefined();
     oracle.answer = "peer-not-bound";
-    expect(await validator.admit(AUTHOR, AUTHOR, await wire({ seq: 3 }))).toMatchObject({ ok: false, reason: "peer-not-bound", penalize: false });
+    expect(await validator.admit(AUTHOR, AUTHOR, await wire({ seq: 3 }))).toMatchObject({
+      ok: false,
+      reason: "peer-not-bound",
+      penalize: false,
+    });
     expect(table.get(AUTHOR)).toBeDefined();
     oracle.answer = "inactive";
     const removed = table.once("remove");
-    expect(await validator.admit(AUTHOR, AUTHOR, await wire({ seq: 4 }))).toMatchObject({ ok: false, reason: "not-staked", penalize: false, detail: operator.address });
+    expect(await validator.admit(AUTHOR, AUTHOR, await wire({ seq: 4 }))).toMatchObject({
+      ok: false,
+      reason: "not-staked",
+      penalize: false,
+      detail: operator.address,
+    });
     expect((await removed).reason).toBe("unstaked");
     expect(table.get(AUTHOR)).toBeUndefined();
     expect(table.drops).toMatchObject({ "chain-error": 1, "peer-not-bound": 1, "not-staked": 1 });
@@ -228,7 +321,9 @@ describe("announcement validator: stake", () => {
     const { validator, table, oracle } = setup();
     expect((await validator.admit(AUTHOR, AUTHOR, await wire({ seq: 1 }))).ok).toBe(true);
     oracle.answer = "inactive";
-    expect(await validator.admit(AUTHOR, AUTHOR, await wire({ seq: 2, operator: stranger.address }, stranger))).toMatchObject({ reason: "not-staked" });
+    expect(
+      await validator.admit(AUTHOR, AUTHOR, await wire({ seq: 2, operator: stranger.address }, stranger)),
+    ).toMatchObject({ reason: "not-staked" });
     expect(table.get(AUTHOR)?.announcement.operator).toBe(operator.address);
   });
 });

@@ -3,7 +3,15 @@ import { loadModel } from "../../engine/formats/load-model.ts";
 import { complete } from "../../engine/runtime/complete.ts";
 import { openEngine } from "../../engine/runtime/open-engine.ts";
 import { chatTemplateOf, type ChatMessage } from "../../engine/tokenizer/chat-template.ts";
-import { numberOption, parseCommand, required, stringOption, UsageError, seedOption, type CommandSpec } from "../args.ts";
+import {
+  numberOption,
+  parseCommand,
+  required,
+  stringOption,
+  UsageError,
+  seedOption,
+  type CommandSpec,
+} from "../args.ts";
 
 const spec: CommandSpec = {
   summary: "Generate text from a model, optionally with a LoRA adapter.",
@@ -72,20 +80,37 @@ export async function generateCommand(argv: string[]): Promise<void> {
     stop: (values.stop as string[] | undefined) ?? [],
   };
 
-  const threads = stringOption(values, "threads") === undefined ? undefined : numberOption(values, "threads", 1, { integer: true, min: 1 });
+  const threads =
+    stringOption(values, "threads") === undefined
+      ? undefined
+      : numberOption(values, "threads", 1, { integer: true, min: 1 });
   const model = await loadModel(required(values, "model"));
   // One sequence at a time: a KV pool of one context (Llama 3's 131072 positions would not fit most memories).
-  const context = numberOption(values, "context", Math.min(model.weights.config.maxSeqLen, 8192), { integer: true, min: 1 });
+  const context = numberOption(values, "context", Math.min(model.weights.config.maxSeqLen, 8192), {
+    integer: true,
+    min: 1,
+  });
   const modelAliases = (values["model-alias"] as string[] | undefined) ?? [];
   const opened = await openEngine({
-    model, backend: backendChoice, adapterSlots: 1, maxRank, threads, modelAliases, numBlocks: Math.ceil(context / 16), blockSize: 16,
+    model,
+    backend: backendChoice,
+    adapterSlots: 1,
+    maxRank,
+    threads,
+    modelAliases,
+    numBlocks: Math.ceil(context / 16),
+    blockSize: 16,
   });
   const { engine } = opened;
-  if (backendChoice === "auto") console.error(`[openlora] backend: ${engine.device.kind} (${engine.device.description})`);
+  if (backendChoice === "auto")
+    console.error(`[openlora] backend: ${engine.device.kind} (${engine.device.description})`);
   try {
     if (chat) {
       const template = chatTemplateOf(model);
-      const messages: ChatMessage[] = [...(system === undefined ? [] : [{ role: "system" as const, content: system }]), { role: "user", content: prompt }];
+      const messages: ChatMessage[] = [
+        ...(system === undefined ? [] : [{ role: "system" as const, content: system }]),
+        { role: "user", content: prompt },
+      ];
       request.prompt = template.render(messages);
       request.stop = [...request.stop, ...template.stop];
     }

@@ -34,10 +34,17 @@ export function encodeAdapter(adapter: Omit<LoraAdapter, "id">): Uint8Array {
       arrays.push(pair.a, pair.b);
     }
   });
-  const header = new TextEncoder().encode(JSON.stringify({
-    format: FORMAT, family: adapter.family ?? "llama", baseModel: adapter.baseModel, alpha: adapter.alpha, useRslora: adapter.useRslora,
-    nLayers: adapter.layers.length, pairs,
-  }));
+  const header = new TextEncoder().encode(
+    JSON.stringify({
+      format: FORMAT,
+      family: adapter.family ?? "llama",
+      baseModel: adapter.baseModel,
+      alpha: adapter.alpha,
+      useRslora: adapter.useRslora,
+      nLayers: adapter.layers.length,
+      pairs,
+    }),
+  );
   const bodyBytes = arrays.reduce((n, a) => n + a.byteLength, 0);
   const out = new Uint8Array(MAGIC.length + 4 + header.length + bodyBytes);
   out.set(MAGIC, 0);
@@ -63,13 +70,25 @@ export function withId(adapter: Omit<LoraAdapter, "id">): { adapter: LoraAdapter
  * they parse; `source` names them in errors. The caller compares the returned id with the one it expected.
  */
 export function decodeAdapter(bytes: Uint8Array, source: string): LoraAdapter {
-  const fail = (problem: string): never => { throw new AdapterError(source, problem); };
-  if (bytes.length < MAGIC.length + 4 || !MAGIC.every((b, i) => bytes[i] === b)) fail("not an OpenLoRA canonical adapter (bad magic)");
+  const fail = (problem: string): never => {
+    throw new AdapterError(source, problem);
+  };
+  if (bytes.length < MAGIC.length + 4 || !MAGIC.every((b, i) => bytes[i] === b))
+    fail("not an OpenLoRA canonical adapter (bad magic)");
   const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
   const headerLength = view.getUint32(MAGIC.length, true);
   const bodyStart = MAGIC.length + 4 + headerLength;
-  if (headerLength > MAX_HEADER_BYTES || bodyStart > bytes.length) fail(`header length ${headerLength} exceeds the ${bytes.length} bytes`);
-  let header: { format?: unknown; family?: unknown; baseModel?: unknown; alpha?: unknown; useRslora?: unknown; nLayers?: unknown; pairs?: unknown };
+  if (headerLength > MAX_HEADER_BYTES || bodyStart > bytes.length)
+    fail(`header length ${headerLength} exceeds the ${bytes.length} bytes`);
+  let header: {
+    format?: unknown;
+    family?: unknown;
+    baseModel?: unknown;
+    alpha?: unknown;
+    useRslora?: unknown;
+    nLayers?: unknown;
+    pairs?: unknown;
+  };
   try {
     header = JSON.parse(new TextDecoder("utf-8", { fatal: true }).decode(bytes.subarray(MAGIC.length + 4, bodyStart)));
   } catch (error) {
@@ -79,9 +98,11 @@ export function decodeAdapter(bytes: Uint8Array, source: string): LoraAdapter {
   if (!(ARCHITECTURE_FAMILIES as readonly unknown[]).includes(header.family)) {
     fail(`header family ${JSON.stringify(header.family)} is not one of ${ARCHITECTURE_FAMILIES.join(", ")}`);
   }
-  if (typeof header.baseModel !== "string" || typeof header.alpha !== "number" || typeof header.useRslora !== "boolean") fail("header lacks baseModel, alpha or useRslora");
+  if (typeof header.baseModel !== "string" || typeof header.alpha !== "number" || typeof header.useRslora !== "boolean")
+    fail("header lacks baseModel, alpha or useRslora");
   const nLayers = header.nLayers;
-  if (!Number.isInteger(nLayers) || (nLayers as number) <= 0 || (nLayers as number) > MAX_LAYERS) fail(`bad nLayers ${JSON.stringify(nLayers)}`);
+  if (!Number.isInteger(nLayers) || (nLayers as number) <= 0 || (nLayers as number) > MAX_LAYERS)
+    fail(`bad nLayers ${JSON.stringify(nLayers)}`);
   if (!Array.isArray(header.pairs)) return fail("header lacks pairs");
   const layers: Partial<Record<LinearTarget, LoraPair>>[] = Array.from({ length: nLayers as number }, () => ({}));
   let at = bodyStart;
@@ -89,13 +110,18 @@ export function decodeAdapter(bytes: Uint8Array, source: string): LoraAdapter {
   const targets = new Set<LinearTarget>();
   for (const entry of header.pairs as unknown[]) {
     const [layer, target, r, inDim, outDim] = Array.isArray(entry) ? entry : [];
-    if (!Number.isInteger(layer) || layer < 0 || layer >= (nLayers as number)) fail(`pair ${JSON.stringify(entry)}: bad layer`);
+    if (!Number.isInteger(layer) || layer < 0 || layer >= (nLayers as number))
+      fail(`pair ${JSON.stringify(entry)}: bad layer`);
     if (!LINEAR_TARGETS.includes(target)) fail(`pair ${JSON.stringify(entry)}: unknown target`);
-    if (![r, inDim, outDim].every((d) => Number.isInteger(d) && d > 0 && d <= 1 << 20)) fail(`pair ${JSON.stringify(entry)}: bad dimensions`);
+    if (![r, inDim, outDim].every((d) => Number.isInteger(d) && d > 0 && d <= 1 << 20))
+      fail(`pair ${JSON.stringify(entry)}: bad dimensions`);
     if (layers[layer][target as LinearTarget]) fail(`pair ${JSON.stringify(entry)}: duplicate`);
     const aBytes = 4 * r * inDim;
     const bBytes = 4 * outDim * r;
-    if (at + aBytes + bBytes > bytes.length) fail(`truncated: layer ${layer} ${target} needs ${aBytes + bBytes} bytes at offset ${at}, the data has ${bytes.length}`);
+    if (at + aBytes + bBytes > bytes.length)
+      fail(
+        `truncated: layer ${layer} ${target} needs ${aBytes + bBytes} bytes at offset ${at}, the data has ${bytes.length}`,
+      );
     const a = readFloats(bytes, at, r * inDim);
     const b = readFloats(bytes, at + aBytes, outDim * r);
     at += aBytes + bBytes;

@@ -24,6 +24,7 @@ export function adapterIdOf(encoded: Uint8Array): AdapterId {
 export function parseAdapterId(value: string, what = "adapter id"): AdapterId {
   const hex = value.trim().toLowerCase().replace(/^0x/, "");
   const id = `0x${hex}`;
-  if (!isAdapterId(id)) throw new TypeError(`${what} must be 0x followed by 64 hex digits (a sha256), got ${JSON.stringify(value)}`);
+  if (!isAdapterId(id))
+    throw new TypeError(`${what} must be 0x followed by 64 hex digits (a sha256), got ${JSON.stringify(value)}`);
   return id;
 }

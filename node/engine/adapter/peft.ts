@@ -3,7 +3,13 @@ import { join } from "node:path";
 import { AdapterError } from "../errors.ts";
 import { readSafetensors, type SafetensorsTensor } from "../formats/safetensors.ts";
 import { RE2JS } from "re2js";
-import { architectureOf, LINEAR_TARGETS, projectionShape, type LinearTarget, type ModelConfig } from "../model/config.ts";
+import {
+  architectureOf,
+  LINEAR_TARGETS,
+  projectionShape,
+  type LinearTarget,
+  type ModelConfig,
+} from "../model/config.ts";
 import { unpermuteRotateHalfRows } from "../model/rope-basis.ts";
 import type { QkBasis } from "../model/weights.ts";
 import { MAX_LAYERS, withId } from "./canonical.ts";
@@ -44,13 +50,25 @@ export interface PeftConfig {
 }
 
 const MODULE_OF_TARGET: Record<LinearTarget, string> = {
-  q: "self_attn.q_proj", k: "self_attn.k_proj", v: "self_attn.v_proj", o: "self_attn.o_proj",
-  gate: "mlp.gate_proj", up: "mlp.up_proj", down: "mlp.down_proj",
+  q: "self_attn.q_proj",
+  k: "self_attn.k_proj",
+  v: "self_attn.v_proj",
+  o: "self_attn.o_proj",
+  gate: "mlp.gate_proj",
+  up: "mlp.up_proj",
+  down: "mlp.down_proj",
 };
 const TARGET_OF_NAME: Record<string, LinearTarget> = {
-  q_proj: "q", k_proj: "k", v_proj: "v", o_proj: "o", gate_proj: "gate", up_proj: "up", down_proj: "down",
+  q_proj: "q",
+  k_proj: "k",
+  v_proj: "v",
+  o_proj: "o",
+  gate_proj: "gate",
+  up_proj: "up",
+  down_proj: "down",
 };
-const KEY = /^base_model\.model\.model\.layers\.(\d+)\.(self_attn|mlp)\.(q_proj|k_proj|v_proj|o_proj|gate_proj|up_proj|down_proj)\.lora_(A|B)\.weight$/;
+const KEY =
+  /^base_model\.model\.model\.layers\.(\d+)\.(self_attn|mlp)\.(q_proj|k_proj|v_proj|o_proj|gate_proj|up_proj|down_proj)\.lora_(A|B)\.weight$/;
 /** Modules PEFT can wrap that the engine does not serve LoRA on: the embedding and the classifier. */
 const UNSERVED_MODULES = ["lm_head", "embed_tokens"];
 /** adapter_config.json keys that change what LoRA computes, refused when set (null, false, [] and {} are unset). */
@@ -65,7 +83,10 @@ const UNSUPPORTED_KEYS: Record<string, string> = {
 };
 
 /** Loads a Hugging Face PEFT LoRA folder (adapter_config.json + adapter_model.safetensors) into canonical form. */
-export async function loadPeftAdapter(dir: string, expect?: AdapterExpectations): Promise<{ adapter: LoraAdapter; encoded: Uint8Array }> {
+export async function loadPeftAdapter(
+  dir: string,
+  expect?: AdapterExpectations,
+): Promise<{ adapter: LoraAdapter; encoded: Uint8Array }> {
   const configFile = join(dir, "adapter_config.json");
   const tensorFile = join(dir, "adapter_model.safetensors");
   const configText = await readFile(configFile, "utf8").catch((error) => {
@@ -80,7 +101,9 @@ export async function loadPeftAdapter(dir: string, expect?: AdapterExpectations)
 
 /** Validates adapter_config.json; `file` names it in errors. */
 export function parsePeftConfig(text: string, file: string): PeftConfig {
-  const fail = (problem: string): never => { throw new AdapterError(file, problem); };
+  const fail = (problem: string): never => {
+    throw new AdapterError(file, problem);
+  };
   let raw: Record<string, unknown>;
   try {
     raw = JSON.parse(text);
@@ -88,14 +111,22 @@ export function parsePeftConfig(text: string, file: string): PeftConfig {
     return fail(`not valid JSON (${(error as Error).message})`);
   }
   if (typeof raw !== "object" || raw === null || Array.isArray(raw)) fail("not a JSON object");
-  if (raw.peft_type !== undefined && raw.peft_type !== "LORA") fail(`peft_type ${JSON.stringify(raw.peft_type)} is not LORA`);
-  if (!Number.isInteger(raw.r) || (raw.r as number) <= 0) fail(`r must be a positive integer, got ${JSON.stringify(raw.r)}`);
-  if (typeof raw.lora_alpha !== "number" || !Number.isFinite(raw.lora_alpha)) fail(`lora_alpha must be a number, got ${JSON.stringify(raw.lora_alpha)}`);
+  if (raw.peft_type !== undefined && raw.peft_type !== "LORA")
+    fail(`peft_type ${JSON.stringify(raw.peft_type)} is not LORA`);
+  if (!Number.isInteger(raw.r) || (raw.r as number) <= 0)
+    fail(`r must be a positive integer, got ${JSON.stringify(raw.r)}`);
+  if (typeof raw.lora_alpha !== "number" || !Number.isFinite(raw.lora_alpha))
+    fail(`lora_alpha must be a number, got ${JSON.stringify(raw.lora_alpha)}`);
   if (raw.fan_in_fan_out === true) fail("fan_in_fan_out adapters (Conv1D layouts) are not supported");
-  if (raw.bias !== undefined && raw.bias !== "none") fail(`bias ${JSON.stringify(raw.bias)} is not supported (only "none")`);
+  if (raw.bias !== undefined && raw.bias !== "none")
+    fail(`bias ${JSON.stringify(raw.bias)} is not supported (only "none")`);
   for (const [key, what] of Object.entries(UNSUPPORTED_KEYS)) {
     const value = raw[key];
-    const unset = value === undefined || value === null || value === false || (typeof value === "object" && Object.keys(value).length === 0);
+    const unset =
+      value === undefined ||
+      value === null ||
+      value === false ||
+      (typeof value === "object" && Object.keys(value).length === 0);
     if (!unset) fail(`${key} ${JSON.stringify(value)} is not supported (${what})`);
   }
   const { targetModules, targets } = targetsOf(raw.target_modules, fail);
@@ -106,7 +137,8 @@ export function parsePeftConfig(text: string, file: string): PeftConfig {
     if (typeof value !== "object" || value === null || Array.isArray(value)) fail(`${key} must be an object`);
     const entries = Object.entries(value as object);
     for (const [name, n] of entries) {
-      if (typeof n !== "number" || !(n > 0) || !Number.isFinite(n)) fail(`${key}[${name}] must be a positive finite number`);
+      if (typeof n !== "number" || !(n > 0) || !Number.isFinite(n))
+        fail(`${key}[${name}] must be a positive finite number`);
     }
     return compileModulePatterns(entries, (problem) => fail(`${key} ${problem}`));
   };
@@ -128,19 +160,24 @@ export function parsePeftConfig(text: string, file: string): PeftConfig {
  * downloaded config), or "all-linear". lm_head and embed_tokens are refused by name.
  */
 function targetsOf(value: unknown, fail: (problem: string) => never): Pick<PeftConfig, "targetModules" | "targets"> {
-  const moduleName = (layer: number, target: LinearTarget): string => `model.layers.${layer}.${MODULE_OF_TARGET[target]}`;
+  const moduleName = (layer: number, target: LinearTarget): string =>
+    `model.layers.${layer}.${MODULE_OF_TARGET[target]}`;
   if (value === "all-linear") return { targetModules: [...LINEAR_TARGETS], targets: () => true };
   if (typeof value === "string") {
-    if (UNSERVED_MODULES.includes(value)) fail(`target_modules "${value}": LoRA on ${value} is not supported (only the q,k,v,o,gate,up,down projections)`);
+    if (UNSERVED_MODULES.includes(value))
+      fail(`target_modules "${value}": LoRA on ${value} is not supported (only the q,k,v,o,gate,up,down projections)`);
     let regex: RE2JS;
     try {
       regex = RE2JS.compile(value);
     } catch (error) {
-      return fail(`target_modules ${JSON.stringify(value)} is not a usable regular expression: ${(error as Error).message}`);
+      return fail(
+        `target_modules ${JSON.stringify(value)} is not a usable regular expression: ${(error as Error).message}`,
+      );
     }
     const targets = (layer: number, target: LinearTarget): boolean => regex.matches(moduleName(layer, target));
     for (const unserved of UNSERVED_MODULES) {
-      if (regex.matches(unserved) || regex.matches(`model.${unserved}`)) fail(`target_modules ${JSON.stringify(value)} matches ${unserved}: LoRA on ${unserved} is not supported`);
+      if (regex.matches(unserved) || regex.matches(`model.${unserved}`))
+        fail(`target_modules ${JSON.stringify(value)} matches ${unserved}: LoRA on ${unserved} is not supported`);
     }
     return { targetModules: LINEAR_TARGETS.filter((t) => targets(0, t)), targets };
   }
@@ -148,40 +185,66 @@ function targetsOf(value: unknown, fail: (problem: string) => never): Pick<PeftC
   const names = value.map(String);
   for (const name of names) {
     const last = name.split(".").pop()!;
-    if (UNSERVED_MODULES.includes(last)) fail(`target_modules lists "${name}": LoRA on ${last} is not supported (only the q,k,v,o,gate,up,down projections)`);
-    if (!TARGET_OF_NAME[last]) fail(`unknown target module ${JSON.stringify(name)} (supported: ${Object.keys(TARGET_OF_NAME).join(", ")})`);
+    if (UNSERVED_MODULES.includes(last))
+      fail(
+        `target_modules lists "${name}": LoRA on ${last} is not supported (only the q,k,v,o,gate,up,down projections)`,
+      );
+    if (!TARGET_OF_NAME[last])
+      fail(`unknown target module ${JSON.stringify(name)} (supported: ${Object.keys(TARGET_OF_NAME).join(", ")})`);
   }
   const targets = (layer: number, target: LinearTarget): boolean => {
     const full = moduleName(layer, target);
     return names.some((name) => full === name || full.endsWith(`.${name}`));
   };
-  return { targetModules: LINEAR_TARGETS.filter((t) => names.some((n) => TARGET_OF_NAME[n.split(".").pop()!] === t)), targets };
+  return {
+    targetModules: LINEAR_TARGETS.filter((t) => names.some((n) => TARGET_OF_NAME[n.split(".").pop()!] === t)),
+    targets,
+  };
 }
 
 /** Turns PEFT tensors into the canonical adapter: checks, scale folded into B, q/k rows to the canonical basis. */
-export function peftToAdapter(config: PeftConfig, tensors: Map<string, SafetensorsTensor>, source: string, expect?: AdapterExpectations): { adapter: LoraAdapter; encoded: Uint8Array } {
-  const fail = (problem: string): never => { throw new AdapterError(source, problem); };
+export function peftToAdapter(
+  config: PeftConfig,
+  tensors: Map<string, SafetensorsTensor>,
+  source: string,
+  expect?: AdapterExpectations,
+): { adapter: LoraAdapter; encoded: Uint8Array } {
+  const fail = (problem: string): never => {
+    throw new AdapterError(source, problem);
+  };
   if (expect && config.baseModel) {
     const names = [expect.name, ...(expect.aliases ?? [])];
     if (!names.some((name) => baseName(name) === baseName(config.baseModel))) {
-      const aliases = expect.aliases?.length ? ` (or its aliases ${expect.aliases.map((a) => JSON.stringify(a)).join(", ")})` : "";
-      fail(`base model mismatch: trained on "${config.baseModel}", the loaded model is "${expect.name}"${aliases}; give the model that name as an alias if it is the same model`);
+      const aliases = expect.aliases?.length
+        ? ` (or its aliases ${expect.aliases.map((a) => JSON.stringify(a)).join(", ")})`
+        : "";
+      fail(
+        `base model mismatch: trained on "${config.baseModel}", the loaded model is "${expect.name}"${aliases}; give the model that name as an alias if it is the same model`,
+      );
     }
   }
-  const found = new Map<string, { layer: number; target: LinearTarget; a?: SafetensorsTensor; b?: SafetensorsTensor }>();
+  const found = new Map<
+    string,
+    { layer: number; target: LinearTarget; a?: SafetensorsTensor; b?: SafetensorsTensor }
+  >();
   for (const [key, tensor] of tensors) {
     const match = KEY.exec(key);
     const unserved = UNSERVED_MODULES.find((m) => key.includes(`.${m}.`));
-    if (!match && unserved) fail(`tensor ${key}: LoRA on ${unserved} is not supported (only the q,k,v,o,gate,up,down projections)`);
-    if (!match) fail(`unexpected tensor ${key} (only lora_A/lora_B of the q,k,v,o,gate,up,down projections are supported)`);
+    if (!match && unserved)
+      fail(`tensor ${key}: LoRA on ${unserved} is not supported (only the q,k,v,o,gate,up,down projections)`);
+    if (!match)
+      fail(`unexpected tensor ${key} (only lora_A/lora_B of the q,k,v,o,gate,up,down projections are supported)`);
     const [, layerText, , moduleName, which] = match!;
     const layer = Number(layerText);
     // PyTorch names the layers 0, 1, ...: "layers.00" would alias "layers.0" and one of them be dropped.
-    if (String(layer) !== layerText) fail(`tensor ${key}: layer index ${layerText} is not written as PyTorch names layers`);
+    if (String(layer) !== layerText)
+      fail(`tensor ${key}: layer index ${layerText} is not written as PyTorch names layers`);
     // Checked before anything is sized by it: a layer index of 99,999,999 must not allocate that many layers.
     const layerLimit = expect ? expect.config.nLayers : MAX_LAYERS;
     if (layer >= layerLimit) {
-      fail(`tensor ${key}: layer ${layer} is out of range (${expect ? "the model has" : "an adapter has at most"} ${layerLimit} layers)`);
+      fail(
+        `tensor ${key}: layer ${layer} is out of range (${expect ? "the model has" : "an adapter has at most"} ${layerLimit} layers)`,
+      );
     }
     const target = TARGET_OF_NAME[moduleName];
     if (!config.targets(layer, target)) fail(`tensor ${key} targets ${moduleName}, which target_modules does not list`);
@@ -200,19 +263,26 @@ export function peftToAdapter(config: PeftConfig, tensors: Map<string, Safetenso
     if (!b) fail(`missing lora_B for layer ${layer} ${target}_proj`);
     const rank = modulePatternValue(config.rankPattern, moduleName) ?? config.r;
     const alpha = modulePatternValue(config.alphaPattern, moduleName) ?? config.loraAlpha;
-    if (expect && rank > expect.maxRank) fail(`rank ${rank} of layer ${layer} ${target}_proj exceeds the configured maximum ${expect.maxRank}`);
+    if (expect && rank > expect.maxRank)
+      fail(`rank ${rank} of layer ${layer} ${target}_proj exceeds the configured maximum ${expect.maxRank}`);
     const inDim = expect ? projectionShape(expect.config, target).inDim : a!.shape[1];
     const outDim = expect ? projectionShape(expect.config, target).outDim : b!.shape[0];
-    if (!sameShape(a!.shape, [rank, inDim])) fail(`lora_A of layer ${layer} ${target}_proj has shape [${a!.shape}], expected [${rank}, ${inDim}]`);
-    if (!sameShape(b!.shape, [outDim, rank])) fail(`lora_B of layer ${layer} ${target}_proj has shape [${b!.shape}], expected [${outDim}, ${rank}]`);
-    if (!a!.data.every(Number.isFinite)) fail(`lora_A of layer ${layer} ${target}_proj contains NaN or infinite values`);
-    if (!b!.data.every(Number.isFinite)) fail(`lora_B of layer ${layer} ${target}_proj contains NaN or infinite values`);
+    if (!sameShape(a!.shape, [rank, inDim]))
+      fail(`lora_A of layer ${layer} ${target}_proj has shape [${a!.shape}], expected [${rank}, ${inDim}]`);
+    if (!sameShape(b!.shape, [outDim, rank]))
+      fail(`lora_B of layer ${layer} ${target}_proj has shape [${b!.shape}], expected [${outDim}, ${rank}]`);
+    if (!a!.data.every(Number.isFinite))
+      fail(`lora_A of layer ${layer} ${target}_proj contains NaN or infinite values`);
+    if (!b!.data.every(Number.isFinite))
+      fail(`lora_B of layer ${layer} ${target}_proj contains NaN or infinite values`);
 
     const scale = config.useRslora ? alpha / Math.sqrt(rank) : alpha / rank;
     // A huge lora_alpha (1e300) overflows B to Infinity in float32: every logit NaN, every token 0. Refuse it.
     let scaledB: Float32Array = b!.data.map((x) => x * scale);
     if (!scaledB.every(Number.isFinite)) {
-      fail(`layer ${layer} ${target}_proj: lora_B scaled by lora_alpha ${alpha} / rank ${rank} (${scale}) overflows float32`);
+      fail(
+        `layer ${layer} ${target}_proj: lora_B scaled by lora_alpha ${alpha} / rank ${rank} (${scale}) overflows float32`,
+      );
     }
     if (expect?.qkBasis === "rotate-half" && (target === "q" || target === "k")) {
       scaledB = unpermuteRotateHalfRows(scaledB, target === "q" ? expect.config.nHeads : expect.config.nKvHeads, rank);
@@ -239,7 +309,11 @@ function sameShape(shape: number[], expected: number[]): boolean {
 }
 
 function baseName(name: string): string {
-  return name.replace(/[\\/]+$/, "").split(/[\\/]/).pop()!.toLowerCase();
+  return name
+    .replace(/[\\/]+$/, "")
+    .split(/[\\/]/)
+    .pop()!
+    .toLowerCase();
 }
 
 /** The module name PEFT uses for a target, for writers (e.g. random adapters) that produce PEFT folders. */

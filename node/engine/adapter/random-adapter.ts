@@ -20,16 +20,27 @@ export interface RandomAdapterOptions {
  * init (B = 0) both A and B are random, so the adapter changes the output: A ~ U(-1, 1)/sqrt(in),
  * B ~ U(-1, 1) x 0.02, so that with the scale the update stays a small fraction of the base projection.
  */
-export async function writeRandomPeftAdapter(dir: string, config: ModelConfig, options: RandomAdapterOptions): Promise<void> {
+export async function writeRandomPeftAdapter(
+  dir: string,
+  config: ModelConfig,
+  options: RandomAdapterOptions,
+): Promise<void> {
   const targets = options.targets ?? LINEAR_TARGETS;
   const rng = createRng(options.seed);
-  const uniform = (n: number, scale: number): Float32Array => Float32Array.from({ length: n }, () => (2 * rng() - 1) * scale);
+  const uniform = (n: number, scale: number): Float32Array =>
+    Float32Array.from({ length: n }, () => (2 * rng() - 1) * scale);
   const tensors = new Map<string, { shape: number[]; data: Float32Array }>();
   for (let layer = 0; layer < config.nLayers; layer++) {
     for (const target of LINEAR_TARGETS.filter((t) => targets.includes(t))) {
       const { inDim, outDim } = projectionShape(config, target);
-      tensors.set(peftTensorKey(layer, target, "A"), { shape: [options.rank, inDim], data: uniform(options.rank * inDim, 1 / Math.sqrt(inDim)) });
-      tensors.set(peftTensorKey(layer, target, "B"), { shape: [outDim, options.rank], data: uniform(outDim * options.rank, 0.02) });
+      tensors.set(peftTensorKey(layer, target, "A"), {
+        shape: [options.rank, inDim],
+        data: uniform(options.rank * inDim, 1 / Math.sqrt(inDim)),
+      });
+      tensors.set(peftTensorKey(layer, target, "B"), {
+        shape: [outDim, options.rank],
+        data: uniform(outDim * options.rank, 0.02),
+      });
     }
   }
   await mkdir(dir, { recursive: true });

@@ -58,7 +58,11 @@ export interface Backend {
    * uniforms[i] in [0, 1) is sequence i's random draw (from its seeded generator); sampling/sample.ts states
    * how a draw selects a token, and every backend follows it.
    */
-  sample(steps: readonly SequenceStep[], params: readonly SamplingParams[], uniforms: Float32Array): Promise<Int32Array>;
+  sample(
+    steps: readonly SequenceStep[],
+    params: readonly SamplingParams[],
+    uniforms: Float32Array,
+  ): Promise<Int32Array>;
   /** Frees the device resources. */
   close(): Promise<void>;
 }

@@ -22,7 +22,10 @@ export function openModelFile(path: string): ModelFile {
   try {
     fd = openSync(path, "r");
   } catch (error) {
-    throw new ModelFormatError(path, `cannot open: ${(error as NodeJS.ErrnoException).code ?? (error as Error).message}`);
+    throw new ModelFormatError(
+      path,
+      `cannot open: ${(error as NodeJS.ErrnoException).code ?? (error as Error).message}`,
+    );
   }
   const stat = fstatSync(fd);
   if (!stat.isFile()) {

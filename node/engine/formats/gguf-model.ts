@@ -4,7 +4,15 @@
 // leaves Qwen's and Gemma's in rotate-half order (NEOX); the latter are brought to the canonical basis here.
 import { basename } from "node:path";
 import { ModelFormatError } from "../errors.ts";
-import { configProblem, plainArchitecture, qDimOf, withArchitecture, type Architecture, type ArchitectureFamily, type ModelConfig } from "../model/config.ts";
+import {
+  configProblem,
+  plainArchitecture,
+  qDimOf,
+  withArchitecture,
+  type Architecture,
+  type ArchitectureFamily,
+  type ModelConfig,
+} from "../model/config.ts";
 import { unpermuteRotateHalfRows } from "../model/rope-basis.ts";
 import type { LayerWeights, LoadedModel, ModelWeights, QkBasis, WeightMatrix } from "../model/weights.ts";
 import { inferTokenTypes, sentencePieceTokenizer } from "../tokenizer/sentencepiece-bpe.ts";
@@ -40,7 +48,10 @@ export function ggufArchitecture(reader: GgufReader): ArchitectureFamily {
   const arch = ggufString(reader, "general.architecture");
   if (arch === undefined) throw new ModelFormatError(reader.path, "metadata general.architecture is missing");
   if (!(GGUF_ARCHITECTURES as readonly string[]).includes(arch)) {
-    throw new ModelFormatError(reader.path, `general.architecture ${JSON.stringify(arch)} is not supported (only ${GGUF_ARCHITECTURES.map((a) => JSON.stringify(a)).join(", ")})`);
+    throw new ModelFormatError(
+      reader.path,
+      `general.architecture ${JSON.stringify(arch)} is not supported (only ${GGUF_ARCHITECTURES.map((a) => JSON.stringify(a)).join(", ")})`,
+    );
   }
   return arch as ArchitectureFamily;
 }
@@ -58,7 +69,8 @@ export function ggufConfig(reader: GgufReader): ModelConfig {
   const nHeads = required("attention.head_count");
   const headDim = ggufNumber(reader, key("attention.key_length")) ?? dim / nHeads;
   const valueLength = ggufNumber(reader, key("attention.value_length"));
-  if (valueLength !== undefined && valueLength !== headDim) fail(`${key("attention.value_length")} ${valueLength} != key_length ${headDim} (not supported)`);
+  if (valueLength !== undefined && valueLength !== headDim)
+    fail(`${key("attention.value_length")} ${valueLength} != key_length ${headDim} (not supported)`);
   const tokens = ggufArray(reader, "tokenizer.ggml.tokens");
   const embedding = reader.tensors.get(GGUF_TENSOR.tokenEmbedding);
   const nLayers = required("block_count");
@@ -79,8 +91,13 @@ export function ggufConfig(reader: GgufReader): ModelConfig {
     fail(`${key("rope.dimension_count")} ${ropeDims} != head size ${headDim} (partial RoPE is not supported)`);
   }
   const scaling = ggufString(reader, key("rope.scaling.type"));
-  if (scaling !== undefined && scaling !== "none") fail(`${key("rope.scaling.type")} ${JSON.stringify(scaling)} is not supported`);
-  const arch: Architecture = { ...plainArchitecture(base), family, ropeFreqFactors: ropeFreqFactors(reader, base.headDim) };
+  if (scaling !== undefined && scaling !== "none")
+    fail(`${key("rope.scaling.type")} ${JSON.stringify(scaling)} is not supported`);
+  const arch: Architecture = {
+    ...plainArchitecture(base),
+    family,
+    ropeFreqFactors: ropeFreqFactors(reader, base.headDim),
+  };
   if (family === "qwen2") arch.qkvBias = true;
   if (family === "qwen3") arch.qkNorm = true;
   if (family === "gemma2") {
@@ -90,7 +107,8 @@ export function ggufConfig(reader: GgufReader): ModelConfig {
     arch.activation = "gelu-tanh";
     arch.postNorms = true;
     arch.embedScale = Math.fround(Math.sqrt(dim));
-    arch.attnScale = ggufNumber(reader, key("attention.scale")) ?? 1 / Math.sqrt(nLayers === 46 ? dim / nHeads : headDim);
+    arch.attnScale =
+      ggufNumber(reader, key("attention.scale")) ?? 1 / Math.sqrt(nLayers === 46 ? dim / nHeads : headDim);
     arch.attnSoftcap = shortestFloat32(ggufNumber(reader, key("attn_logit_softcapping")) ?? 50);
     arch.finalSoftcap = shortestFloat32(ggufNumber(reader, key("final_logit_softcapping")) ?? 30);
     const window = ggufNumber(reader, key("attention.sliding_window")) ?? 4096;
@@ -119,16 +137,22 @@ function ropeFreqFactors(reader: GgufReader, headDim: number): number[] | null {
  */
 export function ggufModelTokenizer(reader: GgufReader): Tokenizer {
   const model = ggufString(reader, "tokenizer.ggml.model");
-  if (model === undefined) throw new ModelFormatError(reader.path, "missing tokenizer: metadata tokenizer.ggml.model is absent");
+  if (model === undefined)
+    throw new ModelFormatError(reader.path, "missing tokenizer: metadata tokenizer.ggml.model is absent");
   if (model === "llama") return ggufTokenizer(reader);
   if (model === "gpt2") return ggufByteLevelTokenizer(reader);
-  throw new ModelFormatError(reader.path, `tokenizer.ggml.model ${JSON.stringify(model)} is not supported (only "llama", SentencePiece BPE, and "gpt2", byte-level BPE)`);
+  throw new ModelFormatError(
+    reader.path,
+    `tokenizer.ggml.model ${JSON.stringify(model)} is not supported (only "llama", SentencePiece BPE, and "gpt2", byte-level BPE)`,
+  );
 }
 
 function ggufTokens(reader: GgufReader): string[] {
   const tokens = ggufArray(reader, "tokenizer.ggml.tokens");
-  if (tokens === undefined) throw new ModelFormatError(reader.path, "missing tokenizer: metadata tokenizer.ggml.tokens is absent");
-  if (!tokens.every((t) => typeof t === "string")) throw new ModelFormatError(reader.path, "tokenizer.ggml.tokens holds non-strings");
+  if (tokens === undefined)
+    throw new ModelFormatError(reader.path, "missing tokenizer: metadata tokenizer.ggml.tokens is absent");
+  if (!tokens.every((t) => typeof t === "string"))
+    throw new ModelFormatError(reader.path, "tokenizer.ggml.tokens holds non-strings");
   return tokens as string[];
 }
 
@@ -142,7 +166,8 @@ function ggufNumbers(reader: GgufReader, key: string): number[] | undefined {
 function ggufBool(reader: GgufReader, key: string): boolean | undefined {
   const value = reader.metadata.get(key)?.value;
   if (value === undefined) return undefined;
-  if (typeof value !== "boolean") throw new ModelFormatError(reader.path, `metadata ${key} should be a boolean, got ${JSON.stringify(value)}`);
+  if (typeof value !== "boolean")
+    throw new ModelFormatError(reader.path, `metadata ${key} should be a boolean, got ${JSON.stringify(value)}`);
   return value;
 }
 
@@ -165,7 +190,10 @@ export function ggufTokenizer(reader: GgufReader): SentencePieceBpeTokenizer {
       ...ids,
     },
     reader.path,
-    { addSpacePrefix: ggufBool(reader, "tokenizer.ggml.add_space_prefix") ?? true, eosIds: endOfGeneration(reader, pieces, ids.eosId) },
+    {
+      addSpacePrefix: ggufBool(reader, "tokenizer.ggml.add_space_prefix") ?? true,
+      eosIds: endOfGeneration(reader, pieces, ids.eosId),
+    },
   );
 }
 
@@ -186,7 +214,17 @@ function endOfGeneration(reader: GgufReader, tokens: readonly string[], eosId: n
 }
 
 /** Token texts llama.cpp treats as the end of a generation (llama-vocab.cpp). */
-const END_OF_GENERATION_TEXTS = ["<|eot_id|>", "<|im_end|>", "<|end|>", "<end_of_turn>", "<|endoftext|>", "<|eom_id|>", "<EOT>", "_<EOT>", "<|end_of_text|>"];
+const END_OF_GENERATION_TEXTS = [
+  "<|eot_id|>",
+  "<|im_end|>",
+  "<|end|>",
+  "<end_of_turn>",
+  "<|endoftext|>",
+  "<|eom_id|>",
+  "<EOT>",
+  "_<EOT>",
+  "<|end_of_text|>",
+];
 
 /** The byte-level vocabulary of a "gpt2" tokenizer, as the writer stores it. */
 export function ggufByteLevelVocab(reader: GgufReader): ByteLevelBpeVocab {
@@ -194,23 +232,40 @@ export function ggufByteLevelVocab(reader: GgufReader): ByteLevelBpeVocab {
   const tokens = ggufTokens(reader);
   const pre = ggufString(reader, "tokenizer.ggml.pre") ?? "default";
   if (!isPreTokenizerName(pre)) {
-    throw new ModelFormatError(file, `tokenizer.ggml.pre ${JSON.stringify(pre)} is not supported (only "llama-bpe" and "qwen2")`);
+    throw new ModelFormatError(
+      file,
+      `tokenizer.ggml.pre ${JSON.stringify(pre)} is not supported (only "llama-bpe" and "qwen2")`,
+    );
   }
   const merges = ggufArray(reader, "tokenizer.ggml.merges");
-  if (merges === undefined) throw new ModelFormatError(file, "missing tokenizer: metadata tokenizer.ggml.merges is absent");
+  if (merges === undefined)
+    throw new ModelFormatError(file, "missing tokenizer: metadata tokenizer.ggml.merges is absent");
   const pairs = merges.map((m, i): [string, string] => {
     const parts = typeof m === "string" ? m.split(" ") : [];
-    if (parts.length !== 2) throw new ModelFormatError(file, `tokenizer.ggml.merges[${i}] is not two tokens separated by a space`);
+    if (parts.length !== 2)
+      throw new ModelFormatError(file, `tokenizer.ggml.merges[${i}] is not two tokens separated by a space`);
     return [parts[0], parts[1]];
   });
   const types = ggufNumbers(reader, "tokenizer.ggml.token_type") ?? tokens.map(() => 1);
   const bosId = ggufNumber(reader, "tokenizer.ggml.bos_token_id") ?? -1;
   const eosId = ggufNumber(reader, "tokenizer.ggml.eos_token_id");
   if (eosId === undefined) throw new ModelFormatError(file, "metadata tokenizer.ggml.eos_token_id is missing");
-  for (const [label, id] of [["bos", bosId], ["eos", eosId]] as const) {
-    if (id >= tokens.length || (label === "eos" && id < 0)) throw new ModelFormatError(file, `tokenizer ${label} id ${id} outside the ${tokens.length} tokens`);
+  for (const [label, id] of [
+    ["bos", bosId],
+    ["eos", eosId],
+  ] as const) {
+    if (id >= tokens.length || (label === "eos" && id < 0))
+      throw new ModelFormatError(file, `tokenizer ${label} id ${id} outside the ${tokens.length} tokens`);
   }
-  return { tokens, types, merges: pairs, pre, bosId, eosId, addBos: (ggufBool(reader, "tokenizer.ggml.add_bos_token") ?? pre === "llama-bpe") && bosId >= 0 };
+  return {
+    tokens,
+    types,
+    merges: pairs,
+    pre,
+    bosId,
+    eosId,
+    addBos: (ggufBool(reader, "tokenizer.ggml.add_bos_token") ?? pre === "llama-bpe") && bosId >= 0,
+  };
 }
 
 function ggufByteLevelTokenizer(reader: GgufReader): HfTokenizer {
@@ -228,7 +283,10 @@ function checkDims(reader: GgufReader, name: string, dims: number[]): void {
   const info = reader.tensors.get(name);
   if (!info) throw new ModelFormatError(reader.path, `tensor ${name} is missing`);
   if (info.dims.length !== dims.length || info.dims.some((d, i) => d !== dims[i])) {
-    throw new ModelFormatError(reader.path, `tensor ${name} has shape [${info.dims}], the config needs [${dims}] (ggml order, innermost first)`);
+    throw new ModelFormatError(
+      reader.path,
+      `tensor ${name} has shape [${info.dims}], the config needs [${dims}] (ggml order, innermost first)`,
+    );
   }
 }
 
@@ -261,7 +319,8 @@ export function ggufWeights(reader: GgufReader, config: ModelConfig): ModelWeigh
   const qDim = qDimOf(config);
   const rotateHalf = ROTATE_HALF_IN_FILE.includes(arch.family);
   const qk = (m: WeightMatrix, heads: number): WeightMatrix => (rotateHalf ? unpermutedMatrix(m, heads) : m);
-  const qkVector = (v: Float32Array, heads: number): Float32Array => (rotateHalf ? unpermuteRotateHalfRows(v, heads, 1) : v);
+  const qkVector = (v: Float32Array, heads: number): Float32Array =>
+    rotateHalf ? unpermuteRotateHalfRows(v, heads, 1) : v;
   const tokenEmbedding = matrix(reader, GGUF_TENSOR.tokenEmbedding, dim, vocabSize);
   const layers: LayerWeights[] = [];
   for (let l = 0; l < config.nLayers; l++) {
@@ -302,7 +361,8 @@ export function ggufWeights(reader: GgufReader, config: ModelConfig): ModelWeigh
   }
   const expected = new Set(tensorNamesOf(config, arch));
   const unused = [...reader.tensors.keys()].find((name) => !expected.has(name));
-  if (unused !== undefined) throw new ModelFormatError(reader.path, `tensor ${unused} is not part of a ${arch.family} model (not supported)`);
+  if (unused !== undefined)
+    throw new ModelFormatError(reader.path, `tensor ${unused} is not part of a ${arch.family} model (not supported)`);
   return { config, tokenEmbedding, layers, finalNorm, classifier };
 }
 
@@ -352,7 +412,10 @@ export function loadGgufModel(file: string): LoadedModel {
     const config = ggufConfig(reader);
     const tokenizer = ggufModelTokenizer(reader);
     if (tokenizer.vocabSize > config.vocabSize) {
-      throw new ModelFormatError(file, `tokenizer has ${tokenizer.vocabSize} tokens but the model only ${config.vocabSize} embeddings`);
+      throw new ModelFormatError(
+        file,
+        `tokenizer has ${tokenizer.vocabSize} tokens but the model only ${config.vocabSize} embeddings`,
+      );
     }
     const weights = ggufWeights(reader, config);
     return {

@@ -4,7 +4,15 @@
 import { ModelFormatError } from "../errors.ts";
 import { closeModelFile, openModelFile, readInto } from "./file-io.ts";
 import type { ModelFile } from "./file-io.ts";
-import { GGML_DTYPE, GGML_TYPE, GGUF_DEFAULT_ALIGNMENT, GGUF_MAGIC, GGUF_TYPE, ggmlBlock, ggmlTypeName } from "./gguf-types.ts";
+import {
+  GGML_DTYPE,
+  GGML_TYPE,
+  GGUF_DEFAULT_ALIGNMENT,
+  GGUF_MAGIC,
+  GGUF_TYPE,
+  ggmlBlock,
+  ggmlTypeName,
+} from "./gguf-types.ts";
 import type { WeightMatrix } from "../model/weights.ts";
 import { decodeBlocks, weightMatrix } from "./weight-codec.ts";
 import type { GgufMetadata, GgufMetadataEntry, GgufValue, GgufValueType } from "./gguf-types.ts";
@@ -47,7 +55,10 @@ class HeaderCursor {
   /** Makes [position, position + n) available in the window and returns its offset there. */
   private take(n: number, what: string): number {
     if (n > this.remaining) {
-      throw new ModelFormatError(this.file.path, `truncated GGUF: ${what} at byte ${this.position} needs ${n} bytes, file has ${this.file.size}`);
+      throw new ModelFormatError(
+        this.file.path,
+        `truncated GGUF: ${what} at byte ${this.position} needs ${n} bytes, file has ${this.file.size}`,
+      );
     }
     const end = this.position + n;
     if (this.position < this.windowStart || end > this.windowStart + this.window.length) {
@@ -108,7 +119,10 @@ class HeaderCursor {
   count(what: string, limit: number): number {
     const value = this.u64(what);
     if (value > BigInt(limit)) {
-      throw new ModelFormatError(this.file.path, `corrupt GGUF: ${what} is ${value}, more than the ${limit} the rest of the file can hold`);
+      throw new ModelFormatError(
+        this.file.path,
+        `corrupt GGUF: ${what} is ${value}, more than the ${limit} the rest of the file can hold`,
+      );
     }
     return Number(value);
   }
@@ -131,22 +145,33 @@ function narrow(value: bigint): number | bigint {
 
 function readValue(cursor: HeaderCursor, type: number, what: string, path: string): GgufMetadataEntry {
   switch (type) {
-    case GGUF_TYPE.uint8: return { type, value: cursor.u8(what) };
-    case GGUF_TYPE.int8: return { type, value: cursor.i8(what) };
-    case GGUF_TYPE.uint16: return { type, value: cursor.u16(what) };
-    case GGUF_TYPE.int16: return { type, value: cursor.i16(what) };
-    case GGUF_TYPE.uint32: return { type, value: cursor.u32(what) };
-    case GGUF_TYPE.int32: return { type, value: cursor.i32(what) };
-    case GGUF_TYPE.float32: return { type, value: cursor.f32(what) };
-    case GGUF_TYPE.float64: return { type, value: cursor.f64(what) };
-    case GGUF_TYPE.uint64: return { type, value: narrow(cursor.u64(what)) };
-    case GGUF_TYPE.int64: return { type, value: narrow(cursor.i64(what)) };
+    case GGUF_TYPE.uint8:
+      return { type, value: cursor.u8(what) };
+    case GGUF_TYPE.int8:
+      return { type, value: cursor.i8(what) };
+    case GGUF_TYPE.uint16:
+      return { type, value: cursor.u16(what) };
+    case GGUF_TYPE.int16:
+      return { type, value: cursor.i16(what) };
+    case GGUF_TYPE.uint32:
+      return { type, value: cursor.u32(what) };
+    case GGUF_TYPE.int32:
+      return { type, value: cursor.i32(what) };
+    case GGUF_TYPE.float32:
+      return { type, value: cursor.f32(what) };
+    case GGUF_TYPE.float64:
+      return { type, value: cursor.f64(what) };
+    case GGUF_TYPE.uint64:
+      return { type, value: narrow(cursor.u64(what)) };
+    case GGUF_TYPE.int64:
+      return { type, value: narrow(cursor.i64(what)) };
     case GGUF_TYPE.bool: {
       const byte = cursor.u8(what);
       if (byte > 1) throw new ModelFormatError(path, `corrupt GGUF: ${what} is a bool with value ${byte}`);
       return { type, value: byte === 1 };
     }
-    case GGUF_TYPE.string: return { type, value: cursor.string(what) };
+    case GGUF_TYPE.string:
+      return { type, value: cursor.string(what) };
     case GGUF_TYPE.array: {
       const itemType = cursor.u32(`${what} item type`);
       const length = cursor.count(`${what} length`, cursor.remaining); // every item takes at least one byte
@@ -177,15 +202,21 @@ export class GgufReader {
     const cursor = new HeaderCursor(file);
     const magic = cursor.u32("magic");
     if (magic !== GGUF_MAGIC) {
-      throw new ModelFormatError(path, `not a GGUF file: magic 0x${magic.toString(16).padStart(8, "0")}, expected "GGUF"`);
+      throw new ModelFormatError(
+        path,
+        `not a GGUF file: magic 0x${magic.toString(16).padStart(8, "0")}, expected "GGUF"`,
+      );
     }
     const version = cursor.u32("version");
     if (version === 1) throw new ModelFormatError(path, "GGUF version 1 is not supported (v2 and v3 are)");
     if (version !== 2 && version !== 3) {
       // A big-endian file shows its small version number byte-swapped (3 reads as 0x03000000).
-      throw new ModelFormatError(path, version > 0xffff
-        ? `big-endian GGUF (version field 0x${version.toString(16)}) is not supported`
-        : `unsupported GGUF version ${version} (v2 and v3 are supported)`);
+      throw new ModelFormatError(
+        path,
+        version > 0xffff
+          ? `big-endian GGUF (version field 0x${version.toString(16)}) is not supported`
+          : `unsupported GGUF version ${version} (v2 and v3 are supported)`,
+      );
     }
     this.version = version;
     const tensorCount = cursor.count("tensor count", cursor.remaining);
@@ -199,7 +230,12 @@ export class GgufReader {
     }
     const alignmentEntry = this.metadata.get("general.alignment");
     const alignment = alignmentEntry === undefined ? GGUF_DEFAULT_ALIGNMENT : alignmentEntry.value;
-    if (typeof alignment !== "number" || !Number.isInteger(alignment) || alignment <= 0 || (alignment & (alignment - 1)) !== 0) {
+    if (
+      typeof alignment !== "number" ||
+      !Number.isInteger(alignment) ||
+      alignment <= 0 ||
+      (alignment & (alignment - 1)) !== 0
+    ) {
       throw new ModelFormatError(path, `corrupt GGUF: general.alignment ${String(alignment)} is not a power of two`);
     }
     this.alignment = alignment;
@@ -207,7 +243,8 @@ export class GgufReader {
     for (let i = 0; i < tensorCount; i++) {
       const name = cursor.string(`tensor ${i} name`);
       const nDims = cursor.u32(`tensor ${name} dimension count`);
-      if (nDims < 1 || nDims > MAX_DIMS) throw new ModelFormatError(path, `corrupt GGUF: tensor ${name} has ${nDims} dimensions (1..${MAX_DIMS})`);
+      if (nDims < 1 || nDims > MAX_DIMS)
+        throw new ModelFormatError(path, `corrupt GGUF: tensor ${name} has ${nDims} dimensions (1..${MAX_DIMS})`);
       const dims: number[] = [];
       for (let d = 0; d < nDims; d++) dims.push(cursor.count(`tensor ${name} dimension ${d}`, Number.MAX_SAFE_INTEGER));
       const type = cursor.u32(`tensor ${name} type`);
@@ -217,17 +254,25 @@ export class GgufReader {
       let byteLength = NaN;
       if (block) {
         if (dims[0] % block.elements !== 0) {
-          throw new ModelFormatError(path, `tensor ${name}: ${ggmlTypeName(type)} needs the first dimension to be a multiple of ${block.elements}, got [${dims}]`);
+          throw new ModelFormatError(
+            path,
+            `tensor ${name}: ${ggmlTypeName(type)} needs the first dimension to be a multiple of ${block.elements}, got [${dims}]`,
+          );
         }
         byteLength = (elements / block.elements) * block.bytes;
       }
-      if (relative % alignment !== 0) throw new ModelFormatError(path, `corrupt GGUF: tensor ${name} offset ${relative} is not aligned to ${alignment}`);
+      if (relative % alignment !== 0)
+        throw new ModelFormatError(
+          path,
+          `corrupt GGUF: tensor ${name} offset ${relative} is not aligned to ${alignment}`,
+        );
       infos.push({ name, dims, type, offset: relative, elements, byteLength });
     }
     this.dataOffset = Math.ceil(cursor.position / alignment) * alignment;
     this.tensors = new Map();
     for (const info of infos) {
-      if (this.tensors.has(info.name)) throw new ModelFormatError(path, `corrupt GGUF: tensor ${info.name} appears twice`);
+      if (this.tensors.has(info.name))
+        throw new ModelFormatError(path, `corrupt GGUF: tensor ${info.name} appears twice`);
       info.offset += this.dataOffset;
       if (info.offset + (Number.isNaN(info.byteLength) ? 0 : info.byteLength) > file.size) {
         throw new ModelFormatError(
@@ -263,9 +308,13 @@ export class GgufReader {
     if (!info) throw new ModelFormatError(this.path, `no tensor named ${name}`);
     const dtype = GGML_DTYPE[info.type];
     if (dtype === undefined) {
-      throw new ModelFormatError(this.path, `tensor ${name} has type ${ggmlTypeName(info.type)}, which this engine does not read (F32, F16, BF16, Q8_0, Q4_0 are supported)`);
+      throw new ModelFormatError(
+        this.path,
+        `tensor ${name} has type ${ggmlTypeName(info.type)}, which this engine does not read (F32, F16, BF16, Q8_0, Q4_0 are supported)`,
+      );
     }
-    if (info.dims.length !== 2) throw new ModelFormatError(this.path, `tensor ${name} has ${info.dims.length} dimensions, a matrix needs 2`);
+    if (info.dims.length !== 2)
+      throw new ModelFormatError(this.path, `tensor ${name} has ${info.dims.length} dimensions, a matrix needs 2`);
     const data = new Uint8Array(info.byteLength);
     readInto(this.file, info.offset, data, `tensor ${name}`);
     return weightMatrix(dtype, info.dims[1], info.dims[0], data);
@@ -277,7 +326,10 @@ export class GgufReader {
     if (!info) throw new ModelFormatError(this.path, `no tensor named ${name}`);
     const block = ggmlBlock(info.type);
     if (!block) {
-      throw new ModelFormatError(this.path, `tensor ${name} has type ${ggmlTypeName(info.type)}, which this engine does not read (F32, F16, BF16, Q8_0, Q4_0 are supported)`);
+      throw new ModelFormatError(
+        this.path,
+        `tensor ${name} has type ${ggmlTypeName(info.type)}, which this engine does not read (F32, F16, BF16, Q8_0, Q4_0 are supported)`,
+      );
     }
     const out = new Float32Array(info.elements);
     if (info.type === GGML_TYPE.F32) {
@@ -302,24 +354,29 @@ export class GgufReader {
 export function ggufString(reader: GgufReader, key: string): string | undefined {
   const entry = reader.metadata.get(key);
   if (entry === undefined) return undefined;
-  if (typeof entry.value !== "string") throw new ModelFormatError(reader.path, `metadata ${key} should be a string, got ${describe(entry)}`);
+  if (typeof entry.value !== "string")
+    throw new ModelFormatError(reader.path, `metadata ${key} should be a string, got ${describe(entry)}`);
   return entry.value;
 }
 
 export function ggufNumber(reader: GgufReader, key: string): number | undefined {
   const entry = reader.metadata.get(key);
   if (entry === undefined) return undefined;
-  if (typeof entry.value !== "number") throw new ModelFormatError(reader.path, `metadata ${key} should be a number, got ${describe(entry)}`);
+  if (typeof entry.value !== "number")
+    throw new ModelFormatError(reader.path, `metadata ${key} should be a number, got ${describe(entry)}`);
   return entry.value;
 }
 
 export function ggufArray(reader: GgufReader, key: string): GgufValue[] | undefined {
   const entry = reader.metadata.get(key);
   if (entry === undefined) return undefined;
-  if (!Array.isArray(entry.value)) throw new ModelFormatError(reader.path, `metadata ${key} should be an array, got ${describe(entry)}`);
+  if (!Array.isArray(entry.value))
+    throw new ModelFormatError(reader.path, `metadata ${key} should be an array, got ${describe(entry)}`);
   return entry.value;
 }
 
 function describe(entry: GgufMetadataEntry): string {
-  return Array.isArray(entry.value) ? `an array of ${entry.value.length}` : `${typeof entry.value} ${String(entry.value).slice(0, 40)}`;
+  return Array.isArray(entry.value)
+    ? `an array of ${entry.value.length}`
+    : `${typeof entry.value} ${String(entry.value).slice(0, 40)}`;
 }

@@ -7,7 +7,18 @@ import { permuteRotateHalfRows } from "../model/rope-basis.ts";
 import { LAYER_VECTOR_KEYS, type ModelWeights, type WeightDType } from "../model/weights.ts";
 import type { ByteLevelBpeVocab } from "../tokenizer/byte-level-bpe.ts";
 import type { SentencePieceVocab } from "../tokenizer/sentencepiece-bpe.ts";
-import { DTYPE_GGML, GGML_DTYPE, GGML_TYPE, GGUF_DEFAULT_ALIGNMENT, GGUF_MAGIC, GGUF_TENSOR, GGUF_TYPE, LLAMA_FILE_TYPE, ggmlBlock, ggmlTypeName } from "./gguf-types.ts";
+import {
+  DTYPE_GGML,
+  GGML_DTYPE,
+  GGML_TYPE,
+  GGUF_DEFAULT_ALIGNMENT,
+  GGUF_MAGIC,
+  GGUF_TENSOR,
+  GGUF_TYPE,
+  LLAMA_FILE_TYPE,
+  ggmlBlock,
+  ggmlTypeName,
+} from "./gguf-types.ts";
 import { DTYPE_BLOCK, encodeBlocks, float32Weights, rowBytes } from "./weight-codec.ts";
 import type { GgufMetadataEntry, GgufValue, GgufValueType } from "./gguf-types.ts";
 
@@ -43,16 +54,46 @@ class HeaderBuilder {
     return at;
   }
 
-  u8(v: number): void { const at = this.room(1); this.view.setUint8(at, v); }
-  i8(v: number): void { const at = this.room(1); this.view.setInt8(at, v); }
-  u16(v: number): void { const at = this.room(2); this.view.setUint16(at, v, true); }
-  i16(v: number): void { const at = this.room(2); this.view.setInt16(at, v, true); }
-  u32(v: number): void { const at = this.room(4); this.view.setUint32(at, v, true); }
-  i32(v: number): void { const at = this.room(4); this.view.setInt32(at, v, true); }
-  f32(v: number): void { const at = this.room(4); this.view.setFloat32(at, v, true); }
-  f64(v: number): void { const at = this.room(8); this.view.setFloat64(at, v, true); }
-  u64(v: number | bigint): void { const at = this.room(8); this.view.setBigUint64(at, BigInt(v), true); }
-  i64(v: number | bigint): void { const at = this.room(8); this.view.setBigInt64(at, BigInt(v), true); }
+  u8(v: number): void {
+    const at = this.room(1);
+    this.view.setUint8(at, v);
+  }
+  i8(v: number): void {
+    const at = this.room(1);
+    this.view.setInt8(at, v);
+  }
+  u16(v: number): void {
+    const at = this.room(2);
+    this.view.setUint16(at, v, true);
+  }
+  i16(v: number): void {
+    const at = this.room(2);
+    this.view.setInt16(at, v, true);
+  }
+  u32(v: number): void {
+    const at = this.room(4);
+    this.view.setUint32(at, v, true);
+  }
+  i32(v: number): void {
+    const at = this.room(4);
+    this.view.setInt32(at, v, true);
+  }
+  f32(v: number): void {
+    const at = this.room(4);
+    this.view.setFloat32(at, v, true);
+  }
+  f64(v: number): void {
+    const at = this.room(8);
+    this.view.setFloat64(at, v, true);
+  }
+  u64(v: number | bigint): void {
+    const at = this.room(8);
+    this.view.setBigUint64(at, BigInt(v), true);
+  }
+  i64(v: number | bigint): void {
+    const at = this.room(8);
+    this.view.setBigInt64(at, BigInt(v), true);
+  }
 
   string(s: string): void {
     const encoded = new TextEncoder().encode(s);
@@ -70,26 +111,45 @@ class HeaderBuilder {
   }
 }
 
-function writeValue(out: HeaderBuilder, type: GgufValueType, value: GgufValue, key: string, itemType?: GgufValueType): void {
+function writeValue(
+  out: HeaderBuilder,
+  type: GgufValueType,
+  value: GgufValue,
+  key: string,
+  itemType?: GgufValueType,
+): void {
   const num = (): number => {
     if (typeof value !== "number") throw new TypeError(`GGUF metadata ${key}: expected a number, got ${typeof value}`);
     return value;
   };
   switch (type) {
-    case GGUF_TYPE.uint8: return out.u8(num());
-    case GGUF_TYPE.int8: return out.i8(num());
-    case GGUF_TYPE.uint16: return out.u16(num());
-    case GGUF_TYPE.int16: return out.i16(num());
-    case GGUF_TYPE.uint32: return out.u32(num());
-    case GGUF_TYPE.int32: return out.i32(num());
-    case GGUF_TYPE.float32: return out.f32(num());
-    case GGUF_TYPE.float64: return out.f64(num());
-    case GGUF_TYPE.uint64: return out.u64(value as number | bigint);
-    case GGUF_TYPE.int64: return out.i64(value as number | bigint);
-    case GGUF_TYPE.bool: return out.u8(value ? 1 : 0);
-    case GGUF_TYPE.string: return out.string(String(value));
+    case GGUF_TYPE.uint8:
+      return out.u8(num());
+    case GGUF_TYPE.int8:
+      return out.i8(num());
+    case GGUF_TYPE.uint16:
+      return out.u16(num());
+    case GGUF_TYPE.int16:
+      return out.i16(num());
+    case GGUF_TYPE.uint32:
+      return out.u32(num());
+    case GGUF_TYPE.int32:
+      return out.i32(num());
+    case GGUF_TYPE.float32:
+      return out.f32(num());
+    case GGUF_TYPE.float64:
+      return out.f64(num());
+    case GGUF_TYPE.uint64:
+      return out.u64(value as number | bigint);
+    case GGUF_TYPE.int64:
+      return out.i64(value as number | bigint);
+    case GGUF_TYPE.bool:
+      return out.u8(value ? 1 : 0);
+    case GGUF_TYPE.string:
+      return out.string(String(value));
     case GGUF_TYPE.array: {
-      if (!Array.isArray(value) || itemType === undefined) throw new TypeError(`GGUF metadata ${key}: an array needs items and an itemType`);
+      if (!Array.isArray(value) || itemType === undefined)
+        throw new TypeError(`GGUF metadata ${key}: an array needs items and an itemType`);
       if (itemType === GGUF_TYPE.array) throw new TypeError(`GGUF metadata ${key}: nested arrays are not written`);
       out.u32(itemType);
       out.u64(value.length);
@@ -102,7 +162,8 @@ function writeValue(out: HeaderBuilder, type: GgufValueType, value: GgufValue, k
 function typedSize(type: number, elements: number, name: string): number {
   const block = ggmlBlock(type);
   if (!block) throw new TypeError(`GGUF tensor ${name}: cannot write type ${ggmlTypeName(type)}`);
-  if (elements % block.elements !== 0) throw new TypeError(`GGUF tensor ${name}: ${elements} elements are not whole ${ggmlTypeName(type)} blocks`);
+  if (elements % block.elements !== 0)
+    throw new TypeError(`GGUF tensor ${name}: ${elements} elements are not whole ${ggmlTypeName(type)} blocks`);
   return (elements / block.elements) * block.bytes;
 }
 
@@ -118,7 +179,8 @@ export function writeGguf(
 ): void {
   const entries = [...metadata].filter(([key]) => key !== "general.alignment");
   const alignment = options.alignment ?? GGUF_DEFAULT_ALIGNMENT;
-  if (alignment !== GGUF_DEFAULT_ALIGNMENT) entries.push(["general.alignment", { type: GGUF_TYPE.uint32, value: alignment }]);
+  if (alignment !== GGUF_DEFAULT_ALIGNMENT)
+    entries.push(["general.alignment", { type: GGUF_TYPE.uint32, value: alignment }]);
   const header = new HeaderBuilder();
   header.u32(GGUF_MAGIC);
   header.u32(3);
@@ -135,11 +197,15 @@ export function writeGguf(
     const elements = tensor.dims.reduce((a, b) => a * b, 1);
     const dtype = GGML_DTYPE[tensor.type];
     if (dtype === undefined) {
-      throw new TypeError(`GGUF tensor ${tensor.name}: the writer stores F32, F16, BF16, Q8_0 or Q4_0, not ${ggmlTypeName(tensor.type)}`);
+      throw new TypeError(
+        `GGUF tensor ${tensor.name}: the writer stores F32, F16, BF16, Q8_0 or Q4_0, not ${ggmlTypeName(tensor.type)}`,
+      );
     }
     const block = DTYPE_BLOCK[dtype].elements;
     if (tensor.dims[0] % block !== 0) {
-      throw new TypeError(`GGUF tensor ${tensor.name}: ${ggmlTypeName(tensor.type)} needs the first dimension to be a multiple of ${block}, got [${tensor.dims}]`);
+      throw new TypeError(
+        `GGUF tensor ${tensor.name}: ${ggmlTypeName(tensor.type)} needs the first dimension to be a multiple of ${block}, got [${tensor.dims}]`,
+      );
     }
     const size = typedSize(tensor.type, elements, tensor.name);
     header.string(tensor.name);
@@ -161,7 +227,9 @@ export function writeGguf(
       const data = tensor.data();
       const elements = tensor.dims.reduce((a, b) => a * b, 1);
       if (data.length !== elements) {
-        throw new TypeError(`GGUF tensor ${tensor.name}: ${data.length} values for dims [${tensor.dims}] (${elements})`);
+        throw new TypeError(
+          `GGUF tensor ${tensor.name}: ${data.length} values for dims [${tensor.dims}] (${elements})`,
+        );
       }
       writeTensor(fd, tensor.type, data);
       const pad = (alignment - (sizes[i] % alignment)) % alignment;
@@ -170,7 +238,11 @@ export function writeGguf(
     closeSync(fd);
     renameSync(temporary, file);
   } catch (error) {
-    try { closeSync(fd); } catch { /* already closed */ }
+    try {
+      closeSync(fd);
+    } catch {
+      /* already closed */
+    }
     rmSync(temporary, { force: true });
     throw error;
   }
@@ -269,7 +341,8 @@ export function llamaTensorLayout(config: ModelConfig, tiedClassifier: boolean):
       { name: n.wk, dims: [dim, kvDim] },
       { name: n.wv, dims: [dim, kvDim] },
     );
-    if (arch.qkvBias) list.push({ name: v.qBias, dims: [qDim] }, { name: v.kBias, dims: [kvDim] }, { name: v.vBias, dims: [kvDim] });
+    if (arch.qkvBias)
+      list.push({ name: v.qBias, dims: [qDim] }, { name: v.kBias, dims: [kvDim] }, { name: v.vBias, dims: [kvDim] });
     if (arch.qkNorm) list.push({ name: v.qNorm, dims: [headDim] }, { name: v.kNorm, dims: [headDim] });
     list.push({ name: n.wo, dims: [qDim, dim] });
     if (arch.postNorms) list.push({ name: v.attnPostNorm, dims: [dim] });
@@ -302,9 +375,12 @@ export function ggufUnrepresentable(config: ModelConfig): string | null {
   const windows = arch.slidingWindows;
   if (arch.family === "gemma2") {
     const expectedScale = 1 / Math.sqrt(config.nLayers === 46 ? config.dim / config.nHeads : config.headDim);
-    if (Math.abs(arch.attnScale / expectedScale - 1) > 1e-6) return `gemma2 attention scale ${arch.attnScale} (llama.cpp uses ${expectedScale} for ${config.nLayers} layers)`;
-    if (arch.attnSoftcap === 0 || arch.finalSoftcap === 0) return "gemma2 without soft-capping (llama.cpp always soft-caps)";
-    if (!windows.every((w, l) => (l % 2 === 0 ? w === windows[0] : w === 0))) return "gemma2 sliding windows other than one window on the even layers";
+    if (Math.abs(arch.attnScale / expectedScale - 1) > 1e-6)
+      return `gemma2 attention scale ${arch.attnScale} (llama.cpp uses ${expectedScale} for ${config.nLayers} layers)`;
+    if (arch.attnSoftcap === 0 || arch.finalSoftcap === 0)
+      return "gemma2 without soft-capping (llama.cpp always soft-caps)";
+    if (!windows.every((w, l) => (l % 2 === 0 ? w === windows[0] : w === 0)))
+      return "gemma2 sliding windows other than one window on the even layers";
   } else if (windows.some((w) => w > 0)) {
     return `sliding-window attention in a ${arch.family} model`;
   }
@@ -321,9 +397,17 @@ export function llamaMetadata(input: GgufModelInput, dtype: GgufDtype): [string,
   const f32 = (value: number): GgufMetadataEntry => ({ type: GGUF_TYPE.float32, value });
   const str = (value: string): GgufMetadataEntry => ({ type: GGUF_TYPE.string, value });
   const bool = (value: boolean): GgufMetadataEntry => ({ type: GGUF_TYPE.bool, value });
-  const strings = (value: string[]): GgufMetadataEntry => ({ type: GGUF_TYPE.array, itemType: GGUF_TYPE.string, value });
+  const strings = (value: string[]): GgufMetadataEntry => ({
+    type: GGUF_TYPE.array,
+    itemType: GGUF_TYPE.string,
+    value,
+  });
   const fileType = {
-    f32: LLAMA_FILE_TYPE.F32, f16: LLAMA_FILE_TYPE.F16, bf16: LLAMA_FILE_TYPE.BF16, q8_0: LLAMA_FILE_TYPE.Q8_0, q4_0: LLAMA_FILE_TYPE.Q4_0,
+    f32: LLAMA_FILE_TYPE.F32,
+    f16: LLAMA_FILE_TYPE.F16,
+    bf16: LLAMA_FILE_TYPE.BF16,
+    q8_0: LLAMA_FILE_TYPE.Q8_0,
+    q4_0: LLAMA_FILE_TYPE.Q4_0,
   }[dtype];
   const entries: [string, GgufMetadataEntry][] = [
     ["general.architecture", str(family)],
@@ -341,7 +425,10 @@ export function llamaMetadata(input: GgufModelInput, dtype: GgufDtype): [string,
     [`${family}.vocab_size`, u32(config.vocabSize)],
   ];
   if (qDimOf(config) !== config.dim || family === "qwen3" || family === "gemma2") {
-    entries.push([`${family}.attention.key_length`, u32(config.headDim)], [`${family}.attention.value_length`, u32(config.headDim)]);
+    entries.push(
+      [`${family}.attention.key_length`, u32(config.headDim)],
+      [`${family}.attention.value_length`, u32(config.headDim)],
+    );
   }
   if (family === "gemma2") {
     entries.push(
@@ -401,7 +488,10 @@ function fileOrder(config: ModelConfig, name: string, data: Float32Array): Float
 export function writeGgufModel(file: string, input: GgufModelInput, options: { dtype: GgufDtype }): void {
   const tokens = isByteLevelVocab(input.vocab) ? input.vocab.tokens.length : input.vocab.pieces.length;
   if (tokens > input.config.vocabSize) {
-    throw new ModelFormatError(file, `tokenizer has ${tokens} tokens, the model only ${input.config.vocabSize} embeddings`);
+    throw new ModelFormatError(
+      file,
+      `tokenizer has ${tokens} tokens, the model only ${input.config.vocabSize} embeddings`,
+    );
   }
   const unrepresentable = ggufUnrepresentable(input.config);
   if (unrepresentable) throw new ModelFormatError(file, `cannot be written as GGUF: ${unrepresentable}`);

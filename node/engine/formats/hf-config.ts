@@ -4,7 +4,13 @@
 // differently from transformers is refused by its key, naming the file.
 import { basename } from "node:path";
 import { ModelFormatError } from "../errors.ts";
-import { configProblem, plainArchitecture, withArchitecture, type Architecture, type ModelConfig } from "../model/config.ts";
+import {
+  configProblem,
+  plainArchitecture,
+  withArchitecture,
+  type Architecture,
+  type ModelConfig,
+} from "../model/config.ts";
 import { llama3FreqFactors } from "../model/rope.ts";
 
 /** The Hugging Face architectures the engine runs, and how each maps to the engine's architecture family. */
@@ -18,7 +24,10 @@ export const HF_ARCHITECTURES = {
 export type HfArchitecture = keyof typeof HF_ARCHITECTURES;
 
 /** The defaults of each family's transformers config class, for the keys a config.json may leave out. */
-const DEFAULTS: Record<HfArchitecture, { kvHeads: number | "heads"; maxPositions: number; tied: boolean; headDim: number | "split" }> = {
+const DEFAULTS: Record<
+  HfArchitecture,
+  { kvHeads: number | "heads"; maxPositions: number; tied: boolean; headDim: number | "split" }
+> = {
   LlamaForCausalLM: { kvHeads: "heads", maxPositions: 2048, tied: false, headDim: "split" },
   MistralForCausalLM: { kvHeads: 8, maxPositions: 4096 * 32, tied: false, headDim: "split" },
   Qwen2ForCausalLM: { kvHeads: 32, maxPositions: 32768, tied: false, headDim: "split" },
@@ -50,27 +59,37 @@ export function parseHfConfig(raw: Raw, file: string): HfModelConfig {
   const int = (key: string, fallback?: number): number => {
     const value = raw[key] ?? fallback;
     if (value === undefined || value === null) return fail(`${key} is missing`);
-    if (typeof value !== "number" || !Number.isInteger(value) || value <= 0) return fail(`${key} must be a positive integer, got ${JSON.stringify(value)}`);
+    if (typeof value !== "number" || !Number.isInteger(value) || value <= 0)
+      return fail(`${key} must be a positive integer, got ${JSON.stringify(value)}`);
     return value;
   };
   const real = (key: string, fallback: number): number => {
     const value = raw[key] ?? fallback;
-    if (typeof value !== "number" || !(value > 0) || !Number.isFinite(value)) return fail(`${key} must be a positive number, got ${JSON.stringify(value)}`);
+    if (typeof value !== "number" || !(value > 0) || !Number.isFinite(value))
+      return fail(`${key} must be a positive number, got ${JSON.stringify(value)}`);
     return value;
   };
   const optionalReal = (key: string, fallback: number | null): number => {
     const value = raw[key] === undefined ? fallback : raw[key];
     if (value === null) return 0;
-    if (typeof value !== "number" || !(value > 0) || !Number.isFinite(value)) return fail(`${key} must be a positive number or null, got ${JSON.stringify(value)}`);
+    if (typeof value !== "number" || !(value > 0) || !Number.isFinite(value))
+      return fail(`${key} must be a positive number or null, got ${JSON.stringify(value)}`);
     return value;
   };
   if (present("quantization_config")) {
-    fail(`quantization_config (${JSON.stringify((raw.quantization_config as Raw).quant_method ?? "?")}) is not supported: use an unquantized checkpoint or a GGUF`);
+    fail(
+      `quantization_config (${JSON.stringify((raw.quantization_config as Raw).quant_method ?? "?")}) is not supported: use an unquantized checkpoint or a GGUF`,
+    );
   }
   const dim = int("hidden_size");
   const nHeads = int("num_attention_heads");
-  const headDim = present("head_dim") ? int("head_dim") : defaults.headDim === "split" ? dim / nHeads : defaults.headDim;
-  if (!Number.isInteger(headDim)) fail(`hidden_size ${dim} is not a multiple of num_attention_heads ${nHeads} (and head_dim is not given)`);
+  const headDim = present("head_dim")
+    ? int("head_dim")
+    : defaults.headDim === "split"
+      ? dim / nHeads
+      : defaults.headDim;
+  if (!Number.isInteger(headDim))
+    fail(`hidden_size ${dim} is not a multiple of num_attention_heads ${nHeads} (and head_dim is not given)`);
   const nLayers = int("num_hidden_layers");
   const base: Omit<ModelConfig, "arch"> = {
     dim,
@@ -86,9 +105,14 @@ export function parseHfConfig(raw: Raw, file: string): HfModelConfig {
   };
   const rope = ropeOf(raw, base, fail);
   base.ropeTheta = rope.theta;
-  const arch: Architecture = { ...plainArchitecture(base), family: HF_ARCHITECTURES[architecture].family, ropeFreqFactors: rope.factors };
+  const arch: Architecture = {
+    ...plainArchitecture(base),
+    family: HF_ARCHITECTURES[architecture].family,
+    ropeFreqFactors: rope.factors,
+  };
 
-  if (present("partial_rotary_factor") && raw.partial_rotary_factor !== 1) fail(`partial_rotary_factor ${JSON.stringify(raw.partial_rotary_factor)} is not supported`);
+  if (present("partial_rotary_factor") && raw.partial_rotary_factor !== 1)
+    fail(`partial_rotary_factor ${JSON.stringify(raw.partial_rotary_factor)} is not supported`);
   if (raw.mlp_bias === true) fail("mlp_bias true is not supported");
   // Qwen2's q/k/v biases are built in (and it has no attention_bias key); elsewhere the key adds one to o as well.
   if (raw.attention_bias === true && architecture !== "Qwen2ForCausalLM") {
@@ -99,7 +123,8 @@ export function parseHfConfig(raw: Raw, file: string): HfModelConfig {
   const activation = raw[activationKey] ?? (architecture === "Gemma2ForCausalLM" ? "gelu_pytorch_tanh" : "silu");
   if (architecture === "Gemma2ForCausalLM") {
     // gelu_new is the same tanh approximation; "gelu" (erf) is not.
-    if (activation !== "gelu_pytorch_tanh" && activation !== "gelu_new") fail(`${activationKey} ${JSON.stringify(activation)} is not supported (only "gelu_pytorch_tanh")`);
+    if (activation !== "gelu_pytorch_tanh" && activation !== "gelu_new")
+      fail(`${activationKey} ${JSON.stringify(activation)} is not supported (only "gelu_pytorch_tanh")`);
     arch.activation = "gelu-tanh";
     arch.postNorms = true;
     arch.embedScale = Math.fround(Math.sqrt(dim)); // transformers multiplies by sqrt(hidden_size) as a tensor of the activations' dtype
@@ -142,7 +167,12 @@ function architectureOf(raw: Raw, fail: (problem: string) => never): HfArchitect
     return found ?? fail(`architectures ${JSON.stringify(listed)} are not supported (only ${supported.join(", ")})`);
   }
   const byType = supported.find((a) => HF_ARCHITECTURES[a].modelType === raw.model_type);
-  return byType ?? fail(`model_type ${JSON.stringify(raw.model_type)} is not supported (only ${supported.map((a) => JSON.stringify(HF_ARCHITECTURES[a].modelType)).join(", ")})`);
+  return (
+    byType ??
+    fail(
+      `model_type ${JSON.stringify(raw.model_type)} is not supported (only ${supported.map((a) => JSON.stringify(HF_ARCHITECTURES[a].modelType)).join(", ")})`,
+    )
+  );
 }
 
 /**
@@ -150,7 +180,11 @@ function architectureOf(raw: Raw, fail: (problem: string) => never): HfArchitect
  * all are equal), else rope_theta with rope_scaling (rope_type, or the older "type"). Types "default" and
  * "llama3" are computed; every other type is refused.
  */
-function ropeOf(raw: Raw, config: Omit<ModelConfig, "arch">, fail: (problem: string) => never): { theta: number; factors: number[] | null } {
+function ropeOf(
+  raw: Raw,
+  config: Omit<ModelConfig, "arch">,
+  fail: (problem: string) => never,
+): { theta: number; factors: number[] | null } {
   let key = "rope_scaling";
   let params = raw.rope_scaling as Raw | null | undefined;
   let theta = raw.rope_theta ?? 10000;
@@ -160,18 +194,21 @@ function ropeOf(raw: Raw, config: Omit<ModelConfig, "arch">, fail: (problem: str
     const perLayerType = Object.values(params).every((v) => typeof v === "object" && v !== null);
     if (perLayerType) {
       const variants = new Set(Object.values(params).map((v) => JSON.stringify(v)));
-      if (variants.size !== 1) fail(`rope_parameters differ between layer types (${Object.keys(params).join(", ")}): not supported`);
+      if (variants.size !== 1)
+        fail(`rope_parameters differ between layer types (${Object.keys(params).join(", ")}): not supported`);
       params = Object.values(params)[0] as Raw;
     }
     theta = params.rope_theta ?? theta;
   }
-  if (typeof theta !== "number" || !(theta > 0)) fail(`rope_theta must be a positive number, got ${JSON.stringify(theta)}`);
+  if (typeof theta !== "number" || !(theta > 0))
+    fail(`rope_theta must be a positive number, got ${JSON.stringify(theta)}`);
   const type = params ? (params.rope_type ?? params.type ?? "default") : "default";
   if (type === "default") return { theta: theta as number, factors: null };
   if (type !== "llama3") fail(`${key} of type ${JSON.stringify(type)} is not supported (only "default" and "llama3")`);
   const number = (name: string): number => {
     const value = params![name];
-    if (typeof value !== "number" || !(value > 0)) return fail(`${key}.${name} must be a positive number, got ${JSON.stringify(value)}`);
+    if (typeof value !== "number" || !(value > 0))
+      return fail(`${key}.${name} must be a positive number, got ${JSON.stringify(value)}`);
     return value;
   };
   const scaling = {
@@ -189,19 +226,34 @@ function ropeOf(raw: Raw, config: Omit<ModelConfig, "arch">, fail: (problem: str
  * null for none) on every layer; Qwen2/Qwen3 only with use_sliding_window, on the layers layer_types marks
  * (default: from max_window_layers on); Gemma 2 on layer_types' sliding layers (default: the even ones).
  */
-function slidingWindows(raw: Raw, architecture: HfArchitecture, nLayers: number, fail: (problem: string) => never): number[] {
+function slidingWindows(
+  raw: Raw,
+  architecture: HfArchitecture,
+  nLayers: number,
+  fail: (problem: string) => never,
+): number[] {
   const none = new Array<number>(nLayers).fill(0);
   const window = (fallback: number): number => {
     const value = raw.sliding_window === undefined ? fallback : raw.sliding_window;
     if (value === null) return 0;
-    if (typeof value !== "number" || !Number.isInteger(value) || value <= 0) return fail(`sliding_window must be a positive integer or null, got ${JSON.stringify(value)}`);
+    if (typeof value !== "number" || !Number.isInteger(value) || value <= 0)
+      return fail(`sliding_window must be a positive integer or null, got ${JSON.stringify(value)}`);
     return value;
   };
   const layerTypes = (fallback: (i: number) => boolean): boolean[] => {
-    if (raw.layer_types === undefined || raw.layer_types === null) return Array.from({ length: nLayers }, (_, i) => fallback(i));
+    if (raw.layer_types === undefined || raw.layer_types === null)
+      return Array.from({ length: nLayers }, (_, i) => fallback(i));
     const types = raw.layer_types;
     if (!Array.isArray(types) || types.length !== nLayers) return fail(`layer_types must list ${nLayers} layer types`);
-    return types.map((t) => t === "sliding_attention" || (t === "full_attention" ? false : fail(`layer_types entry ${JSON.stringify(t)} is not supported (only "full_attention", "sliding_attention")`)));
+    return types.map(
+      (t) =>
+        t === "sliding_attention" ||
+        (t === "full_attention"
+          ? false
+          : fail(
+              `layer_types entry ${JSON.stringify(t)} is not supported (only "full_attention", "sliding_attention")`,
+            )),
+    );
   };
   switch (architecture) {
     case "LlamaForCausalLM":
@@ -213,7 +265,8 @@ function slidingWindows(raw: Raw, architecture: HfArchitecture, nLayers: number,
       if (raw.use_sliding_window !== true) return none;
       const w = window(4096);
       const from = raw.max_window_layers ?? 28;
-      if (typeof from !== "number" || !Number.isInteger(from) || from < 0) fail(`max_window_layers must be a non-negative integer, got ${JSON.stringify(from)}`);
+      if (typeof from !== "number" || !Number.isInteger(from) || from < 0)
+        fail(`max_window_layers must be a non-negative integer, got ${JSON.stringify(from)}`);
       return layerTypes((i) => w > 0 && i >= (from as number)).map((sliding) => (sliding ? w : 0));
     }
     case "Gemma2ForCausalLM": {

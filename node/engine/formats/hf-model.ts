@@ -16,7 +16,10 @@ function readJsonFile(path: string): Record<string, unknown> {
   try {
     text = readFileSync(path, "utf8");
   } catch (error) {
-    throw new ModelFormatError(path, `cannot read: ${(error as NodeJS.ErrnoException).code ?? (error as Error).message}`);
+    throw new ModelFormatError(
+      path,
+      `cannot read: ${(error as NodeJS.ErrnoException).code ?? (error as Error).message}`,
+    );
   }
   let value: unknown;
   try {
@@ -24,7 +27,8 @@ function readJsonFile(path: string): Record<string, unknown> {
   } catch (error) {
     throw new ModelFormatError(path, `not valid JSON (${(error as Error).message})`);
   }
-  if (typeof value !== "object" || value === null || Array.isArray(value)) throw new ModelFormatError(path, "not a JSON object");
+  if (typeof value !== "object" || value === null || Array.isArray(value))
+    throw new ModelFormatError(path, "not a JSON object");
   return value as Record<string, unknown>;
 }
 
@@ -41,11 +45,15 @@ function weightFiles(folder: string): WeightFiles {
   if (existsSync(indexPath)) {
     const index = readJsonFile(indexPath);
     const map = index.weight_map;
-    if (typeof map !== "object" || map === null || Array.isArray(map)) throw new ModelFormatError(indexPath, "weight_map is missing or not an object");
+    if (typeof map !== "object" || map === null || Array.isArray(map))
+      throw new ModelFormatError(indexPath, "weight_map is missing or not an object");
     const entries = map as Record<string, unknown>;
     for (const [key, shard] of Object.entries(entries)) {
       if (typeof shard !== "string" || shard.includes("/") || shard.includes("\\")) {
-        throw new ModelFormatError(indexPath, `weight_map[${key}] is not a file name in the folder: ${JSON.stringify(shard)}`);
+        throw new ModelFormatError(
+          indexPath,
+          `weight_map[${key}] is not a file name in the folder: ${JSON.stringify(shard)}`,
+        );
       }
     }
     return {
@@ -56,8 +64,13 @@ function weightFiles(folder: string): WeightFiles {
   }
   const single = join(folder, "model.safetensors");
   if (existsSync(single)) return { shardOf: () => single, names: () => [], describe: single };
-  const hint = existsSync(join(folder, "pytorch_model.bin")) ? " (pytorch_model.bin is not read; convert it to safetensors)" : "";
-  throw new ModelFormatError(folder, `no weights: looked for model.safetensors and model.safetensors.index.json${hint}`);
+  const hint = existsSync(join(folder, "pytorch_model.bin"))
+    ? " (pytorch_model.bin is not read; convert it to safetensors)"
+    : "";
+  throw new ModelFormatError(
+    folder,
+    `no weights: looked for model.safetensors and model.safetensors.index.json${hint}`,
+  );
 }
 
 /** Tensors every checkpoint may carry that the engine has no use for: RoPE's cached inverse frequencies. */
@@ -80,7 +93,8 @@ export function readHfWeights(folder: string, parsed: HfModelConfig): ModelWeigh
   try {
     const entryOf = (key: string, shape: number[]): SafetensorsFile => {
       const shard = files.shardOf(key);
-      if (shard === undefined) throw new ModelFormatError(files.describe, `tensor ${key} is missing from the weight_map`);
+      if (shard === undefined)
+        throw new ModelFormatError(files.describe, `tensor ${key} is missing from the weight_map`);
       let file = open.get(shard);
       if (!file) {
         file = SafetensorsFile.open(shard);
@@ -100,7 +114,8 @@ export function readHfWeights(folder: string, parsed: HfModelConfig): ModelWeigh
       return arch.family === "gemma2" ? w.map((x) => 1 + x) : w;
     };
     const vector = (key: string, length: number): Float32Array => entryOf(key, [length]).read(key);
-    const matrix = (key: string, rows: number, cols: number): WeightMatrix => entryOf(key, [rows, cols]).readMatrix(key);
+    const matrix = (key: string, rows: number, cols: number): WeightMatrix =>
+      entryOf(key, [rows, cols]).readMatrix(key);
     const tokenEmbedding = matrix("model.embed_tokens.weight", vocabSize, dim);
     const layers: LayerWeights[] = [];
     for (let l = 0; l < config.nLayers; l++) {
@@ -140,7 +155,10 @@ export function readHfWeights(folder: string, parsed: HfModelConfig): ModelWeigh
     const names = files.names().length > 0 ? files.names() : [...open.values()].flatMap((f) => [...f.tensors.keys()]);
     const unused = names.find((name) => !used.has(name) && !IGNORED_TENSOR.test(name));
     if (unused !== undefined) {
-      throw new ModelFormatError(files.describe, `tensor ${unused} is not part of a ${parsed.architecture} as config.json describes it (not supported)`);
+      throw new ModelFormatError(
+        files.describe,
+        `tensor ${unused} is not part of a ${parsed.architecture} as config.json describes it (not supported)`,
+      );
     }
     return { config, tokenEmbedding, layers, finalNorm, classifier };
   } finally {
@@ -182,7 +200,10 @@ export function loadHfModel(folder: string): LoadedModel {
   const parsed = parseHfConfig(readJsonFile(configPath), configPath);
   const tokenizer = loadHfTokenizer(folder, { bosId: parsed.bosId, eosIds: generationEosIds(folder, parsed) });
   if (tokenizer.vocabSize > parsed.config.vocabSize) {
-    throw new ModelFormatError(join(folder, "tokenizer.json"), `tokenizer has ${tokenizer.vocabSize} tokens but config.json vocab_size is ${parsed.config.vocabSize}`);
+    throw new ModelFormatError(
+      join(folder, "tokenizer.json"),
+      `tokenizer has ${tokenizer.vocabSize} tokens but config.json vocab_size is ${parsed.config.vocabSize}`,
+    );
   }
   const weights = readHfWeights(folder, parsed);
   return {

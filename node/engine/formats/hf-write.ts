@@ -72,7 +72,8 @@ export function hfTokenizerJson(model: FamilyModel): Record<string, unknown> {
 /** Writes the folder (created when missing); everything in memory, float32: for test and benchmark sizes. */
 export function writeHfModel(folder: string, model: FamilyModel): void {
   mkdirSync(folder, { recursive: true });
-  const json = (name: string, value: unknown): void => writeFileSync(join(folder, name), JSON.stringify(value, null, 2) + "\n");
+  const json = (name: string, value: unknown): void =>
+    writeFileSync(join(folder, name), JSON.stringify(value, null, 2) + "\n");
   json("config.json", model.hfConfig);
   json("generation_config.json", model.generationConfig);
   json("tokenizer_config.json", model.tokenizerConfig);

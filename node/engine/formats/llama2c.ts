@@ -20,11 +20,18 @@ export interface Llama2cHeader {
 
 /** The header of a llama2.c checkpoint, checked for sense. */
 export function parseLlama2cHeader(bytes: Uint8Array, file: string): Llama2cHeader {
-  if (bytes.length < HEADER_BYTES) throw new ModelFormatError(file, `truncated llama2.c checkpoint: ${bytes.length} bytes, the header needs ${HEADER_BYTES}`);
+  if (bytes.length < HEADER_BYTES)
+    throw new ModelFormatError(
+      file,
+      `truncated llama2.c checkpoint: ${bytes.length} bytes, the header needs ${HEADER_BYTES}`,
+    );
   const view = new DataView(bytes.buffer, bytes.byteOffset, HEADER_BYTES);
   const ints = Array.from({ length: 7 }, (_, i) => view.getInt32(4 * i, true));
   if (ints[0] === EXPORT_MAGIC) {
-    throw new ModelFormatError(file, `llama2.c export version ${ints[1]} ("ak42" magic) is not supported; export with --version 0 (legacy)`);
+    throw new ModelFormatError(
+      file,
+      `llama2.c export version ${ints[1]} ("ak42" magic) is not supported; export with --version 0 (legacy)`,
+    );
   }
   const [dim, hiddenDim, nLayers, nHeads, nKvHeads, vocab, seqLen] = ints;
   const config: ModelConfig = {
@@ -117,7 +124,11 @@ export function readLlama2cCheckpoint(file: string): ModelWeights {
       });
     }
     const { vocabSize, dim } = config;
-    const tokenEmbedding = float32Matrix(vocabSize, dim, readFloat32(f, offsets.get("token_embedding")!, vocabSize * dim, "token_embedding"));
+    const tokenEmbedding = float32Matrix(
+      vocabSize,
+      dim,
+      readFloat32(f, offsets.get("token_embedding")!, vocabSize * dim, "token_embedding"),
+    );
     const finalNorm = readFloat32(f, offsets.get("rms_final")!, config.dim, "rms_final");
     const classifier = header.sharedClassifier
       ? tokenEmbedding

@@ -37,25 +37,39 @@ function loadFile(path: string): LoadedModel {
   const ext = extname(path).toLowerCase();
   if (ext === ".gguf") return loadGgufModel(path);
   if (ext === ".bin") {
-    if (isTokenizerBin(basename(path))) throw new ModelFormatError(path, "this is a llama2.c tokenizer file, not a model; pass the checkpoint .bin");
+    if (isTokenizerBin(basename(path)))
+      throw new ModelFormatError(path, "this is a llama2.c tokenizer file, not a model; pass the checkpoint .bin");
     return loadLlama2cModel(path, findLlama2cTokenizer(path));
   }
   if (ext === ".safetensors" || ext === ".json") {
-    throw new ModelFormatError(path, "part of a Hugging Face model: pass the folder that holds config.json, the safetensors and tokenizer.json");
+    throw new ModelFormatError(
+      path,
+      "part of a Hugging Face model: pass the folder that holds config.json, the safetensors and tokenizer.json",
+    );
   }
-  throw new ModelFormatError(path, `unknown model file type ${JSON.stringify(ext)}: expected .gguf, a llama2.c .bin, or a Hugging Face folder`);
+  throw new ModelFormatError(
+    path,
+    `unknown model file type ${JSON.stringify(ext)}: expected .gguf, a llama2.c .bin, or a Hugging Face folder`,
+  );
 }
 
 function loadFolder(folder: string): LoadedModel {
   if (existsSync(join(folder, "config.json"))) return loadHfModel(folder);
-  const names = readdirSync(folder).filter((name) => statSync(join(folder, name)).isFile()).sort();
+  const names = readdirSync(folder)
+    .filter((name) => statSync(join(folder, name)).isFile())
+    .sort();
   const bins = names.filter((n) => n.toLowerCase().endsWith(".bin") && !isTokenizerBin(n));
   const ggufs = names.filter((n) => n.toLowerCase().endsWith(".gguf"));
-  if (bins.length > 1) throw new ModelFormatError(folder, `several llama2.c checkpoints (${bins.join(", ")}): pass one of them`);
+  if (bins.length > 1)
+    throw new ModelFormatError(folder, `several llama2.c checkpoints (${bins.join(", ")}): pass one of them`);
   if (bins.length === 1) return loadFile(join(folder, bins[0]));
-  if (ggufs.length > 1) throw new ModelFormatError(folder, `several GGUF files (${ggufs.join(", ")}): pass one of them`);
+  if (ggufs.length > 1)
+    throw new ModelFormatError(folder, `several GGUF files (${ggufs.join(", ")}): pass one of them`);
   if (ggufs.length === 1) return loadGgufModel(join(folder, ggufs[0]));
-  throw new ModelFormatError(folder, "no model found: looked for config.json (Hugging Face), a llama2.c .bin with tok*.bin, or a .gguf");
+  throw new ModelFormatError(
+    folder,
+    "no model found: looked for config.json (Hugging Face), a llama2.c .bin with tok*.bin, or a .gguf",
+  );
 }
 
 /**
@@ -65,12 +79,21 @@ function loadFolder(folder: string): LoadedModel {
  */
 export function findLlama2cTokenizer(checkpoint: string): string {
   const folder = dirname(checkpoint);
-  const vocab = withModelFile(checkpoint, (f) => parseLlama2cHeader(readBytes(f, 0, Math.min(28, f.size), "the header"), checkpoint).config.vocabSize);
+  const vocab = withModelFile(
+    checkpoint,
+    (f) => parseLlama2cHeader(readBytes(f, 0, Math.min(28, f.size), "the header"), checkpoint).config.vocabSize,
+  );
   const preferred = [`tok${vocab}.bin`, "tokenizer.bin"];
   const others = readdirSync(folder).filter(isTokenizerBin).sort();
-  const candidates = [...preferred.filter((n) => existsSync(join(folder, n))), ...others.filter((n) => !preferred.includes(n))];
+  const candidates = [
+    ...preferred.filter((n) => existsSync(join(folder, n))),
+    ...others.filter((n) => !preferred.includes(n)),
+  ];
   if (candidates.length === 0) {
-    throw new ModelFormatError(checkpoint, `missing tokenizer: looked for tok${vocab}.bin, tokenizer.bin or tok*.bin in ${folder}`);
+    throw new ModelFormatError(
+      checkpoint,
+      `missing tokenizer: looked for tok${vocab}.bin, tokenizer.bin or tok*.bin in ${folder}`,
+    );
   }
   return join(folder, candidates[0]);
 }
@@ -80,7 +103,10 @@ export function checkLoadedModel(model: LoadedModel): void {
   const problem = configProblem(model.weights.config) ?? weightsProblem(model.weights);
   if (problem) throw new ModelFormatError(model.source, problem);
   if (model.tokenizer.vocabSize > model.weights.config.vocabSize) {
-    throw new ModelFormatError(model.source, `tokenizer has ${model.tokenizer.vocabSize} tokens, the model ${model.weights.config.vocabSize} embeddings`);
+    throw new ModelFormatError(
+      model.source,
+      `tokenizer has ${model.tokenizer.vocabSize} tokens, the model ${model.weights.config.vocabSize} embeddings`,
+    );
   }
 }
 
@@ -88,11 +114,18 @@ export function checkLoadedModel(model: LoadedModel): void {
 export function weightsProblem(weights: ModelWeights): string | null {
   const c = weights.config;
   const vector = (what: string, array: Float32Array | undefined, length: number): string | null =>
-    !(array instanceof Float32Array) ? `${what} is missing` : array.length !== length ? `${what} has ${array.length} values, the config needs ${length}` : null;
+    !(array instanceof Float32Array)
+      ? `${what} is missing`
+      : array.length !== length
+        ? `${what} has ${array.length} values, the config needs ${length}`
+        : null;
   const matrix = (what: string, m: WeightMatrix | undefined, rows: number, cols: number): string | null =>
-    m === undefined ? `${what} is missing`
-      : m.rows !== rows || m.cols !== cols ? `${what} is [${m.rows}, ${m.cols}], the config needs [${rows}, ${cols}]`
-        : m.data.length !== rows * rowBytes(m.dtype, cols) ? `${what} holds ${m.data.length} bytes, ${m.dtype} [${rows}, ${cols}] needs ${rows * rowBytes(m.dtype, cols)}`
+    m === undefined
+      ? `${what} is missing`
+      : m.rows !== rows || m.cols !== cols
+        ? `${what} is [${m.rows}, ${m.cols}], the config needs [${rows}, ${cols}]`
+        : m.data.length !== rows * rowBytes(m.dtype, cols)
+          ? `${what} holds ${m.data.length} bytes, ${m.dtype} [${rows}, ${cols}] needs ${rows * rowBytes(m.dtype, cols)}`
           : null;
   const checks: (string | null)[] = [
     matrix("token embedding", weights.tokenEmbedding, c.vocabSize, c.dim),
@@ -102,8 +135,14 @@ export function weightsProblem(weights: ModelWeights): string | null {
   ];
   const targets = { wq: "q", wk: "k", wv: "v", wo: "o", wGate: "gate", wUp: "up", wDown: "down" } as const;
   weights.layers.forEach((layer, l) => {
-    checks.push(vector(`layer ${l} attention norm`, layer.attnNorm, c.dim), vector(`layer ${l} ffn norm`, layer.ffnNorm, c.dim));
-    for (const [key, target] of Object.entries(targets) as [keyof typeof targets, (typeof targets)[keyof typeof targets]][]) {
+    checks.push(
+      vector(`layer ${l} attention norm`, layer.attnNorm, c.dim),
+      vector(`layer ${l} ffn norm`, layer.ffnNorm, c.dim),
+    );
+    for (const [key, target] of Object.entries(targets) as [
+      keyof typeof targets,
+      (typeof targets)[keyof typeof targets],
+    ][]) {
       const { inDim, outDim } = projectionShape(c, target);
       checks.push(matrix(`layer ${l} ${target} projection`, layer[key], outDim, inDim));
     }

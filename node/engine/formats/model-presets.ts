@@ -40,7 +40,12 @@ export interface FamilyModel {
 }
 
 /** Llama 3.2's rope_scaling. */
-const LLAMA3_SCALING: Llama3RopeScaling = { factor: 32, lowFreqFactor: 1, highFreqFactor: 4, originalMaxPositionEmbeddings: 8192 };
+const LLAMA3_SCALING: Llama3RopeScaling = {
+  factor: 32,
+  lowFreqFactor: 1,
+  highFreqFactor: 4,
+  originalMaxPositionEmbeddings: 8192,
+};
 
 // Chat templates in each family's format, written for this project (the real ones add tool calling and dates).
 const CHAT_TEMPLATES: Record<ModelPreset, string> = {
@@ -72,34 +77,103 @@ interface PresetSpec {
   tied: boolean;
   /** Byte-level specials (the first is BOS where addBos), or SentencePiece control tokens added after <unk> <s> </s>. */
   tokenizer:
-    | { kind: "byte-level"; pre: "llama-bpe" | "qwen2"; specials: string[]; bos: string | null; eos: string; eog: string[] }
-    | { kind: "sentencepiece"; addSpacePrefix: boolean; names: [unk: string, bos: string, eos: string]; extra: string[]; eog: string[] };
+    | {
+        kind: "byte-level";
+        pre: "llama-bpe" | "qwen2";
+        specials: string[];
+        bos: string | null;
+        eos: string;
+        eog: string[];
+      }
+    | {
+        kind: "sentencepiece";
+        addSpacePrefix: boolean;
+        names: [unk: string, bos: string, eos: string];
+        extra: string[];
+        eog: string[];
+      };
 }
 
 const SPECS: Record<ModelPreset, PresetSpec> = {
   llama3: {
-    architecture: "LlamaForCausalLM", modelType: "llama", ropeTheta: 500000, normEps: 1e-5, tied: true,
+    architecture: "LlamaForCausalLM",
+    modelType: "llama",
+    ropeTheta: 500000,
+    normEps: 1e-5,
+    tied: true,
     tokenizer: {
-      kind: "byte-level", pre: "llama-bpe",
-      specials: ["<|begin_of_text|>", "<|end_of_text|>", "<|start_header_id|>", "<|end_header_id|>", "<|eom_id|>", "<|eot_id|>"],
-      bos: "<|begin_of_text|>", eos: "<|eot_id|>", eog: ["<|end_of_text|>", "<|eom_id|>", "<|eot_id|>"],
+      kind: "byte-level",
+      pre: "llama-bpe",
+      specials: [
+        "<|begin_of_text|>",
+        "<|end_of_text|>",
+        "<|start_header_id|>",
+        "<|end_header_id|>",
+        "<|eom_id|>",
+        "<|eot_id|>",
+      ],
+      bos: "<|begin_of_text|>",
+      eos: "<|eot_id|>",
+      eog: ["<|end_of_text|>", "<|eom_id|>", "<|eot_id|>"],
     },
   },
   qwen2: {
-    architecture: "Qwen2ForCausalLM", modelType: "qwen2", ropeTheta: 1000000, normEps: 1e-6, tied: true,
-    tokenizer: { kind: "byte-level", pre: "qwen2", specials: ["<|endoftext|>", "<|im_start|>", "<|im_end|>"], bos: null, eos: "<|im_end|>", eog: ["<|im_end|>", "<|endoftext|>"] },
+    architecture: "Qwen2ForCausalLM",
+    modelType: "qwen2",
+    ropeTheta: 1000000,
+    normEps: 1e-6,
+    tied: true,
+    tokenizer: {
+      kind: "byte-level",
+      pre: "qwen2",
+      specials: ["<|endoftext|>", "<|im_start|>", "<|im_end|>"],
+      bos: null,
+      eos: "<|im_end|>",
+      eog: ["<|im_end|>", "<|endoftext|>"],
+    },
   },
   qwen3: {
-    architecture: "Qwen3ForCausalLM", modelType: "qwen3", ropeTheta: 1000000, normEps: 1e-6, tied: true,
-    tokenizer: { kind: "byte-level", pre: "qwen2", specials: ["<|endoftext|>", "<|im_start|>", "<|im_end|>"], bos: null, eos: "<|im_end|>", eog: ["<|im_end|>", "<|endoftext|>"] },
+    architecture: "Qwen3ForCausalLM",
+    modelType: "qwen3",
+    ropeTheta: 1000000,
+    normEps: 1e-6,
+    tied: true,
+    tokenizer: {
+      kind: "byte-level",
+      pre: "qwen2",
+      specials: ["<|endoftext|>", "<|im_start|>", "<|im_end|>"],
+      bos: null,
+      eos: "<|im_end|>",
+      eog: ["<|im_end|>", "<|endoftext|>"],
+    },
   },
   mistral: {
-    architecture: "MistralForCausalLM", modelType: "mistral", ropeTheta: 1000000, normEps: 1e-5, tied: false,
-    tokenizer: { kind: "sentencepiece", addSpacePrefix: true, names: ["<unk>", "<s>", "</s>"], extra: [], eog: ["</s>"] },
+    architecture: "MistralForCausalLM",
+    modelType: "mistral",
+    ropeTheta: 1000000,
+    normEps: 1e-5,
+    tied: false,
+    tokenizer: {
+      kind: "sentencepiece",
+      addSpacePrefix: true,
+      names: ["<unk>", "<s>", "</s>"],
+      extra: [],
+      eog: ["</s>"],
+    },
   },
   gemma2: {
-    architecture: "Gemma2ForCausalLM", modelType: "gemma2", ropeTheta: 10000, normEps: 1e-6, tied: true,
-    tokenizer: { kind: "sentencepiece", addSpacePrefix: false, names: ["<unk>", "<bos>", "<eos>"], extra: ["<start_of_turn>", "<end_of_turn>"], eog: ["<eos>", "<end_of_turn>"] },
+    architecture: "Gemma2ForCausalLM",
+    modelType: "gemma2",
+    ropeTheta: 10000,
+    normEps: 1e-6,
+    tied: true,
+    tokenizer: {
+      kind: "sentencepiece",
+      addSpacePrefix: false,
+      names: ["<unk>", "<bos>", "<eos>"],
+      extra: ["<start_of_turn>", "<end_of_turn>"],
+      eog: ["<eos>", "<end_of_turn>"],
+    },
   },
 };
 
@@ -108,17 +182,32 @@ export function presetConfig(preset: ModelPreset, shape: ModelShape): ModelConfi
   const spec = SPECS[preset];
   const headDim = shape.headDim ?? shape.dim / shape.heads;
   const base: Omit<ModelConfig, "arch"> = {
-    dim: shape.dim, hiddenDim: shape.hidden, nLayers: shape.layers, nHeads: shape.heads, nKvHeads: shape.kvHeads, headDim,
-    vocabSize: shape.vocab, maxSeqLen: shape.context, normEps: spec.normEps, ropeTheta: spec.ropeTheta,
+    dim: shape.dim,
+    hiddenDim: shape.hidden,
+    nLayers: shape.layers,
+    nHeads: shape.heads,
+    nKvHeads: shape.kvHeads,
+    headDim,
+    vocabSize: shape.vocab,
+    maxSeqLen: shape.context,
+    normEps: spec.normEps,
+    ropeTheta: spec.ropeTheta,
   };
-  const arch: Architecture = { ...plainArchitecture(base), family: preset === "mistral" || preset === "llama3" ? "llama" : preset };
+  const arch: Architecture = {
+    ...plainArchitecture(base),
+    family: preset === "mistral" || preset === "llama3" ? "llama" : preset,
+  };
   if (preset === "llama3") arch.ropeFreqFactors = llama3FreqFactors(headDim, spec.ropeTheta, LLAMA3_SCALING);
   if (preset === "qwen2") arch.qkvBias = true;
   if (preset === "qwen3") arch.qkNorm = true;
   if (preset === "gemma2") {
     Object.assign(arch, {
-      activation: "gelu-tanh", postNorms: true, embedScale: Math.fround(Math.sqrt(shape.dim)), attnScale: headDim ** -0.5,
-      attnSoftcap: 50, finalSoftcap: 30,
+      activation: "gelu-tanh",
+      postNorms: true,
+      embedScale: Math.fround(Math.sqrt(shape.dim)),
+      attnScale: headDim ** -0.5,
+      attnSoftcap: 50,
+      finalSoftcap: 30,
       slidingWindows: Array.from({ length: shape.layers }, (_, l) => (l % 2 === 0 ? (shape.slidingWindow ?? 4096) : 0)),
     } satisfies Partial<Architecture>);
   }
@@ -126,20 +215,43 @@ export function presetConfig(preset: ModelPreset, shape: ModelShape): ModelConfi
 }
 
 /** A random model of the preset: deterministic per seed, norms and biases random around their neutral values. */
-export function presetModel(preset: ModelPreset, shape: ModelShape, seed: number, name = `random-${preset}`): FamilyModel {
+export function presetModel(
+  preset: ModelPreset,
+  shape: ModelShape,
+  seed: number,
+  name = `random-${preset}`,
+): FamilyModel {
   const spec = SPECS[preset];
   const config = presetConfig(preset, shape);
   const tok = spec.tokenizer;
   let vocab: GgufVocab;
   let ids: { bos: number; eos: number; eog: number[]; bosText: string | null; eosText: string };
   if (tok.kind === "byte-level") {
-    const bpe = randomByteLevelVocab(shape.vocab, seed, { pre: tok.pre, tokens: tok.specials, bos: tok.bos, eos: tok.eos, addBos: tok.bos !== null });
+    const bpe = randomByteLevelVocab(shape.vocab, seed, {
+      pre: tok.pre,
+      tokens: tok.specials,
+      bos: tok.bos,
+      eos: tok.eos,
+      addBos: tok.bos !== null,
+    });
     vocab = bpe;
-    ids = { bos: bpe.bosId, eos: bpe.eosId, eog: tok.eog.map((t) => bpe.tokens.indexOf(t)), bosText: tok.bos, eosText: tok.eos };
+    ids = {
+      bos: bpe.bosId,
+      eos: bpe.eosId,
+      eog: tok.eog.map((t) => bpe.tokens.indexOf(t)),
+      bosText: tok.bos,
+      eosText: tok.eos,
+    };
   } else {
     const spm = sentencePieceVocab(shape.vocab, seed, tok.names, tok.extra);
     vocab = spm;
-    ids = { bos: spm.bosId, eos: spm.eosId, eog: tok.eog.map((t) => spm.pieces.indexOf(t)), bosText: tok.names[1], eosText: tok.names[2] };
+    ids = {
+      bos: spm.bosId,
+      eos: spm.eosId,
+      eog: tok.eog.map((t) => spm.pieces.indexOf(t)),
+      bosText: tok.names[1],
+      eosText: tok.names[2],
+    };
   }
   const input: GgufModelInput = {
     name,
@@ -154,7 +266,11 @@ export function presetModel(preset: ModelPreset, shape: ModelShape, seed: number
     preset,
     input,
     hfConfig: hfConfigJson(preset, config, shape, name, ids),
-    generationConfig: { bos_token_id: ids.bos >= 0 ? ids.bos : undefined, eos_token_id: ids.eog, transformers_version: "4.57.0" },
+    generationConfig: {
+      bos_token_id: ids.bos >= 0 ? ids.bos : undefined,
+      eos_token_id: ids.eog,
+      transformers_version: "4.57.0",
+    },
     tokenizerConfig: {
       bos_token: ids.bosText,
       eos_token: ids.eosText,
@@ -166,7 +282,12 @@ export function presetModel(preset: ModelPreset, shape: ModelShape, seed: number
 }
 
 /** <unk>, BOS and EOS under the family's names, the byte tokens and merges, then the family's control tokens. */
-function sentencePieceVocab(size: number, seed: number, names: readonly string[], extra: readonly string[]): SentencePieceVocab {
+function sentencePieceVocab(
+  size: number,
+  seed: number,
+  names: readonly string[],
+  extra: readonly string[],
+): SentencePieceVocab {
   const vocab = randomVocab(size - extra.length, seed);
   vocab.pieces.splice(0, 3, ...names);
   for (const token of extra) {
@@ -179,7 +300,11 @@ function sentencePieceVocab(size: number, seed: number, names: readonly string[]
 
 /** config.json as the family's transformers config class saves it. */
 function hfConfigJson(
-  preset: ModelPreset, config: ModelConfig, shape: ModelShape, name: string, ids: { bos: number; eog: number[] },
+  preset: ModelPreset,
+  config: ModelConfig,
+  shape: ModelShape,
+  name: string,
+  ids: { bos: number; eog: number[] },
 ): Record<string, unknown> {
   const spec = SPECS[preset];
   const json: Record<string, unknown> = {
@@ -205,16 +330,26 @@ function hfConfigJson(
   switch (preset) {
     case "llama3":
       Object.assign(json, {
-        hidden_act: "silu", attention_bias: false, mlp_bias: false,
+        hidden_act: "silu",
+        attention_bias: false,
+        mlp_bias: false,
         rope_scaling: {
-          rope_type: "llama3", factor: LLAMA3_SCALING.factor, low_freq_factor: LLAMA3_SCALING.lowFreqFactor,
-          high_freq_factor: LLAMA3_SCALING.highFreqFactor, original_max_position_embeddings: LLAMA3_SCALING.originalMaxPositionEmbeddings,
+          rope_type: "llama3",
+          factor: LLAMA3_SCALING.factor,
+          low_freq_factor: LLAMA3_SCALING.lowFreqFactor,
+          high_freq_factor: LLAMA3_SCALING.highFreqFactor,
+          original_max_position_embeddings: LLAMA3_SCALING.originalMaxPositionEmbeddings,
         },
       });
       break;
     case "qwen2":
     case "qwen3":
-      Object.assign(json, { hidden_act: "silu", use_sliding_window: false, sliding_window: 4096, max_window_layers: config.nLayers });
+      Object.assign(json, {
+        hidden_act: "silu",
+        use_sliding_window: false,
+        sliding_window: 4096,
+        max_window_layers: config.nLayers,
+      });
       if (preset === "qwen3") Object.assign(json, { attention_bias: false, head_dim: config.headDim });
       break;
     case "mistral":
@@ -222,8 +357,14 @@ function hfConfigJson(
       break;
     case "gemma2":
       Object.assign(json, {
-        head_dim: config.headDim, hidden_activation: "gelu_pytorch_tanh", hidden_act: "gelu_pytorch_tanh", query_pre_attn_scalar: config.headDim,
-        attn_logit_softcapping: 50, final_logit_softcapping: 30, sliding_window: shape.slidingWindow ?? 4096, attention_bias: false,
+        head_dim: config.headDim,
+        hidden_activation: "gelu_pytorch_tanh",
+        hidden_act: "gelu_pytorch_tanh",
+        query_pre_attn_scalar: config.headDim,
+        attn_logit_softcapping: 50,
+        final_logit_softcapping: 30,
+        sliding_window: shape.slidingWindow ?? 4096,
+        attention_bias: false,
         cache_implementation: "hybrid",
       });
       break;

@@ -2,7 +2,13 @@
 // bigger backbones are generated. Deterministic per (seed, tensor name), so a tensor can be regenerated alone.
 import type { ModelConfig } from "../model/config.ts";
 import { architectureOf, configProblem, qDimOf } from "../model/config.ts";
-import { LAYER_VECTOR_KEYS, type LayerWeights, type ModelWeights, type WeightDType, type WeightMatrix } from "../model/weights.ts";
+import {
+  LAYER_VECTOR_KEYS,
+  type LayerWeights,
+  type ModelWeights,
+  type WeightDType,
+  type WeightMatrix,
+} from "../model/weights.ts";
 import { TOKEN_TYPE } from "../tokenizer/sentencepiece-bpe.ts";
 import type { SentencePieceVocab } from "../tokenizer/sentencepiece-bpe.ts";
 import { GGUF_TENSOR } from "./gguf-types.ts";
@@ -64,7 +70,13 @@ function tensorSeed(seed: number, name: string): number {
  * One tensor of a random model by its llama.cpp name: matrices N(0, scale^2); norm weights 1 + N(0,
  * vectorScale^2) and biases N(0, vectorScale^2) (ones and zeros by default); rope_freqs the config's factors.
  */
-export function randomTensor(config: ModelConfig, seed: number, name: string, scale = 0.02, vectorScale = 0): Float32Array {
+export function randomTensor(
+  config: ModelConfig,
+  seed: number,
+  name: string,
+  scale = 0.02,
+  vectorScale = 0,
+): Float32Array {
   const entry = llamaTensorLayout(config, false).find((t) => t.name === name);
   if (!entry) throw new RangeError(`a model of this config has no tensor ${name}`);
   if (name === GGUF_TENSOR.ropeFreqs) return Float32Array.from(architectureOf(config).ropeFreqFactors!);
@@ -93,7 +105,8 @@ const BASE_CHARS = "\u2581etaoinshrdlucmfwypvbgkjqxzETAOINSHRDLUCMFWYPVBGKJQXZ01
  * characters, then pieces each made of two earlier pieces (so BPE can reach them), scored in creation order.
  */
 export function randomVocab(vocabSize: number, seed: number): SentencePieceVocab {
-  if (!Number.isInteger(vocabSize) || vocabSize < 260) throw new RangeError(`a synthetic vocabulary needs at least 260 tokens, got ${vocabSize}`);
+  if (!Number.isInteger(vocabSize) || vocabSize < 260)
+    throw new RangeError(`a synthetic vocabulary needs at least 260 tokens, got ${vocabSize}`);
   const pieces = ["<unk>", "<s>", "</s>"];
   const types: number[] = [TOKEN_TYPE.unknown, TOKEN_TYPE.control, TOKEN_TYPE.control];
   for (let b = 0; b < 256; b++) {
@@ -123,7 +136,8 @@ export function randomVocab(vocabSize: number, seed: number): SentencePieceVocab
     if (attempts > 100 * vocabSize) throw new Error(`could not generate ${vocabSize} distinct pieces`);
     const u = next();
     const left = u < 0.9 ? words[Math.floor(next() * next() * words.length)] : text[Math.floor(next() * text.length)];
-    const right = u < 0.9 ? text[1 + Math.floor(next() * next() * 26)] : text[1 + Math.floor(next() * (text.length - 1))];
+    const right =
+      u < 0.9 ? text[1 + Math.floor(next() * next() * 26)] : text[1 + Math.floor(next() * (text.length - 1))];
     const piece = left + right;
     if (right.startsWith("\u2581") || piece.length > 16 || seen.has(piece)) continue;
     add(piece, -merges++);
@@ -136,7 +150,12 @@ export function randomVocab(vocabSize: number, seed: number): SentencePieceVocab
  * A random model as a GgufModelInput: tensors are generated when the GGUF writer asks for them and dropped
  * after, so a 1B-parameter model is written with one tensor in memory at a time.
  */
-export function randomModelInput(config: ModelConfig, seed: number, options: RandomModelOptions = {}, name = "random"): GgufModelInput & { vocab: SentencePieceVocab } {
+export function randomModelInput(
+  config: ModelConfig,
+  seed: number,
+  options: RandomModelOptions = {},
+  name = "random",
+): GgufModelInput & { vocab: SentencePieceVocab } {
   const problem = configProblem(config);
   if (problem) throw new RangeError(`random model: ${problem}`);
   const tiedClassifier = options.tiedClassifier ?? true;
@@ -154,7 +173,10 @@ export function randomModelInput(config: ModelConfig, seed: number, options: Ran
  * every matrix f32, or stored as `dtype` (quantized from those values) when given.
  */
 export function randomModel(
-  config: ModelConfig, seed: number, options: RandomModelOptions = {}, dtype: WeightDType = "f32",
+  config: ModelConfig,
+  seed: number,
+  options: RandomModelOptions = {},
+  dtype: WeightDType = "f32",
 ): { weights: ModelWeights; vocab: SentencePieceVocab } {
   const input = randomModelInput(config, seed, options);
   return { weights: inputWeights(input, dtype), vocab: input.vocab };
@@ -187,8 +209,13 @@ export function inputWeights(input: GgufModelInput, dtype: WeightDType = "f32"):
     };
     const extra = GGUF_TENSOR.layerVectors(l);
     const present = {
-      qBias: arch.qkvBias, kBias: arch.qkvBias, vBias: arch.qkvBias,
-      qNorm: arch.qkNorm, kNorm: arch.qkNorm, attnPostNorm: arch.postNorms, ffnPostNorm: arch.postNorms,
+      qBias: arch.qkvBias,
+      kBias: arch.qkvBias,
+      vBias: arch.qkvBias,
+      qNorm: arch.qkNorm,
+      kNorm: arch.qkNorm,
+      attnPostNorm: arch.postNorms,
+      ffnPostNorm: arch.postNorms,
     };
     for (const key of LAYER_VECTOR_KEYS) if (present[key]) layer[key] = input.tensor(extra[key]);
     return layer;

@@ -32,7 +32,11 @@ export interface SafetensorsEntry {
  * Validates a header (the JSON after the 8-byte length) against the data section's length and returns each
  * tensor's dtype, shape and byte range. Shared by the in-memory and the positional readers.
  */
-export function parseSafetensorsHeader(headerBytes: Uint8Array, dataLength: number, file: string): Map<string, SafetensorsEntry> {
+export function parseSafetensorsHeader(
+  headerBytes: Uint8Array,
+  dataLength: number,
+  file: string,
+): Map<string, SafetensorsEntry> {
   let header: Record<string, unknown>;
   try {
     header = JSON.parse(new TextDecoder("utf-8", { fatal: true }).decode(headerBytes));
@@ -45,9 +49,16 @@ export function parseSafetensorsHeader(headerBytes: Uint8Array, dataLength: numb
   const entries = new Map<string, SafetensorsEntry>();
   for (const [name, entry] of Object.entries(header)) {
     if (name === "__metadata__") continue;
-    const { dtype, shape, data_offsets: offsets } = (entry ?? {}) as { dtype?: unknown; shape?: unknown; data_offsets?: unknown };
+    const {
+      dtype,
+      shape,
+      data_offsets: offsets,
+    } = (entry ?? {}) as { dtype?: unknown; shape?: unknown; data_offsets?: unknown };
     if (typeof dtype !== "string" || !(dtype in DTYPE_BYTES)) {
-      throw new ModelFormatError(file, `tensor ${name}: unsupported dtype ${JSON.stringify(dtype)} (F32, F16, BF16 are supported)`);
+      throw new ModelFormatError(
+        file,
+        `tensor ${name}: unsupported dtype ${JSON.stringify(dtype)} (F32, F16, BF16 are supported)`,
+      );
     }
     if (!Array.isArray(shape) || !shape.every((d) => Number.isInteger(d) && d >= 0)) {
       throw new ModelFormatError(file, `tensor ${name}: bad shape ${JSON.stringify(shape)}`);
@@ -58,7 +69,10 @@ export function parseSafetensorsHeader(headerBytes: Uint8Array, dataLength: numb
     const [begin, end] = offsets as [number, number];
     const count = (shape as number[]).reduce((a, b) => a * b, 1);
     if (end < begin || end > dataLength) {
-      throw new ModelFormatError(file, `tensor ${name}: data_offsets [${begin}, ${end}] outside the ${dataLength} data bytes (truncated file?)`);
+      throw new ModelFormatError(
+        file,
+        `tensor ${name}: data_offsets [${begin}, ${end}] outside the ${dataLength} data bytes (truncated file?)`,
+      );
     }
     if (end - begin !== count * DTYPE_BYTES[dtype]) {
       throw new ModelFormatError(file, `tensor ${name}: ${end - begin} bytes do not hold shape [${shape}] of ${dtype}`);
@@ -70,11 +84,15 @@ export function parseSafetensorsHeader(headerBytes: Uint8Array, dataLength: numb
 
 /** Parses a safetensors buffer; `file` names it in errors. Throws ModelFormatError on any inconsistency. */
 export function readSafetensors(bytes: Uint8Array, file: string): Map<string, SafetensorsTensor> {
-  if (bytes.length < 8) throw new ModelFormatError(file, `truncated safetensors: ${bytes.length} bytes, no header length`);
+  if (bytes.length < 8)
+    throw new ModelFormatError(file, `truncated safetensors: ${bytes.length} bytes, no header length`);
   const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
   const headerLength = Number(view.getBigUint64(0, true));
   if (headerLength > MAX_HEADER_BYTES || 8 + headerLength > bytes.length) {
-    throw new ModelFormatError(file, `corrupt safetensors header: header length ${headerLength} exceeds the file (${bytes.length} bytes)`);
+    throw new ModelFormatError(
+      file,
+      `corrupt safetensors header: header length ${headerLength} exceeds the file (${bytes.length} bytes)`,
+    );
   }
   const dataStart = 8 + headerLength;
   const entries = parseSafetensorsHeader(bytes.subarray(8, dataStart), bytes.length - dataStart, file);
@@ -98,14 +116,22 @@ export class SafetensorsFile {
   private constructor(file: ModelFile) {
     this.file = file;
     this.path = file.path;
-    if (file.size < 8) throw new ModelFormatError(file.path, `truncated safetensors: ${file.size} bytes, no header length`);
+    if (file.size < 8)
+      throw new ModelFormatError(file.path, `truncated safetensors: ${file.size} bytes, no header length`);
     const lengthBytes = readBytes(file, 0, 8, "the header length");
     const headerLength = Number(new DataView(lengthBytes.buffer).getBigUint64(0, true));
     if (headerLength > MAX_HEADER_BYTES || 8 + headerLength > file.size) {
-      throw new ModelFormatError(file.path, `corrupt safetensors header: header length ${headerLength} exceeds the file (${file.size} bytes)`);
+      throw new ModelFormatError(
+        file.path,
+        `corrupt safetensors header: header length ${headerLength} exceeds the file (${file.size} bytes)`,
+      );
     }
     this.dataStart = 8 + headerLength;
-    this.tensors = parseSafetensorsHeader(readBytes(file, 8, headerLength, "the header"), file.size - this.dataStart, file.path);
+    this.tensors = parseSafetensorsHeader(
+      readBytes(file, 8, headerLength, "the header"),
+      file.size - this.dataStart,
+      file.path,
+    );
   }
 
   static open(path: string): SafetensorsFile {
@@ -122,7 +148,8 @@ export class SafetensorsFile {
   readMatrix(name: string): WeightMatrix {
     const entry = this.tensors.get(name);
     if (!entry) throw new ModelFormatError(this.path, `no tensor named ${name}`);
-    if (entry.shape.length !== 2) throw new ModelFormatError(this.path, `tensor ${name} has shape [${entry.shape}], a matrix needs 2 dimensions`);
+    if (entry.shape.length !== 2)
+      throw new ModelFormatError(this.path, `tensor ${name} has shape [${entry.shape}], a matrix needs 2 dimensions`);
     const dtype = SAFETENSORS_DTYPE[entry.dtype];
     const data = readBytes(this.file, this.dataStart + entry.begin, entry.end - entry.begin, `tensor ${name}`);
     return weightMatrix(dtype, entry.shape[0], entry.shape[1], data);
@@ -132,8 +159,12 @@ export class SafetensorsFile {
   read(name: string): Float32Array {
     const entry = this.tensors.get(name);
     if (!entry) throw new ModelFormatError(this.path, `no tensor named ${name}`);
-    if (entry.dtype === "F32") return readFloat32(this.file, this.dataStart + entry.begin, (entry.end - entry.begin) / 4, `tensor ${name}`);
-    return decodeFloats(readBytes(this.file, this.dataStart + entry.begin, entry.end - entry.begin, `tensor ${name}`), entry.dtype);
+    if (entry.dtype === "F32")
+      return readFloat32(this.file, this.dataStart + entry.begin, (entry.end - entry.begin) / 4, `tensor ${name}`);
+    return decodeFloats(
+      readBytes(this.file, this.dataStart + entry.begin, entry.end - entry.begin, `tensor ${name}`),
+      entry.dtype,
+    );
   }
 
   close(): void {
@@ -142,7 +173,10 @@ export class SafetensorsFile {
 }
 
 /** Writes float32 tensors as a safetensors buffer, names sorted, so equal tensors give equal bytes. */
-export function writeSafetensors(tensors: Map<string, { shape: number[]; data: Float32Array }>, metadata?: Record<string, string>): Uint8Array {
+export function writeSafetensors(
+  tensors: Map<string, { shape: number[]; data: Float32Array }>,
+  metadata?: Record<string, string>,
+): Uint8Array {
   const names = [...tensors.keys()].sort();
   const header: Record<string, unknown> = {};
   if (metadata) header.__metadata__ = metadata;

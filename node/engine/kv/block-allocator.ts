@@ -8,8 +8,10 @@ export class BlockAllocator {
   #free: number[];
 
   constructor(numBlocks: number, blockSize: number) {
-    if (!Number.isInteger(numBlocks) || numBlocks <= 0) throw new RangeError(`numBlocks must be a positive integer, got ${numBlocks}`);
-    if (!Number.isInteger(blockSize) || blockSize <= 0) throw new RangeError(`blockSize must be a positive integer, got ${blockSize}`);
+    if (!Number.isInteger(numBlocks) || numBlocks <= 0)
+      throw new RangeError(`numBlocks must be a positive integer, got ${numBlocks}`);
+    if (!Number.isInteger(blockSize) || blockSize <= 0)
+      throw new RangeError(`blockSize must be a positive integer, got ${blockSize}`);
     this.numBlocks = numBlocks;
     this.blockSize = blockSize;
     // Pop from the end: low ids first, which keeps tests and dumps readable.

@@ -93,7 +93,9 @@ export function withArchitecture(config: Omit<ModelConfig, "arch">, arch: Archit
 function isPlain(config: Omit<ModelConfig, "arch">, arch: Architecture): boolean {
   const plain = plainArchitecture(config);
   if (config.nHeads * config.headDim !== config.dim) return false;
-  return (Object.keys(plain) as (keyof Architecture)[]).every((key) => JSON.stringify(plain[key]) === JSON.stringify(arch[key]));
+  return (Object.keys(plain) as (keyof Architecture)[]).every(
+    (key) => JSON.stringify(plain[key]) === JSON.stringify(arch[key]),
+  );
 }
 
 /**
@@ -104,7 +106,8 @@ export function beyondPlainLlama(config: ModelConfig): string | null {
   const arch = architectureOf(config);
   const plain = plainArchitecture(config);
   const features: string[] = [];
-  if (qDimOf(config) !== config.dim) features.push(`head_dim ${config.headDim} with ${config.nHeads} heads != dim ${config.dim}`);
+  if (qDimOf(config) !== config.dim)
+    features.push(`head_dim ${config.headDim} with ${config.nHeads} heads != dim ${config.dim}`);
   for (const key of Object.keys(plain) as (keyof Architecture)[]) {
     if (JSON.stringify(plain[key]) !== JSON.stringify(arch[key])) features.push(key);
   }
@@ -121,13 +124,20 @@ export function projectionShape(config: ModelConfig, target: LinearTarget): { in
   const kvDim = config.nKvHeads * config.headDim;
   const qDim = qDimOf(config);
   switch (target) {
-    case "q": return { inDim: config.dim, outDim: qDim };
-    case "k": return { inDim: config.dim, outDim: kvDim };
-    case "v": return { inDim: config.dim, outDim: kvDim };
-    case "o": return { inDim: qDim, outDim: config.dim };
-    case "gate": return { inDim: config.dim, outDim: config.hiddenDim };
-    case "up": return { inDim: config.dim, outDim: config.hiddenDim };
-    case "down": return { inDim: config.hiddenDim, outDim: config.dim };
+    case "q":
+      return { inDim: config.dim, outDim: qDim };
+    case "k":
+      return { inDim: config.dim, outDim: kvDim };
+    case "v":
+      return { inDim: config.dim, outDim: kvDim };
+    case "o":
+      return { inDim: qDim, outDim: config.dim };
+    case "gate":
+      return { inDim: config.dim, outDim: config.hiddenDim };
+    case "up":
+      return { inDim: config.dim, outDim: config.hiddenDim };
+    case "down":
+      return { inDim: config.hiddenDim, outDim: config.dim };
   }
 }
 
@@ -137,7 +147,16 @@ export type LinearTarget = (typeof LINEAR_TARGETS)[number];
 
 /** Checks the invariants every loader must establish; returns a message naming the broken one. */
 export function configProblem(config: ModelConfig): string | null {
-  const ints: (keyof ModelConfig)[] = ["dim", "hiddenDim", "nLayers", "nHeads", "nKvHeads", "headDim", "vocabSize", "maxSeqLen"];
+  const ints: (keyof ModelConfig)[] = [
+    "dim",
+    "hiddenDim",
+    "nLayers",
+    "nHeads",
+    "nKvHeads",
+    "headDim",
+    "vocabSize",
+    "maxSeqLen",
+  ];
   for (const key of ints) {
     const value = config[key];
     if (!Number.isInteger(value) || (value as number) <= 0) return `${key} must be a positive integer, got ${value}`;
@@ -145,7 +164,8 @@ export function configProblem(config: ModelConfig): string | null {
   if (config.arch === undefined && config.dim !== qDimOf(config)) {
     return `dim ${config.dim} != nHeads ${config.nHeads} x headDim ${config.headDim}`;
   }
-  if (config.nHeads % config.nKvHeads !== 0) return `nHeads ${config.nHeads} is not a multiple of nKvHeads ${config.nKvHeads}`;
+  if (config.nHeads % config.nKvHeads !== 0)
+    return `nHeads ${config.nHeads} is not a multiple of nKvHeads ${config.nKvHeads}`;
   if (config.headDim % 2 !== 0) return `headDim ${config.headDim} must be even for RoPE`;
   if (!(config.normEps > 0)) return `normEps must be positive, got ${config.normEps}`;
   if (!(config.ropeTheta > 0)) return `ropeTheta must be positive, got ${config.ropeTheta}`;
@@ -155,15 +175,20 @@ export function configProblem(config: ModelConfig): string | null {
 function architectureProblem(config: ModelConfig, arch: Architecture): string | null {
   if (!ARCHITECTURE_FAMILIES.includes(arch.family)) return `unknown architecture family ${JSON.stringify(arch.family)}`;
   const factors = arch.ropeFreqFactors;
-  if (factors !== null && (factors.length !== config.headDim / 2 || !factors.every((f) => f > 0 && Number.isFinite(f)))) {
+  if (
+    factors !== null &&
+    (factors.length !== config.headDim / 2 || !factors.every((f) => f > 0 && Number.isFinite(f)))
+  ) {
     return `ropeFreqFactors must be ${config.headDim / 2} positive numbers`;
   }
-  if (arch.activation !== "silu" && arch.activation !== "gelu-tanh") return `unknown activation ${JSON.stringify(arch.activation)}`;
+  if (arch.activation !== "silu" && arch.activation !== "gelu-tanh")
+    return `unknown activation ${JSON.stringify(arch.activation)}`;
   for (const key of ["embedScale", "attnScale"] as const) {
     if (!(arch[key] > 0) || !Number.isFinite(arch[key])) return `${key} must be a positive number, got ${arch[key]}`;
   }
   for (const key of ["attnSoftcap", "finalSoftcap"] as const) {
-    if (!(arch[key] >= 0) || !Number.isFinite(arch[key])) return `${key} must be 0 (none) or positive, got ${arch[key]}`;
+    if (!(arch[key] >= 0) || !Number.isFinite(arch[key]))
+      return `${key} must be 0 (none) or positive, got ${arch[key]}`;
   }
   const windows = arch.slidingWindows;
   if (windows.length !== config.nLayers || !windows.every((w) => Number.isInteger(w) && w >= 0)) {

@@ -15,7 +15,12 @@ export function permuteRotateHalfRows(w: Float32Array, nHeads: number, cols: num
   return moveRows(w, nHeads, cols, "to-rotate-half");
 }
 
-function moveRows(w: Float32Array, nHeads: number, cols: number, direction: "to-canonical" | "to-rotate-half"): Float32Array {
+function moveRows(
+  w: Float32Array,
+  nHeads: number,
+  cols: number,
+  direction: "to-canonical" | "to-rotate-half",
+): Float32Array {
   const headDim = w.length / cols / nHeads;
   const half = headDim / 2;
   const out = new Float32Array(w.length);

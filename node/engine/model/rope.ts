@@ -22,7 +22,8 @@ export function llama3FreqFactors(headDim: number, theta: number, s: Llama3RopeS
     const wavelength = (2 * Math.PI) / Math.pow(theta, (-2 * i) / headDim);
     if (wavelength < highWavelength) return 1;
     if (wavelength > lowWavelength) return s.factor;
-    const smooth = (s.originalMaxPositionEmbeddings / wavelength - s.lowFreqFactor) / (s.highFreqFactor - s.lowFreqFactor);
+    const smooth =
+      (s.originalMaxPositionEmbeddings / wavelength - s.lowFreqFactor) / (s.highFreqFactor - s.lowFreqFactor);
     return 1 / ((1 - smooth) / s.factor + smooth);
   });
 }
@@ -35,5 +36,8 @@ export function llama3FreqFactors(headDim: number, theta: number, s: Llama3RopeS
 export function ropeInverseFrequencies(config: ModelConfig): Float64Array {
   const { headDim, ropeTheta } = config;
   const factors = architectureOf(config).ropeFreqFactors;
-  return Float64Array.from({ length: headDim / 2 }, (_, i) => Math.pow(ropeTheta, -(2 * i) / headDim) / (factors ? factors[i] : 1));
+  return Float64Array.from(
+    { length: headDim / 2 },
+    (_, i) => Math.pow(ropeTheta, -(2 * i) / headDim) / (factors ? factors[i] : 1),
+  );
 }

@@ -33,8 +33,10 @@ export class Admission {
 
   constructor(options: AdmissionOptions, rate: () => number) {
     const { maxRequests, maxTokens, ownerShare } = options;
-    if (!Number.isInteger(maxRequests) || maxRequests < 1) throw new RangeError(`maxRequests must be a positive integer, got ${maxRequests}`);
-    if (!Number.isInteger(maxTokens) || maxTokens < 1) throw new RangeError(`maxTokens must be a positive integer, got ${maxTokens}`);
+    if (!Number.isInteger(maxRequests) || maxRequests < 1)
+      throw new RangeError(`maxRequests must be a positive integer, got ${maxRequests}`);
+    if (!Number.isInteger(maxTokens) || maxTokens < 1)
+      throw new RangeError(`maxTokens must be a positive integer, got ${maxTokens}`);
     if (!(ownerShare > 0 && ownerShare <= 1)) throw new RangeError(`ownerShare must be in (0, 1], got ${ownerShare}`);
     this.options = options;
     this.#rate = rate;
@@ -54,14 +56,20 @@ export class Admission {
     const { maxRequests, maxTokens, ownerShare } = this.options;
     const total = this.#total;
     if (total.requests + 1 > maxRequests || total.tokens + tokens > maxTokens) {
-      throw this.#busy(`the node holds ${total.requests} requests of ${total.tokens} tokens (bounds ${maxRequests} and ${maxTokens})`, total.tokens);
+      throw this.#busy(
+        `the node holds ${total.requests} requests of ${total.tokens} tokens (bounds ${maxRequests} and ${maxTokens})`,
+        total.tokens,
+      );
     }
     const mine = this.#owners.get(owner) ?? { requests: 0, tokens: 0 };
     if (owner !== LOCAL_OWNER) {
       const requestShare = Math.max(1, Math.floor(maxRequests * ownerShare));
       const tokenShare = Math.max(1, Math.floor(maxTokens * ownerShare));
       if (mine.requests + 1 > requestShare || mine.tokens + tokens > tokenShare) {
-        throw this.#busy(`this owner holds ${mine.requests} requests of ${mine.tokens} tokens (its share: ${requestShare} and ${tokenShare})`, mine.tokens);
+        throw this.#busy(
+          `this owner holds ${mine.requests} requests of ${mine.tokens} tokens (its share: ${requestShare} and ${tokenShare})`,
+          mine.tokens,
+        );
       }
     }
     this.#owners.set(owner, mine);

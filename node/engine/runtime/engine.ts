@@ -279,12 +279,18 @@ export class Engine extends Emitter<EngineEvents> {
       queue: {
         waiting: s.waiting.length,
         running: s.running.length,
-        waitingForAdapter: s.waiting.filter((q) => q.request.adapterId !== null && this.#store.readySlot(q.request.adapterId) < 0).length,
+        waitingForAdapter: s.waiting.filter(
+          (q) => q.request.adapterId !== null && this.#store.readySlot(q.request.adapterId) < 0,
+        ).length,
       },
       kv: { blockSize: this.#kv.blockSize, totalBlocks: this.#kv.numBlocks, freeBlocks: this.#kv.freeBlocks },
       slots: this.#store.slotStats(),
       tiers: this.#store.tierStats(),
-      tokens: { prompt: this.#totals.prompt, generated: this.#totals.generated, perSecond: this.#throughput.perSecond() },
+      tokens: {
+        prompt: this.#totals.prompt,
+        generated: this.#totals.generated,
+        perSecond: this.#throughput.perSecond(),
+      },
       steps: s.steps,
       preemptions: s.preemptions,
       completed: this.#totals.completed,
@@ -384,7 +390,12 @@ export class Engine extends Emitter<EngineEvents> {
     const usage = usageOf(seq, reason);
     this.#totals.completed++;
     seq.stream.push({ type: "usage", usage, text: seq.text.text });
-    seq.stream.end({ text: seq.text.text, tokenIds: [...seq.generated], promptTokenIds: [...seq.request.promptIds], usage });
+    seq.stream.end({
+      text: seq.text.text,
+      tokenIds: [...seq.generated],
+      promptTokenIds: [...seq.request.promptIds],
+      usage,
+    });
     this.emit("request:finished", { requestId: seq.id, adapterId: seq.request.adapterId, usage });
   }
 
@@ -393,7 +404,12 @@ export class Engine extends Emitter<EngineEvents> {
     this.#scheduler.drop(seq);
     seq.admission?.release();
     seq.stream.fail(error);
-    this.emit("request:finished", { requestId: seq.id, adapterId: seq.request.adapterId, usage: usageOf(seq, "error"), error });
+    this.emit("request:finished", {
+      requestId: seq.id,
+      adapterId: seq.request.adapterId,
+      usage: usageOf(seq, "error"),
+      error,
+    });
   }
 
   /** A slot load failed: the requests waiting for that adapter fail with its error. */
@@ -411,7 +427,9 @@ export class Engine extends Emitter<EngineEvents> {
 
   #waitForWork(): Promise<void> {
     if (this.#dirty || this.#closed) return Promise.resolve();
-    return new Promise((resolve) => { this.#idle = resolve; });
+    return new Promise((resolve) => {
+      this.#idle = resolve;
+    });
   }
 }
 

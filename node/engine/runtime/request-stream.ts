@@ -17,7 +17,9 @@ export class RequestStream implements AsyncIterable<EngineEvent> {
 
   constructor(id: number) {
     this.id = id;
-    this.result = new Promise<Completion>((resolve, reject) => { this.#settle = { resolve, reject }; });
+    this.result = new Promise<Completion>((resolve, reject) => {
+      this.#settle = { resolve, reject };
+    });
     this.result.catch(() => {}); // a reader of the events alone must not cause an unhandled rejection
   }
 
@@ -55,7 +57,9 @@ export class RequestStream implements AsyncIterable<EngineEvent> {
         if (this.#error !== undefined) throw this.#error;
         return;
       }
-      await new Promise<void>((resolve) => { this.#wake = resolve; });
+      await new Promise<void>((resolve) => {
+        this.#wake = resolve;
+      });
     }
   }
 

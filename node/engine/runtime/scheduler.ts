@@ -51,11 +51,18 @@ export class Scheduler {
 
   constructor(kv: BlockAllocator, slots: SlotSource, options: Partial<SchedulerOptions> = {}) {
     const maxBatchTokens = options.maxBatchTokens ?? DEFAULT_SCHEDULER.maxBatchTokens;
-    this.options = { ...DEFAULT_SCHEDULER, maxRunning: Math.min(DEFAULT_SCHEDULER.maxRunning, maxBatchTokens), ...options };
+    this.options = {
+      ...DEFAULT_SCHEDULER,
+      maxRunning: Math.min(DEFAULT_SCHEDULER.maxRunning, maxBatchTokens),
+      ...options,
+    };
     const { maxRunning, agingSteps } = this.options;
-    if (!Number.isInteger(maxBatchTokens) || maxBatchTokens < 1) throw new RangeError(`maxBatchTokens must be a positive integer, got ${maxBatchTokens}`);
-    if (!Number.isInteger(maxRunning) || maxRunning < 1 || maxRunning > maxBatchTokens) throw new RangeError(`maxRunning must be an integer in 1..maxBatchTokens, got ${maxRunning}`);
-    if (!Number.isInteger(agingSteps) || agingSteps < 0) throw new RangeError(`agingSteps must be an integer >= 0, got ${agingSteps}`);
+    if (!Number.isInteger(maxBatchTokens) || maxBatchTokens < 1)
+      throw new RangeError(`maxBatchTokens must be a positive integer, got ${maxBatchTokens}`);
+    if (!Number.isInteger(maxRunning) || maxRunning < 1 || maxRunning > maxBatchTokens)
+      throw new RangeError(`maxRunning must be an integer in 1..maxBatchTokens, got ${maxRunning}`);
+    if (!Number.isInteger(agingSteps) || agingSteps < 0)
+      throw new RangeError(`agingSteps must be an integer >= 0, got ${agingSteps}`);
     this.#kv = kv;
     this.#slots = slots;
     this.#watermark = Math.floor(kv.numBlocks / 100);

@@ -39,7 +39,14 @@ export class Sequence {
   /** Its hold on the engine's admission bounds, released when it ends. */
   admission: AdmissionTicket | null = null;
 
-  constructor(id: number, order: number, request: ValidRequest, stream: RequestStream, tokenizer: Tokenizer, step: number) {
+  constructor(
+    id: number,
+    order: number,
+    request: ValidRequest,
+    stream: RequestStream,
+    tokenizer: Tokenizer,
+    step: number,
+  ) {
     this.id = id;
     this.order = order;
     this.request = request;

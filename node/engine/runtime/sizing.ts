@@ -46,7 +46,9 @@ export function planCapacity(options: {
   const numBlocks = Math.floor((free - adapterSlots * slot) / kvBlockBytes(config, blockSize));
   const needed = Math.ceil(config.maxSeqLen / blockSize);
   if (numBlocks < needed) {
-    throw new RangeError(`${(options.deviceBytes / 2 ** 30).toFixed(1)} GiB leave room for ${Math.max(0, numBlocks)} KV blocks with ${adapterSlots} adapter slots; one full context needs ${needed}`);
+    throw new RangeError(
+      `${(options.deviceBytes / 2 ** 30).toFixed(1)} GiB leave room for ${Math.max(0, numBlocks)} KV blocks with ${adapterSlots} adapter slots; one full context needs ${needed}`,
+    );
   }
   return { numBlocks, adapterSlots };
 }

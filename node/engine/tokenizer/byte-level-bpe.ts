@@ -36,7 +36,8 @@ export interface ByteLevelBpeVocab {
 
 /** GPT-2's bytes_to_unicode: printable bytes stand for themselves, the others for U+0100 onwards in byte order. */
 export const BYTE_CHARS: readonly string[] = (() => {
-  const printable = (b: number): boolean => (b >= 0x21 && b <= 0x7e) || (b >= 0xa1 && b <= 0xac) || (b >= 0xae && b <= 0xff);
+  const printable = (b: number): boolean =>
+    (b >= 0x21 && b <= 0x7e) || (b >= 0xa1 && b <= 0xac) || (b >= 0xae && b <= 0xff);
   let next = 256;
   return Array.from({ length: 256 }, (_, b) => String.fromCodePoint(printable(b) ? b : next++));
 })();
@@ -59,20 +60,30 @@ export function isPreTokenizerName(name: string): name is PreTokenizerName {
  */
 export function byteLevelTokenizerJson(vocab: ByteLevelBpeVocab, source: string): Record<string, unknown> {
   const n = vocab.tokens.length;
-  if (vocab.types.length !== n) throw new ModelFormatError(source, `tokenizer has ${n} tokens but ${vocab.types.length} token types`);
+  if (vocab.types.length !== n)
+    throw new ModelFormatError(source, `tokenizer has ${n} tokens but ${vocab.types.length} token types`);
   const added = (type: number): boolean => type === TOKEN_TYPE.control || type === TOKEN_TYPE.userDefined;
   const model: Record<string, number> = {};
   const addedTokens: Record<string, unknown>[] = [];
   vocab.tokens.forEach((token, id) => {
     if (added(vocab.types[id])) {
       const special = vocab.types[id] === TOKEN_TYPE.control;
-      addedTokens.push({ id, content: token, single_word: false, lstrip: false, rstrip: false, normalized: !special, special });
+      addedTokens.push({
+        id,
+        content: token,
+        single_word: false,
+        lstrip: false,
+        rstrip: false,
+        normalized: !special,
+        special,
+      });
     } else if (!(token in model)) {
       model[token] = id;
     }
   });
   const bos = vocab.addBos ? vocab.tokens[vocab.bosId] : undefined;
-  if (vocab.addBos && bos === undefined) throw new ModelFormatError(source, `tokenizer adds BOS but its id ${vocab.bosId} is not a token`);
+  if (vocab.addBos && bos === undefined)
+    throw new ModelFormatError(source, `tokenizer adds BOS but its id ${vocab.bosId} is not a token`);
   const byteLevel = { type: "ByteLevel", add_prefix_space: false, trim_offsets: false, use_regex: false };
   return {
     version: "1.0",
@@ -137,7 +148,9 @@ export function randomByteLevelVocab(
 ): ByteLevelBpeVocab {
   const normalCount = vocabSize - specials.tokens.length;
   if (!Number.isInteger(vocabSize) || normalCount < 300) {
-    throw new RangeError(`a synthetic byte-level vocabulary needs at least ${300 + specials.tokens.length} tokens, got ${vocabSize}`);
+    throw new RangeError(
+      `a synthetic byte-level vocabulary needs at least ${300 + specials.tokens.length} tokens, got ${vocabSize}`,
+    );
   }
   const tokens = [...BYTE_CHARS];
   const seen = new Set(tokens);

@@ -98,7 +98,9 @@ export function jinjaChatTemplate(text: string, tokens: TemplateTokens, source: 
  * The model's chat template (Hugging Face tokenizer_config.json, GGUF metadata), or the plain one. Given the
  * model's tokenizer, a template's BOS is kept where that tokenizer adds none.
  */
-export function chatTemplateOf(model: Pick<LoadedModel, "format" | "source"> & { tokenizer?: Tokenizer }): ChatTemplate {
+export function chatTemplateOf(
+  model: Pick<LoadedModel, "format" | "source"> & { tokenizer?: Tokenizer },
+): ChatTemplate {
   const tokenizerAddsBos = model.tokenizer ? model.tokenizer.encode("", { bos: true }).length > 0 : true;
   if (model.format === "safetensors") return hfChatTemplate(model.source, tokenizerAddsBos) ?? PLAIN_CHAT_TEMPLATE;
   if (model.format === "gguf") return ggufChatTemplate(model.source, tokenizerAddsBos) ?? PLAIN_CHAT_TEMPLATE;

@@ -44,9 +44,12 @@ export class HfTokenizer implements Tokenizer {
   constructor(tokenizerJson: unknown, tokenizerConfig: unknown, source: string, ids: SpecialTokenIds = {}) {
     this.source = source;
     if (typeof tokenizerJson !== "object" || tokenizerJson === null || !("model" in tokenizerJson)) {
-      throw new ModelFormatError(source, "not a tokenizer.json: no \"model\" section");
+      throw new ModelFormatError(source, 'not a tokenizer.json: no "model" section');
     }
-    const config = (typeof tokenizerConfig === "object" && tokenizerConfig !== null ? tokenizerConfig : {}) as Record<string, unknown>;
+    const config = (typeof tokenizerConfig === "object" && tokenizerConfig !== null ? tokenizerConfig : {}) as Record<
+      string,
+      unknown
+    >;
     try {
       this.inner = new HfLibraryTokenizer(tokenizerJson, config);
     } catch (error) {
@@ -56,12 +59,21 @@ export class HfTokenizer implements Tokenizer {
     let maxId = -1;
     for (const id of vocab.values()) maxId = Math.max(maxId, id);
     this.vocabSize = maxId + 1;
-    const resolve = (label: string, explicit: number | undefined, configured: unknown, guesses: string[]): number | undefined => {
+    const resolve = (
+      label: string,
+      explicit: number | undefined,
+      configured: unknown,
+      guesses: string[],
+    ): number | undefined => {
       if (explicit !== undefined) return explicit;
       const text = typeof configured === "string" ? configured : (configured as { content?: unknown } | null)?.content;
       if (typeof text === "string") {
         const id = this.inner.token_to_id(text);
-        if (id === undefined) throw new ModelFormatError(source, `tokenizer_config.json names ${label} token ${JSON.stringify(text)}, which is not in the vocabulary`);
+        if (id === undefined)
+          throw new ModelFormatError(
+            source,
+            `tokenizer_config.json names ${label} token ${JSON.stringify(text)}, which is not in the vocabulary`,
+          );
         return id;
       }
       for (const guess of guesses) {
@@ -71,7 +83,8 @@ export class HfTokenizer implements Tokenizer {
       return undefined;
     };
     const postProcessorBos = templateBos(tokenizerJson as { post_processor?: unknown });
-    this.addBos = ids.addBos ?? (typeof config.add_bos_token === "boolean" ? config.add_bos_token : postProcessorBos !== undefined);
+    this.addBos =
+      ids.addBos ?? (typeof config.add_bos_token === "boolean" ? config.add_bos_token : postProcessorBos !== undefined);
     const bosGuesses = postProcessorBos === undefined ? BOS_GUESSES : [postProcessorBos, ...BOS_GUESSES];
     const bosId = resolve("bos", ids.bosId, config.bos_token, bosGuesses);
     if (bosId === undefined && this.addBos) {
@@ -79,7 +92,8 @@ export class HfTokenizer implements Tokenizer {
     }
     this.bosId = bosId ?? -1;
     const eosId = resolve("eos", ids.eosId ?? ids.eosIds?.[0], config.eos_token, EOS_GUESSES);
-    if (eosId === undefined) throw new ModelFormatError(source, "cannot tell the eos token: name it in tokenizer_config.json (eos_token)");
+    if (eosId === undefined)
+      throw new ModelFormatError(source, "cannot tell the eos token: name it in tokenizer_config.json (eos_token)");
     this.eosId = eosId;
     this.eosIds = [...new Set([eosId, ...(ids.eosIds ?? [])])];
     const anchor = this.encode("a");
@@ -132,7 +146,10 @@ function readJson(path: string): unknown {
   try {
     text = readFileSync(path, "utf8");
   } catch (error) {
-    throw new ModelFormatError(path, `cannot read: ${(error as NodeJS.ErrnoException).code ?? (error as Error).message}`);
+    throw new ModelFormatError(
+      path,
+      `cannot read: ${(error as NodeJS.ErrnoException).code ?? (error as Error).message}`,
+    );
   }
   try {
     return JSON.parse(text);
@@ -149,7 +166,9 @@ function readJson(path: string): unknown {
 export function loadHfTokenizer(folder: string, ids: SpecialTokenIds = {}): HfTokenizer {
   const tokenizerPath = join(folder, "tokenizer.json");
   if (!existsSync(tokenizerPath)) {
-    const hint = existsSync(join(folder, "tokenizer.model")) ? " (tokenizer.model, SentencePiece protobuf, is not read; convert it to tokenizer.json)" : "";
+    const hint = existsSync(join(folder, "tokenizer.model"))
+      ? " (tokenizer.model, SentencePiece protobuf, is not read; convert it to tokenizer.json)"
+      : "";
     throw new ModelFormatError(tokenizerPath, `missing tokenizer: no tokenizer.json in ${folder}${hint}`);
   }
   const configPath = join(folder, "tokenizer_config.json");

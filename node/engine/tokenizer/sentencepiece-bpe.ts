@@ -78,10 +78,17 @@ export class SentencePieceBpeTokenizer implements Tokenizer {
   constructor(vocab: SentencePieceVocab, source: string, options: SentencePieceOptions = {}) {
     const n = vocab.pieces.length;
     if (n === 0) throw new ModelFormatError(source, "tokenizer has no tokens");
-    if (vocab.scores.length !== n) throw new ModelFormatError(source, `tokenizer has ${n} tokens but ${vocab.scores.length} scores`);
-    if (vocab.types.length !== n) throw new ModelFormatError(source, `tokenizer has ${n} tokens but ${vocab.types.length} token types`);
-    for (const [label, id] of [["bos", vocab.bosId], ["eos", vocab.eosId], ["unk", vocab.unkId]] as const) {
-      if (!Number.isInteger(id) || id < 0 || id >= n) throw new ModelFormatError(source, `tokenizer ${label} id ${id} outside the ${n} tokens`);
+    if (vocab.scores.length !== n)
+      throw new ModelFormatError(source, `tokenizer has ${n} tokens but ${vocab.scores.length} scores`);
+    if (vocab.types.length !== n)
+      throw new ModelFormatError(source, `tokenizer has ${n} tokens but ${vocab.types.length} token types`);
+    for (const [label, id] of [
+      ["bos", vocab.bosId],
+      ["eos", vocab.eosId],
+      ["unk", vocab.unkId],
+    ] as const) {
+      if (!Number.isInteger(id) || id < 0 || id >= n)
+        throw new ModelFormatError(source, `tokenizer ${label} id ${id} outside the ${n} tokens`);
     }
     this.source = source;
     this.vocabSize = n;
@@ -100,7 +107,11 @@ export class SentencePieceBpeTokenizer implements Tokenizer {
       const text = this.texts[id];
       const byteMatch = type === TOKEN_TYPE.byte ? BYTE_PIECE.exec(vocab.pieces[id]) : null;
       if (type === TOKEN_TYPE.byte) {
-        if (!byteMatch) throw new ModelFormatError(source, `token ${id} has type byte but piece ${JSON.stringify(vocab.pieces[id])} is not <0xNN>`);
+        if (!byteMatch)
+          throw new ModelFormatError(
+            source,
+            `token ${id} has type byte but piece ${JSON.stringify(vocab.pieces[id])} is not <0xNN>`,
+          );
         const value = parseInt(byteMatch[1], 16);
         if (this.byteIds[value] < 0) this.byteIds[value] = id;
         this.bytesOf[id] = Uint8Array.of(value);
@@ -117,10 +128,14 @@ export class SentencePieceBpeTokenizer implements Tokenizer {
     const specialIds = new Map<string, number>();
     vocab.pieces.forEach((piece, id) => {
       const type = this.types[id];
-      if ((type === TOKEN_TYPE.control || type === TOKEN_TYPE.userDefined) && piece !== "" && !specialIds.has(piece)) specialIds.set(piece, id);
+      if ((type === TOKEN_TYPE.control || type === TOKEN_TYPE.userDefined) && piece !== "" && !specialIds.has(piece))
+        specialIds.set(piece, id);
     });
-    const alternatives = [...specialIds.keys()].sort((a, b) => b.length - a.length).map((t) => t.replace(/[.*+?^${}()|[\]\\]/g, "\\$&"));
-    this.specials = alternatives.length > 0 ? { pattern: new RegExp(alternatives.join("|"), "g"), ids: specialIds } : null;
+    const alternatives = [...specialIds.keys()]
+      .sort((a, b) => b.length - a.length)
+      .map((t) => t.replace(/[.*+?^${}()|[\]\\]/g, "\\$&"));
+    this.specials =
+      alternatives.length > 0 ? { pattern: new RegExp(alternatives.join("|"), "g"), ids: specialIds } : null;
   }
 
   encode(text: string, options?: { bos?: boolean }): number[] {
@@ -147,9 +162,10 @@ export class SentencePieceBpeTokenizer implements Tokenizer {
     const hasSpecial = this.specials !== null && text.search(this.specials.pattern) >= 0;
     if (text.length <= SLICE_CHARS || !this.slicesAtSpaces || hasSpecial) return this.encode(text, options);
     const out: number[] = options?.bos ? [this.bosId] : [];
-    for (let start = 0; start < text.length; ) {
+    for (let start = 0; start < text.length;) {
       const end = sliceEnd(text, start + SLICE_CHARS);
-      for (const id of this.merge(this.initialSymbols(text.slice(start, end), this.addSpacePrefix && start === 0))) out.push(id);
+      for (const id of this.merge(this.initialSymbols(text.slice(start, end), this.addSpacePrefix && start === 0)))
+        out.push(id);
       start = end;
       if (start < text.length) await nextTurn();
     }
@@ -166,7 +182,8 @@ export class SentencePieceBpeTokenizer implements Tokenizer {
         continue;
       }
       let bytes = id >= 0 && id < this.vocabSize && Number.isInteger(id) ? this.bytesOf[id] : this.bytesOf[this.unkId];
-      if (afterBos && this.addSpacePrefix && bytes.length > 0 && bytes[0] === 0x20 && this.isTextPiece(id)) bytes = bytes.subarray(1);
+      if (afterBos && this.addSpacePrefix && bytes.length > 0 && bytes[0] === 0x20 && this.isTextPiece(id))
+        bytes = bytes.subarray(1);
       afterBos = false;
       parts.push(bytes);
       total += bytes.length;
@@ -324,7 +341,10 @@ class PairHeap {
  * Token types for a vocabulary that does not store them (llama2.c's tok*.bin): unk, BOS and EOS by id,
  * <0xNN> pieces as bytes, everything else normal.
  */
-export function inferTokenTypes(pieces: readonly string[], ids: { bosId: number; eosId: number; unkId: number }): number[] {
+export function inferTokenTypes(
+  pieces: readonly string[],
+  ids: { bosId: number; eosId: number; unkId: number },
+): number[] {
   return pieces.map((piece, id) => {
     if (id === ids.unkId) return TOKEN_TYPE.unknown;
     if (id === ids.bosId || id === ids.eosId) return TOKEN_TYPE.control;
@@ -334,7 +354,11 @@ export function inferTokenTypes(pieces: readonly string[], ids: { bosId: number;
 }
 
 /** A tokenizer from a vocabulary (GGUF metadata, a random model). `source` names the file in errors. */
-export function sentencePieceTokenizer(vocab: SentencePieceVocab, source: string, options: SentencePieceOptions = {}): SentencePieceBpeTokenizer {
+export function sentencePieceTokenizer(
+  vocab: SentencePieceVocab,
+  source: string,
+  options: SentencePieceOptions = {},
+): SentencePieceBpeTokenizer {
   return new SentencePieceBpeTokenizer(vocab, source, options);
 }
 
@@ -350,10 +374,14 @@ export function readLlama2cTokenizer(file: string, vocabSize?: number): Sentence
   try {
     bytes = readFileSync(file);
   } catch (error) {
-    throw new ModelFormatError(file, `cannot read tokenizer: ${(error as NodeJS.ErrnoException).code ?? (error as Error).message}`);
+    throw new ModelFormatError(
+      file,
+      `cannot read tokenizer: ${(error as NodeJS.ErrnoException).code ?? (error as Error).message}`,
+    );
   }
   const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
-  if (bytes.length < 4) throw new ModelFormatError(file, `truncated tokenizer: ${bytes.length} bytes, no max_token_length`);
+  if (bytes.length < 4)
+    throw new ModelFormatError(file, `truncated tokenizer: ${bytes.length} bytes, no max_token_length`);
   const maxTokenLength = view.getInt32(0, true);
   if (maxTokenLength <= 0 || maxTokenLength > 1 << 16) {
     throw new ModelFormatError(file, `not a llama2.c tokenizer: max_token_length ${maxTokenLength}`);
@@ -364,14 +392,19 @@ export function readLlama2cTokenizer(file: string, vocabSize?: number): Sentence
   let at = 4;
   while (at < bytes.length && (vocabSize === undefined || pieces.length < vocabSize)) {
     const id = pieces.length;
-    if (at + 8 > bytes.length) throw new ModelFormatError(file, `truncated tokenizer: token ${id} header cut at byte ${at}`);
+    if (at + 8 > bytes.length)
+      throw new ModelFormatError(file, `truncated tokenizer: token ${id} header cut at byte ${at}`);
     const score = view.getFloat32(at, true);
     const length = view.getInt32(at + 4, true);
     at += 8;
     if (length < 0 || length > maxTokenLength) {
       throw new ModelFormatError(file, `token ${id}: length ${length} outside 0..max_token_length ${maxTokenLength}`);
     }
-    if (at + length > bytes.length) throw new ModelFormatError(file, `truncated tokenizer: token ${id} needs ${length} bytes at ${at}, file has ${bytes.length}`);
+    if (at + length > bytes.length)
+      throw new ModelFormatError(
+        file,
+        `truncated tokenizer: token ${id} needs ${length} bytes at ${at}, file has ${bytes.length}`,
+      );
     let text: string;
     try {
       text = decoder.decode(bytes.subarray(at, at + length));
@@ -386,9 +419,13 @@ export function readLlama2cTokenizer(file: string, vocabSize?: number): Sentence
     throw new ModelFormatError(file, `tokenizer holds ${pieces.length} tokens, the model needs ${vocabSize}`);
   }
   if (vocabSize !== undefined && at !== bytes.length) {
-    throw new ModelFormatError(file, `tokenizer has ${bytes.length - at} bytes after its ${vocabSize} tokens (wrong vocab size?)`);
+    throw new ModelFormatError(
+      file,
+      `tokenizer has ${bytes.length - at} bytes after its ${vocabSize} tokens (wrong vocab size?)`,
+    );
   }
-  if (pieces.length < 3) throw new ModelFormatError(file, `tokenizer holds only ${pieces.length} tokens, needs at least <unk>, BOS, EOS`);
+  if (pieces.length < 3)
+    throw new ModelFormatError(file, `tokenizer holds only ${pieces.length} tokens, needs at least <unk>, BOS, EOS`);
   const ids = { unkId: 0, bosId: 1, eosId: 2 };
   const types = inferTokenTypes(pieces, ids);
   const spPieces = pieces.map((piece, id) => {

@@ -8,7 +8,10 @@ import { TOKEN_TYPE, type SentencePieceVocab } from "./sentencepiece-bpe.ts";
  * the decoder strips one leading space; Gemma's tokenizer does neither. BOS comes first from the
  * post-processor, as transformers' Llama and Gemma tokenizers add it.
  */
-export function sentencePieceTokenizerJson(vocab: SentencePieceVocab, options: { addSpacePrefix: boolean } = { addSpacePrefix: true }): Record<string, unknown> {
+export function sentencePieceTokenizerJson(
+  vocab: SentencePieceVocab,
+  options: { addSpacePrefix: boolean } = { addSpacePrefix: true },
+): Record<string, unknown> {
   const vocabMap: Record<string, number> = {};
   vocab.pieces.forEach((piece, id) => {
     if (!(piece in vocabMap)) vocabMap[piece] = id;
@@ -28,7 +31,17 @@ export function sentencePieceTokenizerJson(vocab: SentencePieceVocab, options: {
   const addedTypes: number[] = [TOKEN_TYPE.unknown, TOKEN_TYPE.control, TOKEN_TYPE.userDefined];
   const added = vocab.pieces.flatMap((content, id) =>
     addedTypes.includes(vocab.types[id])
-      ? [{ id, content, single_word: false, lstrip: false, rstrip: false, normalized: false, special: vocab.types[id] !== TOKEN_TYPE.userDefined }]
+      ? [
+          {
+            id,
+            content,
+            single_word: false,
+            lstrip: false,
+            rstrip: false,
+            normalized: false,
+            special: vocab.types[id] !== TOKEN_TYPE.userDefined,
+          },
+        ]
       : [],
   );
   const bos = vocab.pieces[vocab.bosId];
@@ -45,7 +58,11 @@ export function sentencePieceTokenizerJson(vocab: SentencePieceVocab, options: {
     post_processor: {
       type: "TemplateProcessing",
       single: [{ SpecialToken: { id: bos, type_id: 0 } }, { Sequence: { id: "A", type_id: 0 } }],
-      pair: [{ SpecialToken: { id: bos, type_id: 0 } }, { Sequence: { id: "A", type_id: 0 } }, { Sequence: { id: "B", type_id: 1 } }],
+      pair: [
+        { SpecialToken: { id: bos, type_id: 0 } },
+        { Sequence: { id: "A", type_id: 0 } },
+        { Sequence: { id: "B", type_id: 1 } },
+      ],
       special_tokens: { [bos]: { id: bos, ids: [vocab.bosId], tokens: [bos] } },
     },
     decoder: {

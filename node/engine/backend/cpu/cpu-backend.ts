@@ -6,7 +6,19 @@ import { float32Weights } from "../../formats/weight-codec.ts";
 import { sampleToken } from "../../sampling/sample.ts";
 import type { Backend, BackendOptions, SamplingParams, SequenceStep } from "../backend.ts";
 import { checkAdapterFits, checkSteps } from "../checks.ts";
-import { addBias, addInto, geglu, kvRow, matmul, pagedAttention, rmsnorm, rope, softcap, swiglu, type PagedKv } from "./ops.ts";
+import {
+  addBias,
+  addInto,
+  geglu,
+  kvRow,
+  matmul,
+  pagedAttention,
+  rmsnorm,
+  rope,
+  softcap,
+  swiglu,
+  type PagedKv,
+} from "./ops.ts";
 
 /** The rows one sequence occupies in a step's activations, and the adapter that applies to them. */
 interface Segment {
@@ -32,12 +44,22 @@ export function createCpuBackend(source: ModelWeights, options: BackendOptions):
   const vCache = new Float32Array(poolFloats);
   const slots: (LoraAdapter | null)[] = new Array(options.adapterSlots).fill(null);
 
-  const weightFloats = weights.tokenEmbedding.length + weights.finalNorm.length +
+  const weightFloats =
+    weights.tokenEmbedding.length +
+    weights.finalNorm.length +
     (weights.classifier === weights.tokenEmbedding ? 0 : weights.classifier.length) +
     weights.layers.reduce((sum, l) => sum + Object.values(l).reduce((s, w: Float32Array) => s + w.length, 0), 0);
 
   /** out = x W^T, plus each segment's LoRA for this target: out[rows] += (x[rows] A^T) B^T. */
-  function linear(out: Float32Array, x: Float32Array, w: Float32Array, layer: number, target: LinearTarget, segments: Segment[], totalRows: number): void {
+  function linear(
+    out: Float32Array,
+    x: Float32Array,
+    w: Float32Array,
+    layer: number,
+    target: LinearTarget,
+    segments: Segment[],
+    totalRows: number,
+  ): void {
     const { inDim, outDim } = projectionShape(config, target);
     matmul(out, x, w, totalRows, inDim, outDim);
     for (const segment of segments) {
@@ -69,7 +91,8 @@ export function createCpuBackend(source: ModelWeights, options: BackendOptions):
     const x = new Float32Array(totalRows * dim);
     let row = 0;
     for (const step of steps) {
-      for (const token of step.tokens) x.set(weights.tokenEmbedding.subarray(token * dim, (token + 1) * dim), dim * row++);
+      for (const token of step.tokens)
+        x.set(weights.tokenEmbedding.subarray(token * dim, (token + 1) * dim), dim * row++);
     }
     if (arch.embedScale !== 1) for (let i = 0; i < x.length; i++) x[i] *= arch.embedScale;
 
@@ -109,7 +132,13 @@ export function createCpuBackend(source: ModelWeights, options: BackendOptions):
       rope(q, positions, nHeads, headDim, inverseFrequencies);
       rope(k, positions, nKvHeads, headDim, inverseFrequencies);
       const scoring = { scale: arch.attnScale, softcap: arch.attnSoftcap, window: arch.slidingWindows[l] };
-      const kv: PagedKv = { k: kCache, v: vCache, layerOffset: l * options.numBlocks * options.blockSize * kvDim, blockSize: options.blockSize, kvDim };
+      const kv: PagedKv = {
+        k: kCache,
+        v: vCache,
+        layerOffset: l * options.numBlocks * options.blockSize * kvDim,
+        blockSize: options.blockSize,
+        kvDim,
+      };
       steps.forEach((step, s) => {
         for (let i = 0; i < step.tokens.length; i++) {
           const p = step.position + i;
@@ -120,7 +149,18 @@ export function createCpuBackend(source: ModelWeights, options: BackendOptions):
         }
         const { start: s0, rows } = segments[s];
         const out = attended.subarray(s0 * qDim, (s0 + rows) * qDim);
-        pagedAttention(out, q.subarray(s0 * qDim, (s0 + rows) * qDim), kv, step.blockTable, step.position, rows, nHeads, nKvHeads, headDim, scoring);
+        pagedAttention(
+          out,
+          q.subarray(s0 * qDim, (s0 + rows) * qDim),
+          kv,
+          step.blockTable,
+          step.position,
+          rows,
+          nHeads,
+          nKvHeads,
+          headDim,
+          scoring,
+        );
       });
       linear(projected, attended, layer.wo, l, "o", segments, totalRows);
       residual(projected, layer.attnPostNorm);
@@ -155,7 +195,8 @@ export function createCpuBackend(source: ModelWeights, options: BackendOptions):
     options,
     memoryBytes: 4 * (weightFloats + 2 * poolFloats),
     async setAdapter(slot, adapter) {
-      if (!Number.isInteger(slot) || slot < 0 || slot >= options.adapterSlots) throw new RangeError(`adapter slot ${slot} outside 0..${options.adapterSlots - 1}`);
+      if (!Number.isInteger(slot) || slot < 0 || slot >= options.adapterSlots)
+        throw new RangeError(`adapter slot ${slot} outside 0..${options.adapterSlots - 1}`);
       if (adapter) checkAdapterFits(adapter, config, options);
       slots[slot] = adapter;
     },
@@ -163,7 +204,9 @@ export function createCpuBackend(source: ModelWeights, options: BackendOptions):
     async sample(steps, params: readonly SamplingParams[], uniforms) {
       const logits = await forward(steps);
       const vocab = config.vocabSize;
-      return Int32Array.from(steps, (_, i) => sampleToken(logits.subarray(i * vocab, (i + 1) * vocab), params[i], uniforms[i]));
+      return Int32Array.from(steps, (_, i) =>
+        sampleToken(logits.subarray(i * vocab, (i + 1) * vocab), params[i], uniforms[i]),
+      );
     },
     async close() {},
   };

@@ -2,7 +2,14 @@
 // Every other backend is held to these. Matrices are row-major; weights are [out, in] as everywhere in the engine.
 
 /** out[r, :] = x[r, :] / rms(x[r, :]) * weight, for rows r. out may be x (each row is read before it is written). */
-export function rmsnorm(out: Float32Array, x: Float32Array, weight: Float32Array, rows: number, dim: number, eps: number): void {
+export function rmsnorm(
+  out: Float32Array,
+  x: Float32Array,
+  weight: Float32Array,
+  rows: number,
+  dim: number,
+  eps: number,
+): void {
   for (let r = 0; r < rows; r++) {
     const o = r * dim;
     let ss = 0;
@@ -13,7 +20,14 @@ export function rmsnorm(out: Float32Array, x: Float32Array, weight: Float32Array
 }
 
 /** out[r, j] = sum_i x[r, i] * w[j, i]: rows of x times the [outDim, inDim] weight, transposed. */
-export function matmul(out: Float32Array, x: Float32Array, w: Float32Array, rows: number, inDim: number, outDim: number): void {
+export function matmul(
+  out: Float32Array,
+  x: Float32Array,
+  w: Float32Array,
+  rows: number,
+  inDim: number,
+  outDim: number,
+): void {
   for (let r = 0; r < rows; r++) {
     const xo = r * inDim;
     for (let j = 0; j < outDim; j++) {
@@ -47,7 +61,13 @@ export function softcap(y: Float32Array, cap: number): void {
  * (2i, 2i+1) of row r turns by positions[r] * theta^(-2i/headDim), or by positions[r] * inverseFrequencies[i]
  * when the model's frequencies are given (model/rope.ts: Llama 3 scaling). x is [rows, nHeads * headDim].
  */
-export function rope(x: Float32Array, positions: readonly number[], nHeads: number, headDim: number, theta: number | Float64Array): void {
+export function rope(
+  x: Float32Array,
+  positions: readonly number[],
+  nHeads: number,
+  headDim: number,
+  theta: number | Float64Array,
+): void {
   const width = nHeads * headDim;
   for (let r = 0; r < positions.length; r++) {
     for (let h = 0; h < nHeads; h++) {
@@ -114,8 +134,16 @@ export interface AttentionOptions {
  * cap * tanh(score / cap), before the mask and the softmax). Writes out [rows, nHeads * headDim].
  */
 export function pagedAttention(
-  out: Float32Array, q: Float32Array, kv: PagedKv, blockTable: readonly number[],
-  position: number, rows: number, nHeads: number, nKvHeads: number, headDim: number, options: AttentionOptions = {},
+  out: Float32Array,
+  q: Float32Array,
+  kv: PagedKv,
+  blockTable: readonly number[],
+  position: number,
+  rows: number,
+  nHeads: number,
+  nKvHeads: number,
+  headDim: number,
+  options: AttentionOptions = {},
 ): void {
   const group = nHeads / nKvHeads;
   const scale = options.scale ?? 1 / Math.sqrt(headDim);

@@ -23,7 +23,9 @@ export class DeviceMemory {
   /** A zero-filled storage buffer (optionally initialized); throws when it could not be bound whole. */
   buffer(label: string, bytes: number, data?: ArrayBufferView): GPUBuffer {
     if (bytes > this.maxBinding) {
-      throw new RangeError(`webgpu: ${label} needs ${bytes} bytes in one binding, the device allows ${this.maxBinding}`);
+      throw new RangeError(
+        `webgpu: ${label} needs ${bytes} bytes in one binding, the device allows ${this.maxBinding}`,
+      );
     }
     return this.#keep(storageBuffer(this.device, label, bytes, data));
   }

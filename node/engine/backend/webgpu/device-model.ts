@@ -136,19 +136,29 @@ export function buildDeviceModel(source: ModelWeights, options: BackendOptions, 
           };
         })
       : null;
-    const qkvBias = arch.qkvBias
-      ? vector(`qkvBias${l}`, concat(lw.qBias, lw.kBias, lw.vBias), qDim + 2 * kvDim)
-      : null;
+    const qkvBias = arch.qkvBias ? vector(`qkvBias${l}`, concat(lw.qBias, lw.kBias, lw.vBias), qDim + 2 * kvDim) : null;
     const postNorm = (label: string, data: Float32Array | undefined): Site | null =>
       arch.postNorms ? arena.define(label, norm, [b.h, vector(label, data, config.dim), b.lastRows, b.x]) : null;
     return {
       attnNorm: arena.define(`attnNorm${l}`, norm, [b.x, attnNorm, b.lastRows, b.h]),
       qkv: linear(`wqkv${l}`, [lw.wq, lw.wk, lw.wv], config.dim, b.h, b.qkv),
       qkvBias: qkvBias ? arena.define(`qkvBias${l}`, pipelines.get("bias-add"), [b.qkv, qkvBias]) : null,
-      qNorm: arch.qkNorm ? arena.define(`qNorm${l}`, headNorm, [b.qkv, vector(`qNorm${l}`, lw.qNorm, config.headDim)]) : null,
-      kNorm: arch.qkNorm ? arena.define(`kNorm${l}`, headNorm, [b.qkv, vector(`kNorm${l}`, lw.kNorm, config.headDim)]) : null,
+      qNorm: arch.qkNorm
+        ? arena.define(`qNorm${l}`, headNorm, [b.qkv, vector(`qNorm${l}`, lw.qNorm, config.headDim)])
+        : null,
+      kNorm: arch.qkNorm
+        ? arena.define(`kNorm${l}`, headNorm, [b.qkv, vector(`kNorm${l}`, lw.kNorm, config.headDim)])
+        : null,
       kvStore: arena.define(`kvStore${l}`, kvStore, [b.qkv, b.kvSlots, kPool, vPool]),
-      attention: arena.define(`attention${l}`, attention, [b.qkv, kPool, vPool, b.positions, b.tables, b.blocks, b.att]),
+      attention: arena.define(`attention${l}`, attention, [
+        b.qkv,
+        kPool,
+        vPool,
+        b.positions,
+        b.tables,
+        b.blocks,
+        b.att,
+      ]),
       wo: linear(`wo${l}`, [lw.wo], qDim, b.att, residualOut),
       attnPostNorm: postNorm(`attnPostNorm${l}`, lw.attnPostNorm),
       ffnNorm: arena.define(`ffnNorm${l}`, norm, [b.x, ffnNorm, b.lastRows, b.h]),
@@ -168,7 +178,10 @@ export function buildDeviceModel(source: ModelWeights, options: BackendOptions, 
     embedding,
     layers,
     rope: arena.define("rope", pipelines.get("rope"), [b.qkv, b.positions, b.rope]),
-    swiglu: arena.define("swiglu", pipelines.get(arch.activation === "gelu-tanh" ? "geglu" : "swiglu"), [b.gateUp, b.act]),
+    swiglu: arena.define("swiglu", pipelines.get(arch.activation === "gelu-tanh" ? "geglu" : "swiglu"), [
+      b.gateUp,
+      b.act,
+    ]),
     finalNorm: arena.define("finalNorm", norm, [b.x, finalNormWeight, b.lastRows, b.last]),
     classifier,
     softcap: arch.finalSoftcap > 0 ? arena.define("softcap", pipelines.get("softcap"), [b.logits]) : null,

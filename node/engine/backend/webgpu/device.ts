@@ -78,7 +78,10 @@ let availability: Promise<boolean> | null = null;
 
 /** True when a WebGPU adapter exists (a GPU, or the software driver). Probed once per process; never throws. */
 export function webgpuAvailable(): Promise<boolean> {
-  availability ??= findAdapter().then((adapter) => adapter !== null, () => false);
+  availability ??= findAdapter().then(
+    (adapter) => adapter !== null,
+    () => false,
+  );
   return availability;
 }
 
@@ -101,7 +104,8 @@ export interface GpuContext {
 /** Opens a device with the adapter's maximum storage limits. Throws when there is no adapter. */
 export async function openDevice(wantF16 = false): Promise<GpuContext> {
   const adapter = await findAdapter();
-  if (!adapter) throw new Error("WebGPU: no adapter found (no GPU and no software Vulkan driver; run scripts/setup.sh)");
+  if (!adapter)
+    throw new Error("WebGPU: no adapter found (no GPU and no software Vulkan driver; run scripts/setup.sh)");
   const lim = adapter.limits;
   const requiredLimits: Record<string, number> = {
     maxStorageBufferBindingSize: lim.maxStorageBufferBindingSize,
@@ -126,6 +130,7 @@ export async function openDevice(wantF16 = false): Promise<GpuContext> {
   const name = info.description || [info.architecture, info.device].filter(Boolean).join(" ") || "unknown adapter";
   const description = `${info.vendor ? info.vendor + " " : ""}${name}`.replace(/\s+/g, " ").trim();
   const maxBinding = Math.min(device.limits.maxStorageBufferBindingSize, device.limits.maxBufferSize);
-  const isFallback = info.isFallbackAdapter === true || /llvmpipe|swiftshader/i.test(`${description} ${info.architecture}`);
+  const isFallback =
+    info.isFallbackAdapter === true || /llvmpipe|swiftshader/i.test(`${description} ${info.architecture}`);
   return { device, adapter, description, maxBinding, hasF16: wantF16 && hasF16, isFallback, hasSubgroups, maxSubgroup };
 }

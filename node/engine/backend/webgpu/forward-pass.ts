@@ -46,7 +46,13 @@ export function encodePass(enc: StepEncoder, device: GPUDevice, pass: PassTables
   const rankStride = config.nLayers * 7;
 
   model.embedding.chunks.forEach((chunk, i) => {
-    op.embed(enc, model.embed[i], { T, ld4: model.embedding.K4, rowStart: chunk.rowStart, rowCount: chunk.rows, scale: arch.embedScale });
+    op.embed(enc, model.embed[i], {
+      T,
+      ld4: model.embedding.K4,
+      rowStart: chunk.rowStart,
+      rowCount: chunk.rows,
+      scale: arch.embedScale,
+    });
   });
   model.layers.forEach((L, layer) => {
     const lora = nTiles > 0 ? L.lora : null;
@@ -55,7 +61,8 @@ export function encodePass(enc: StepEncoder, device: GPUDevice, pass: PassTables
     };
     // Post-norms (Gemma 2): o and down write h, whose norm is added to x; else they add to x directly.
     const residual = (postNorm: Site | null): void => {
-      if (postNorm) op.rmsnorm(enc, postNorm, { R: T, dim, ldx: w.dim, ldo: w.dim, eps, gather: false, accumulate: true });
+      if (postNorm)
+        op.rmsnorm(enc, postNorm, { R: T, dim, ldx: w.dim, ldo: w.dim, eps, gather: false, accumulate: true });
     };
     // Attention: h = norm(x); q|k|v = h·Wqkvᵀ (+ LoRA, + bias); q/k head norms; RoPE on q and k; K/V stored; att;
     // x += att·Woᵀ (+ LoRA).
@@ -68,8 +75,17 @@ export function encodePass(enc: StepEncoder, device: GPUDevice, pass: PassTables
     op.rope(enc, model.rope, { T, ld: w.qkv, heads: nHeads + nKvHeads, headDim });
     op.kvStore(enc, L.kvStore, { T, ld: w.qkv, kvDim, kOff: qDim, vOff: qDim + kvDim });
     op.attention(enc, L.attention, {
-      T, nHeads, nKvHeads, headDim, kvDim, ldq: w.qkv, ldo: w.q, blockSize,
-      scale: arch.attnScale, softcap: arch.attnSoftcap, window: arch.slidingWindows[layer],
+      T,
+      nHeads,
+      nKvHeads,
+      headDim,
+      kvDim,
+      ldq: w.qkv,
+      ldo: w.q,
+      blockSize,
+      scale: arch.attnScale,
+      softcap: arch.attnSoftcap,
+      window: arch.slidingWindows[layer],
     });
     linear(L.wo, T, w.q, w.dim, !L.attnPostNorm);
     sgmv(1, w.q, w.dim);
@@ -99,7 +115,7 @@ export function encodePass(enc: StepEncoder, device: GPUDevice, pass: PassTables
   }
   // Runs of consecutive sequence indices go out in one copy each.
   const ends = pass.lastRows;
-  for (let j = 0; j < S; ) {
+  for (let j = 0; j < S;) {
     let n = 1;
     while (j + n < S && ends[j + n].seq === ends[j].seq + n) n++;
     enc.copy(result, j * rowBytes, c.out, ends[j].seq * c.outBytes, n * rowBytes);
@@ -115,7 +131,13 @@ function uploadTables(device: GPUDevice, b: StepBuffers, pass: PassTables): void
   writeView(device, b.tables, 0, pass.tables);
   writeView(device, b.blocks, 0, pass.blocks);
   if (pass.tiles.length > 0) writeView(device, b.tiles, 0, pass.tiles);
-  if (pass.lastRows.length > 0) writeView(device, b.lastRows, 0, Uint32Array.from(pass.lastRows, (l) => l.row));
+  if (pass.lastRows.length > 0)
+    writeView(
+      device,
+      b.lastRows,
+      0,
+      Uint32Array.from(pass.lastRows, (l) => l.row),
+    );
 }
 
 /** sample.wgsl's parameters of each sequence end: temperature, top-k (u32), top-p, the uniform draw. */

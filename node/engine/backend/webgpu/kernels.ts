@@ -6,8 +6,22 @@ import { fileURLToPath } from "node:url";
 const kernelDir = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../../../../kernels");
 
 export type KernelName =
-  | "embed" | "rmsnorm" | "matmul" | "matvec" | "matvec-splitk" | "rope" | "kv-store" | "attention" | "swiglu"
-  | "sgmv-shrink" | "sgmv-expand" | "sample" | "bias-add" | "head-rmsnorm" | "geglu" | "softcap";
+  | "embed"
+  | "rmsnorm"
+  | "matmul"
+  | "matvec"
+  | "matvec-splitk"
+  | "rope"
+  | "kv-store"
+  | "attention"
+  | "swiglu"
+  | "sgmv-shrink"
+  | "sgmv-expand"
+  | "sample"
+  | "bias-add"
+  | "head-rmsnorm"
+  | "geglu"
+  | "softcap";
 
 /** How a kernel's source is specialized: f16 weights, and `const NAME = value;` constants. */
 export interface KernelVariant {
@@ -48,7 +62,11 @@ export class Pipelines {
     let pipeline = this.cache.get(key);
     if (!pipeline) {
       const module = this.device.createShaderModule({ label: name, code: kernelSource(name, variant) });
-      pipeline = this.device.createComputePipeline({ label: name, layout: "auto", compute: { module, entryPoint: "main" } });
+      pipeline = this.device.createComputePipeline({
+        label: name,
+        layout: "auto",
+        compute: { module, entryPoint: "main" },
+      });
       this.cache.set(key, pipeline);
     }
     return pipeline;
@@ -96,7 +114,11 @@ export class ParamArena {
 
   finish(): void {
     const size = Math.max(1, this.sites.length) * PARAM_STRIDE;
-    this.buffer = this.device.createBuffer({ label: "params", size, usage: GPUBufferUsage.UNIFORM | GPUBufferUsage.COPY_DST });
+    this.buffer = this.device.createBuffer({
+      label: "params",
+      size,
+      usage: GPUBufferUsage.UNIFORM | GPUBufferUsage.COPY_DST,
+    });
     this.bytes = new ArrayBuffer(size);
     this.u32 = new Uint32Array(this.bytes);
     this.f32 = new Float32Array(this.bytes);

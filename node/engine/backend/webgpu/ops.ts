@@ -5,19 +5,29 @@ import { cdiv, type Site, type StepEncoder } from "./kernels.ts";
 import type { DeviceMatrix } from "./tensors.ts";
 
 /** embed.wgsl; scale multiplies the gathered rows (default 1; Gemma: sqrt(dim)). */
-export function embed(enc: StepEncoder, site: Site, a: { T: number; ld4: number; rowStart: number; rowCount: number; scale?: number }): void {
+export function embed(
+  enc: StepEncoder,
+  site: Site,
+  a: { T: number; ld4: number; rowStart: number; rowCount: number; scale?: number },
+): void {
   enc.dispatch(site, [a.T, a.ld4, a.rowStart, a.rowCount, a.scale ?? 1], [4], cdiv(a.ld4, 64), a.T);
 }
 
 /** rmsnorm.wgsl; accumulate adds the normed rows to out instead of writing them (Gemma 2's post-norms). */
 export function rmsnorm(
-  enc: StepEncoder, site: Site, a: { R: number; dim: number; ldx: number; ldo: number; eps: number; gather: boolean; accumulate?: boolean },
+  enc: StepEncoder,
+  site: Site,
+  a: { R: number; dim: number; ldx: number; ldo: number; eps: number; gather: boolean; accumulate?: boolean },
 ): void {
   enc.dispatch(site, [a.R, a.dim, a.ldx, a.ldo, a.eps, a.gather ? 1 : 0, a.accumulate ? 1 : 0], [4], a.R);
 }
 
 /** head-rmsnorm.wgsl: every head of `heads` starting at column off of T rows, normed in place (Qwen3). */
-export function headRmsnorm(enc: StepEncoder, site: Site, a: { T: number; ld: number; off: number; heads: number; headDim: number; eps: number }): void {
+export function headRmsnorm(
+  enc: StepEncoder,
+  site: Site,
+  a: { T: number; ld: number; off: number; heads: number; headDim: number; eps: number },
+): void {
   enc.dispatch(site, [a.T, a.ld, a.off, a.headDim, a.eps], [4], a.heads, a.T);
 }
 
@@ -43,7 +53,13 @@ export interface LinearArgs {
 
 /** matmul.wgsl: 4x4 blocks, any M. */
 export function matmul(enc: StepEncoder, site: Site, a: LinearArgs): void {
-  enc.dispatch(site, [a.M, a.N, a.K4, a.ldx4, a.ldy, a.yOff, a.accumulate ? 1 : 0], [], cdiv(cdiv(a.N, 4), 64), cdiv(a.M, 4));
+  enc.dispatch(
+    site,
+    [a.M, a.N, a.K4, a.ldx4, a.ldy, a.yOff, a.accumulate ? 1 : 0],
+    [],
+    cdiv(cdiv(a.N, 4), 64),
+    cdiv(a.M, 4),
+  );
 }
 
 /** matvec.wgsl: M <= 4 rows, 4 outputs per invocation (the portable variant). */
@@ -56,7 +72,12 @@ export function matvec(enc: StepEncoder, site: Site, a: LinearArgs): void {
 export function matvecSplitK(enc: StepEncoder, site: Site, a: LinearArgs, maxSubgroup: number): void {
   if (a.M > 4) throw new RangeError(`matvec takes at most 4 rows, got ${a.M}`);
   const perWorkgroup = Math.max(1, Math.floor(64 / maxSubgroup));
-  enc.dispatch(site, [a.M, a.N, a.K4, a.ldx4, a.ldy, a.yOff, a.accumulate ? 1 : 0], [], cdiv(cdiv(a.N, 4), perWorkgroup));
+  enc.dispatch(
+    site,
+    [a.M, a.N, a.K4, a.ldx4, a.ldy, a.yOff, a.accumulate ? 1 : 0],
+    [],
+    cdiv(cdiv(a.N, 4), perWorkgroup),
+  );
 }
 
 /** Which kernel runs the projections of a pass of at most 4 rows (more rows always take matmul). */
@@ -80,7 +101,15 @@ export function linear(
 ): void {
   const { matrix } = sites;
   matrix.chunks.forEach((chunk, i) => {
-    const args: LinearArgs = { M: a.M, N: chunk.rows, K4: matrix.K4, ldx4: a.ldx / 4, ldy: a.ldy, yOff: chunk.rowStart, accumulate: a.accumulate };
+    const args: LinearArgs = {
+      M: a.M,
+      N: chunk.rows,
+      K4: matrix.K4,
+      ldx4: a.ldx / 4,
+      ldy: a.ldy,
+      yOff: chunk.rowStart,
+      accumulate: a.accumulate,
+    };
     if (!sites.matvec || a.M > 4) matmul(enc, sites.matmul[i], args);
     else if (a.kind === "splitk") matvecSplitK(enc, sites.matvec[i], args, a.maxSubgroup);
     else matvec(enc, sites.matvec[i], args);
@@ -92,7 +121,11 @@ export function rope(enc: StepEncoder, site: Site, a: { T: number; ld: number; h
   enc.dispatch(site, [a.T, a.ld, a.heads, half], [], cdiv(a.heads * half, 64), a.T);
 }
 
-export function kvStore(enc: StepEncoder, site: Site, a: { T: number; ld: number; kvDim: number; kOff: number; vOff: number }): void {
+export function kvStore(
+  enc: StepEncoder,
+  site: Site,
+  a: { T: number; ld: number; kvDim: number; kOff: number; vOff: number },
+): void {
   enc.dispatch(site, [a.T, a.ld, a.kvDim, a.kOff, a.vOff], [], cdiv(a.kvDim, 64), a.T);
 }
 
@@ -104,17 +137,41 @@ export function attention(
   enc: StepEncoder,
   site: Site,
   a: {
-    T: number; nHeads: number; nKvHeads: number; headDim: number; kvDim: number; ldq: number; ldo: number; blockSize: number;
-    scale?: number; softcap?: number; window?: number;
+    T: number;
+    nHeads: number;
+    nKvHeads: number;
+    headDim: number;
+    kvDim: number;
+    ldq: number;
+    ldo: number;
+    blockSize: number;
+    scale?: number;
+    softcap?: number;
+    window?: number;
   },
 ): void {
   const scale = a.scale ?? 1 / Math.sqrt(a.headDim);
-  const params = [a.T, a.nHeads, a.nHeads / a.nKvHeads, a.kvDim, a.ldq, a.ldo, a.blockSize, scale, a.softcap ?? 0, a.window ?? 0];
+  const params = [
+    a.T,
+    a.nHeads,
+    a.nHeads / a.nKvHeads,
+    a.kvDim,
+    a.ldq,
+    a.ldo,
+    a.blockSize,
+    scale,
+    a.softcap ?? 0,
+    a.window ?? 0,
+  ];
   enc.dispatch(site, params, [7, 8], cdiv(a.T * a.nHeads, 64));
 }
 
 /** swiglu.wgsl, or geglu.wgsl (same parameters) for a GELU-tanh site. */
-export function swiglu(enc: StepEncoder, site: Site, a: { T: number; hidden: number; ldIn: number; upOff: number; ldOut: number }): void {
+export function swiglu(
+  enc: StepEncoder,
+  site: Site,
+  a: { T: number; hidden: number; ldIn: number; upOff: number; ldOut: number },
+): void {
   enc.dispatch(site, [a.T, a.hidden, a.ldIn, a.upOff, a.ldOut], [], cdiv(a.hidden, 64), a.T);
 }
 
@@ -136,13 +193,34 @@ export interface LoraGroupShape {
 }
 
 /** rankStride = nLayers * 7, the row length of the rank table. */
-export function sgmvShrink(enc: StepEncoder, site: Site, g: LoraGroupShape, a: { nTiles: number; layer: number; ldx4: number; ldv: number; rankStride: number }): void {
+export function sgmvShrink(
+  enc: StepEncoder,
+  site: Site,
+  g: LoraGroupShape,
+  a: { nTiles: number; layer: number; ldx4: number; ldv: number; rankStride: number },
+): void {
   const J = g.targets * g.rs;
-  enc.dispatch(site, [a.nTiles, J, g.rs, g.K4, a.ldx4, a.ldv, a.layer * 7 + g.firstTarget, a.rankStride], [], cdiv(a.nTiles * J, 64));
+  enc.dispatch(
+    site,
+    [a.nTiles, J, g.rs, g.K4, a.ldx4, a.ldv, a.layer * 7 + g.firstTarget, a.rankStride],
+    [],
+    cdiv(a.nTiles * J, 64),
+  );
 }
 
-export function sgmvExpand(enc: StepEncoder, site: Site, g: LoraGroupShape, a: { nTiles: number; layer: number; ldv4: number; ldy: number; yOff: number; rankStride: number }): void {
-  enc.dispatch(site, [a.nTiles, g.N, g.rs / 4, a.ldv4, a.ldy, a.yOff, g.b1, g.b2, a.layer * 7 + g.firstTarget, a.rankStride], [], cdiv(g.N, 64), a.nTiles);
+export function sgmvExpand(
+  enc: StepEncoder,
+  site: Site,
+  g: LoraGroupShape,
+  a: { nTiles: number; layer: number; ldv4: number; ldy: number; yOff: number; rankStride: number },
+): void {
+  enc.dispatch(
+    site,
+    [a.nTiles, g.N, g.rs / 4, a.ldv4, a.ldy, a.yOff, g.b1, g.b2, a.layer * 7 + g.firstTarget, a.rankStride],
+    [],
+    cdiv(g.N, 64),
+    a.nTiles,
+  );
 }
 
 /** One target group's LoRA pools and its two SGMV sites (shrink reads the group's input, expand adds to its output). */
@@ -164,8 +242,21 @@ export function sgmv(
   group: LoraGroup,
   a: { nTiles: number; layer: number; ldx: number; ldy: number; ldv: number; rankStride: number },
 ): void {
-  sgmvShrink(enc, group.shrink, group.shape, { nTiles: a.nTiles, layer: a.layer, ldx4: a.ldx / 4, ldv: a.ldv, rankStride: a.rankStride });
-  sgmvExpand(enc, group.expand, group.shape, { nTiles: a.nTiles, layer: a.layer, ldv4: a.ldv / 4, ldy: a.ldy, yOff: 0, rankStride: a.rankStride });
+  sgmvShrink(enc, group.shrink, group.shape, {
+    nTiles: a.nTiles,
+    layer: a.layer,
+    ldx4: a.ldx / 4,
+    ldv: a.ldv,
+    rankStride: a.rankStride,
+  });
+  sgmvExpand(enc, group.expand, group.shape, {
+    nTiles: a.nTiles,
+    layer: a.layer,
+    ldv4: a.ldv / 4,
+    ldy: a.ldy,
+    yOff: 0,
+    rankStride: a.rankStride,
+  });
 }
 
 export function sample(enc: StepEncoder, site: Site, a: { S: number; vocab: number; ld: number }): void {
@@ -205,7 +296,12 @@ export interface PackPair {
  * A [targets * rs, 4 * K4] with target t's rows at t * rs, B [N, rs] with target t's rows at its output offset.
  * Absent pairs (undefined) leave zeros.
  */
-export function packLoraSlot(shape: LoraGroupShape, inDim: number, outDims: readonly number[], pairs: readonly (PackPair | undefined)[]): { a: Float32Array; b: Float32Array } {
+export function packLoraSlot(
+  shape: LoraGroupShape,
+  inDim: number,
+  outDims: readonly number[],
+  pairs: readonly (PackPair | undefined)[],
+): { a: Float32Array; b: Float32Array } {
   const ld = shape.K4 * 4;
   const a = new Float32Array(shape.targets * shape.rs * ld);
   const b = new Float32Array(shape.N * shape.rs);
@@ -215,7 +311,8 @@ export function packLoraSlot(shape: LoraGroupShape, inDim: number, outDims: read
     if (pair) {
       if (pair.rank > shape.rs) throw new RangeError(`LoRA rank ${pair.rank} exceeds the slot rank ${shape.rs}`);
       for (let j = 0; j < pair.rank; j++) a.set(pair.a.subarray(j * inDim, (j + 1) * inDim), (t * shape.rs + j) * ld);
-      for (let n = 0; n < outDim; n++) b.set(pair.b.subarray(n * pair.rank, (n + 1) * pair.rank), (colOff + n) * shape.rs);
+      for (let n = 0; n < outDim; n++)
+        b.set(pair.b.subarray(n * pair.rank, (n + 1) * pair.rank), (colOff + n) * shape.rs);
     }
     colOff += outDim;
   });
@@ -223,10 +320,18 @@ export function packLoraSlot(shape: LoraGroupShape, inDim: number, outDims: read
 }
 
 /** The shape of a target group with these output widths (1 to 3 targets sharing an input of inDim). */
-export function loraGroupShape(inDim: number, outDims: readonly number[], rs: number, firstTarget: number): LoraGroupShape {
+export function loraGroupShape(
+  inDim: number,
+  outDims: readonly number[],
+  rs: number,
+  firstTarget: number,
+): LoraGroupShape {
   const N = outDims.reduce((s, d) => s + d, 0);
   return {
-    targets: outDims.length, rs, K4: Math.ceil(inDim / 4), N,
+    targets: outDims.length,
+    rs,
+    K4: Math.ceil(inDim / 4),
+    N,
     b1: outDims.length > 1 ? outDims[0] : N,
     b2: outDims.length > 2 ? outDims[0] + outDims[1] : N,
     firstTarget,

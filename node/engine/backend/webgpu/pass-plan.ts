@@ -30,7 +30,7 @@ export function stepRows(steps: readonly SequenceStep[]): Row[] {
  */
 export function splitPasses(rows: readonly Row[], maxRows: number, maxLast: number): Row[][] {
   const passes: Row[][] = [];
-  for (let start = 0; start < rows.length; ) {
+  for (let start = 0; start < rows.length;) {
     let end = start;
     let ends = 0;
     while (end < rows.length && end - start < maxRows && !(rows[end].last && ends === maxLast)) {

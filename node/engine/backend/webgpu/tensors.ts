@@ -2,11 +2,20 @@
 import { floatToHalf } from "../../formats/half.ts";
 import { pad4 } from "./kernels.ts";
 
-
 /** A storage buffer of at least `bytes` (rounded up to 16), zero-filled, optionally initialized. */
-export function storageBuffer(device: GPUDevice, label: string, bytes: number, data?: ArrayBufferView, extraUsage = 0): GPUBuffer {
+export function storageBuffer(
+  device: GPUDevice,
+  label: string,
+  bytes: number,
+  data?: ArrayBufferView,
+  extraUsage = 0,
+): GPUBuffer {
   const size = Math.max(16, Math.ceil(bytes / 16) * 16);
-  const buffer = device.createBuffer({ label, size, usage: GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_DST | GPUBufferUsage.COPY_SRC | extraUsage });
+  const buffer = device.createBuffer({
+    label,
+    size,
+    usage: GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_DST | GPUBufferUsage.COPY_SRC | extraUsage,
+  });
   if (data) writeView(device, buffer, 0, data);
   return buffer;
 }
@@ -54,7 +63,14 @@ export function padRows(data: Float32Array, rows: number, cols: number, f16: boo
 }
 
 /** Uploads a [rows, cols] row-major matrix (or several stacked, given as parts) split under maxBinding bytes. */
-export function uploadMatrix(device: GPUDevice, label: string, parts: readonly Float32Array[], cols: number, f16: boolean, maxBinding: number): DeviceMatrix {
+export function uploadMatrix(
+  device: GPUDevice,
+  label: string,
+  parts: readonly Float32Array[],
+  cols: number,
+  f16: boolean,
+  maxBinding: number,
+): DeviceMatrix {
   const rows = parts.reduce((n, part) => n + part.length / cols, 0);
   const K4 = pad4(cols) / 4;
   const rowBytes = K4 * 4 * (f16 ? 2 : 4);

@@ -44,7 +44,10 @@ export async function webgpuAvailable(): Promise<boolean> {
  * Creates the backend on the first WebGPU adapter: uploads the weights, allocates the KV pool and the adapter
  * slots, builds every pipeline. Throws (and frees the device) when there is no adapter or a buffer cannot fit.
  */
-export async function createWebGpuBackend(weights: ModelWeights, options: WebGpuBackendOptions): Promise<WebGpuBackend> {
+export async function createWebGpuBackend(
+  weights: ModelWeights,
+  options: WebGpuBackendOptions,
+): Promise<WebGpuBackend> {
   for (const key of ["numBlocks", "blockSize"] as const) {
     if (!Number.isInteger(options[key]) || options[key] <= 0) {
       throw new RangeError(`${key} must be a positive integer, got ${options[key]}`);
@@ -175,10 +178,16 @@ export class WebGpuBackend implements Backend {
     });
   }
 
-  sample(steps: readonly SequenceStep[], params: readonly SamplingParams[], uniforms: Float32Array): Promise<Int32Array> {
+  sample(
+    steps: readonly SequenceStep[],
+    params: readonly SamplingParams[],
+    uniforms: Float32Array,
+  ): Promise<Int32Array> {
     return this.#exclusive(async () => {
       if (params.length !== steps.length || uniforms.length < steps.length) {
-        throw new RangeError(`sample: ${steps.length} sequences, ${params.length} sampling params, ${uniforms.length} draws`);
+        throw new RangeError(
+          `sample: ${steps.length} sequences, ${params.length} sampling params, ${uniforms.length} draws`,
+        );
       }
       return new Int32Array(await this.#run(steps, { params, uniforms }, 4));
     });
@@ -196,7 +205,11 @@ export class WebGpuBackend implements Backend {
   }
 
   /** Encodes and submits every pass of a step, then reads back `outBytes` per sequence. */
-  async #run(steps: readonly SequenceStep[], sampling: PassContext["sampling"], outBytes: number): Promise<ArrayBuffer> {
+  async #run(
+    steps: readonly SequenceStep[],
+    sampling: PassContext["sampling"],
+    outBytes: number,
+  ): Promise<ArrayBuffer> {
     checkSteps(steps, this.config, this.options);
     const bytes = steps.length * outBytes;
     const out = this.#readbackBuffer(bytes);

@@ -60,7 +60,11 @@ export class AdapterStore extends Emitter<AdapterEvents> {
     this.#lock = options.lock;
     const config = options.backend.config;
     this.#expect = {
-      config, name: options.modelName, aliases: options.modelAliases, qkBasis: options.qkBasis, maxRank: options.backend.options.maxRank,
+      config,
+      name: options.modelName,
+      aliases: options.modelAliases,
+      qkBasis: options.qkBasis,
+      maxRank: options.backend.options.maxRank,
     };
     this.#prefetchAhead = options.prefetchAhead ?? 2 * this.slots.size;
   }
@@ -276,10 +280,13 @@ export class AdapterStore extends Emitter<AdapterEvents> {
   #read(id: string): Promise<LoraAdapter> {
     const pending = this.#reads.get(id);
     if (pending) return pending;
-    const read = this.disk.read(id).then(({ adapter, bytes }) => {
-      this.host.put(id, adapter, bytes);
-      return adapter;
-    }).finally(() => this.#reads.delete(id));
+    const read = this.disk
+      .read(id)
+      .then(({ adapter, bytes }) => {
+        this.host.put(id, adapter, bytes);
+        return adapter;
+      })
+      .finally(() => this.#reads.delete(id));
     this.#reads.set(id, read);
     return read;
   }

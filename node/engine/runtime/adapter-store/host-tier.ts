@@ -41,7 +41,8 @@ export class HostTier {
   /** Adds (or refreshes) an adapter, then evicts the least recently used ones beyond the budget. */
   put(id: string, adapter: LoraAdapter, bytes: number): void {
     if (!this.#entries) return;
-    if (bytes > this.budgetBytes) this.#entries.delete(id); // would evict everything and still not fit
+    if (bytes > this.budgetBytes)
+      this.#entries.delete(id); // would evict everything and still not fit
     else this.#entries.set(id, adapter, { size: bytes });
   }
 

@@ -67,7 +67,10 @@ export class SlotPool {
     let best = -1;
     this.#slots.forEach((s, i) => {
       if (s.pins > 0 || s.state === "loading" || (s.adapterId !== null && keep.has(s.adapterId))) return;
-      if (best < 0) { best = i; return; }
+      if (best < 0) {
+        best = i;
+        return;
+      }
       const b = this.#slots[best];
       if (b.state !== "empty" && (s.state === "empty" || s.lastUsed < b.lastUsed)) best = i;
     });
