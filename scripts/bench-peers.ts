@@ -52,7 +52,8 @@ const TARGETS = ["q", "k", "v", "o"] as const;
 const CONTEXT = 512;
 
 const began = performance.now();
-const log = (line: string): void => console.error(`[bench:peers ${((performance.now() - began) / 1000).toFixed(1)}s] ${line}`);
+const log = (line: string): void =>
+  console.error(`[bench:peers ${((performance.now() - began) / 1000).toFixed(1)}s] ${line}`);
 
 // The model, as GGUF (both peers read the same file).
 const shapeName = quick ? "quick" : "default";
@@ -65,15 +66,38 @@ if (!existsSync(modelFile)) {
   log(`generated ${modelFile}`);
 }
 const model = await loadModel(modelFile);
-const adapters = await benchAdapters(join(root, ".cache", "peers", "adapters", name), config, model.name, 32, RANK, TARGETS);
+const adapters = await benchAdapters(
+  join(root, ".cache", "peers", "adapters", name),
+  config,
+  model.name,
+  32,
+  RANK,
+  TARGETS,
+);
 log(`model ${name} and ${adapters.length} rank-${RANK} ${TARGETS.join("/")} adapters ready`);
 
 const llamaModule = await loadNodeLlamaCpp(join(root, ".cache", "peers"), log);
 const numBlocks = 32 * Math.ceil((PROMPT + TOKENS + 2) / 16) + 2 * Math.ceil((256 + 2) / 16) + 8;
-const backend = await createBackend(choice, model.weights, { numBlocks, blockSize: 16, adapterSlots: 32, maxRank: RANK, threads });
+const backend = await createBackend(choice, model.weights, {
+  numBlocks,
+  blockSize: 16,
+  adapterSlots: 32,
+  maxRank: RANK,
+  threads,
+});
 log(`ours: ${backend.device}; llama.cpp: node-llama-cpp ${LLAMA_CPP_VERSION}, ${llamaThreads} threads`);
-const ours = await ourRunner(model, backend, adapters.map((a) => a.peft));
-const llama = await llamaCppRunner(llamaModule, modelFile, new Map(adapters.map((a) => [a.peft, a.gguf])), llamaThreads, CONTEXT);
+const ours = await ourRunner(
+  model,
+  backend,
+  adapters.map((a) => a.peft),
+);
+const llama = await llamaCppRunner(
+  llamaModule,
+  modelFile,
+  new Map(adapters.map((a) => [a.peft, a.gguf])),
+  llamaThreads,
+  CONTEXT,
+);
 
 interface Pair {
   llama_cpp: number;
@@ -85,13 +109,18 @@ const figures: Record<string, Pair> = {};
 const rate = async (label: string, adapterKeys: (string | null)[]): Promise<void> => {
   const ps = prompts(adapterKeys.length, PROMPT, config.vocabSize, adapterKeys.length);
   const theirs = await llama.decode(adapterKeys, ps, TOKENS);
-  const mine = await ours.decode(adapterKeys.map((k) => (k === null ? null : ours.adapterIds.get(k)!)), ps, TOKENS);
+  const mine = await ours.decode(
+    adapterKeys.map((k) => (k === null ? null : ours.adapterIds.get(k)!)),
+    ps,
+    TOKENS,
+  );
   figures[label] = { llama_cpp: round(theirs), ours: round(mine), ratio: round(mine / theirs) };
   log(`${label}: llama.cpp ${theirs.toFixed(1)} tok/s, ours ${mine.toFixed(1)} tok/s (x${(mine / theirs).toFixed(2)})`);
 };
 const ttft = async (label: string, length: number): Promise<void> => {
   const prompt = prompts(1, length, config.vocabSize, 100 + length)[0];
-  const best = async (runner: PeerRunner): Promise<number> => Math.min(await runner.ttft(prompt), await runner.ttft(prompt));
+  const best = async (runner: PeerRunner): Promise<number> =>
+    Math.min(await runner.ttft(prompt), await runner.ttft(prompt));
   const theirs = await best(llama);
   const mine = await best(ours);
   figures[label] = { llama_cpp: round(theirs), ours: round(mine), ratio: round(theirs / mine) };
@@ -104,8 +133,14 @@ try {
   await rate("decode_tps_b1", [null]);
   await rate("decode_tps_base_b8", new Array(8).fill(null));
   await rate("decode_tps_base_b32", new Array(32).fill(null));
-  await rate("decode_tps_lora_b8", adapters.slice(0, 8).map((a) => a.peft));
-  await rate("decode_tps_lora_b32", adapters.map((a) => a.peft));
+  await rate(
+    "decode_tps_lora_b8",
+    adapters.slice(0, 8).map((a) => a.peft),
+  );
+  await rate(
+    "decode_tps_lora_b32",
+    adapters.map((a) => a.peft),
+  );
   await ttft("ttft_ms_prompt16", 16);
   await ttft("ttft_ms_prompt256", 256);
 } finally {
@@ -119,9 +154,18 @@ const w = model.weights;
 const stepBytes = weightBytes(w) - (w.classifier === w.tokenEmbedding ? 0 : matrixBytes(w.tokenEmbedding));
 const bandwidthUtil = (stepBytes * figures.decode_tps_b1.ours) / (copyGbps * 1e9);
 const results = {
-  model: name, dtype, threads, llama_threads: llamaThreads, backend: backend.device, llama_cpp: `node-llama-cpp ${LLAMA_CPP_VERSION}`,
-  tokens_per_sequence: TOKENS, prompt_tokens: PROMPT, adapters: `rank ${RANK} on ${TARGETS.join("/")}`,
-  copy_gbps: round(copyGbps), bandwidth_util_b1: round(bandwidthUtil), ...figures,
+  model: name,
+  dtype,
+  threads,
+  llama_threads: llamaThreads,
+  backend: backend.device,
+  llama_cpp: `node-llama-cpp ${LLAMA_CPP_VERSION}`,
+  tokens_per_sequence: TOKENS,
+  prompt_tokens: PROMPT,
+  adapters: `rank ${RANK} on ${TARGETS.join("/")}`,
+  copy_gbps: round(copyGbps),
+  bandwidth_util_b1: round(bandwidthUtil),
+  ...figures,
 };
 mkdirSync(dirname(values.out!), { recursive: true });
 writeFileSync(values.out!, JSON.stringify(results, null, 2) + "\n");
@@ -144,7 +188,8 @@ const block = [
   `<!-- bench:${key}:begin -->`,
   `## ${quick ? "Quick peer run" : "Peer run"}: ${name}, ours on ${threads} threads vs llama.cpp on ${llamaThreads}`,
   "",
-  `Ours: ${backend.device}. llama.cpp: node-llama-cpp ${LLAMA_CPP_VERSION}, CPU build, ${llamaThreads} threads, base batches as`,
+  `Ours: ${backend.device}. llama.cpp: node-llama-cpp ${LLAMA_CPP_VERSION}, CPU build, ${llamaThreads} threads,`,
+  "base batches as",
   `sequences of one context, adapters one context each (all at once). ${TOKENS} greedy tokens per sequence after a`,
   `${PROMPT}-token prompt; adapters rank ${RANK} on ${TARGETS.join("/")}. Ratio: ours / llama.cpp for tok/s,`,
   `llama.cpp / ours for times (above 1: we are better). Copy bandwidth ${round(copyGbps)} GB/s; our batch-1`,
@@ -161,7 +206,8 @@ const pattern = new RegExp(`<!-- bench:${key}:begin -->[\\s\\S]*?<!-- bench:${ke
 if (pattern.test(text)) text = text.replace(pattern, block);
 else {
   const analysis = text.indexOf("\n## Analysis");
-  text = analysis >= 0 ? `${text.slice(0, analysis)}\n${block}\n${text.slice(analysis)}` : `${text.trimEnd()}\n\n${block}\n`;
+  text =
+    analysis >= 0 ? `${text.slice(0, analysis)}\n${block}\n${text.slice(analysis)}` : `${text.trimEnd()}\n\n${block}\n`;
 }
 writeFileSync(file, text);
 log(`wrote the ${key} table of ${file}`);

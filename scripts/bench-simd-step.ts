@@ -30,24 +30,51 @@ const REPEATS = 5;
 for (const dtype of dtypes) {
   const { weights } = randomModel(config, 0, {}, dtype);
   const blocksPerSeq = Math.ceil((PROMPT + REPEATS + 2) / 16);
-  const backend = await createSimdBackend(weights, { numBlocks: 32 * blocksPerSeq, blockSize: 16, adapterSlots: 0, maxRank: 0, threads });
-  const stepBytes = weightBytes(weights) - (weights.classifier === weights.tokenEmbedding ? 0 : weights.tokenEmbedding.data.length);
+  const backend = await createSimdBackend(weights, {
+    numBlocks: 32 * blocksPerSeq,
+    blockSize: 16,
+    adapterSlots: 0,
+    maxRank: 0,
+    threads,
+  });
+  const stepBytes =
+    weightBytes(weights) - (weights.classifier === weights.tokenEmbedding ? 0 : weights.tokenEmbedding.data.length);
   const row: string[] = [];
   for (const batch of BATCHES) {
-    const tables = Array.from({ length: batch }, (_, s) => Array.from({ length: blocksPerSeq }, (_, b) => s * blocksPerSeq + b));
-    await backend.forward(tables.map((blockTable, s) => ({ tokens: Array.from({ length: PROMPT }, (_, i) => 3 + ((s * 31 + i * 7) % 1000)), position: 0, blockTable, slot: -1 })));
+    const tables = Array.from({ length: batch }, (_, s) =>
+      Array.from({ length: blocksPerSeq }, (_, b) => s * blocksPerSeq + b),
+    );
+    await backend.forward(
+      tables.map((blockTable, s) => ({
+        tokens: Array.from({ length: PROMPT }, (_, i) => 3 + ((s * 31 + i * 7) % 1000)),
+        position: 0,
+        blockTable,
+        slot: -1,
+      })),
+    );
     const times: number[] = [];
     for (let r = 0; r < REPEATS; r++) {
-      const steps: SequenceStep[] = tables.map((blockTable) => ({ tokens: [5 + r], position: PROMPT + r, blockTable, slot: -1 }));
+      const steps: SequenceStep[] = tables.map((blockTable) => ({
+        tokens: [5 + r],
+        position: PROMPT + r,
+        blockTable,
+        slot: -1,
+      }));
       const started = performance.now();
       await backend.forward(steps);
       times.push(performance.now() - started);
     }
     times.sort((a, b) => a - b);
     const ms = times[Math.floor(REPEATS / 2)];
-    row.push(`b${batch} ${ms.toFixed(1)} ms (${(stepBytes / ms / 1e6).toFixed(1)} GB/s, ${((batch * 1000) / ms).toFixed(0)} tok/s)`);
+    row.push(
+      `b${batch} ${ms.toFixed(1)} ms (${(stepBytes / ms / 1e6).toFixed(1)} GB/s, ` +
+        `${((batch * 1000) / ms).toFixed(0)} tok/s)`,
+    );
   }
   const copy = await copyBandwidth(backend, false);
-  console.log(`${dtype}: ${(stepBytes / 1e6).toFixed(0)} MB/step; ${row.join("; ")}; copy ${copy.gbps.toFixed(1)} GB/s, ${threads} threads`);
+  console.log(
+    `${dtype}: ${(stepBytes / 1e6).toFixed(0)} MB/step; ${row.join("; ")}; ` +
+      `copy ${copy.gbps.toFixed(1)} GB/s, ${threads} threads`,
+  );
   await backend.close();
 }

@@ -51,27 +51,48 @@ function oddAdapter(cfg: ModelConfig, rank: number, targets: LinearTarget[], see
   const rng = createRng(seed);
   const uniform = (n: number, s: number) => Float32Array.from({ length: n }, () => (2 * rng() - 1) * s);
   return {
-    id: `0xodd${rank}`, baseModel: "", rank, alpha: rank, useRslora: false, targets,
-    layers: Array.from({ length: cfg.nLayers }, () => Object.fromEntries(targets.map((t) => {
-      const { inDim, outDim } = projectionShape(cfg, t);
-      return [t, { rank, a: uniform(rank * inDim, 1 / Math.sqrt(inDim)), b: uniform(outDim * rank, 0.05) }];
-    }))),
+    id: `0xodd${rank}`,
+    baseModel: "",
+    rank,
+    alpha: rank,
+    useRslora: false,
+    targets,
+    layers: Array.from({ length: cfg.nLayers }, () =>
+      Object.fromEntries(
+        targets.map((t) => {
+          const { inDim, outDim } = projectionShape(cfg, t);
+          return [t, { rank, a: uniform(rank * inDim, 1 / Math.sqrt(inDim)), b: uniform(outDim * rank, 0.05) }];
+        }),
+      ),
+    ),
   };
 }
 
 const table = (first: number, n = 6) => Array.from({ length: n }, (_, i) => first + i);
 
 /** Greedy decoding of several sequences together, every step on both backends; returns each side's tokens. */
-async function greedyTogether(a: Backend, b: Backend, slots: number[], steps: number): Promise<{ tokens: number[][]; worst: number }> {
+async function greedyTogether(
+  a: Backend,
+  b: Backend,
+  slots: number[],
+  steps: number,
+): Promise<{ tokens: number[][]; worst: number }> {
   const tokens = slots.map(() => [...prompt]);
   let worst = 0;
-  let pending: SequenceStep[] = slots.map((slot, s) => ({ tokens: [...prompt], position: 0, blockTable: table(6 * s), slot }));
+  let pending: SequenceStep[] = slots.map((slot, s) => ({
+    tokens: [...prompt],
+    position: 0,
+    blockTable: table(6 * s),
+    slot,
+  }));
   for (let step = 0; step < steps; step++) {
     const [la, lb] = [await a.forward(pending), await b.forward(pending)];
     worst = Math.max(worst, relDiff(la, lb));
     pending = pending.map((seq, s) => {
       const next = argmax(lb.subarray(s * config.vocabSize, (s + 1) * config.vocabSize));
-      expect(argmax(la.subarray(s * config.vocabSize, (s + 1) * config.vocabSize)), `sequence ${s} step ${step}`).toBe(next);
+      expect(argmax(la.subarray(s * config.vocabSize, (s + 1) * config.vocabSize)), `sequence ${s} step ${step}`).toBe(
+        next,
+      );
       tokens[s].push(next);
       return { ...seq, tokens: [next], position: seq.position + seq.tokens.length };
     });
@@ -98,13 +119,13 @@ describe("simd backend on stories260K", () => {
     await simd?.close();
   });
 
-  it("greedy tokens equal the reference's with no adapter, each demo adapter and a rank-3 one, batched together", async () => {
+  it("greedy tokens equal the reference's: no adapter, each demo adapter, a rank-3 one, batched", async () => {
     const { tokens, worst } = await greedyTogether(simd, cpu, [-1, 0, 1, 2, 3], STEPS);
     expect(worst).toBeLessThan(LOGIT_TOL);
     expect(tokens.every((t) => t.length === prompt.length + STEPS)).toBe(true);
   });
 
-  it("a step mixing prefill and decode rows, split into passes of 5 rows, gives the single pass's logits bit for bit", async () => {
+  it("prefill and decode rows in one step, in passes of 5 rows: the single pass's logits, bit for bit", async () => {
     const split = await createSimdBackend(model.weights, { ...OPTIONS, threads: 3, maxRowsPerPass: 5 });
     try {
       for (const [slot, adapter] of adapters.entries()) await split.setAdapter(slot, adapter);
@@ -127,26 +148,47 @@ describe("simd backend on stories260K", () => {
   });
 
   it("samples as the reference does from the same draws", async () => {
-    const steps: SequenceStep[] = [0, 1].map((s) => ({ tokens: prompt, position: 0, blockTable: table(30 + 6 * s), slot: s - 1 }));
-    const params = [{ temperature: 0.8, topK: 40, topP: 0.9 }, { temperature: 0, topK: 0, topP: 1 }];
+    const steps: SequenceStep[] = [0, 1].map((s) => ({
+      tokens: prompt,
+      position: 0,
+      blockTable: table(30 + 6 * s),
+      slot: s - 1,
+    }));
+    const params = [
+      { temperature: 0.8, topK: 40, topP: 0.9 },
+      { temperature: 0, topK: 0, topP: 1 },
+    ];
     const uniforms = Float32Array.of(0.37, 0.5);
     expect([...(await simd.sample(steps, params, uniforms))]).toEqual([...(await cpu.sample(steps, params, uniforms))]);
   });
 
   it("refuses what the reference refuses, by name", async () => {
-    await expect(simd.setAdapter(0, oddAdapter(config, 32, ["q"], 1))).rejects.toThrow("rank 32 exceeds the slot rank 16");
+    await expect(simd.setAdapter(0, oddAdapter(config, 32, ["q"], 1))).rejects.toThrow(
+      "rank 32 exceeds the slot rank 16",
+    );
     await expect(simd.setAdapter(7, null)).rejects.toThrow("adapter slot 7 outside 0..4");
-    await expect(simd.forward([{ tokens: [config.vocabSize], position: 0, blockTable: [0], slot: -1 }])).rejects.toThrow("outside the vocabulary");
+    await expect(
+      simd.forward([{ tokens: [config.vocabSize], position: 0, blockTable: [0], slot: -1 }]),
+    ).rejects.toThrow("outside the vocabulary");
   });
 });
 
 describe("simd backend on random models, every weight format", () => {
   const tiny: ModelConfig = {
-    dim: 128, hiddenDim: 256, nLayers: 2, nHeads: 4, nKvHeads: 2, headDim: 32, vocabSize: 512, maxSeqLen: 128, normEps: 1e-5, ropeTheta: 10000,
+    dim: 128,
+    hiddenDim: 256,
+    nLayers: 2,
+    nHeads: 4,
+    nKvHeads: 2,
+    headDim: 32,
+    vocabSize: 512,
+    maxSeqLen: 128,
+    normEps: 1e-5,
+    ropeTheta: 10000,
   };
   const options = { numBlocks: 16, blockSize: 8, adapterSlots: 2, maxRank: 8 };
   for (const dtype of WEIGHT_DTYPES) {
-    it(`${dtype}: logits within ${LOGIT_TOL} of the reference on the same weights; the weights stay ${dtype}`, async () => {
+    it(`${dtype}: logits within ${LOGIT_TOL} of the reference on the same weights, kept ${dtype}`, async () => {
       const { weights } = randomModel(tiny, 11, { tiedClassifier: false, scale: 0.08 }, dtype);
       const simd = await createSimdBackend(weights, { ...options, threads: 2 });
       const cpu = createCpuBackend(weights, options);
@@ -159,7 +201,10 @@ describe("simd backend on random models, every weight format", () => {
           { tokens: [17, 18], position: 0, blockTable: [2], slot: -1 },
         ];
         expect(relDiff(await simd.forward(steps), await cpu.forward(steps))).toBeLessThan(LOGIT_TOL);
-        const decode: SequenceStep[] = [{ ...steps[0], tokens: [99], position: 11 }, { ...steps[1], tokens: [100], position: 2 }];
+        const decode: SequenceStep[] = [
+          { ...steps[0], tokens: [99], position: 11 },
+          { ...steps[1], tokens: [100], position: 2 },
+        ];
         expect(relDiff(await simd.forward(decode), await cpu.forward(decode))).toBeLessThan(LOGIT_TOL);
         expect(simd.device).toContain(`${dtype} weights`);
       } finally {
@@ -172,11 +217,19 @@ describe("simd backend on random models, every weight format", () => {
     const big: ModelConfig = { ...tiny, dim: 256, headDim: 64, hiddenDim: 512, vocabSize: 4096 };
     const sizes: number[] = [];
     for (const dtype of ["f32", "q4_0"] as const) {
-      const backend = await createSimdBackend(randomModel(big, 1, {}, dtype).weights, { ...options, adapterSlots: 0, maxRank: 0, threads: 1 });
+      const backend = await createSimdBackend(randomModel(big, 1, {}, dtype).weights, {
+        ...options,
+        adapterSlots: 0,
+        maxRank: 0,
+        threads: 1,
+      });
       sizes.push(backend.memoryBytes);
       await backend.close();
     }
-    const f32Weights = 4 * (big.vocabSize * big.dim + big.nLayers * (2 * big.dim * big.dim + 2 * big.dim * 128 + 3 * big.dim * big.hiddenDim));
+    const f32Weights =
+      4 *
+      (big.vocabSize * big.dim +
+        big.nLayers * (2 * big.dim * big.dim + 2 * big.dim * 128 + 3 * big.dim * big.hiddenDim));
     expect(sizes[0] - sizes[1]).toBeGreaterThan(f32Weights * (1 - 18 / 128) * 0.95);
   });
 
@@ -185,7 +238,9 @@ describe("simd backend on random models, every weight format", () => {
     const results: Float32Array[] = [];
     for (const threads of [1, 3]) {
       const backend = await createSimdBackend(weights, { ...options, threads });
-      results.push(await backend.forward([{ tokens: [1, 2, 3, 4, 5, 6, 7, 8, 9], position: 0, blockTable: [3, 4], slot: -1 }]));
+      results.push(
+        await backend.forward([{ tokens: [1, 2, 3, 4, 5, 6, 7, 8, 9], position: 0, blockTable: [3, 4], slot: -1 }]),
+      );
       await backend.close();
     }
     expect(Buffer.from(results[1].buffer).equals(Buffer.from(results[0].buffer))).toBe(true);

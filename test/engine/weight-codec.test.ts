@@ -23,7 +23,16 @@ import type { WeightDType } from "../../node/engine/model/weights.ts";
 import { scratchDir } from "./formats-helpers.ts";
 
 const tiny: ModelConfig = {
-  dim: 64, hiddenDim: 128, nLayers: 2, nHeads: 4, nKvHeads: 2, headDim: 16, vocabSize: 300, maxSeqLen: 64, normEps: 1e-5, ropeTheta: 10000,
+  dim: 64,
+  hiddenDim: 128,
+  nLayers: 2,
+  nHeads: 4,
+  nKvHeads: 2,
+  headDim: 16,
+  vocabSize: 300,
+  maxSeqLen: 64,
+  normEps: 1e-5,
+  ropeTheta: 10000,
 };
 
 /** Largest error each dtype may make on a value, given the largest magnitude in its 32-block. */
@@ -45,7 +54,11 @@ describe("weight codecs", () => {
       for (let b = 0; b < values.length / 32; b++) {
         const block = values.subarray(32 * b, 32 * b + 32);
         const amax = Math.max(...block.map(Math.abs));
-        block.forEach((x, j) => expect(Math.abs(back[32 * b + j] - x), `${dtype} at ${32 * b + j}`).toBeLessThanOrEqual(BOUND[dtype](x, amax)));
+        block.forEach((x, j) =>
+          expect(Math.abs(back[32 * b + j] - x), `${dtype} at ${32 * b + j}`).toBeLessThanOrEqual(
+            BOUND[dtype](x, amax),
+          ),
+        );
       }
       expect(dequantizeRows(m, 3, 2)).toEqual(back.subarray(3 * 64, 5 * 64));
     });
@@ -76,7 +89,11 @@ describe("GGUF loads keep the file's precision", () => {
       const wq = model.weights.layers[0].wq;
       expect([wq.dtype, wq.rows, wq.cols]).toEqual([dtype, tiny.dim, tiny.dim]);
       const reader = GgufReader.open(file);
-      expect(reader.tensors.get(GGUF_TENSOR.layer(0).wq)!.type).toBe({ f32: GGML_TYPE.F32, f16: GGML_TYPE.F16, bf16: GGML_TYPE.BF16, q8_0: GGML_TYPE.Q8_0, q4_0: GGML_TYPE.Q4_0 }[dtype]);
+      expect(reader.tensors.get(GGUF_TENSOR.layer(0).wq)!.type).toBe(
+        { f32: GGML_TYPE.F32, f16: GGML_TYPE.F16, bf16: GGML_TYPE.BF16, q8_0: GGML_TYPE.Q8_0, q4_0: GGML_TYPE.Q4_0 }[
+          dtype
+        ],
+      );
       reader.close();
       const expected = randomModel(tiny, 5, {}, dtype).weights;
       expect(Buffer.from(wq.data).equals(Buffer.from(expected.layers[0].wq.data))).toBe(true);

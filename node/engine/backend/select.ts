@@ -23,12 +23,18 @@ export async function autoBackend(): Promise<"webgpu" | "simd"> {
   const adapter = await findAdapter();
   if (!adapter) return "simd";
   const info = adapter.info as GPUAdapterInfo & { isFallbackAdapter?: boolean };
-  const software = info.isFallbackAdapter === true || SOFTWARE_ADAPTER.test(`${info.vendor} ${info.architecture} ${info.device} ${info.description}`);
+  const software =
+    info.isFallbackAdapter === true ||
+    SOFTWARE_ADAPTER.test(`${info.vendor} ${info.architecture} ${info.device} ${info.description}`);
   return software ? "simd" : "webgpu";
 }
 
 /** Creates the backend asked for; "auto" resolves through autoBackend. */
-export async function createBackend(choice: BackendChoice, weights: ModelWeights, options: CreateBackendOptions): Promise<Backend> {
+export async function createBackend(
+  choice: BackendChoice,
+  weights: ModelWeights,
+  options: CreateBackendOptions,
+): Promise<Backend> {
   const kind = choice === "auto" ? await autoBackend() : choice;
   if (kind === "cpu") return createCpuBackend(weights, options);
   if (kind === "simd") return createSimdBackend(weights, options);

@@ -26,14 +26,16 @@ export const WEIGHT_DTYPES: readonly WeightDType[] = ["f32", "f16", "bf16", "q8_
 /** Bytes of one row of `cols` elements; throws when cols is not a whole number of blocks. */
 export function rowBytes(dtype: WeightDType, cols: number): number {
   const block = DTYPE_BLOCK[dtype];
-  if (cols % block.elements !== 0) throw new RangeError(`${dtype} rows need a multiple of ${block.elements} columns, got ${cols}`);
+  if (cols % block.elements !== 0)
+    throw new RangeError(`${dtype} rows need a multiple of ${block.elements} columns, got ${cols}`);
   return (cols / block.elements) * block.bytes;
 }
 
 /** A matrix over existing bytes, checked for size. */
 export function weightMatrix(dtype: WeightDType, rows: number, cols: number, data: Uint8Array): WeightMatrix {
   const expected = rows * rowBytes(dtype, cols);
-  if (data.length !== expected) throw new RangeError(`${dtype} [${rows}, ${cols}] needs ${expected} bytes, got ${data.length}`);
+  if (data.length !== expected)
+    throw new RangeError(`${dtype} [${rows}, ${cols}] needs ${expected} bytes, got ${data.length}`);
   return { dtype, rows, cols, data };
 }
 
@@ -80,7 +82,12 @@ export function decodeBlocks(dtype: WeightDType, bytes: Uint8Array, out: Float32
 }
 
 /** Rows first .. first + count - 1 as float32, [count, cols]. */
-export function dequantizeRows(m: WeightMatrix, first: number, count: number, out: Float32Array = new Float32Array(count * m.cols)): Float32Array {
+export function dequantizeRows(
+  m: WeightMatrix,
+  first: number,
+  count: number,
+  out: Float32Array = new Float32Array(count * m.cols),
+): Float32Array {
   const bytes = rowBytes(m.dtype, m.cols);
   decodeBlocks(m.dtype, m.data.subarray(first * bytes, (first + count) * bytes), out, 0);
   return out;
@@ -88,7 +95,8 @@ export function dequantizeRows(m: WeightMatrix, first: number, count: number, ou
 
 /** The whole matrix as float32: the same memory for an aligned f32 matrix, a new array otherwise. */
 export function dequantize(m: WeightMatrix): Float32Array {
-  if (m.dtype === "f32" && m.data.byteOffset % 4 === 0) return new Float32Array(m.data.buffer, m.data.byteOffset, m.rows * m.cols);
+  if (m.dtype === "f32" && m.data.byteOffset % 4 === 0)
+    return new Float32Array(m.data.buffer, m.data.byteOffset, m.rows * m.cols);
   return dequantizeRows(m, 0, m.rows);
 }
 
@@ -164,7 +172,15 @@ export function quantizeMatrix(values: Float32Array, rows: number, cols: number,
   return weightMatrix(dtype, rows, cols, data);
 }
 
-const MATRIX_KEYS = ["wq", "wk", "wv", "wo", "wGate", "wUp", "wDown"] as const satisfies readonly (keyof LayerWeights)[];
+const MATRIX_KEYS = [
+  "wq",
+  "wk",
+  "wv",
+  "wo",
+  "wGate",
+  "wUp",
+  "wDown",
+] as const satisfies readonly (keyof LayerWeights)[];
 
 /** The architecture's vectors a block has (biases, q/k and post norms), float32 in every view. */
 function layerVectors(layer: LayerVectors): LayerVectors {
@@ -188,7 +204,11 @@ export function float32Weights(weights: ModelWeights): Float32ModelWeights {
     config: weights.config,
     tokenEmbedding,
     layers: weights.layers.map((layer) => {
-      const out = { ...layerVectors(layer), attnNorm: layer.attnNorm, ffnNorm: layer.ffnNorm } as Float32ModelWeights["layers"][number];
+      const out = {
+        ...layerVectors(layer),
+        attnNorm: layer.attnNorm,
+        ffnNorm: layer.ffnNorm,
+      } as Float32ModelWeights["layers"][number];
       for (const key of MATRIX_KEYS) out[key] = dequantize(layer[key]);
       return out;
     }),
@@ -204,7 +224,8 @@ export function quantizeWeights(weights: Float32ModelWeights, dtype: WeightDType
   const { dim, hiddenDim, vocabSize, nKvHeads, nHeads, headDim } = weights.config;
   const kvDim = nKvHeads * headDim;
   const qDim = nHeads * headDim;
-  const q = (values: Float32Array, rows: number, cols: number): WeightMatrix => quantizeMatrix(values, rows, cols, dtype);
+  const q = (values: Float32Array, rows: number, cols: number): WeightMatrix =>
+    quantizeMatrix(values, rows, cols, dtype);
   const tokenEmbedding = q(weights.tokenEmbedding, vocabSize, dim);
   return {
     config: weights.config,

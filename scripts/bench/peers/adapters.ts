@@ -12,7 +12,13 @@ import { projectionShape, type LinearTarget, type ModelConfig } from "../../../n
 
 /** llama.cpp's tensor name (without .weight) of each target. */
 const GGUF_NAME: Record<LinearTarget, keyof ReturnType<typeof GGUF_TENSOR.layer>> = {
-  q: "wq", k: "wk", v: "wv", o: "wo", gate: "wGate", up: "wUp", down: "wDown",
+  q: "wq",
+  k: "wk",
+  v: "wv",
+  o: "wo",
+  gate: "wGate",
+  up: "wUp",
+  down: "wDown",
 };
 
 export interface BenchAdapter {
@@ -24,7 +30,12 @@ export interface BenchAdapter {
 
 /** `count` random adapters of `rank` on `targets`, written once under `dir` in both formats. */
 export async function benchAdapters(
-  dir: string, config: ModelConfig, modelName: string, count: number, rank: number, targets: readonly LinearTarget[],
+  dir: string,
+  config: ModelConfig,
+  modelName: string,
+  count: number,
+  rank: number,
+  targets: readonly LinearTarget[],
 ): Promise<BenchAdapter[]> {
   const alpha = 2 * rank;
   const list: BenchAdapter[] = [];
@@ -45,12 +56,16 @@ export async function benchAdapters(
           sources.push({ name: `${name}.lora_b`, dims: [rank, outDim], type: GGML_TYPE.F32, data: () => b });
         }
       }
-      writeGguf(gguf, [
-        ["general.architecture", { type: GGUF_TYPE.string, value: "llama" }],
-        ["general.type", { type: GGUF_TYPE.string, value: "adapter" }],
-        ["adapter.type", { type: GGUF_TYPE.string, value: "lora" }],
-        ["adapter.lora.alpha", { type: GGUF_TYPE.float32, value: alpha }],
-      ], sources);
+      writeGguf(
+        gguf,
+        [
+          ["general.architecture", { type: GGUF_TYPE.string, value: "llama" }],
+          ["general.type", { type: GGUF_TYPE.string, value: "adapter" }],
+          ["adapter.type", { type: GGUF_TYPE.string, value: "lora" }],
+          ["adapter.lora.alpha", { type: GGUF_TYPE.float32, value: alpha }],
+        ],
+        sources,
+      );
     }
     list.push({ peft, gguf });
   }

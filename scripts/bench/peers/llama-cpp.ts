@@ -21,7 +21,11 @@ interface LlamaContext {
 }
 interface LlamaModel {
   createContext(options: {
-    contextSize: number; sequences: number; batchSize: number; threads: number; lora?: { adapters: { filePath: string }[] };
+    contextSize: number;
+    sequences: number;
+    batchSize: number;
+    threads: number;
+    lora?: { adapters: { filePath: string }[] };
   }): Promise<LlamaContext>;
   dispose(): Promise<void>;
 }
@@ -30,7 +34,13 @@ interface Llama {
   dispose(): Promise<void>;
 }
 interface NodeLlamaCpp {
-  getLlama(options: { gpu: false; build: "never"; skipDownload: true; maxThreads: number; logLevel: string }): Promise<Llama>;
+  getLlama(options: {
+    gpu: false;
+    build: "never";
+    skipDownload: true;
+    maxThreads: number;
+    logLevel: string;
+  }): Promise<Llama>;
 }
 
 /** Installs node-llama-cpp into `dir` unless it is there; returns the module. */
@@ -39,15 +49,30 @@ export async function loadNodeLlamaCpp(dir: string, log: (line: string) => void)
   const entry = join(dir, "node_modules", "node-llama-cpp", "dist", "index.js");
   if (!existsSync(entry) || !existsSync(join(dir, "node_modules", binary))) {
     mkdirSync(dir, { recursive: true });
-    if (!existsSync(join(dir, "package.json"))) writeFileSync(join(dir, "package.json"), '{ "name": "openlora-peers", "private": true }\n');
+    if (!existsSync(join(dir, "package.json")))
+      writeFileSync(join(dir, "package.json"), '{ "name": "openlora-peers", "private": true }\n');
     log(`installing node-llama-cpp ${LLAMA_CPP_VERSION} into ${dir} (first use)`);
     const started = performance.now();
     const result = spawnSync(
       "npm",
-      ["install", "--no-audit", "--no-fund", "--ignore-scripts", "--omit=optional", "--save-exact", `node-llama-cpp@${LLAMA_CPP_VERSION}`, `${binary}@${LLAMA_CPP_VERSION}`],
-      { cwd: dir, stdio: ["ignore", "inherit", "inherit"], env: { ...process.env, NODE_LLAMA_CPP_SKIP_DOWNLOAD: "true" } },
+      [
+        "install",
+        "--no-audit",
+        "--no-fund",
+        "--ignore-scripts",
+        "--omit=optional",
+        "--save-exact",
+        `node-llama-cpp@${LLAMA_CPP_VERSION}`,
+        `${binary}@${LLAMA_CPP_VERSION}`,
+      ],
+      {
+        cwd: dir,
+        stdio: ["ignore", "inherit", "inherit"],
+        env: { ...process.env, NODE_LLAMA_CPP_SKIP_DOWNLOAD: "true" },
+      },
     );
-    if (result.status !== 0) throw new Error(`npm install of node-llama-cpp failed (${result.status ?? result.error?.message})`);
+    if (result.status !== 0)
+      throw new Error(`npm install of node-llama-cpp failed (${result.status ?? result.error?.message})`);
     log(`installed in ${((performance.now() - started) / 1000).toFixed(0)} s`);
   }
   return (await import(pathToFileURL(entry).href)) as NodeLlamaCpp;
@@ -74,10 +99,27 @@ export function steadyRate(times: number[][]): number {
  * llama.cpp on the CPU: base-model batches as sequences of one context (llama.cpp batches them in one decode),
  * adapters as one context each (a context holds one adapter set), all running at once as a server would.
  */
-export async function llamaCppRunner(module: NodeLlamaCpp, modelPath: string, loraFiles: Map<string, string>, threads: number, contextSize: number): Promise<PeerRunner> {
-  const llama = await module.getLlama({ gpu: false, build: "never", skipDownload: true, maxThreads: threads, logLevel: "error" });
+export async function llamaCppRunner(
+  module: NodeLlamaCpp,
+  modelPath: string,
+  loraFiles: Map<string, string>,
+  threads: number,
+  contextSize: number,
+): Promise<PeerRunner> {
+  const llama = await module.getLlama({
+    gpu: false,
+    build: "never",
+    skipDownload: true,
+    maxThreads: threads,
+    logLevel: "error",
+  });
   const model = await llama.loadModel({ modelPath, gpuLayers: 0 });
-  const generate = async (sequence: LlamaSequence, prompt: number[], tokens: number, times: number[]): Promise<void> => {
+  const generate = async (
+    sequence: LlamaSequence,
+    prompt: number[],
+    tokens: number,
+    times: number[],
+  ): Promise<void> => {
     for await (const _token of sequence.evaluate(prompt, { temperature: 0 })) {
       times.push(performance.now());
       if (times.length >= tokens) break;
@@ -90,7 +132,12 @@ export async function llamaCppRunner(module: NodeLlamaCpp, modelPath: string, lo
         const sequences: LlamaSequence[] = [];
         if (adapters.every((a) => a === null)) {
           // contextSize is per sequence in node-llama-cpp (it allocates contextSize x sequences cells).
-          const context = await model.createContext({ contextSize, sequences: adapters.length, batchSize: 512, threads });
+          const context = await model.createContext({
+            contextSize,
+            sequences: adapters.length,
+            batchSize: 512,
+            threads,
+          });
           contexts.push(context);
           for (let i = 0; i < adapters.length; i++) sequences.push(context.getSequence());
         } else {

@@ -10,18 +10,30 @@ import { steadyRate, type PeerRunner } from "./llama-cpp.ts";
 
 /** The runner; `adapterIds` maps each PEFT folder to the id the engine gave it. */
 export async function ourRunner(
-  model: LoadedModel, backend: Backend, peftDirs: readonly string[],
+  model: LoadedModel,
+  backend: Backend,
+  peftDirs: readonly string[],
 ): Promise<PeerRunner & { adapterIds: Map<string, string> }> {
   const store = await mkdtemp(join(tmpdir(), "openlora-peers-"));
   const engine = await Engine.create({
-    backend, tokenizer: model.tokenizer, modelName: model.name, qkBasis: model.qkBasis, adapterDir: store,
+    backend,
+    tokenizer: model.tokenizer,
+    modelName: model.name,
+    qkBasis: model.qkBasis,
+    adapterDir: store,
     scheduler: { maxBatchTokens: 512, maxRunning: 64 },
   });
   engine.start();
   const adapterIds = new Map<string, string>();
   for (const dir of peftDirs) adapterIds.set(dir, (await engine.adapters.import(dir)).id);
   const run = async (adapterId: string | null, tokenIds: number[], tokens: number, times: number[]): Promise<void> => {
-    for await (const event of engine.submit({ adapterId, tokenIds, maxTokens: tokens, temperature: 0, ignoreEos: true })) {
+    for await (const event of engine.submit({
+      adapterId,
+      tokenIds,
+      maxTokens: tokens,
+      temperature: 0,
+      ignoreEos: true,
+    })) {
       if (event.type === "token") times.push(performance.now());
     }
   };

@@ -121,7 +121,12 @@ export function planLayout(input: LayoutInput): SimdLayout {
   const kvDim = config.nKvHeads * headDim;
   const arena = new Arena();
   const place = (m: WeightMatrix): PlacedMatrix => ({
-    dtype: m.dtype, code: DTYPE_CODE[m.dtype], rows: m.rows, cols: m.cols, offset: arena.take(m.data.length), bytes: m.data.length,
+    dtype: m.dtype,
+    code: DTYPE_CODE[m.dtype],
+    rows: m.rows,
+    cols: m.cols,
+    offset: arena.take(m.data.length),
+    bytes: m.data.length,
   });
   const embedding = place(input.embedding);
   const classifier = input.classifier === input.embedding ? embedding : place(input.classifier);
@@ -129,7 +134,13 @@ export function planLayout(input: LayoutInput): SimdLayout {
   const layers = input.layers.map((l): PlacedLayer => ({
     attnNorm: arena.take(4 * dim),
     ffnNorm: arena.take(4 * dim),
-    wq: place(l.wq), wk: place(l.wk), wv: place(l.wv), wo: place(l.wo), wGate: place(l.wGate), wUp: place(l.wUp), wDown: place(l.wDown),
+    wq: place(l.wq),
+    wk: place(l.wk),
+    wv: place(l.wv),
+    wo: place(l.wo),
+    wGate: place(l.wGate),
+    wUp: place(l.wUp),
+    wDown: place(l.wDown),
   }));
   const weightBytes = arena.at - RESERVED;
   const positionsPerLayer = options.numBlocks * options.blockSize;
@@ -166,13 +177,47 @@ export function planLayout(input: LayoutInput): SimdLayout {
   if (bytes > 65536 * PAGE) {
     throw new RangeError(
       `simd backend: the model needs ${(bytes / 2 ** 30).toFixed(2)} GiB in one WebAssembly memory (weights ` +
-        `${(weightBytes / 2 ** 30).toFixed(2)} GiB), more than wasm32's 4 GiB: use a quantized file (f16, q8_0, q4_0) or fewer KV blocks`,
+        `${(weightBytes / 2 ** 30).toFixed(2)} GiB), more than wasm32's 4 GiB: ` +
+        "use a quantized file (f16, q8_0, q4_0) or fewer KV blocks",
     );
   }
   return {
-    config, threads, maxRows, maxSeqs, blocksPerSeq, numBlocks: options.numBlocks, blockSize: options.blockSize,
-    adapterSlots: slots, maxRank: options.maxRank, bytes, weightBytes, embedding, classifier, finalNorm, layers,
-    kCache, vCache, layerStride, ropeTable, x, xn, att, qkv, gu, lora, last, logits, step, positions, cacheRows,
-    seqs, tables, slotTable, slotPool, slotBytes, scratch, scratchStride,
+    config,
+    threads,
+    maxRows,
+    maxSeqs,
+    blocksPerSeq,
+    numBlocks: options.numBlocks,
+    blockSize: options.blockSize,
+    adapterSlots: slots,
+    maxRank: options.maxRank,
+    bytes,
+    weightBytes,
+    embedding,
+    classifier,
+    finalNorm,
+    layers,
+    kCache,
+    vCache,
+    layerStride,
+    ropeTable,
+    x,
+    xn,
+    att,
+    qkv,
+    gu,
+    lora,
+    last,
+    logits,
+    step,
+    positions,
+    cacheRows,
+    seqs,
+    tables,
+    slotTable,
+    slotPool,
+    slotBytes,
+    scratch,
+    scratchStride,
   };
 }

@@ -75,7 +75,14 @@ class SimdBackend implements Backend {
   #busy = false;
   #closed = false;
 
-  constructor(layout: SimdLayout, memory: WebAssembly.Memory, ctl: Int32Array, tickets: Int32Array, workers: Worker[], options: SimdBackendOptions) {
+  constructor(
+    layout: SimdLayout,
+    memory: WebAssembly.Memory,
+    ctl: Int32Array,
+    tickets: Int32Array,
+    workers: Worker[],
+    options: SimdBackendOptions,
+  ) {
     this.#layout = layout;
     this.#tickets = tickets;
     this.#memory = memory;
@@ -87,8 +94,11 @@ class SimdBackend implements Backend {
     this.#i32 = new Int32Array(memory.buffer);
     this.#f32 = new Float32Array(memory.buffer);
     this.#bytes = new Uint8Array(memory.buffer);
-    const dtypes = [...new Set([layout.embedding, ...layout.layers.flatMap((l) => [l.wq, l.wDown])].map((m) => m.dtype))].join("/");
-    this.device = `simd: WebAssembly SIMD128 on ${layout.threads} thread${layout.threads === 1 ? "" : "s"} (${dtypes} weights)`;
+    const dtypes = [
+      ...new Set([layout.embedding, ...layout.layers.flatMap((l) => [l.wq, l.wDown])].map((m) => m.dtype)),
+    ].join("/");
+    const threads = `${layout.threads} thread${layout.threads === 1 ? "" : "s"}`;
+    this.device = `simd: WebAssembly SIMD128 on ${threads} (${dtypes} weights)`;
     for (const worker of workers) {
       worker.on("message", (message: { error?: string }) => {
         if (message.error) this.#failure = message.error;
@@ -101,7 +111,8 @@ class SimdBackend implements Backend {
 
   async setAdapter(slot: number, adapter: LoraAdapter | null): Promise<void> {
     const { adapterSlots } = this.options;
-    if (!Number.isInteger(slot) || slot < 0 || slot >= adapterSlots) throw new RangeError(`adapter slot ${slot} outside 0..${adapterSlots - 1}`);
+    if (!Number.isInteger(slot) || slot < 0 || slot >= adapterSlots)
+      throw new RangeError(`adapter slot ${slot} outside 0..${adapterSlots - 1}`);
     if (adapter) checkAdapterFits(adapter, this.config, this.options);
     if (this.#busy) throw new Error("simd backend: setAdapter during a step");
     const layout = this.#layout;
@@ -148,10 +159,16 @@ class SimdBackend implements Backend {
     }
   }
 
-  async sample(steps: readonly SequenceStep[], params: readonly SamplingParams[], uniforms: Float32Array): Promise<Int32Array> {
+  async sample(
+    steps: readonly SequenceStep[],
+    params: readonly SamplingParams[],
+    uniforms: Float32Array,
+  ): Promise<Int32Array> {
     const logits = await this.forward(steps);
     const vocab = this.config.vocabSize;
-    return Int32Array.from(steps, (_, i) => sampleToken(logits.subarray(i * vocab, (i + 1) * vocab), params[i], uniforms[i]));
+    return Int32Array.from(steps, (_, i) =>
+      sampleToken(logits.subarray(i * vocab, (i + 1) * vocab), params[i], uniforms[i]),
+    );
   }
 
   async close(): Promise<void> {
@@ -189,7 +206,8 @@ class SimdBackend implements Backend {
       for (let i = 0; i < piece.count; i++, row++) {
         const p = position + i;
         this.#i32[(layout.positions >> 2) + row] = p;
-        this.#i32[(layout.cacheRows >> 2) + row] = step.blockTable[Math.floor(p / layout.blockSize)] * layout.blockSize + (p % layout.blockSize);
+        this.#i32[(layout.cacheRows >> 2) + row] =
+          step.blockTable[Math.floor(p / layout.blockSize)] * layout.blockSize + (p % layout.blockSize);
         const x = (layout.x >> 2) + row * dim;
         dequantizeRows(embedding, step.tokens[piece.from + i], 1, this.#f32.subarray(x, x + dim));
       }
@@ -222,9 +240,16 @@ class SimdBackend implements Backend {
 }
 
 /** Atomics.waitAsync (Node 16+; TypeScript's ES2023 lib does not declare it). */
-const waitAsync = (Atomics as unknown as {
-  waitAsync(array: Int32Array, index: number, value: number, timeout: number): { async: boolean; value: Promise<string> | string };
-}).waitAsync;
+const waitAsync = (
+  Atomics as unknown as {
+    waitAsync(
+      array: Int32Array,
+      index: number,
+      value: number,
+      timeout: number,
+    ): { async: boolean; value: Promise<string> | string };
+  }
+).waitAsync;
 
 /** What the kernels compute: the LLaMA block of the cpu reference (q width = dim, no biases or extra norms). */
 const KNOWN_LAYER_KEYS = new Set(["attnNorm", "ffnNorm", "wq", "wk", "wv", "wo", "wGate", "wUp", "wDown"]);
@@ -233,11 +258,14 @@ const KNOWN_LAYER_KEYS = new Set(["attnNorm", "ffnNorm", "wq", "wk", "wv", "wo",
 function refuseUnsupported(weights: ModelWeights): void {
   const { config } = weights;
   if (config.nHeads * config.headDim !== config.dim) {
-    throw new RangeError(`simd backend: heads x head size ${config.nHeads} x ${config.headDim} != dim ${config.dim} is not supported yet`);
+    throw new RangeError(
+      `simd backend: heads x head size ${config.nHeads} x ${config.headDim} != dim ${config.dim} is not supported yet`,
+    );
   }
   weights.layers.forEach((layer, l) => {
     for (const [key, value] of Object.entries(layer)) {
-      if (value !== undefined && !KNOWN_LAYER_KEYS.has(key)) throw new RangeError(`simd backend: layer ${l} has ${key}, which it does not compute yet`);
+      if (value !== undefined && !KNOWN_LAYER_KEYS.has(key))
+        throw new RangeError(`simd backend: layer ${l} has ${key}, which it does not compute yet`);
     }
   });
 }
@@ -253,19 +281,28 @@ function placedView(bytes: Uint8Array, m: PlacedMatrix): WeightMatrix {
  */
 export async function createSimdBackend(weights: ModelWeights, options: SimdBackendOptions): Promise<Backend> {
   for (const key of ["numBlocks", "blockSize"] as const) {
-    if (!Number.isInteger(options[key]) || options[key] <= 0) throw new RangeError(`${key} must be a positive integer, got ${options[key]}`);
+    if (!Number.isInteger(options[key]) || options[key] <= 0)
+      throw new RangeError(`${key} must be a positive integer, got ${options[key]}`);
   }
   for (const key of ["adapterSlots", "maxRank"] as const) {
-    if (!Number.isInteger(options[key]) || options[key] < 0) throw new RangeError(`${key} must be a non-negative integer, got ${options[key]}`);
+    if (!Number.isInteger(options[key]) || options[key] < 0)
+      throw new RangeError(`${key} must be a non-negative integer, got ${options[key]}`);
   }
   const threads = options.threads ?? availableParallelism();
-  if (!Number.isInteger(threads) || threads < 1) throw new RangeError(`threads must be a positive integer, got ${threads}`);
+  if (!Number.isInteger(threads) || threads < 1)
+    throw new RangeError(`threads must be a positive integer, got ${threads}`);
   const config = weights.config;
   refuseUnsupported(weights);
   const maxRows = options.maxRowsPerPass ?? 512;
   const layout = planLayout({
-    config, options, threads, maxRows, maxSeqs: Math.min(MAX_SEQS, maxRows),
-    embedding: weights.tokenEmbedding, classifier: weights.classifier, layers: weights.layers,
+    config,
+    options,
+    threads,
+    maxRows,
+    maxSeqs: Math.min(MAX_SEQS, maxRows),
+    embedding: weights.tokenEmbedding,
+    classifier: weights.classifier,
+    layers: weights.layers,
   });
   const memory = new WebAssembly.Memory({ initial: layout.bytes / 65536, maximum: layout.bytes / 65536, shared: true });
   const bytes = new Uint8Array(memory.buffer);
@@ -298,13 +335,21 @@ export async function createSimdBackend(weights: ModelWeights, options: SimdBack
       const input: WorkerInput = { kernels, memory, control, tickets, layout, index };
       workers.push(new Worker(WORKER, { workerData: input, name: `simd-${index}` }));
     }
-    await Promise.all(workers.map((worker) => new Promise<void>((resolve, reject) => {
-      worker.once("message", () => resolve());
-      worker.once("error", reject);
-    })));
+    await Promise.all(
+      workers.map(
+        (worker) =>
+          new Promise<void>((resolve, reject) => {
+            worker.once("message", () => resolve());
+            worker.once("error", reject);
+          }),
+      ),
+    );
   } catch (error) {
     await Promise.all(workers.map((w) => w.terminate()));
     throw error;
   }
-  return new SimdBackend(layout, memory, new Int32Array(control), new Int32Array(tickets), workers, { ...options, threads });
+  return new SimdBackend(layout, memory, new Int32Array(control), new Int32Array(tickets), workers, {
+    ...options,
+    threads,
+  });
 }

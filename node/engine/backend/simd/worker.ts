@@ -8,10 +8,46 @@ import { barrier, CTL, PassAbandoned } from "./control.ts";
 import { SEQ_FIELDS, SEQ_INTS, SLOT_INTS, type PlacedMatrix, type SimdLayout } from "./layout.ts";
 
 interface Kernels {
-  linear(dtype: number, out: number, ldo: number, x: number, ldx: number, rows: number, w: number, n: number, j0: number, j1: number, accumulate: number, panel: number): void;
+  linear(
+    dtype: number,
+    out: number,
+    ldo: number,
+    x: number,
+    ldx: number,
+    rows: number,
+    w: number,
+    n: number,
+    j0: number,
+    j1: number,
+    accumulate: number,
+    panel: number,
+  ): void;
   rmsnorm(out: number, x: number, ld: number, weight: number, rows: number, dim: number, eps: number): void;
-  rope(x: number, ld: number, rows: number, positions: number, base: number, c0: number, c1: number, headDim: number, table: number): void;
-  attend(out: number, q: number, kBase: number, vBase: number, table: number, blockSize: number, kvDim: number, kvOffset: number, length: number, headDim: number, scale: number, scores: number): void;
+  rope(
+    x: number,
+    ld: number,
+    rows: number,
+    positions: number,
+    base: number,
+    c0: number,
+    c1: number,
+    headDim: number,
+    table: number,
+  ): void;
+  attend(
+    out: number,
+    q: number,
+    kBase: number,
+    vBase: number,
+    table: number,
+    blockSize: number,
+    kvDim: number,
+    kvOffset: number,
+    length: number,
+    headDim: number,
+    scale: number,
+    scores: number,
+  ): void;
   swiglu(out: number, gate: number, up: number, ld: number, rows: number, c0: number, c1: number): void;
   copy(dst: number, src: number, n: number): void;
 }
@@ -28,7 +64,13 @@ export interface WorkerInput {
 }
 
 /** Target indices in the slot table (LINEAR_TARGETS order) and their column in the LoRA scratch. */
-const T_Q = 0, T_K = 1, T_V = 2, T_O = 3, T_GATE = 4, T_UP = 5, T_DOWN = 6;
+const T_Q = 0,
+  T_K = 1,
+  T_V = 2,
+  T_O = 3,
+  T_GATE = 4,
+  T_UP = 5,
+  T_DOWN = 6;
 /** Attention units cover at most this many rows of one sequence and head. */
 const ATTENTION_ROWS = 16;
 
@@ -36,7 +78,14 @@ const input = workerData as WorkerInput;
 const { layout, index: me } = input;
 const ctl = new Int32Array(input.control);
 const tickets = new Int32Array(input.tickets);
-const instance = new WebAssembly.Instance(input.kernels, { env: { memory: input.memory, abort: () => { throw new Error("kernel abort"); } } });
+const instance = new WebAssembly.Instance(input.kernels, {
+  env: {
+    memory: input.memory,
+    abort: () => {
+      throw new Error("kernel abort");
+    },
+  },
+});
 const k = instance.exports as unknown as Kernels;
 const i32 = new Int32Array(input.memory.buffer);
 
@@ -63,7 +112,18 @@ function pairOf(slot: number, layer: number, target: number): [number, number, n
 }
 
 /** out[:, cols of this matrix inside [c0, c1)] of a projection whose output starts at column `base` of out. */
-function project(m: PlacedMatrix, out: number, ldo: number, base: number, x: number, ldx: number, rows: number, c0: number, c1: number, accumulate: boolean): void {
+function project(
+  m: PlacedMatrix,
+  out: number,
+  ldo: number,
+  base: number,
+  x: number,
+  ldx: number,
+  rows: number,
+  c0: number,
+  c1: number,
+  accumulate: boolean,
+): void {
   const j0 = Math.max(c0, base) - base;
   const j1 = Math.min(c1, base + m.rows) - base;
   if (j0 < j1) k.linear(m.code, out + 4 * base, ldo, x, ldx, rows, m.offset, m.cols, j0, j1, accumulate ? 1 : 0, panel);
@@ -85,7 +145,18 @@ function shrink(layer: number, targets: readonly number[], x: number, ldx: numbe
 }
 
 /** LoRA expand out += v B^T over this worker's columns [c0, c1) of target t (output column `base` of out). */
-function expand(layer: number, targets: readonly number[], t: number, out: number, ldo: number, base: number, outDim: number, c0: number, c1: number, nSeqs: number): void {
+function expand(
+  layer: number,
+  targets: readonly number[],
+  t: number,
+  out: number,
+  ldo: number,
+  base: number,
+  outDim: number,
+  c0: number,
+  c1: number,
+  nSeqs: number,
+): void {
   const j0 = Math.max(c0, base) - base;
   const j1 = Math.min(c1, base + outDim) - base;
   if (j0 >= j1) return;
@@ -96,7 +167,20 @@ function expand(layer: number, targets: readonly number[], t: number, out: numbe
     if (rank === 0) continue;
     const start = seqField(s, SEQ_FIELDS.start);
     const v = layout.lora + 4 * (start * loraLd + t * layout.maxRank);
-    k.linear(0, out + 4 * (start * ldo + base), ldo, v, loraLd, seqField(s, SEQ_FIELDS.rows), b, rank, j0, j1, 1, panel);
+    k.linear(
+      0,
+      out + 4 * (start * ldo + base),
+      ldo,
+      v,
+      loraLd,
+      seqField(s, SEQ_FIELDS.rows),
+      b,
+      rank,
+      j0,
+      j1,
+      1,
+      panel,
+    );
   }
 }
 
@@ -132,7 +216,8 @@ function forwardPass(): void {
   const DOWN = [T_DOWN];
   const norm = (weight: number): void => k.rmsnorm(xn, layout.x, dim, weight, nRows, dim, eps);
   const ropeAndStore = (l: number, c0: number, c1: number): void => {
-    if (c0 < Math.min(c1, dim)) k.rope(layout.qkv, qkvN, nRows, layout.positions, 0, c0, Math.min(c1, dim), headDim, layout.ropeTable);
+    if (c0 < Math.min(c1, dim))
+      k.rope(layout.qkv, qkvN, nRows, layout.positions, 0, c0, Math.min(c1, dim), headDim, layout.ropeTable);
     const k0 = Math.max(c0, dim);
     const k1 = Math.min(c1, dim + kvDim);
     if (k0 < k1) k.rope(layout.qkv, qkvN, nRows, layout.positions, dim, k0, k1, headDim, layout.ropeTable);
@@ -171,7 +256,8 @@ function forwardPass(): void {
     barrier(ctl, T);
     // MLP: norm, gate|up (+LoRA), SwiGLU in place of gate, down into the residual (+LoRA).
     norm(w.ffnNorm);
-    const swiglu = (h0: number, h1: number): void => k.swiglu(layout.gu, layout.gu, layout.gu + 4 * hidden, guN, nRows, h0, h1);
+    const swiglu = (h0: number, h1: number): void =>
+      k.swiglu(layout.gu, layout.gu, layout.gu + 4 * hidden, guN, nRows, h0, h1);
     chunks(hidden, COLUMN_GRAIN, (h0, h1) => {
       project(w.wGate, layout.gu, guN, 0, xn, dim, nRows, h0, h1, false);
       project(w.wUp, layout.gu, guN, hidden, xn, dim, nRows, hidden + h0, hidden + h1, false);
@@ -201,19 +287,28 @@ function forwardPass(): void {
     k.rmsnorm(layout.last + 4 * s * dim, layout.x + 4 * row * dim, dim, layout.finalNorm, 1, dim, config.normEps);
   });
   barrier(ctl, T);
-  chunks(vocabSize, 4 * COLUMN_GRAIN, (v0, v1) => project(layout.classifier, layout.logits, vocabSize, 0, layout.last, dim, nSeqs, v0, v1, false));
+  chunks(vocabSize, 4 * COLUMN_GRAIN, (v0, v1) =>
+    project(layout.classifier, layout.logits, vocabSize, 0, layout.last, dim, nSeqs, v0, v1, false),
+  );
 }
 
 /** Copies this worker's K and V columns of every row into the row's place in the paged pool. */
 function storeKv(layer: number, nRows: number, c0: number, c1: number): void {
-  const kvCols: [number, number][] = [[layout.kCache, dim], [layout.vCache, dim + kvDim]];
+  const kvCols: [number, number][] = [
+    [layout.kCache, dim],
+    [layout.vCache, dim + kvDim],
+  ];
   for (const [pool, base] of kvCols) {
     const a = Math.max(c0, base);
     const b = Math.min(c1, base + kvDim);
     if (a >= b) continue;
     for (let r = 0; r < nRows; r++) {
       const row = i32[(layout.cacheRows >> 2) + r];
-      k.copy(pool + layer * layout.layerStride + 4 * (row * kvDim + a - base), layout.qkv + 4 * (r * qkvN + a), 4 * (b - a));
+      k.copy(
+        pool + layer * layout.layerStride + 4 * (row * kvDim + a - base),
+        layout.qkv + 4 * (r * qkvN + a),
+        4 * (b - a),
+      );
     }
   }
 }
@@ -238,8 +333,18 @@ function attention(layer: number, nSeqs: number): void {
     for (let r = first; r < Math.min(rows, first + ATTENTION_ROWS); r++) {
       const row = start + r;
       k.attend(
-        layout.att + 4 * (row * dim + h * headDim), layout.qkv + 4 * (row * qkvN + h * headDim), kBase, vBase, table,
-        layout.blockSize, kvDim, kvOffset, position + r + 1, headDim, scale, scores,
+        layout.att + 4 * (row * dim + h * headDim),
+        layout.qkv + 4 * (row * qkvN + h * headDim),
+        kBase,
+        vBase,
+        table,
+        layout.blockSize,
+        kvDim,
+        kvOffset,
+        position + r + 1,
+        headDim,
+        scale,
+        scores,
       );
     }
   });
