@@ -21,6 +21,7 @@ function counting(inner: Tokenizer): CountingTokenizer {
     vocabSize: inner.vocabSize,
     bosId: inner.bosId,
     eosId: inner.eosId,
+    eosIds: inner.eosIds,
     encode(text, options) {
       counted.encodedChars += text.length;
       return inner.encode(text, options);
