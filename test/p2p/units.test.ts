@@ -373,11 +373,13 @@ describe("peer identity", () => {
 describe("announcement validator (without a network)", () => {
   const author = "12D3KooWPywKQz1NSpnhVGQwzzvpCWuazMR5xhdZHAhW567oGUxW";
   const self = "12D3KooWNSFqPWxk9m9QJFucu1pJ5Z4GKjaKXnUhJNKhyFHoaeJL";
-  const bytesOf = async (over: Partial<AnnouncementBody> = {}) =>
-    encodeAnnouncement(await signed({ ts: Date.now(), seq: Date.now(), ...over }));
+  // One fixed clock for the validator and the announcements' ts: a slow machine cannot refill a rate bucket or
+  // age an announcement between two checks (test/p2p/validator.test.ts moves the clock on purpose).
+  const now = Date.now();
+  const bytesOf = async (over: Partial<AnnouncementBody> = {}) => encodeAnnouncement(await signed({ ts: now, seq: now, ...over }));
   function validator(check: StakeOracle["check"]) {
-    const table = new PeerTable();
-    return { table, v: new AnnouncementValidator({ table, oracle: { check }, domain, selfPeerId: self }) };
+    const table = new PeerTable({ now: () => now });
+    return { table, v: new AnnouncementValidator({ table, oracle: { check }, domain, selfPeerId: self, now: () => now }) };
   }
 
   it("accepts a good one, then names what is wrong with the rest", async () => {
@@ -405,16 +407,16 @@ describe("announcement validator (without a network)", () => {
       if (answer instanceof Error) throw answer;
       return answer;
     });
-    expect((await v.admit(author, author, await bytesOf({ seq: 1, ts: Date.now() }))).ok).toBe(true);
+    expect((await v.admit(author, author, await bytesOf({ seq: 1, ts: now }))).ok).toBe(true);
     answer = new Error("rpc down");
-    expect(await v.admit(author, author, await bytesOf({ seq: 2, ts: Date.now() }))).toMatchObject({
+    expect(await v.admit(author, author, await bytesOf({ seq: 2, ts: now }))).toMatchObject({
       ok: false,
       reason: "chain-error",
       penalize: false,
     });
     expect(table.get(author)).toBeDefined(); // an RPC hiccup does not empty the table
     answer = "inactive";
-    expect(await v.admit(author, author, await bytesOf({ seq: 3, ts: Date.now() }))).toMatchObject({
+    expect(await v.admit(author, author, await bytesOf({ seq: 3, ts: now }))).toMatchObject({
       ok: false,
       reason: "not-staked",
     });
@@ -427,7 +429,7 @@ describe("announcement validator (without a network)", () => {
     const relay = "12D3KooWAEtVkdL8AnexX9Fybua8JfBNinDkqW5t4LgHz7SwJncg";
     const verdicts = [];
     for (let i = 0; i < 12; i++)
-      verdicts.push(await v.check(author, i < 11 ? author : relay, await bytesOf({ seq: 100 + i, ts: Date.now() })));
+      verdicts.push(await v.check(author, i < 11 ? author : relay, await bytesOf({ seq: 100 + i, ts: now })));
     expect(verdicts.slice(0, 10).every((x) => x.ok)).toBe(true);
     expect(verdicts[10]).toMatchObject({ ok: false, reason: "rate-limited", penalize: true });
     expect(verdicts[11]).toMatchObject({ ok: false, reason: "rate-limited", penalize: false });
