@@ -107,8 +107,9 @@ export function ggufConfig(reader: GgufReader): ModelConfig {
     arch.activation = "gelu-tanh";
     arch.postNorms = true;
     arch.embedScale = Math.fround(Math.sqrt(dim));
-    arch.attnScale =
-      ggufNumber(reader, key("attention.scale")) ?? 1 / Math.sqrt(nLayers === 46 ? dim / nHeads : headDim);
+    arch.attnScale = Math.fround(
+      ggufNumber(reader, key("attention.scale")) ?? 1 / Math.sqrt(nLayers === 46 ? dim / nHeads : headDim),
+    );
     arch.attnSoftcap = shortestFloat32(ggufNumber(reader, key("attn_logit_softcapping")) ?? 50);
     arch.finalSoftcap = shortestFloat32(ggufNumber(reader, key("final_logit_softcapping")) ?? 30);
     const window = ggufNumber(reader, key("attention.sliding_window")) ?? 4096;

@@ -128,7 +128,8 @@ export function parseHfConfig(raw: Raw, file: string): HfModelConfig {
     arch.activation = "gelu-tanh";
     arch.postNorms = true;
     arch.embedScale = Math.fround(Math.sqrt(dim)); // transformers multiplies by sqrt(hidden_size) as a tensor of the activations' dtype
-    arch.attnScale = real("query_pre_attn_scalar", 256) ** -0.5;
+    // The scale multiplies float32 scores: kept as the float32 that transformers and llama.cpp both multiply by.
+    arch.attnScale = Math.fround(real("query_pre_attn_scalar", 256) ** -0.5);
     arch.attnSoftcap = optionalReal("attn_logit_softcapping", 50);
     arch.finalSoftcap = optionalReal("final_logit_softcapping", 30);
   } else if (activation !== "silu") {

@@ -205,7 +205,7 @@ export function presetConfig(preset: ModelPreset, shape: ModelShape): ModelConfi
       activation: "gelu-tanh",
       postNorms: true,
       embedScale: Math.fround(Math.sqrt(shape.dim)),
-      attnScale: headDim ** -0.5,
+      attnScale: Math.fround(headDim ** -0.5),
       attnSoftcap: 50,
       finalSoftcap: 30,
       slidingWindows: Array.from({ length: shape.layers }, (_, l) => (l % 2 === 0 ? (shape.slidingWindow ?? 4096) : 0)),

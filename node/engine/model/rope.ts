@@ -10,7 +10,8 @@ export interface Llama3RopeScaling {
 }
 
 /**
- * Llama 3's scaling as one divisor per pair, the form llama.cpp stores in rope_freqs.weight. transformers keeps
+ * Llama 3's scaling as one divisor per pair, the form llama.cpp stores in rope_freqs.weight (float32, so the
+ * divisors are rounded to float32 here too: both file forms then give one config). transformers keeps
  * inv_freq where the wavelength 2π/inv_freq is under original/highFreqFactor, divides it by factor where the
  * wavelength is over original/lowFreqFactor, and in between blends inv/factor and inv by
  * smooth = (original/wavelength - low) / (high - low); that blend is inv / (1 / ((1 - smooth)/factor + smooth)).
@@ -21,10 +22,10 @@ export function llama3FreqFactors(headDim: number, theta: number, s: Llama3RopeS
   return Array.from({ length: headDim / 2 }, (_, i) => {
     const wavelength = (2 * Math.PI) / Math.pow(theta, (-2 * i) / headDim);
     if (wavelength < highWavelength) return 1;
-    if (wavelength > lowWavelength) return s.factor;
+    if (wavelength > lowWavelength) return Math.fround(s.factor);
     const smooth =
       (s.originalMaxPositionEmbeddings / wavelength - s.lowFreqFactor) / (s.highFreqFactor - s.lowFreqFactor);
-    return 1 / ((1 - smooth) / s.factor + smooth);
+    return Math.fround(1 / ((1 - smooth) / s.factor + smooth));
   });
 }
 
