@@ -1,26 +1,78 @@
 #!/usr/bin/env node
 // The `openlora` command: one subcommand per job, each with --help.
 import { UsageError } from "./args.ts";
-import { adapterCommand } from "./commands/adapter.ts";
-import { demoCommand } from "./commands/demo.ts";
-import { devnetCommand } from "./commands/devnet.ts";
-import { generateCommand } from "./commands/generate.ts";
-import { modelCommand } from "./commands/model.ts";
-import { nodeCommand } from "./commands/node.ts";
-import { stakeCommand, unstakeCommand, withdrawStakeCommand } from "./commands/stake.ts";
-import { walletCommand } from "./commands/wallet.ts";
 
-const commands: Record<string, { run: (argv: string[]) => Promise<void>; summary: string }> = {
-  generate: { run: generateCommand, summary: "generate text from a model, optionally with a LoRA adapter" },
-  adapter: { run: adapterCommand, summary: "inspect or create PEFT LoRA adapters" },
-  model: { run: modelCommand, summary: "create random-weight models of a real shape (GGUF)" },
-  node: { run: nodeCommand, summary: "run a node: OpenAI-compatible API, usage ledger, payments and settlement" },
-  devnet: { run: devnetCommand, summary: "the main job (npm start): chain, three paid nodes, payers, settlement, claims" },
-  demo: { run: demoCommand, summary: "the embedded model telling a story with no adapter and with each demo adapter" },
-  wallet: { run: walletCommand, summary: "create, import or show the operator key (encrypted keystore)" },
-  stake: { run: stakeCommand, summary: "stake OPEN in NodeRegistry and bind the peer id and API endpoint" },
-  unstake: { run: unstakeCommand, summary: "move bonded stake into unbonding" },
-  "withdraw-stake": { run: withdrawStakeCommand, summary: "withdraw stake whose unbonding period has passed" },
+// Each command's module is loaded when it runs (import() in its entry), so a start loads only what it needs.
+type Run = (argv: string[]) => Promise<void>;
+const commands: Record<string, { run: Run; summary: string }> = {
+  generate: {
+    run: async (argv) => (await import("./commands/generate.ts")).generateCommand(argv),
+    summary: "generate text from a model, optionally with a LoRA adapter",
+  },
+  adapter: {
+    run: async (argv) => (await import("./commands/adapter.ts")).adapterCommand(argv),
+    summary: "inspect, create or register (on chain, with contributors) PEFT LoRA adapters",
+  },
+  model: {
+    run: async (argv) => (await import("./commands/model.ts")).modelCommand(argv),
+    summary: "create random-weight models of a real shape (GGUF)",
+  },
+  node: {
+    run: async (argv) => (await import("./commands/node.ts")).nodeCommand(argv),
+    summary: "run a node: OpenAI-compatible API, usage ledger, payments and settlement",
+  },
+  devnet: {
+    run: async (argv) => (await import("./commands/devnet.ts")).devnetCommand(argv),
+    summary: "the main job (npm start): chain, three paid nodes, payers, settlement, claims",
+  },
+  demo: {
+    run: async (argv) => (await import("./commands/demo.ts")).demoCommand(argv),
+    summary: "the embedded model telling a story with no adapter and with each demo adapter",
+  },
+  wallet: {
+    run: async (argv) => (await import("./commands/wallet.ts")).walletCommand(argv),
+    summary: "create, import or show the operator key (encrypted keystore)",
+  },
+  stake: {
+    run: async (argv) => (await import("./commands/stake.ts")).stakeCommand(argv),
+    summary: "stake OPEN in NodeRegistry and bind the peer id and API endpoint",
+  },
+  unstake: {
+    run: async (argv) => (await import("./commands/stake.ts")).unstakeCommand(argv),
+    summary: "move bonded stake into unbonding",
+  },
+  "withdraw-stake": {
+    run: async (argv) => (await import("./commands/stake.ts")).withdrawStakeCommand(argv),
+    summary: "withdraw stake whose unbonding period has passed",
+  },
+  deposit: {
+    run: async (argv) => (await import("./commands/deposit.ts")).depositCommand(argv),
+    summary: "deposit OPEN in the escrow for a node, to pay its requests",
+  },
+  withdraw: {
+    run: async (argv) => (await import("./commands/withdraw.ts")).withdrawCommand(argv),
+    summary: "request a withdrawal of a deposit, execute it after the delay, or cancel it",
+  },
+  infer: {
+    run: async (argv) => (await import("./commands/infer.ts")).inferCommand(argv),
+    summary: "send a paid request: routed to the best node, paid by voucher, receipt verified",
+  },
+  gateway: {
+    run: async (argv) => (await import("./commands/gateway.ts")).gatewayCommand(argv),
+    summary: "a local OpenAI-compatible endpoint that routes, pays and verifies for any app",
+  },
+  rewards: {
+    run: async (argv) => (await import("./commands/rewards.ts")).rewardsCommand(argv),
+    summary: "what your contributor shares can claim, per listing; --claim takes it",
+  },
+  usage: {
+    run: async (argv) => (await import("./commands/usage.ts")).usageCommand(argv),
+    summary: "an adapter's usage by hour, from a node's ledger",
+  },
+  status: {
+    run: async (argv) => (await import("./commands/status.ts")).statusCommand(argv),
+    summary: "chain, stake, deposits, channels, unsettled amounts and spending limits",
+  },
 };
 
 function help(): string {

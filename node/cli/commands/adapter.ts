@@ -3,7 +3,15 @@ import { loadPeftAdapter } from "../../engine/adapter/peft.ts";
 import { writeRandomPeftAdapter } from "../../engine/adapter/random-adapter.ts";
 import { loadModel } from "../../engine/formats/load-model.ts";
 import { LINEAR_TARGETS, type LinearTarget } from "../../engine/model/config.ts";
-import { numberOption, parseCommand, required, stringOption, UsageError, seedOption, type CommandSpec } from "../args.ts";
+import {
+  numberOption,
+  parseCommand,
+  required,
+  stringOption,
+  UsageError,
+  seedOption,
+  type CommandSpec,
+} from "../args.ts";
 
 const inspectSpec: CommandSpec = {
   summary: "Show a PEFT LoRA adapter: id, rank, alpha, targets, parameters, bytes.",
@@ -16,7 +24,15 @@ const inspectSpec: CommandSpec = {
 const newSpec: CommandSpec = {
   summary: "Write a random PEFT LoRA adapter for a model's shape (for tests and benchmarks).",
   usage: "openlora adapter new --model <m> --rank R --seed S --out <dir> [--targets q,k,v,o,gate,up,down] [--alpha A]",
-  options: { model: { type: "string" }, rank: { type: "string" }, targets: { type: "string" }, seed: { type: "string" }, out: { type: "string" }, alpha: { type: "string" }, rslora: { type: "boolean" } },
+  options: {
+    model: { type: "string" },
+    rank: { type: "string" },
+    targets: { type: "string" },
+    seed: { type: "string" },
+    out: { type: "string" },
+    alpha: { type: "string" },
+    rslora: { type: "boolean" },
+  },
   help: {
     model: "the model the adapter is for (its shape and name)",
     rank: "LoRA rank r",
@@ -32,11 +48,14 @@ export async function adapterCommand(argv: string[]): Promise<void> {
   const [sub, ...rest] = argv;
   if (sub === "inspect") return inspect(rest);
   if (sub === "new") return create(rest);
+  if (sub === "register") return (await import("./adapter-register.ts")).adapterRegisterCommand(rest);
   if (sub === undefined || sub === "--help" || sub === "-h" || sub === "help") {
-    console.log("Inspect or create PEFT LoRA adapters.\n\nUsage: openlora adapter <command>\n\n  inspect <dir>   show a PEFT adapter\n  new             write a random PEFT adapter\n\nRun openlora adapter <command> --help for its options.");
+    console.log(
+      "Inspect, create or register PEFT LoRA adapters.\n\nUsage: openlora adapter <command>\n\n  inspect <dir>   show a PEFT adapter\n  new             write a random PEFT adapter\n  register <dir>  list it on chain with its contributors (and put it in a node's store)\n\nRun openlora adapter <command> --help for its options.",
+    );
     return;
   }
-  throw new UsageError(`unknown adapter command "${sub}" (inspect, new)`);
+  throw new UsageError(`unknown adapter command "${sub}" (inspect, new, register)`);
 }
 
 async function inspect(argv: string[]): Promise<void> {
@@ -44,14 +63,22 @@ async function inspect(argv: string[]): Promise<void> {
   if (!args) return;
   const { adapter, encoded } = await loadPeftAdapter(args.positionals[0]);
   const summary = {
-    id: adapter.id, baseModel: adapter.baseModel, rank: adapter.rank, alpha: adapter.alpha, useRslora: adapter.useRslora,
-    targets: adapter.targets, layers: adapter.layers.length, parameters: adapterParameterCount(adapter), bytes: encoded.length,
+    id: adapter.id,
+    baseModel: adapter.baseModel,
+    rank: adapter.rank,
+    alpha: adapter.alpha,
+    useRslora: adapter.useRslora,
+    targets: adapter.targets,
+    layers: adapter.layers.length,
+    parameters: adapterParameterCount(adapter),
+    bytes: encoded.length,
   };
   if (args.values.json === true) {
     console.log(JSON.stringify(summary));
     return;
   }
-  for (const [key, value] of Object.entries(summary)) console.log(`${key.padEnd(11)} ${Array.isArray(value) ? value.join(",") : value}`);
+  for (const [key, value] of Object.entries(summary))
+    console.log(`${key.padEnd(11)} ${Array.isArray(value) ? value.join(",") : value}`);
 }
 
 async function create(argv: string[]): Promise<void> {
@@ -60,7 +87,9 @@ async function create(argv: string[]): Promise<void> {
   const { values } = args;
   const targetsText = stringOption(values, "targets");
   const targets = targetsText ? targetsText.split(",").map((t) => t.trim().replace(/_proj$/, "")) : [...LINEAR_TARGETS];
-  for (const t of targets) if (!LINEAR_TARGETS.includes(t as LinearTarget)) throw new UsageError(`unknown target "${t}" (${LINEAR_TARGETS.join(", ")})`);
+  for (const t of targets)
+    if (!LINEAR_TARGETS.includes(t as LinearTarget))
+      throw new UsageError(`unknown target "${t}" (${LINEAR_TARGETS.join(", ")})`);
   const rank = numberOption(values, "rank", NaN, { integer: true, min: 1 });
   if (Number.isNaN(rank)) throw new UsageError("--rank is required");
   const seed = seedOption(values, NaN);
@@ -68,10 +97,18 @@ async function create(argv: string[]): Promise<void> {
   const out = required(values, "out");
   const model = await loadModel(required(values, "model"));
   await writeRandomPeftAdapter(out, model.weights.config, {
-    rank, seed, targets: targets as LinearTarget[], baseModel: model.name,
+    rank,
+    seed,
+    targets: targets as LinearTarget[],
+    baseModel: model.name,
     alpha: stringOption(values, "alpha") === undefined ? undefined : numberOption(values, "alpha", 0, { min: 0 }),
     useRslora: values.rslora === true,
   });
-  const { adapter } = await loadPeftAdapter(out, { config: model.weights.config, name: model.name, qkBasis: model.qkBasis, maxRank: rank });
+  const { adapter } = await loadPeftAdapter(out, {
+    config: model.weights.config,
+    name: model.name,
+    qkBasis: model.qkBasis,
+    maxRank: rank,
+  });
   console.log(`wrote ${out}: adapter ${adapter.id}, rank ${rank}, targets ${adapter.targets.join(",")}`);
 }

@@ -32,14 +32,14 @@ export interface ChainAccess {
   transport?: Transport;
 }
 
-const chainOptions = {
+export const chainOptions = {
   rpc: { type: "string" },
   deployment: { type: "string" },
   ...keystoreOptions,
   json: { type: "boolean" },
 } as const;
 
-const chainHelp: Record<string, string> = {
+export const chainHelp: Record<string, string> = {
   rpc: `JSON-RPC URL of the chain (default ${DEFAULT_RPC})`,
   deployment: "deployments folder holding <chainId>.json, or that file (default ./deployments)",
   ...keystoreHelp,
@@ -160,7 +160,7 @@ export async function withdrawStakeCommand(argv: string[], access: ChainAccess =
 }
 
 /** "12.5" -> 12.5e18 wei, refusing anything parseUnits would round or misread. */
-function parseAmount(text: string, option: string, zeroAllowed: boolean): bigint {
+export function parseAmount(text: string, option: string, zeroAllowed: boolean): bigint {
   if (!/^\d+(\.\d{1,18})?$/.test(text)) {
     throw new UsageError(`--${option} must be a number of ${SYMBOL} with at most ${DECIMALS} decimals, got "${text}"`);
   }
@@ -192,24 +192,8 @@ function checkEndpoint(api: string): void {
 
 /** The chain (checked reachable), its deployment, and clients writing as the unlocked keystore's account. */
 export async function connect(values: ParsedCommand["values"], access: ChainAccess) {
-  const rpc = stringOption(values, "rpc") ?? DEFAULT_RPC;
-  const transport = access.transport ?? http(rpc);
-  let chainId: number;
-  try {
-    chainId = await createPublicClient({ transport }).getChainId();
-  } catch (error) {
-    throw new Error(
-      `cannot reach the chain at ${rpc}: ${(error as BaseError).shortMessage ?? (error as Error).message}`,
-    );
-  }
-  const deployment = await readDeployment(stringOption(values, "deployment") ?? "deployments", chainId);
+  const { chain, transport, deployment } = await reach(values, access);
   const unlocked = await unlockKeystore(values);
-  const chain = defineChain({
-    id: chainId,
-    name: `chain-${chainId}`,
-    nativeCurrency: { name: "Ether", symbol: "ETH", decimals: 18 },
-    rpcUrls: { default: { http: [rpc] } },
-  });
   const clients = {
     public: createPublicClient({ chain, transport }),
     wallet: createWalletClient({ account: unlocked.account, chain, transport }),
@@ -221,6 +205,33 @@ export async function connect(values: ParsedCommand["values"], access: ChainAcce
     deployment,
     contracts: getContracts(clients, deployment.contracts),
   };
+}
+
+/** The chain (checked reachable) and its deployment, to read only: no keystore password is asked. */
+export async function connectRead(values: ParsedCommand["values"], access: ChainAccess) {
+  const { chain, transport, deployment, rpc } = await reach(values, access);
+  return { client: createPublicClient({ chain, transport }), deployment, rpc };
+}
+
+async function reach(values: ParsedCommand["values"], access: ChainAccess) {
+  const rpc = stringOption(values, "rpc") ?? DEFAULT_RPC;
+  const transport = access.transport ?? http(rpc);
+  let chainId: number;
+  try {
+    chainId = await createPublicClient({ transport }).getChainId();
+  } catch (error) {
+    throw new Error(
+      `cannot reach the chain at ${rpc}: ${(error as BaseError).shortMessage ?? (error as Error).message}`,
+    );
+  }
+  const deployment = await readDeployment(stringOption(values, "deployment") ?? "deployments", chainId);
+  const chain = defineChain({
+    id: chainId,
+    name: `chain-${chainId}`,
+    nativeCurrency: { name: "Ether", symbol: "ETH", decimals: 18 },
+    rpcUrls: { default: { http: [rpc] } },
+  });
+  return { chain, transport, deployment, rpc };
 }
 
 /** --deployment names a folder of <chainId>.json files or one such file (loadDeployment checks the chain id). */
@@ -318,10 +329,10 @@ async function report(s: Session, txs: TxSummary[], values: ParsedCommand["value
   console.log(lines.join("\n"));
 }
 
-function tokens(wei: bigint): string {
+export function tokens(wei: bigint): string {
   return `${formatUnits(wei, DECIMALS)} ${SYMBOL}`;
 }
 
-function isoTime(seconds: bigint): string {
+export function isoTime(seconds: bigint): string {
   return new Date(Number(seconds) * 1000).toISOString();
 }

@@ -139,7 +139,7 @@ export async function unlockKeystore(values: ParsedCommand["values"]): Promise<U
 }
 
 /** The address a keystore file holds, read from its plain "address" field. */
-async function keystoreAddress(path: string): Promise<Address> {
+export async function keystoreAddress(path: string): Promise<Address> {
   let text: string;
   try {
     text = await readFile(path, "utf8");
