@@ -10,12 +10,17 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { LoraAdapter } from "../../node/engine/adapter/lora.ts";
 import type { Backend, SequenceStep } from "../../node/engine/backend/backend.ts";
 import { createCpuBackend } from "../../node/engine/backend/cpu/cpu-backend.ts";
-import { autoBackend } from "../../node/engine/backend/select.ts";
+import { autoBackend, createBackend } from "../../node/engine/backend/select.ts";
 import { createSimdBackend } from "../../node/engine/backend/simd/simd-backend.ts";
 import { findAdapter } from "../../node/engine/backend/webgpu/device.ts";
 import { randomModel } from "../../node/engine/formats/random-model.ts";
 import { WEIGHT_DTYPES } from "../../node/engine/formats/weight-codec.ts";
-import { projectionShape, type LinearTarget, type ModelConfig } from "../../node/engine/model/config.ts";
+import {
+  plainArchitecture,
+  projectionShape,
+  type LinearTarget,
+  type ModelConfig,
+} from "../../node/engine/model/config.ts";
 import { createRng } from "../../node/engine/sampling/rng.ts";
 import { DEMO_ADAPTERS, demoAdapter, stories } from "../helpers/stories.ts";
 
@@ -231,6 +236,15 @@ describe("simd backend on random models, every weight format", () => {
       (big.vocabSize * big.dim +
         big.nLayers * (2 * big.dim * big.dim + 2 * big.dim * 128 + 3 * big.dim * big.hiddenDim));
     expect(sizes[0] - sizes[1]).toBeGreaterThan(f32Weights * (1 - 18 / 128) * 0.95);
+  });
+
+  it("refuses, by name, an architecture beyond plain LLaMA instead of computing something else", async () => {
+    const { weights } = randomModel(tiny, 3);
+    const qwen = { ...weights, config: { ...tiny, arch: { ...plainArchitecture(tiny), family: "qwen2" as const } } };
+    await expect(createSimdBackend(qwen, options)).rejects.toThrow("simd backend: qwen2 departures from plain LLaMA");
+    const auto = await createBackend("auto", qwen, options); // auto passes such a model to a backend that computes it
+    expect(auto.kind).not.toBe("simd");
+    await auto.close();
   });
 
   it("runs on 1 and on 3 threads to the same bits", async () => {

@@ -1,7 +1,7 @@
 import type { ModelWeights } from "../model/weights.ts";
 import type { Backend, BackendOptions } from "./backend.ts";
 import { createCpuBackend } from "./cpu/cpu-backend.ts";
-import { createSimdBackend } from "./simd/simd-backend.ts";
+import { createSimdBackend, simdUnsupported } from "./simd/simd-backend.ts";
 import { findAdapter } from "./webgpu/device.ts";
 import { createWebGpuBackend } from "./webgpu/webgpu-backend.ts";
 
@@ -29,13 +29,19 @@ export async function autoBackend(): Promise<"webgpu" | "simd"> {
   return software ? "simd" : "webgpu";
 }
 
-/** Creates the backend asked for; "auto" resolves through autoBackend. */
+/**
+ * Creates the backend asked for; "auto" resolves through autoBackend, and takes webgpu (or else cpu) for a model
+ * whose architecture the simd kernels do not compute.
+ */
 export async function createBackend(
   choice: BackendChoice,
   weights: ModelWeights,
   options: CreateBackendOptions,
 ): Promise<Backend> {
-  const kind = choice === "auto" ? await autoBackend() : choice;
+  let kind = choice === "auto" ? await autoBackend() : choice;
+  if (choice === "auto" && kind === "simd" && simdUnsupported(weights) !== null) {
+    kind = (await findAdapter()) ? "webgpu" : "cpu";
+  }
   if (kind === "cpu") return createCpuBackend(weights, options);
   if (kind === "simd") return createSimdBackend(weights, options);
   return createWebGpuBackend(weights, options);

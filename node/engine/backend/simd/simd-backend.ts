@@ -254,20 +254,21 @@ const waitAsync = (
 /** What the kernels compute: the LLaMA block of the cpu reference (q width = dim, no biases or extra norms). */
 const KNOWN_LAYER_KEYS = new Set(["attnNorm", "ffnNorm", "wq", "wk", "wv", "wo", "wGate", "wUp", "wDown"]);
 
-/** Refuses, by name, a model feature the kernels do not compute, instead of computing something else. */
-function refuseUnsupported(weights: ModelWeights): void {
+/** Why the kernels cannot compute this model (a feature they lack, named), or null when they can. */
+export function simdUnsupported(weights: ModelWeights): string | null {
   const { config } = weights;
+  // A config carries `arch` only when it departs from plain LLaMA (model/config.ts withArchitecture).
+  if (config.arch !== undefined) return `${config.arch.family} departures from plain LLaMA are not computed yet`;
   if (config.nHeads * config.headDim !== config.dim) {
-    throw new RangeError(
-      `simd backend: heads x head size ${config.nHeads} x ${config.headDim} != dim ${config.dim} is not supported yet`,
-    );
+    return `heads x head size ${config.nHeads} x ${config.headDim} != dim ${config.dim} is not supported yet`;
   }
-  weights.layers.forEach((layer, l) => {
+  for (const [l, layer] of weights.layers.entries()) {
     for (const [key, value] of Object.entries(layer)) {
       if (value !== undefined && !KNOWN_LAYER_KEYS.has(key))
-        throw new RangeError(`simd backend: layer ${l} has ${key}, which it does not compute yet`);
+        return `layer ${l} has ${key}, which it does not compute yet`;
     }
-  });
+  }
+  return null;
 }
 
 /** A placed matrix as a WeightMatrix over the shared memory (for the main thread's embedding lookups). */
@@ -292,7 +293,8 @@ export async function createSimdBackend(weights: ModelWeights, options: SimdBack
   if (!Number.isInteger(threads) || threads < 1)
     throw new RangeError(`threads must be a positive integer, got ${threads}`);
   const config = weights.config;
-  refuseUnsupported(weights);
+  const unsupported = simdUnsupported(weights);
+  if (unsupported) throw new RangeError(`simd backend: ${unsupported}: use --backend cpu or webgpu`);
   const maxRows = options.maxRowsPerPass ?? 512;
   const layout = planLayout({
     config,
