@@ -13,7 +13,6 @@ import { mkdir, mkdtemp, rm, writeFile } from "node:fs/promises";
 import { loadavg, tmpdir } from "node:os";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
-import { setTimeout as sleep } from "node:timers/promises";
 import { parseArgs } from "node:util";
 import { NodeService, silentLogger } from "../node/api/index.ts";
 import { complete, type EngineRequest } from "../node/engine/index.ts";
@@ -44,12 +43,6 @@ function post(path: string, body: unknown): Promise<number> {
     );
     client.send({ path, body });
   });
-}
-
-/** CPU time of this process (user + system), ms. */
-function cpuMs(): number {
-  const { user, system } = process.cpuUsage();
-  return (user + system) / 1000;
 }
 
 interface Workload {
@@ -112,24 +105,13 @@ for (const w of workloads) {
     engine.push(directMs);
     diffs.push(httpMs - directMs);
   }
-  // CPU in blocks, each followed by a pause that lets the work an answer leaves behind (ledger write) finish.
-  const cpuOf = async (call: () => Promise<unknown>): Promise<number> => {
-    const start = cpuMs();
-    for (let i = 0; i < pairs; i++) await call();
-    await sleep(100);
-    return cpuMs() - start;
-  };
-  const httpCpu = await cpuOf(viaHttp);
-  const directCpu = await cpuOf(direct);
-  results[`${w.name}_cpu_overhead_ms`] = round((httpCpu - directCpu) / pairs);
   results[`${w.name}_direct_p50_ms`] = round(percentile(engine, 50));
   results[`${w.name}_http_p50_ms`] = round(percentile(http, 50));
   results[`${w.name}_overhead_p50_ms`] = round(percentile(diffs, 50));
   results[`${w.name}_overhead_p90_ms`] = round(percentile(diffs, 90));
   console.log(
     `${w.name.padEnd(14)} direct p50 ${results[`${w.name}_direct_p50_ms`]} ms, http p50 ${results[`${w.name}_http_p50_ms`]} ms,` +
-      ` overhead p50 ${results[`${w.name}_overhead_p50_ms`]} ms (p90 ${results[`${w.name}_overhead_p90_ms`]} ms),` +
-      ` server CPU per request ${results[`${w.name}_cpu_overhead_ms`]} ms`,
+      ` overhead p50 ${results[`${w.name}_overhead_p50_ms`]} ms (p90 ${results[`${w.name}_overhead_p90_ms`]} ms)`,
   );
 }
 

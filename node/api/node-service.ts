@@ -123,6 +123,16 @@ export class NodeService {
       const ledger = await Ledger.open(join(dataDir, "ledger"));
       cleanup.push(() => ledger.close());
       progress({ stage: "ledger", done: 1, total: 1 });
+      if (options.paid) {
+        progress({ stage: "chain", done: 0, total: 2 });
+        await PaidMode.preflight(options.paid, dataDir);
+        progress({
+          stage: "chain",
+          done: 1,
+          total: 2,
+          detail: `operator ${options.paid.clients.wallet.account.address}`,
+        });
+      }
 
       progress({ stage: "model", done: 0, total: 2, detail: options.model });
       const model = await loadModel(options.model);
@@ -149,11 +159,10 @@ export class NodeService {
       const metrics = new NodeMetrics(engine, () => ledger.totals());
       let paid: PaidMode | null = null;
       if (options.paid) {
-        progress({ stage: "chain", done: 0, total: 1 });
         paid = await PaidMode.start(options.paid, { engine, ledger, dataDir, log, metrics });
         const started = paid;
         cleanup.push(() => started.stop());
-        progress({ stage: "chain", done: 1, total: 1, detail: `operator ${paid.operator}` });
+        progress({ stage: "chain", done: 2, total: 2, detail: "payments, settlement and peers" });
       }
       const ctx: ApiContext = {
         engine,

@@ -1,11 +1,13 @@
-// Paid mode: what a node adds to serve for money. At start it checks the chain is the deployment's and that the
-// operator's stake is active (and bound to this node's peer id) before it announces anything; then the payment
-// gate (vouchers, channels, escrow balances, receipts), the settlement job and the peer network run until stop.
+// Paid mode: what a node adds to serve for money. Before anything loads, it checks that the chain is the
+// deployment's and that the operator's stake is active and bound to this node's peer id (nothing is announced
+// without); then the payment gate (vouchers, channels, escrow balances, receipts), the settlement job and the peer
+// network run until stop.
+import { peerIdFromPrivateKey } from "@libp2p/peer-id";
 import type { Address, Chain, LocalAccount, Transport, WalletClient } from "viem";
 import { getContracts, type ChainClients, type Deployment } from "../chain/index.ts";
 import { OpenLoraError, type Engine } from "../engine/index.ts";
 import type { Ledger, SettlementRecord } from "../ledger/index.ts";
-import { PeerNode, peerIdBytesHex, type PeerNodeOptions } from "../p2p/index.ts";
+import { loadOrCreatePeerKey, PeerNode, peerIdBytesHex, type PeerNodeOptions } from "../p2p/index.ts";
 import { ChainEscrowSettler } from "./escrow-settler.ts";
 import type { Logger } from "./log.ts";
 import type { NodeMetrics } from "./metrics/node-metrics.ts";
@@ -66,6 +68,22 @@ export class PaidMode {
     this.#balances = parts.balances;
   }
 
+  /**
+   * What must hold before the node loads anything: the chain is the deployment's, and the operator's stake is
+   * active and (with a peer network) bound to this node's peer id, whose key is made now on a first start.
+   */
+  static async preflight(options: PaidModeOptions, dataDir: string): Promise<void> {
+    const chainId = await options.clients.public.getChainId();
+    if (chainId !== options.deployment.chainId) {
+      throw new StakeError(
+        "wrong_chain",
+        `the chain's id is ${chainId}, the deployment's ${options.deployment.chainId}`,
+      );
+    }
+    const peerId = options.p2p ? peerIdFromPrivateKey(await loadOrCreatePeerKey(dataDir)).toString() : null;
+    await checkStake(options.clients, options.deployment, options.clients.wallet.account.address, peerId);
+  }
+
   static async start(
     options: PaidModeOptions,
     parts: { engine: Engine; ledger: Ledger; dataDir: string; log: Logger; metrics: NodeMetrics },
@@ -73,10 +91,7 @@ export class PaidMode {
     const { clients, deployment } = options;
     const account = clients.wallet.account;
     const operator = account.address;
-    const chainId = await clients.public.getChainId();
-    if (chainId !== deployment.chainId) {
-      throw new StakeError("wrong_chain", `the chain's id is ${chainId}, the deployment's ${deployment.chainId}`);
-    }
+    const chainId = deployment.chainId;
     const peers = options.p2p
       ? await PeerNode.create({
           dataDir: parts.dataDir,
@@ -97,7 +112,6 @@ export class PaidMode {
         })
       : null;
     try {
-      await checkStake(clients, deployment, operator, peers);
       const escrow = { chainId, verifyingContract: deployment.contracts.InferenceEscrow };
       const book = await ChannelBook.open(parts.ledger, operator);
       const balances = new EscrowBalances({ client: clients.public, escrow: escrow.verifyingContract, node: operator });
@@ -138,17 +152,22 @@ export class PaidMode {
 }
 
 /** Refuses to serve for money without an active stake bound to this node's peer id. */
-async function checkStake(clients: OperatorClients, deployment: Deployment, operator: Address, peers: PeerNode | null) {
+async function checkStake(
+  clients: OperatorClients,
+  deployment: Deployment,
+  operator: Address,
+  peerId: string | null,
+): Promise<void> {
   const registry = getContracts({ public: clients.public }, deployment.contracts).nodeRegistry;
   const [active, info] = await Promise.all([registry.read.isActive([operator]), registry.read.nodeOf([operator])]);
-  const stakeHint = `openlora stake --amount <OPEN>${peers ? ` --peer-id ${peers.peerId}` : ""} --api <public URL>`;
+  const stakeHint = `openlora stake --amount <OPEN>${peerId ? ` --peer-id ${peerId}` : ""} --api <public URL>`;
   if (!active) {
     throw new StakeError("stake_inactive", `operator ${operator} has no active stake in NodeRegistry`, {
       hint: `stake first: ${stakeHint}`,
     });
   }
-  if (peers && info.peerId.toLowerCase() !== peerIdBytesHex(peers.peerId).toLowerCase()) {
-    throw new StakeError("stake_peer_mismatch", `the stake binds another peer id than this node's (${peers.peerId})`, {
+  if (peerId && info.peerId.toLowerCase() !== peerIdBytesHex(peerId).toLowerCase()) {
+    throw new StakeError("stake_peer_mismatch", `the stake binds another peer id than this node's (${peerId})`, {
       hint: `bind it: ${stakeHint.replace("<OPEN>", "0")}`,
     });
   }

@@ -14,15 +14,21 @@ import { parseEther, type Address, type Hex } from "viem";
 import { generatePrivateKey, mnemonicToAccount, privateKeyToAccount } from "viem/accounts";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { encodeVoucherHeader } from "../../node/api/payment/voucher-header.ts";
-import { importKeystore, inferenceEscrowAbi, signVoucher, writeKeystoreFile } from "../../node/chain/index.ts";
+import {
+  getContracts,
+  importKeystore,
+  inferenceEscrowAbi,
+  listingIdOf,
+  signVoucher,
+  writeKeystoreFile,
+} from "../../node/chain/index.ts";
 import { Ledger } from "../../node/ledger/index.ts";
 import { loadOrCreatePeerKey, peerIdBytesHex } from "../../node/p2p/index.ts";
 import {
   deployContracts,
-  deposit,
   fund,
   readContracts,
-  register,
+  send,
   stake,
   walletOf,
   type DevnetChain,
@@ -64,15 +70,26 @@ beforeAll(async () => {
   peerId = peerIdFromPrivateKey(await loadOrCreatePeerKey(dataDir)).toString();
   await stake(c, operator, parseEther("1000"), peerIdBytesHex(peerId), "http://127.0.0.1:0");
   const { dragon } = await demoAdapterIds();
-  listingId = await register(c, registrant, `0x${"11".repeat(32)}`, {
-    contentHash: dragon.id,
-    rank: 8,
-    bytes: dragon.bytes,
-    uri: "ipfs://dragon",
-    contributors: [contributor.address],
-    weightsBps: [10_000],
-  });
-  await deposit(c, payer, [operator.address], parseEther("1"));
+  const registry = getContracts(
+    { public: c.public, wallet: walletOf(c, registrant) },
+    c.deployment.contracts,
+  ).adapterRegistry;
+  await send(c, "register", () =>
+    registry.write.register([
+      dragon.id,
+      `0x${"11".repeat(32)}`,
+      8,
+      BigInt(dragon.bytes),
+      "ipfs://dragon",
+      [contributor.address],
+      [10_000],
+    ]),
+  );
+  listingId = listingIdOf(registrant.address, dragon.id);
+  const k = getContracts({ public: c.public, wallet: walletOf(c, payer) }, c.deployment.contracts);
+  const amount = parseEther("1");
+  await send(c, "approve", () => k.token.write.approve([c.deployment.contracts.InferenceEscrow, amount]));
+  await send(c, "deposit", () => k.escrow.write.deposit([operator.address, amount]));
 });
 afterAll(async () => {
   await hardhat?.stop();

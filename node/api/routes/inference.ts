@@ -284,6 +284,7 @@ function finishLog(
       finish_reason: usage.finishReason,
       queue_ms: round(usage.timings.queueMs),
       ttft_ms: round(usage.timings.ttftMs),
+      engine_ms: round(usage.timings.totalMs),
     }),
     ...(paid && { payer: paid.payer, listing: paid.listingId, cost: paid.cost }),
     ...(error !== undefined && errorFields(error)),
