@@ -170,9 +170,16 @@ export interface FetchOptions {
 }
 
 /** Fetches and verifies one adapter from one peer; throws FetchError. */
-export async function fetchAdapterFrom(host: P2pHost, peer: PeerAddress, id: string, options: FetchOptions): Promise<Uint8Array> {
+export async function fetchAdapterFrom(
+  host: P2pHost,
+  peer: PeerAddress,
+  id: string,
+  options: FetchOptions,
+): Promise<Uint8Array> {
   const signal = deadline(options.timeoutMs ?? 60_000, options.signal);
-  const fail = (code: FetchErrorCode, message: string): never => { throw new FetchError(peer.peerId, code, message); };
+  const fail = (code: FetchErrorCode, message: string): never => {
+    throw new FetchError(peer.peerId, code, message);
+  };
   const maxBytes = Math.max(0, ...options.sizes);
   let stream: Stream | undefined;
   try {
@@ -186,7 +193,8 @@ export async function fetchAdapterFrom(host: P2pHost, peer: PeerAddress, id: str
       return fail(code, String(header.message ?? header.error ?? "refused"));
     }
     const size = header.size;
-    if (!Number.isSafeInteger(size) || (size as number) <= 0) return fail("protocol", `bad size ${JSON.stringify(size)}`);
+    if (!Number.isSafeInteger(size) || (size as number) <= 0)
+      return fail("protocol", `bad size ${JSON.stringify(size)}`);
     if (!options.sizes.includes(size as number)) {
       return fail("wrong-size", `${size} bytes, the listing declares ${options.sizes.join(" or ")}`);
     }
@@ -196,7 +204,8 @@ export async function fetchAdapterFrom(host: P2pHost, peer: PeerAddress, id: str
     while (at < out.length) {
       const frame = await readFrameList(lp, { signal });
       if (at + frame.byteLength > out.length) return fail("bad-bytes", `more than the announced ${out.length} bytes`);
-      for (const piece of frame) { // the pieces as they arrived: copied once, into place
+      for (const piece of frame) {
+        // the pieces as they arrived: copied once, into place
         out.set(piece, at);
         hash.update(piece);
         at += piece.length;

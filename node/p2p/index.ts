@@ -1,6 +1,13 @@
 // node/p2p: the peer network. libp2p host, signed adapter announcements and the verified peer table, adapter
 // fetch by content hash, inference over libp2p streams, routing. Imports engine and chain, never api/client/cli.
-export { P2pHost, withoutPeerId, type HostOptions, type HostServices, type Libp2pNode, type PeerAddress } from "./host.ts";
+export {
+  P2pHost,
+  withoutPeerId,
+  type HostOptions,
+  type HostServices,
+  type Libp2pNode,
+  type PeerAddress,
+} from "./host.ts";
 export { loadOrCreatePeerKey, PEER_KEY_FILE } from "./peer-key.ts";
 export {
   ANNOUNCE_TOPIC,
@@ -32,14 +39,45 @@ export {
   type AnnouncementDomain,
   type AnnouncementSigner,
 } from "./announcement-sig.ts";
-export { RegistryStakeOracle, peerIdBytesHex, type RegistryStakeOracleOptions, type StakeOracle, type StakeStatus } from "./stake-oracle.ts";
+export {
+  RegistryStakeOracle,
+  peerIdBytesHex,
+  type RegistryStakeOracleOptions,
+  type StakeOracle,
+  type StakeStatus,
+} from "./stake-oracle.ts";
 export { TokenBuckets, type RateLimit } from "./rate-limiter.ts";
-export { DROP_REASONS, PeerTable, type DropEvent, type DropReason, type PeerEntry, type PeerTableEvents, type PeerTableOptions, type RemoveReason } from "./peer-table.ts";
+export {
+  DROP_REASONS,
+  PeerTable,
+  type DropEvent,
+  type DropReason,
+  type PeerEntry,
+  type PeerTableEvents,
+  type PeerTableOptions,
+  type RemoveReason,
+} from "./peer-table.ts";
 export { AnnouncementValidator, type AnnouncementValidatorOptions, type Verdict } from "./announce-validator.ts";
 export { TableKeeper, type TableKeeperOptions } from "./table-keeper.ts";
 export { Announcer, type AnnouncerEvents, type AnnouncerOptions, type NodeState } from "./announcer.ts";
-export { BANNED_SCORE, announceTopicScore, scoreParams, scoreThresholds, type ScoringOptions } from "./gossip-scoring.ts";
-export { deadline, frames, ProtocolError, readFrame, readFrameList, readJson, writeJson, type FrameList, type FrameStream } from "./frames.ts";
+export {
+  BANNED_SCORE,
+  announceTopicScore,
+  scoreParams,
+  scoreThresholds,
+  type ScoringOptions,
+} from "./gossip-scoring.ts";
+export {
+  deadline,
+  frames,
+  ProtocolError,
+  readFrame,
+  readFrameList,
+  readJson,
+  writeJson,
+  type FrameList,
+  type FrameStream,
+} from "./frames.ts";
 export {
   ADAPTER_PROTOCOL,
   FetchError,
@@ -80,8 +118,20 @@ export {
   type InferRequest,
   type ResponseFrame,
 } from "./infer-frames.ts";
-export { serveInference, type InferContext, type InferenceService, type ServeInferenceOptions } from "./infer-server.ts";
+export {
+  serveInference,
+  type InferContext,
+  type InferenceService,
+  type ServeInferenceOptions,
+} from "./infer-server.ts";
 export { infer, inferStream, type InferOptions, type InferResult } from "./infer-client.ts";
-export { NoRouteError, compareCandidates, rankCandidates, withFailover, type Attempt, type Candidate } from "./routing.ts";
+export {
+  NoRouteError,
+  compareCandidates,
+  rankCandidates,
+  withFailover,
+  type Attempt,
+  type Candidate,
+} from "./routing.ts";
 export { engineAdapterSink, engineAdapterSource, engineNodeState } from "./engine-bridge.ts";
 export { PeerNode, type PeerNodeOptions, type PeerNodeTimings } from "./peer-node.ts";

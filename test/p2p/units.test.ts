@@ -376,10 +376,14 @@ describe("announcement validator (without a network)", () => {
   // One fixed clock for the validator and the announcements' ts: a slow machine cannot refill a rate bucket or
   // age an announcement between two checks (test/p2p/validator.test.ts moves the clock on purpose).
   const now = Date.now();
-  const bytesOf = async (over: Partial<AnnouncementBody> = {}) => encodeAnnouncement(await signed({ ts: now, seq: now, ...over }));
+  const bytesOf = async (over: Partial<AnnouncementBody> = {}) =>
+    encodeAnnouncement(await signed({ ts: now, seq: now, ...over }));
   function validator(check: StakeOracle["check"]) {
     const table = new PeerTable({ now: () => now });
-    return { table, v: new AnnouncementValidator({ table, oracle: { check }, domain, selfPeerId: self, now: () => now }) };
+    return {
+      table,
+      v: new AnnouncementValidator({ table, oracle: { check }, domain, selfPeerId: self, now: () => now }),
+    };
   }
 
   it("accepts a good one, then names what is wrong with the rest", async () => {
