@@ -1,13 +1,11 @@
-// The devnet's chain work before any request: clients on the Hardhat node, the four contracts deployed, OPEN
-// handed out, the demo adapters listed with their contributor splits, stakes and deposits. Every transaction is
+// The devnet's own chain work: clients on the Hardhat node, the four contracts deployed, OPEN handed out, stakes.
+// (Listings, deposits and claims go through the client SDK, as a user's commands do.) Every transaction is
 // awaited to its receipt and must succeed.
 import {
   createPublicClient,
   createWalletClient,
   defineChain,
   http,
-  keccak256,
-  stringToHex,
   type Address,
   type Chain,
   type Hex,
@@ -15,7 +13,7 @@ import {
   type PublicClient,
   type Transport,
 } from "viem";
-import { deployAll, getContracts, listingIdOf, saveDeployment, type Deployment } from "../../chain/index.ts";
+import { deployAll, getContracts, saveDeployment, type ChainClients, type Deployment } from "../../chain/index.ts";
 import { OpenLoraError } from "../../engine/index.ts";
 
 /** A devnet transaction that reverted. */
@@ -55,6 +53,11 @@ export function readContracts(c: DevnetChain) {
   return getContracts({ public: c.public }, c.deployment.contracts);
 }
 
+/** A public client and a wallet client writing as `account` (what the client SDK's chain calls take). */
+export function clientsOf(c: DevnetChain, account: LocalAccount): ChainClients {
+  return { public: c.public, wallet: walletOf(c, account) };
+}
+
 /** Contract handles writing as `account`. */
 export function contractsOf(c: DevnetChain, account: LocalAccount) {
   return getContracts({ public: c.public, wallet: walletOf(c, account) }, c.deployment.contracts);
@@ -87,37 +90,6 @@ export async function fund(c: DevnetChain, deployer: LocalAccount, grants: [Addr
   for (const [to, amount] of grants) await send(c, `fund ${to}`, () => token.write.transfer([to, amount]));
 }
 
-/** The base model's id on chain: keccak256 of its name (the devnet's convention; nothing checks it yet). */
-export function baseModelId(modelName: string): Hex {
-  return keccak256(stringToHex(modelName));
-}
-
-export interface ListingSpec {
-  contentHash: Hex;
-  rank: number;
-  bytes: number;
-  uri: string;
-  contributors: Address[];
-  weightsBps: number[];
-}
-
-/** Lists an adapter as `registrant`; returns the listing id. */
-export async function register(c: DevnetChain, registrant: LocalAccount, model: Hex, spec: ListingSpec): Promise<Hex> {
-  const registry = contractsOf(c, registrant).adapterRegistry;
-  await send(c, `register ${spec.uri}`, () =>
-    registry.write.register([
-      spec.contentHash,
-      model,
-      spec.rank,
-      BigInt(spec.bytes),
-      spec.uri,
-      spec.contributors,
-      spec.weightsBps,
-    ]),
-  );
-  return listingIdOf(registrant.address, spec.contentHash);
-}
-
 /** Approves and stakes `amount` for `operator`, binding its node's peer id (bytes) and API URL. */
 export async function stake(
   c: DevnetChain,
@@ -129,18 +101,4 @@ export async function stake(
   const k = contractsOf(c, operator);
   await send(c, "approve stake", () => k.token.write.approve([c.deployment.contracts.NodeRegistry, amount]));
   await send(c, "stake", () => k.nodeRegistry.write.stake([amount, peerIdBytes, api]));
-}
-
-/** `payer` deposits `amount` for each node (one approval for all). */
-export async function deposit(c: DevnetChain, payer: LocalAccount, nodes: Address[], amount: bigint): Promise<void> {
-  const k = contractsOf(c, payer);
-  const total = amount * BigInt(nodes.length);
-  await send(c, "approve deposits", () => k.token.write.approve([c.deployment.contracts.InferenceEscrow, total]));
-  for (const node of nodes) await send(c, `deposit for ${node}`, () => k.escrow.write.deposit([node, amount]));
-}
-
-/** `contributor` claims its share of every listing given. */
-export async function claim(c: DevnetChain, contributor: LocalAccount, listingIds: Hex[]): Promise<void> {
-  const escrow = contractsOf(c, contributor).escrow;
-  await send(c, `claim by ${contributor.address}`, () => escrow.write.claim([listingIds]));
 }

@@ -4,18 +4,17 @@
 // balance against the nodes' ledgers. The chain and the nodes stay up until stop().
 import { basename, join, resolve } from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
-import type { Address, Hex } from "viem";
-import { loadPeftAdapter, type BackendChoice } from "../../engine/index.ts";
+import type { Address } from "viem";
 import {
-  baseModelId,
-  claim,
-  deployContracts,
-  deposit,
-  fund,
-  readContracts,
-  register,
-  type DevnetChain,
-} from "./chain-setup.ts";
+  adapterFacts,
+  claimRewards,
+  depositFor,
+  PayingClient,
+  registerListing,
+  rewardsOf,
+} from "../../client/index.ts";
+import type { BackendChoice } from "../../engine/index.ts";
+import { clientsOf, deployContracts, fund, type DevnetChain } from "./chain-setup.ts";
 import { PROJECT_ROOT, startHardhatChain, type HardhatChain } from "./hardhat-chain.ts";
 import { dialAddrs, startNode, type DevnetNode } from "./nodes.ts";
 import { DevnetPayer } from "./payer.ts";
@@ -55,10 +54,12 @@ export async function startDevnet(o: DevnetOptions): Promise<Devnet> {
   const dataDir = resolve(o.dataDir);
   const deploymentsDir = join(dataDir, "deployments");
   const nodes: DevnetNode[] = [];
+  const clients = new Map<string, PayingClient>();
   let hardhat: HardhatChain | null = null;
   let stopping: Promise<void> | null = null;
   const stop = (): Promise<void> => {
     stopping ??= (async () => {
+      await Promise.allSettled([...clients.values()].map((client) => client.stop()));
       await Promise.allSettled(nodes.map((n) => n.stop()));
       await hardhat?.stop();
     })();
@@ -91,12 +92,8 @@ export async function startDevnet(o: DevnetOptions): Promise<Devnet> {
     stage(`listed ${adapters.map((a) => `${a.name} ${a.listingId.slice(0, 10)}`).join(", ")}`);
 
     for (const payer of payers) {
-      await deposit(
-        c,
-        payer.account,
-        operators.map((op) => op.account.address),
-        FUNDING.deposit,
-      );
+      for (const op of operators)
+        await depositFor(clientsOf(c, payer.account), c.deployment, op.account.address, FUNDING.deposit);
     }
     stage(`each payer deposited ${FUNDING.deposit} wei for each node`);
 
@@ -126,8 +123,24 @@ export async function startDevnet(o: DevnetOptions): Promise<Devnet> {
     stage("every node sees every other's announcement");
 
     const escrow = { chainId: c.deployment.chainId, verifyingContract: c.deployment.contracts.InferenceEscrow };
-    const clients = new Map(payers.map((p) => [p.name, new DevnetPayer(p.account, escrow)]));
-    const served = await runTraffic(requestPlan(), clients, nodes, new Map(adapters.map((a) => [a.name, a])));
+    for (const p of payers) {
+      const client = await PayingClient.create({
+        rpcUrl: c.rpcUrl,
+        deployment: c.deployment,
+        account: p.account,
+        dataDir: join(dataDir, "payers", p.name),
+        discovery: { peersFrom: nodes.map((n) => n.url) },
+      });
+      await client.start();
+      clients.set(p.name, client);
+    }
+    const pinned = new Map(payers.map((p) => [p.name, new DevnetPayer(p.account, escrow)]));
+    const served = await runTraffic(
+      requestPlan(),
+      { clients, pinned },
+      nodes,
+      new Map(adapters.map((a) => [a.name, a])),
+    );
     stage(`${served.length} paid requests served (${served.filter((s) => !s.routed).length} sent to a chosen node)`);
 
     for (const node of nodes) await settleAll(node);
@@ -156,27 +169,20 @@ export async function startDevnet(o: DevnetOptions): Promise<Devnet> {
   }
 }
 
-/** Reads each demo adapter (id, rank, size) and lists it as the registrant with its contributor split. */
+/** Reads each demo adapter (content hash, rank, size) and lists it as the registrant with its contributor split. */
 async function listAdapters(c: DevnetChain, model: string, one: (name: string) => CastMember) {
-  const registrant = one("registrant").account;
-  const modelId = baseModelId(basename(model));
+  const registrant = clientsOf(c, one("registrant").account);
   const adapters: ListedAdapter[] = [];
   const contributions: Contribution[] = [];
   const adapterDirs = new Map<string, string>();
   for (const plan of ADAPTERS) {
     const dir = join(model, "adapters", plan.name);
     adapterDirs.set(plan.name, dir);
-    const { adapter, encoded } = await loadPeftAdapter(dir);
-    const contentHash = adapter.id as Hex;
-    const listingId = await register(c, registrant, modelId, {
-      contentHash,
-      rank: adapter.rank,
-      bytes: encoded.length,
-      uri: `openlora://${basename(model)}/${plan.name}`,
-      contributors: plan.split.map(([name]) => one(name).account.address),
-      weightsBps: plan.split.map(([, bps]) => bps),
-    });
-    const listed = { name: plan.name, contentHash, listingId };
+    const facts = await adapterFacts(dir);
+    const attribution = plan.split.map(([name, weightBps]) => ({ contributor: one(name).account.address, weightBps }));
+    const uri = `openlora://${basename(model)}/${plan.name}`;
+    const { listingId } = await registerListing(registrant, c.deployment, facts, attribution, uri);
+    const listed = { name: plan.name, contentHash: facts.contentHash, listingId };
     adapters.push(listed);
     for (const [name, weightBps] of plan.split)
       contributions.push({ adapter: listed, contributor: one(name), weightBps });
@@ -217,13 +223,17 @@ async function settleAll(node: DevnetNode): Promise<void> {
   throw new Error(`${node.plan.name}: vouchers still unsettled after 50 settlement passes`);
 }
 
-/** Each contributor claims every listing it has something to claim on, in one transaction. */
+/** Each contributor claims, in one transaction, what every listing it contributed to owes it (as `openlora rewards
+ * --claim` does). */
 async function claimAll(c: DevnetChain, contributions: Contribution[]): Promise<void> {
-  const escrow = readContracts(c).escrow;
-  const byContributor = new Map<CastMember, Hex[]>();
-  for (const { adapter, contributor } of contributions) {
-    if ((await escrow.read.claimable([adapter.listingId, contributor.account.address])) === 0n) continue;
-    byContributor.set(contributor, [...(byContributor.get(contributor) ?? []), adapter.listingId]);
+  for (const contributor of new Set(contributions.map((k) => k.contributor))) {
+    const address = contributor.account.address;
+    const owed = (await rewardsOf(c.public, c.deployment, address)).filter((line) => line.claimable > 0n);
+    if (owed.length === 0) continue;
+    await claimRewards(
+      clientsOf(c, contributor.account),
+      c.deployment,
+      owed.map((line) => line.listingId),
+    );
   }
-  for (const [contributor, listingIds] of byContributor) await claim(c, contributor.account, listingIds);
 }

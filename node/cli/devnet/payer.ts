@@ -1,11 +1,17 @@
-// A paying client, as small as the devnet needs, until the client SDK (node/client) replaces it: routes by a
-// node's peer table, keeps each channel's consumed figure, signs a voucher per request (consumed + price x
-// (prompt + max_tokens), the prompt counted as at most one token per UTF-8 byte plus BOS), posts the request and
-// checks the node's signed receipt (its signer, and that it claims no more than the voucher allowed).
+// The devnet's payer for requests sent to a node chosen by name, which the client SDK does not do (it routes only
+// to nodes that announce the adapter; the devnet wants a node that must fetch it): keeps each channel's consumed
+// figure, signs a voucher per request (consumed + price x (prompt + max_tokens), the prompt counted as at most one
+// token per UTF-8 byte plus BOS), posts the request and checks the node's signed receipt (its signer, and that it
+// claims no more than the voucher allowed).
 import { isAddressEqual, type Address, type Hex, type LocalAccount } from "viem";
-import { signVoucher, type EscrowDomain } from "../../chain/index.ts";
-import { parseReceiptJson, verifyReceipt } from "../../chain/index.ts";
-import { encodeVoucherHeader } from "../../api/payment/voucher-header.ts";
+import {
+  encodeVoucherHeader,
+  parseReceiptJson,
+  signVoucher,
+  verifyReceipt,
+  VOUCHER_HEADER,
+  type EscrowDomain,
+} from "../../chain/index.ts";
 import { OpenLoraError } from "../../engine/index.ts";
 
 export interface PaidTarget {
@@ -60,7 +66,7 @@ export class DevnetPayer {
       method: "POST",
       headers: {
         "content-type": "application/json",
-        "x-openlora-voucher": encodeVoucherHeader({ voucher, signature }),
+        [VOUCHER_HEADER]: encodeVoucherHeader({ voucher, signature }),
       },
       body: JSON.stringify({
         model: request.contentHash,

@@ -1,10 +1,13 @@
-// The devnet's paid requests: both payers at once, each request routed to the best node announcing the adapter
-// (as the node's peer table ranks them: tier, queue, price) or sent to the node the plan names. Returns what each
-// request cost, after every node's ledger has recorded its requests.
+// The devnet's paid requests: both payers at once through the client SDK (node/client), each request routed to
+// the best node announcing the adapter (tier, queue, price), paid with a voucher and checked by its receipt; the
+// requests the plan sends to a named node (one that does not hold the adapter and must fetch it from a peer) go
+// through the devnet's own small payer, since the SDK routes only to nodes that announce the adapter. Returns what
+// each request cost, after every node's ledger has recorded its requests.
 import { setTimeout as sleep } from "node:timers/promises";
 import { isAddressEqual, type Hex } from "viem";
+import type { PayingClient } from "../../client/index.ts";
 import type { DevnetNode } from "./nodes.ts";
-import type { DevnetPayer, PaidTarget } from "./payer.ts";
+import type { DevnetPayer } from "./payer.ts";
 import type { RequestPlan } from "./scenario.ts";
 
 export interface ListedAdapter {
@@ -24,64 +27,99 @@ export interface ServedRequest {
   text: string;
 }
 
+export interface Payers {
+  /** The SDK's client of each payer: routed requests. */
+  clients: Map<string, PayingClient>;
+  /** The devnet's payer of each payer: requests sent to a named node. */
+  pinned: Map<string, DevnetPayer>;
+}
+
+/** Both payers' routed requests at once, then the requests to named nodes (after, so no channel has two payers). */
 export async function runTraffic(
   plan: RequestPlan[],
-  payers: Map<string, DevnetPayer>,
+  payers: Payers,
   nodes: DevnetNode[],
   adapters: Map<string, ListedAdapter>,
 ): Promise<ServedRequest[]> {
+  const adapterOf = (name: string): ListedAdapter => {
+    const adapter = adapters.get(name);
+    if (!adapter) throw new Error(`no listed adapter named ${name}`);
+    return adapter;
+  };
+  const routed = plan.filter((r) => r.node === undefined);
   const byPayer = new Map<string, RequestPlan[]>();
-  for (const r of plan) byPayer.set(r.payer, [...(byPayer.get(r.payer) ?? []), r]);
-  const served = await Promise.all(
-    [...byPayer].map(async ([payerName, requests]) => {
-      const payer = payers.get(payerName);
-      if (!payer) throw new Error(`no payer named ${payerName}`);
-      const out: ServedRequest[] = [];
-      for (const r of requests) out.push(await serve(r, payer, nodes, adapters));
-      return out;
-    }),
-  );
-  const all = served.flat();
-  await ledgersRecorded(nodes, all);
-  return all;
+  for (const r of routed) byPayer.set(r.payer, [...(byPayer.get(r.payer) ?? []), r]);
+  const served = (
+    await Promise.all(
+      [...byPayer].map(async ([payer, requests]) => {
+        const client = payers.clients.get(payer);
+        if (!client) throw new Error(`no client for payer ${payer}`);
+        const out: ServedRequest[] = [];
+        for (const r of requests) out.push(await routedRequest(r, client, nodes, adapterOf(r.adapter)));
+        return out;
+      }),
+    )
+  ).flat();
+  for (const r of plan.filter((p) => p.node !== undefined)) {
+    const payer = payers.pinned.get(r.payer);
+    const node = nodes.find((n) => n.plan.name === r.node);
+    if (!payer || !node) throw new Error(`no payer ${r.payer} or node ${r.node}`);
+    served.push(await pinnedRequest(r, payer, node, adapterOf(r.adapter)));
+  }
+  await ledgersRecorded(nodes, served);
+  return served;
 }
 
-async function serve(
+async function routedRequest(
   r: RequestPlan,
-  payer: DevnetPayer,
+  client: PayingClient,
   nodes: DevnetNode[],
-  adapters: Map<string, ListedAdapter>,
+  adapter: ListedAdapter,
 ): Promise<ServedRequest> {
-  const adapter = adapters.get(r.adapter);
-  if (!adapter) throw new Error(`no listed adapter named ${r.adapter}`);
-  const node = r.node ? nodes.find((n) => n.plan.name === r.node) : route(nodes[0], adapter.contentHash, nodes);
-  if (!node) throw new Error(`no node to serve ${r.adapter}${r.node ? ` named ${r.node}` : ""}`);
-  const target: PaidTarget = { url: node.url, operator: node.operator.address, pricePerToken: node.plan.pricePerToken };
-  const answer = await payer.complete(target, {
-    contentHash: adapter.contentHash,
-    listingId: adapter.listingId,
+  await client.waitForRoute(adapter.listingId);
+  const answer = await client.createCompletion({
+    model: adapter.listingId,
     prompt: r.prompt,
-    maxTokens: r.maxTokens,
+    max_tokens: r.maxTokens,
+    temperature: 0,
   });
+  const paid = answer.openlora;
+  const node = nodes.find((n) => isAddressEqual(n.operator.address, paid.node.operator));
+  if (!node || !paid.receipt)
+    throw new Error(`request for ${r.adapter} was served by ${paid.node.api} without a receipt`);
   return {
     payer: r.payer,
     adapter: r.adapter,
     node: node.plan.name,
-    routed: r.node === undefined,
-    promptTokens: answer.promptTokens,
-    completionTokens: answer.completionTokens,
-    cost: answer.cost,
-    text: answer.text,
+    routed: true,
+    promptTokens: Number(paid.receipt.promptTokens),
+    completionTokens: Number(paid.receipt.completionTokens),
+    cost: paid.cost,
+    text: String((answer.choices as { text?: string }[])[0]?.text ?? ""),
   };
 }
 
-/** The best node announcing the adapter, as `via`'s peer table ranks them. */
-function route(via: DevnetNode, contentHash: Hex, nodes: DevnetNode[]): DevnetNode | undefined {
-  for (const c of via.service.paid?.peers?.candidates(contentHash) ?? []) {
-    const node = nodes.find((n) => isAddressEqual(n.operator.address, c.announcement.operator));
-    if (node) return node;
-  }
-  return undefined;
+async function pinnedRequest(
+  r: RequestPlan,
+  payer: DevnetPayer,
+  node: DevnetNode,
+  adapter: ListedAdapter,
+): Promise<ServedRequest> {
+  const answer = await payer.complete(
+    { url: node.url, operator: node.operator.address, pricePerToken: node.plan.pricePerToken },
+    { contentHash: adapter.contentHash, listingId: adapter.listingId, prompt: r.prompt, maxTokens: r.maxTokens },
+  );
+  const { text, promptTokens, completionTokens, cost } = answer;
+  return {
+    payer: r.payer,
+    adapter: r.adapter,
+    node: node.plan.name,
+    routed: false,
+    text,
+    promptTokens,
+    completionTokens,
+    cost,
+  };
 }
 
 /** A request's ledger record is written just after its answer: wait until every node holds all of its own. */
