@@ -238,12 +238,12 @@ describe("the GGUF writer refuses what llama.cpp would read back differently", (
   it.each([
     [
       "gemma2",
-      (c: Record<string, unknown>) => void (c.query_pre_attn_scalar = 2),
+      (c: Record<string, unknown>): void => void (c.query_pre_attn_scalar = 2),
       "gemma2 attention scale 0.7071067690849304 (llama.cpp uses 0.2886751345948129 for 2 layers)",
     ],
     [
       "mistral",
-      (c: Record<string, unknown>) => void (c.sliding_window = 4),
+      (c: Record<string, unknown>): void => void (c.sliding_window = 4),
       "sliding-window attention in a llama model",
     ],
   ] as const)("%s", async (preset, edit, problem) => {
