@@ -2,7 +2,7 @@ import type { ModelWeights } from "../model/weights.ts";
 import type { Backend, BackendOptions } from "./backend.ts";
 import { createCpuBackend } from "./cpu/cpu-backend.ts";
 import { createSimdBackend, simdUnsupported } from "./simd/simd-backend.ts";
-import { findAdapter } from "./webgpu/device.ts";
+import { findAdapter, isSoftwareAdapter } from "./webgpu/device.ts";
 import { createWebGpuBackend } from "./webgpu/webgpu-backend.ts";
 
 export type BackendChoice = "cpu" | "webgpu" | "simd" | "auto";
@@ -15,18 +15,11 @@ export interface CreateBackendOptions extends BackendOptions {
   threads?: number;
 }
 
-/** Software rasterizers that expose a WebGPU adapter: a CPU backend of our own beats them. */
-const SOFTWARE_ADAPTER = /llvmpipe|lavapipe|swiftshader/i;
-
 /** What "auto" picks: webgpu on a real GPU, simd when the only adapter is a software one or there is none. */
 export async function autoBackend(): Promise<"webgpu" | "simd"> {
   const adapter = await findAdapter();
-  if (!adapter) return "simd";
-  const info = adapter.info as GPUAdapterInfo & { isFallbackAdapter?: boolean };
-  const software =
-    info.isFallbackAdapter === true ||
-    SOFTWARE_ADAPTER.test(`${info.vendor} ${info.architecture} ${info.device} ${info.description}`);
-  return software ? "simd" : "webgpu";
+  // A software rasterizer's WebGPU adapter loses to our own CPU backend.
+  return adapter && !isSoftwareAdapter(adapter) ? "webgpu" : "simd";
 }
 
 /**

@@ -101,6 +101,13 @@ export interface GpuContext {
   maxSubgroup: number;
 }
 
+/** CPU-emulated adapters (llvmpipe/lavapipe, SwiftShader): kernels are tuned differently, and a CPU backend wins. */
+export function isSoftwareAdapter(adapter: GPUAdapter): boolean {
+  const info = adapter.info as GPUAdapterInfo & { isFallbackAdapter?: boolean };
+  const text = `${info.vendor} ${info.architecture} ${info.device} ${info.description}`;
+  return info.isFallbackAdapter === true || /llvmpipe|lavapipe|swiftshader/i.test(text);
+}
+
 /** Opens a device with the adapter's maximum storage limits. Throws when there is no adapter. */
 export async function openDevice(wantF16 = false): Promise<GpuContext> {
   const adapter = await findAdapter();
@@ -130,7 +137,6 @@ export async function openDevice(wantF16 = false): Promise<GpuContext> {
   const name = info.description || [info.architecture, info.device].filter(Boolean).join(" ") || "unknown adapter";
   const description = `${info.vendor ? info.vendor + " " : ""}${name}`.replace(/\s+/g, " ").trim();
   const maxBinding = Math.min(device.limits.maxStorageBufferBindingSize, device.limits.maxBufferSize);
-  const isFallback =
-    info.isFallbackAdapter === true || /llvmpipe|swiftshader/i.test(`${description} ${info.architecture}`);
+  const isFallback = isSoftwareAdapter(adapter);
   return { device, adapter, description, maxBinding, hasF16: wantF16 && hasF16, isFallback, hasSubgroups, maxSubgroup };
 }
