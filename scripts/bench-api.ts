@@ -14,8 +14,9 @@ import { loadavg, tmpdir } from "node:os";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { parseArgs } from "node:util";
-import { NodeService, silentLogger } from "../node/api/index.ts";
+import { NodeService, type Logger } from "../node/api/index.ts";
 import { complete, type EngineRequest } from "../node/engine/index.ts";
+import { httpPoster } from "./bench/http-post.ts";
 import { percentile, round } from "./bench/stats.ts";
 
 const root = join(dirname(fileURLToPath(import.meta.url)), "..");
@@ -23,6 +24,13 @@ const { values } = parseArgs({ options: { pairs: { type: "string" } } });
 const pairs = Number(values.pairs ?? 300);
 const warmup = 30;
 
+/** Per request, from the node's log line: its handler's time outside the engine (ms - engine_ms). */
+let handlerMs: number[] = [];
+const log: Logger = {
+  log(_, event, fields = {}) {
+    if (event === "request") handlerMs.push((fields.ms as number) - (fields.engine_ms as number));
+  },
+};
 const dataDir = await mkdtemp(join(tmpdir(), "openlora-bench-api-"));
 const node = await NodeService.start({
   dataDir,
@@ -30,10 +38,12 @@ const node = await NodeService.start({
   backend: "cpu",
   adapters: join(root, "models/stories260K/adapters"),
   api: { host: "127.0.0.1", port: 0 },
-  log: silentLogger,
+  log,
 });
 const dragon = node.catalog.resolve("dragon")!.adapterId;
 const client = fork(join(root, "scripts/bench/http-client-process.ts"), [node.url]);
+
+const inProcess = httpPoster(node.url);
 
 /** One POST from the client process: the milliseconds it took there, to the answer's last byte. */
 function post(path: string, body: unknown): Promise<number> {
@@ -81,9 +91,8 @@ const results: Record<string, number | string> = {
   pairs,
   load_average_1min_at_start: round(loadavg()[0]),
 };
-for (const w of workloads) {
-  const viaHttp = () => post("/v1/completions", w.http);
-  const direct = () => complete(node.engine, w.direct);
+/** Paired runs of the same request over HTTP and directly; the medians and the median difference. */
+async function measure(viaHttp: () => Promise<number>, direct: () => Promise<unknown>) {
   for (let i = 0; i < warmup; i++) {
     await viaHttp();
     await direct();
@@ -105,16 +114,36 @@ for (const w of workloads) {
     engine.push(directMs);
     diffs.push(httpMs - directMs);
   }
-  results[`${w.name}_direct_p50_ms`] = round(percentile(engine, 50));
-  results[`${w.name}_http_p50_ms`] = round(percentile(http, 50));
-  results[`${w.name}_overhead_p50_ms`] = round(percentile(diffs, 50));
-  results[`${w.name}_overhead_p90_ms`] = round(percentile(diffs, 90));
+  return {
+    http: percentile(http, 50),
+    direct: percentile(engine, 50),
+    p50: percentile(diffs, 50),
+    p90: percentile(diffs, 90),
+  };
+}
+
+for (const w of workloads) {
+  const direct = () => complete(node.engine, w.direct);
+  handlerMs = [];
+  const apart = await measure(() => post("/v1/completions", w.http), direct);
+  const handler = percentile(handlerMs, 50);
+  const together = await measure(() => inProcess.post("/v1/completions", w.http), direct);
+  Object.assign(results, {
+    [`${w.name}_direct_p50_ms`]: round(apart.direct),
+    [`${w.name}_http_p50_ms`]: round(apart.http),
+    [`${w.name}_overhead_p50_ms`]: round(apart.p50),
+    [`${w.name}_overhead_p90_ms`]: round(apart.p90),
+    [`${w.name}_overhead_client_in_process_p50_ms`]: round(together.p50),
+    [`${w.name}_handler_outside_engine_p50_ms`]: round(handler),
+  });
   console.log(
-    `${w.name.padEnd(14)} direct p50 ${results[`${w.name}_direct_p50_ms`]} ms, http p50 ${results[`${w.name}_http_p50_ms`]} ms,` +
-      ` overhead p50 ${results[`${w.name}_overhead_p50_ms`]} ms (p90 ${results[`${w.name}_overhead_p90_ms`]} ms)`,
+    `${w.name.padEnd(13)} direct ${round(apart.direct)} ms, http ${round(apart.http)} ms (p50s); overhead p50 ` +
+      `${round(apart.p50)} ms (p90 ${round(apart.p90)}), client in this process ${round(together.p50)} ms; ` +
+      `handler outside the engine ${round(handler)} ms`,
   );
 }
 
+inProcess.close();
 client.send("close");
 await node.stop();
 await rm(dataDir, { recursive: true, force: true });

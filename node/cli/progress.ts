@@ -25,7 +25,9 @@ export function progressDisplay(out: NodeJS.WriteStream = process.stderr): (p: S
     const bar = `${"#".repeat(filled)}${"-".repeat(WIDTH - filled)}`;
     const detail = p.detail ? ` ${p.detail}` : "";
     const line = `[openlora] ${LABELS[p.stage].padEnd(24)} [${bar}] ${p.done}/${p.total}${detail}`;
-    out.write(`\r\x1b[2K${line.slice(0, Math.max(20, (out.columns ?? 120) - 1))}`);
+    // Cut to the terminal's width (a terminal that reports none gets 120 columns) so the line redraws in place.
+    const width = out.columns > 20 ? out.columns - 1 : 120;
+    out.write(`\r\x1b[2K${line.slice(0, width)}`);
     if (p.done === p.total) out.write("\n");
   };
 }
