@@ -10,15 +10,23 @@
 export const SCOPES = {
   "engine-cpu": {
     mutate: ["node/engine/backend/cpu/**/*.ts"],
-    testFiles: ["test/engine/cpu-backend.test.ts", "test/engine/prefill-reference.test.ts", "test/engine/cpu-ops.test.ts"],
+    testFiles: [
+      "test/engine/cpu-backend.test.ts",
+      "test/engine/prefill-reference.test.ts",
+      "test/engine/cpu-ops.test.ts",
+    ],
   },
   "engine-adapter": {
     mutate: ["node/engine/adapter/peft.ts", "node/engine/adapter/canonical.ts"],
-    testFiles: ["test/engine/adapter.test.ts", "test/engine/adapter-canonical.test.ts"],
+    testFiles: [
+      "test/engine/adapter.test.ts",
+      "test/engine/adapter-canonical.test.ts",
+      "test/engine/adapter-peft.test.ts",
+    ],
   },
   "engine-runtime": {
     mutate: ["node/engine/runtime/scheduler.ts", "node/engine/runtime/adapter-store/**/*.ts"],
-    testFiles: ["test/engine/scheduler.test.ts", "test/engine/adapter-store.test.ts", "test/engine/runtime-adapters.test.ts"],
+    testFiles: ["test/engine/scheduler.test.ts", "test/engine/adapter-store.test.ts"],
   },
   "engine-sampling": {
     mutate: ["node/engine/sampling/**/*.ts"],
