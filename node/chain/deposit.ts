@@ -45,7 +45,8 @@ export async function readDeposit(
     address: escrow,
     abi: inferenceEscrowAbi,
     args: [payer, node],
-    blockNumber: await client.getBlockNumber(),
+    // cacheTime 0: viem reuses a block number for seconds: a change just mined would not be seen.
+    blockNumber: await client.getBlockNumber({ cacheTime: 0 }),
   } as const;
   const [balance, available, w] = await Promise.all([
     client.readContract({ ...at, functionName: "balanceOf" }),

@@ -3,7 +3,7 @@
 // 10000. The attribution is checked here first, so a mistake is named before a transaction is sent.
 import { getAddress, isAddress, keccak256, toHex, type Address, type Hex } from "viem";
 import { getContracts, listingIdOf, type ChainClients, type Contribution, type Deployment } from "../chain/index.ts";
-import { loadPeftAdapter } from "../engine/index.ts";
+import { loadPeftAdapter, type ModelIdentity } from "../engine/index.ts";
 import { ChainActionError, sendTx, type TxSummary } from "./transactions.ts";
 
 /** AdapterRegistry.MAX_CONTRIBUTORS. */
@@ -61,8 +61,14 @@ export interface AdapterFacts {
   size: number;
 }
 
-export async function adapterFacts(dir: string): Promise<AdapterFacts> {
-  const { adapter, encoded } = await loadPeftAdapter(dir);
+/**
+ * The adapter's facts. Its content hash is that of the canonical encoding a node serving `model` makes of the
+ * folder (the model's architecture family and q/k order are part of it); without a model, the encoding for a
+ * plain LLaMA in llama2.c's basis (the demo adapters of stories260K).
+ */
+export async function adapterFacts(dir: string, model?: ModelIdentity): Promise<AdapterFacts> {
+  const expect = model && { config: model.config, name: model.name, qkBasis: model.qkBasis, maxRank: Infinity };
+  const { adapter, encoded } = await loadPeftAdapter(dir, expect);
   return { contentHash: adapter.id as Hex, baseModel: adapter.baseModel, rank: adapter.rank, size: encoded.length };
 }
 

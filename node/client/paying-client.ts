@@ -31,7 +31,7 @@ import { NoRouteError, rankCandidates, type Candidate, type PeerNodeTimings } fr
 import { ChannelLocks } from "./channel-locks.ts";
 import { CompletionStream } from "./completion-stream.ts";
 import { GossipDiscovery, HttpDiscovery, type Discovery } from "./discovery.ts";
-import { NoDepositError, NodeAttemptError, ReceiptError } from "./errors.ts";
+import { NoDepositError, NodeAttemptError, ReceiptError, UnknownModelError } from "./errors.ts";
 import { ListingResolver, type PaymentTarget } from "./listings.ts";
 import {
   attemptNode,
@@ -242,18 +242,28 @@ export class PayingClient extends Emitter<ClientEvents> {
     return { target, candidates };
   }
 
-  /** Waits until some node can serve `model` (gossip takes a moment after start); throws after `timeoutMs`. */
-  async waitForRoute(model: string, timeoutMs = 30_000): Promise<Candidate[]> {
-    const end = Date.now() + timeoutMs;
+  /**
+   * Waits until some node can serve `model` (gossip takes a moment after start); throws after `timeoutMs`. An
+   * alias no node knows yet is asked again for a few seconds: the nodes that know it may not have been heard yet.
+   */
+  async waitForRoute(model: string, timeoutMs = 30_000, aliasWaitMs = 6_000): Promise<Candidate[]> {
+    const start = Date.now();
+    const end = start + timeoutMs;
     // Aliases are resolved through the nodes heard of: hear of one first.
     while ((await this.discovery.announcements()).length === 0) {
       if (Date.now() > end) throw new NoRouteError(`any node (none heard of in ${timeoutMs} ms)`, []);
       await new Promise((r) => setTimeout(r, 100));
     }
     for (;;) {
-      const { candidates } = await this.route(model);
-      if (candidates.length > 0) return candidates;
-      if (Date.now() > end) throw new NoRouteError(`model ${model} (waited ${timeoutMs} ms)`, []);
+      try {
+        const { candidates } = await this.route(model);
+        if (candidates.length > 0) return candidates;
+        if (Date.now() > end) throw new NoRouteError(`model ${model} (waited ${timeoutMs} ms)`, []);
+      } catch (error) {
+        const alias = !/^0x[0-9a-fA-F]{64}$/.test(model);
+        if (!(error instanceof UnknownModelError && alias && Date.now() < Math.min(end, start + aliasWaitMs)))
+          throw error;
+      }
       await new Promise((r) => setTimeout(r, 100));
     }
   }
