@@ -7,7 +7,7 @@ import type { FastifyInstance, FastifyReply, FastifyRequest } from "fastify";
 import type { AdapterId, Completion, EngineRequest, RequestStream, Usage } from "../../engine/index.ts";
 import { AdapterUnavailableError } from "../../p2p/index.ts";
 import type { ApiContext, PaidOutcome, PaymentHold } from "../context.ts";
-import { ApiError, errorResponse } from "../errors.ts";
+import { ApiError, badParam, errorResponse } from "../errors.ts";
 import { errorFields } from "../log.ts";
 import { parseChatRequest, type ChatRequest } from "../openai/chat-request.ts";
 import { parseCompletionRequest, type CompletionRequest } from "../openai/completion-request.ts";
@@ -71,7 +71,7 @@ async function serve(
   let hold: PaymentHold | null = null;
   try {
     const adapterId = await resolveAdapter(ctx, parsed.model, abort.signal);
-    const promptIds = promptIdsOf(ctx, parsed);
+    const promptIds = await promptIdsOf(ctx, parsed);
     const maxTokens = parsed.maxTokens ?? chatDefaultMaxTokens(ctx, promptIds.length);
     const voucher = request.headers[VOUCHER_HEADER];
     if (Array.isArray(voucher)) throw new ApiError(400, "voucher_invalid", `send one ${VOUCHER_HEADER} header`);
@@ -137,11 +137,27 @@ async function resolveAdapter(ctx: ApiContext, model: string, signal: AbortSigna
   return resolved.adapterId;
 }
 
-/** The prompt as token ids: chat messages through the chat template, text with BOS, token ids as given. */
-function promptIdsOf(ctx: ApiContext, parsed: CompletionRequest | ChatRequest): number[] {
-  if ("messages" in parsed) return ctx.tokenizer.encode(ctx.chatTemplate.render(parsed.messages), { bos: true });
+/** Text prompts over this many bytes are tokenized in slices, between other requests' work (as the engine does). */
+const SLICED_PROMPT_BYTES = 4096;
+
+/**
+ * The prompt as token ids (the API needs the count before the engine runs: a paid request's cost): chat messages
+ * through the chat template, text with BOS, token ids as given. Text is held to the engine's byte bound before it
+ * is tokenized, and a long one is tokenized in slices, so a big prompt never holds the event loop.
+ */
+async function promptIdsOf(ctx: ApiContext, parsed: CompletionRequest | ChatRequest): Promise<number[]> {
+  if ("messages" in parsed) return encodeText(ctx, ctx.chatTemplate.render(parsed.messages), "messages");
   const { prompt } = parsed;
-  return "text" in prompt ? ctx.tokenizer.encode(prompt.text, { bos: true }) : prompt.tokenIds;
+  return "text" in prompt ? encodeText(ctx, prompt.text, "prompt") : prompt.tokenIds;
+}
+
+async function encodeText(ctx: ApiContext, text: string, param: string): Promise<number[]> {
+  const bytes = Buffer.byteLength(text, "utf8");
+  const limit = ctx.engine.limits.maxPromptBytes;
+  if (bytes > limit) throw badParam(param, `is ${bytes} bytes of prompt text; this node takes at most ${limit}`);
+  const { tokenizer } = ctx;
+  if (bytes > SLICED_PROMPT_BYTES && tokenizer.encodeAsync) return tokenizer.encodeAsync(text, { bos: true });
+  return tokenizer.encode(text, { bos: true });
 }
 
 /** Chat without max_tokens may fill the context (OpenAI's default), within the engine's limits. */
