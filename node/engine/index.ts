@@ -25,9 +25,9 @@ export type {
 export { adapterIdOf, isAdapterId, parseAdapterId, type AdapterId } from "./adapter/id.ts";
 export { loadPeftAdapter } from "./adapter/peft.ts";
 export { BACKEND_CHOICES, createBackend, type BackendChoice } from "./backend/select.ts";
-export { loadModel } from "./formats/load-model.ts";
-export type { ModelConfig } from "./model/config.ts";
-export type { LoadedModel } from "./model/weights.ts";
+export { loadModel, modelIdentity } from "./formats/load-model.ts";
+export { architectureOf, ARCHITECTURE_FAMILIES, type ArchitectureFamily, type ModelConfig } from "./model/config.ts";
+export type { LoadedModel, ModelIdentity } from "./model/weights.ts";
 export type { Tokenizer } from "./tokenizer/tokenizer.ts";
 export {
   CHAT_ROLES,

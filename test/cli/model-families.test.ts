@@ -94,12 +94,20 @@ describe("model new --family and generate --chat", () => {
         gguf,
       ),
     ).toMatch(/MB f32/);
-    expect(await printed(adapterCommand, "new", "--model", hf, "--rank", "4", "--seed", "9", "--out", lora)).toMatch(
-      /^wrote .*: adapter 0x[0-9a-f]{64}/,
-    );
+    const created = await printed(adapterCommand, "new", "--model", hf, "--rank", "4", "--seed", "9", "--out", lora);
+    const id = /^wrote .*: adapter (0x[0-9a-f]{64})/.exec(created)![1];
+    // inspect (and register) compute the id the nodes serving the model compute, from either form's config alone.
+    for (const model of [hf, gguf]) {
+      const summary = JSON.parse(await printed(adapterCommand, "inspect", lora, "--model", model, "--json"));
+      expect(summary).toMatchObject({
+        id,
+        family: family === "llama3" || family === "mistral" ? "llama" : family,
+        rank: 4,
+      });
+    }
     const a = JSON.parse(await printed(generateCommand, "--model", hf, ...chat(family, lora)));
     const b = JSON.parse(await printed(generateCommand, "--model", gguf, ...chat(family, lora)));
-    expect(b.adapterId).toBe(a.adapterId);
+    expect([a.adapterId, b.adapterId]).toEqual([id, id]);
     expect(b.promptTokenIds).toEqual(a.promptTokenIds);
     expect(b.tokenIds).toEqual(a.tokenIds);
     expect(a.promptTokenIds.length).toBeGreaterThan(8); // the template's turn markers around the message

@@ -7,6 +7,7 @@ import { resolve } from "node:path";
 import { getAddress, isAddress } from "viem";
 import type { Contribution } from "../../chain/index.ts";
 import { adapterFacts, AttributionError, checkAttribution, registerListing } from "../../client/index.ts";
+import { modelIdentity } from "../../engine/index.ts";
 import { parseCommand, required, stringOption, UsageError, type CommandSpec, type ParsedCommand } from "../args.ts";
 import { ADMIN_TOKEN_ENV } from "./node.ts";
 import { chainHelp, chainOptions, connect, type ChainAccess } from "./stake.ts";
@@ -18,6 +19,7 @@ const spec: CommandSpec = {
     "[--node <API URL> [--alias <name>]] [options]",
   options: {
     contributors: { type: "string" },
+    model: { type: "string" },
     uri: { type: "string" },
     node: { type: "string" },
     alias: { type: "string" },
@@ -26,6 +28,9 @@ const spec: CommandSpec = {
   },
   help: {
     contributors: "the attribution: address:basis-points pairs, comma-separated, summing to 10000 (at most 64)",
+    model:
+      "the model the nodes serve it on (folder or file; only its config is read): its architecture family and q/k " +
+      "order are part of the content hash (default: a plain LLaMA in llama2.c's basis, as the demo adapters)",
     uri: "where the weights can be fetched (default none: peers send them by content hash)",
     node: "also import the folder into this node's store (the folder must be readable by the node)",
     alias: "the name the node serves it under (default the folder's name)",
@@ -46,7 +51,8 @@ export async function adapterRegisterCommand(argv: string[], access: ChainAccess
   if (node !== undefined && !URL.canParse(node))
     throw new UsageError(`--node must be the node's API URL, got "${node}"`);
   const adminToken = node === undefined ? null : await readAdminToken(values);
-  const facts = await adapterFacts(dir);
+  const modelPath = stringOption(values, "model");
+  const facts = await adapterFacts(dir, modelPath === undefined ? undefined : await modelIdentity(modelPath));
   const s = await connect(values, access);
   const listing = await registerListing(
     s.clients,

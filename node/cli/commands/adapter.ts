@@ -1,7 +1,7 @@
 import { adapterParameterCount } from "../../engine/adapter/lora.ts";
 import { loadPeftAdapter } from "../../engine/adapter/peft.ts";
 import { writeRandomPeftAdapter } from "../../engine/adapter/random-adapter.ts";
-import { loadModel } from "../../engine/formats/load-model.ts";
+import { loadModel, modelIdentity } from "../../engine/formats/load-model.ts";
 import { LINEAR_TARGETS, type LinearTarget } from "../../engine/model/config.ts";
 import {
   numberOption,
@@ -14,10 +14,15 @@ import {
 } from "../args.ts";
 
 const inspectSpec: CommandSpec = {
-  summary: "Show a PEFT LoRA adapter: id, rank, alpha, targets, parameters, bytes.",
-  usage: "openlora adapter inspect <dir> [--json]",
-  options: { json: { type: "boolean" } },
-  help: { json: "print one JSON object" },
+  summary: "Show a PEFT LoRA adapter: id, family, rank, alpha, targets, parameters, bytes.",
+  usage: "openlora adapter inspect <dir> [--model <m>] [--json]",
+  options: { model: { type: "string" }, json: { type: "boolean" } },
+  help: {
+    model:
+      "the model it is served on (only its config is read): the id as that model's nodes compute it, and the " +
+      "adapter checked against it (default: a plain LLaMA in llama2.c's basis)",
+    json: "print one JSON object",
+  },
   positionals: 1,
 };
 
@@ -61,9 +66,13 @@ export async function adapterCommand(argv: string[]): Promise<void> {
 async function inspect(argv: string[]): Promise<void> {
   const args = parseCommand(inspectSpec, argv);
   if (!args) return;
-  const { adapter, encoded } = await loadPeftAdapter(args.positionals[0]);
+  const modelPath = stringOption(args.values, "model");
+  const model = modelPath === undefined ? undefined : await modelIdentity(modelPath);
+  const expect = model && { config: model.config, name: model.name, qkBasis: model.qkBasis, maxRank: Infinity };
+  const { adapter, encoded } = await loadPeftAdapter(args.positionals[0], expect);
   const summary = {
     id: adapter.id,
+    family: adapter.family,
     baseModel: adapter.baseModel,
     rank: adapter.rank,
     alpha: adapter.alpha,

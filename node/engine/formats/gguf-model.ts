@@ -14,7 +14,14 @@ import {
   type ModelConfig,
 } from "../model/config.ts";
 import { unpermuteRotateHalfRows } from "../model/rope-basis.ts";
-import type { LayerWeights, LoadedModel, ModelWeights, QkBasis, WeightMatrix } from "../model/weights.ts";
+import type {
+  LayerWeights,
+  LoadedModel,
+  ModelIdentity,
+  ModelWeights,
+  QkBasis,
+  WeightMatrix,
+} from "../model/weights.ts";
 import { inferTokenTypes, sentencePieceTokenizer } from "../tokenizer/sentencepiece-bpe.ts";
 import type { SentencePieceBpeTokenizer } from "../tokenizer/sentencepiece-bpe.ts";
 import type { Tokenizer } from "../tokenizer/tokenizer.ts";
@@ -404,6 +411,23 @@ function modelName(reader: GgufReader, file: string): string {
  */
 function adapterQkBasis(reader: GgufReader, family: ArchitectureFamily): QkBasis {
   return family === "llama" && !reader.metadata.has("general.file_type") ? "interleaved" : "rotate-half";
+}
+
+/** The file's name, config and adapter q/k order, from its metadata alone. */
+export function ggufModelIdentity(file: string): ModelIdentity {
+  const reader = GgufReader.open(file);
+  try {
+    const config = ggufConfig(reader);
+    return {
+      name: modelName(reader, file),
+      source: file,
+      format: "gguf",
+      qkBasis: adapterQkBasis(reader, ggufArchitecture(reader)),
+      config,
+    };
+  } finally {
+    reader.close();
+  }
 }
 
 /** A GGUF model file into a LoadedModel. */

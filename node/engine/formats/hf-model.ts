@@ -5,7 +5,7 @@ import { basename, join, resolve } from "node:path";
 import { ModelFormatError } from "../errors.ts";
 import { architectureOf, qDimOf } from "../model/config.ts";
 import { unpermuteRotateHalfRows } from "../model/rope-basis.ts";
-import type { LayerWeights, LoadedModel, ModelWeights, WeightMatrix } from "../model/weights.ts";
+import type { LayerWeights, LoadedModel, ModelIdentity, ModelWeights, WeightMatrix } from "../model/weights.ts";
 import { loadHfTokenizer } from "../tokenizer/hf-tokenizer.ts";
 import { eosIdsOf, parseHfConfig, type HfModelConfig } from "./hf-config.ts";
 import { SafetensorsFile } from "./safetensors.ts";
@@ -193,11 +193,32 @@ function generationEosIds(folder: string, parsed: HfModelConfig): number[] {
   return parsed.eosIds;
 }
 
-/** A Hugging Face folder into a LoadedModel (qkBasis "rotate-half": its adapters need the same un-permute). */
-export function loadHfModel(folder: string): LoadedModel {
+function readHfConfig(folder: string): HfModelConfig {
   const configPath = join(folder, "config.json");
   if (!existsSync(configPath)) throw new ModelFormatError(folder, "not a Hugging Face model folder: no config.json");
-  const parsed = parseHfConfig(readJsonFile(configPath), configPath);
+  return parseHfConfig(readJsonFile(configPath), configPath);
+}
+
+/** The folder's name, config and adapter q/k order, from config.json alone. */
+export function hfModelIdentity(folder: string): ModelIdentity {
+  const parsed = readHfConfig(folder);
+  return {
+    name: hfName(parsed, folder),
+    source: folder,
+    format: "safetensors",
+    qkBasis: "rotate-half",
+    config: parsed.config,
+  };
+}
+
+/** config.json's _name_or_path, else the folder's name. */
+function hfName(parsed: HfModelConfig, folder: string): string {
+  return parsed.name ?? basename(resolve(folder));
+}
+
+/** A Hugging Face folder into a LoadedModel (qkBasis "rotate-half": its adapters need the same un-permute). */
+export function loadHfModel(folder: string): LoadedModel {
+  const parsed = readHfConfig(folder);
   const tokenizer = loadHfTokenizer(folder, { bosId: parsed.bosId, eosIds: generationEosIds(folder, parsed) });
   if (tokenizer.vocabSize > parsed.config.vocabSize) {
     throw new ModelFormatError(
@@ -207,7 +228,7 @@ export function loadHfModel(folder: string): LoadedModel {
   }
   const weights = readHfWeights(folder, parsed);
   return {
-    name: parsed.name ?? basename(resolve(folder)),
+    name: hfName(parsed, folder),
     source: folder,
     format: "safetensors",
     qkBasis: "rotate-half",

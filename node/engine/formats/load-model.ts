@@ -3,10 +3,10 @@ import { existsSync, readdirSync, statSync } from "node:fs";
 import { basename, dirname, extname, join } from "node:path";
 import { ModelFormatError } from "../errors.ts";
 import { configProblem, projectionShape } from "../model/config.ts";
-import type { LoadedModel, ModelWeights, WeightMatrix } from "../model/weights.ts";
+import type { LoadedModel, ModelIdentity, ModelWeights, WeightMatrix } from "../model/weights.ts";
 import { rowBytes } from "./weight-codec.ts";
-import { loadGgufModel } from "./gguf-model.ts";
-import { loadHfModel } from "./hf-model.ts";
+import { ggufModelIdentity, loadGgufModel } from "./gguf-model.ts";
+import { hfModelIdentity, loadHfModel } from "./hf-model.ts";
 import { loadLlama2cModel, parseLlama2cHeader } from "./llama2c.ts";
 import { readBytes, withModelFile } from "./file-io.ts";
 
@@ -22,24 +22,55 @@ const isTokenizerBin = (name: string): boolean => /^tok.*\.bin$/i.test(name);
  * The result is checked: config invariants and every tensor's length against the config.
  */
 export async function loadModel(path: string): Promise<LoadedModel> {
+  const found = locateModel(path);
+  const model =
+    found.format === "safetensors"
+      ? loadHfModel(found.path)
+      : found.format === "gguf"
+        ? loadGgufModel(found.path)
+        : loadLlama2cModel(found.path, findLlama2cTokenizer(found.path));
+  checkLoadedModel(model);
+  return model;
+}
+
+/**
+ * A model's identity (name, config, adapter q/k order) from the same paths loadModel takes, reading headers and
+ * config files only: what an adapter's id is computed against without loading gigabytes of weights.
+ */
+export async function modelIdentity(path: string): Promise<ModelIdentity> {
+  const found = locateModel(path);
+  if (found.format === "safetensors") return hfModelIdentity(found.path);
+  if (found.format === "gguf") return ggufModelIdentity(found.path);
+  const { config } = withModelFile(found.path, (f) =>
+    parseLlama2cHeader(readBytes(f, 0, Math.min(28, f.size), "the header"), found.path),
+  );
+  return {
+    name: basename(found.path).replace(/\.bin$/, ""),
+    source: found.path,
+    format: "llama2c",
+    qkBasis: "interleaved",
+    config,
+  };
+}
+
+/** Where the model of a path is and in which format (the rules loadModel documents). */
+function locateModel(path: string): { format: LoadedModel["format"]; path: string } {
   let stat;
   try {
     stat = statSync(path);
   } catch {
     throw new ModelFormatError(path, "no such file or folder");
   }
-  const model = stat.isDirectory() ? loadFolder(path) : loadFile(path);
-  checkLoadedModel(model);
-  return model;
+  return stat.isDirectory() ? locateInFolder(path) : locateFile(path);
 }
 
-function loadFile(path: string): LoadedModel {
+function locateFile(path: string): { format: LoadedModel["format"]; path: string } {
   const ext = extname(path).toLowerCase();
-  if (ext === ".gguf") return loadGgufModel(path);
+  if (ext === ".gguf") return { format: "gguf", path };
   if (ext === ".bin") {
     if (isTokenizerBin(basename(path)))
       throw new ModelFormatError(path, "this is a llama2.c tokenizer file, not a model; pass the checkpoint .bin");
-    return loadLlama2cModel(path, findLlama2cTokenizer(path));
+    return { format: "llama2c", path };
   }
   if (ext === ".safetensors" || ext === ".json") {
     throw new ModelFormatError(
@@ -53,8 +84,8 @@ function loadFile(path: string): LoadedModel {
   );
 }
 
-function loadFolder(folder: string): LoadedModel {
-  if (existsSync(join(folder, "config.json"))) return loadHfModel(folder);
+function locateInFolder(folder: string): { format: LoadedModel["format"]; path: string } {
+  if (existsSync(join(folder, "config.json"))) return { format: "safetensors", path: folder };
   const names = readdirSync(folder)
     .filter((name) => statSync(join(folder, name)).isFile())
     .sort();
@@ -62,10 +93,10 @@ function loadFolder(folder: string): LoadedModel {
   const ggufs = names.filter((n) => n.toLowerCase().endsWith(".gguf"));
   if (bins.length > 1)
     throw new ModelFormatError(folder, `several llama2.c checkpoints (${bins.join(", ")}): pass one of them`);
-  if (bins.length === 1) return loadFile(join(folder, bins[0]));
+  if (bins.length === 1) return locateFile(join(folder, bins[0]));
   if (ggufs.length > 1)
     throw new ModelFormatError(folder, `several GGUF files (${ggufs.join(", ")}): pass one of them`);
-  if (ggufs.length === 1) return loadGgufModel(join(folder, ggufs[0]));
+  if (ggufs.length === 1) return { format: "gguf", path: join(folder, ggufs[0]) };
   throw new ModelFormatError(
     folder,
     "no model found: looked for config.json (Hugging Face), a llama2.c .bin with tok*.bin, or a .gguf",

@@ -95,6 +95,18 @@ export interface Float32ModelWeights {
  */
 export type QkBasis = "interleaved" | "rotate-half";
 
+/**
+ * What an adapter is checked against and encoded for, read from a model's headers without its weights: its name,
+ * shape and architecture, and the q/k order of its adapters.
+ */
+export interface ModelIdentity {
+  name: string;
+  source: string;
+  format: LoadedModel["format"];
+  qkBasis: QkBasis;
+  config: ModelConfig;
+}
+
 /** A model ready to run: canonical weights, its tokenizer and where it came from. */
 export interface LoadedModel {
   /** Short name: GGUF general.name, HF _name_or_path, or the file's base name ("stories260K"). */
