@@ -4,6 +4,7 @@
 // says, to the wei.
 import type { Hex } from "viem";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { EscrowBalances } from "../../node/api/payment/escrow-balances.ts";
 import { parseReceiptJson, verifyReceipt } from "../../node/chain/index.ts";
 import type { Chain } from "../contracts/fixture.ts";
 import { postJson, rawRequest, sseData, type RawResponse, type TestNode } from "./helpers.ts";
@@ -187,6 +188,27 @@ describe("paid requests", () => {
     });
     await chain.depositFor(payer, setup.operator.address, 1n);
     expect((await request()).status).toBe(200);
+  });
+
+  it("follows the payer's deposit through the escrow's events, not only through refusals", async () => {
+    const payer = chain.payerB;
+    const operator = setup.operator.address;
+    const balances = new EscrowBalances({
+      client: chain.publicClient,
+      escrow: chain.deployment.contracts.InferenceEscrow,
+      node: operator,
+    });
+    balances.watch(20);
+    try {
+      const before = await balances.available(payer.account.address);
+      // A withdrawal request takes its amount out of what vouchers may draw on: the cached figure drops with it.
+      await chain.wait(chain.as(payer).escrow.write.requestWithdraw([operator, 1000n]));
+      await expect.poll(() => balances.available(payer.account.address)).toBe(before - 1000n);
+      await chain.wait(chain.as(payer).escrow.write.cancelWithdraw([operator]));
+      await expect.poll(() => balances.available(payer.account.address)).toBe(before);
+    } finally {
+      balances.stop();
+    }
   });
 
   it("never lets concurrent requests on one channel spend the same voucher growth twice", async () => {
