@@ -29,7 +29,7 @@ import { byteLevelTokenizerJson, isPreTokenizerName, type ByteLevelBpeVocab } fr
 import { HfTokenizer } from "../tokenizer/hf-tokenizer.ts";
 import { GgufReader, ggufArray, ggufNumber, ggufString } from "./gguf-read.ts";
 import { GGUF_TENSOR } from "./gguf-types.ts";
-import { dequantize, float32Matrix } from "./weight-codec.ts";
+import { unpermuteMatrixRows } from "./weight-codec.ts";
 
 /** The GGUF architectures the engine runs. */
 export const GGUF_ARCHITECTURES: readonly ArchitectureFamily[] = ["llama", "qwen2", "qwen3", "gemma2"];
@@ -310,11 +310,6 @@ function matrix(reader: GgufReader, name: string, inDim: number, outDim: number)
   return reader.readMatrix(name);
 }
 
-/** q/k rows of a rotate-half file brought to the canonical basis (through float32: GGUF rows may be blocks). */
-function unpermutedMatrix(m: WeightMatrix, heads: number): WeightMatrix {
-  return float32Matrix(m.rows, m.cols, unpermuteRotateHalfRows(dequantize(m), heads, m.cols));
-}
-
 /**
  * Canonical weights from an open GGUF. ggml's [in, out] dims are row-major [out, in]: no transpose. Norm
  * weights are used as stored (llama.cpp's converter already folded Gemma's 1 + w). A tensor the architecture
@@ -326,7 +321,7 @@ export function ggufWeights(reader: GgufReader, config: ModelConfig): ModelWeigh
   const kvDim = config.nKvHeads * headDim;
   const qDim = qDimOf(config);
   const rotateHalf = ROTATE_HALF_IN_FILE.includes(arch.family);
-  const qk = (m: WeightMatrix, heads: number): WeightMatrix => (rotateHalf ? unpermutedMatrix(m, heads) : m);
+  const qk = (m: WeightMatrix, heads: number): WeightMatrix => (rotateHalf ? unpermuteMatrixRows(m, heads) : m);
   const qkVector = (v: Float32Array, heads: number): Float32Array =>
     rotateHalf ? unpermuteRotateHalfRows(v, heads, 1) : v;
   const tokenEmbedding = matrix(reader, GGUF_TENSOR.tokenEmbedding, dim, vocabSize);

@@ -9,7 +9,7 @@ import type { LayerWeights, LoadedModel, ModelIdentity, ModelWeights, WeightMatr
 import { loadHfTokenizer } from "../tokenizer/hf-tokenizer.ts";
 import { eosIdsOf, parseHfConfig, type HfModelConfig } from "./hf-config.ts";
 import { SafetensorsFile } from "./safetensors.ts";
-import { dequantize, float32Matrix, weightMatrix } from "./weight-codec.ts";
+import { unpermuteMatrixRows } from "./weight-codec.ts";
 
 function readJsonFile(path: string): Record<string, unknown> {
   let text: string;
@@ -164,20 +164,6 @@ export function readHfWeights(folder: string, parsed: HfModelConfig): ModelWeigh
   } finally {
     for (const file of open.values()) file.close();
   }
-}
-
-/**
- * q/k rows from rotate-half back to the canonical order, in the matrix's own precision: the row mover works on
- * rows of 4-byte words, which any row whose byte length is a multiple of 4 is; others go through float32.
- */
-function unpermuteMatrixRows(m: WeightMatrix, nHeads: number): WeightMatrix {
-  const bytes = m.data.length / m.rows;
-  if (bytes % 4 !== 0 || m.data.byteOffset % 4 !== 0) {
-    return float32Matrix(m.rows, m.cols, unpermuteRotateHalfRows(dequantize(m), nHeads, m.cols));
-  }
-  const words = new Float32Array(m.data.buffer, m.data.byteOffset, m.data.length / 4);
-  const moved = unpermuteRotateHalfRows(words, nHeads, bytes / 4);
-  return weightMatrix(m.dtype, m.rows, m.cols, new Uint8Array(moved.buffer));
 }
 
 /**

@@ -1,6 +1,7 @@
 // Weight matrices in their file precision: block layouts, dequantization to float32 and quantization from it.
 // Loaders keep a matrix's bytes as the file stores them; a backend that computes in float32 asks for the
 // float32 view (float32Weights) at its boundary, a backend with its own kernels reads the blocks directly.
+import { unpermuteRotateHalfRowBytes } from "../model/rope-basis.ts";
 import { LAYER_VECTOR_KEYS } from "../model/weights.ts";
 import type {
   Float32ModelWeights,
@@ -32,6 +33,14 @@ export function rowBytes(dtype: WeightDType, cols: number): number {
 }
 
 /** A matrix over existing bytes, checked for size. */
+/**
+ * q/k rows of a matrix from rotate-half back to the canonical order, in the matrix's own precision: rows are
+ * moved as bytes (a row of f16 values or of Q8_0 blocks alike), nothing is decoded.
+ */
+export function unpermuteMatrixRows(m: WeightMatrix, nHeads: number): WeightMatrix {
+  return weightMatrix(m.dtype, m.rows, m.cols, unpermuteRotateHalfRowBytes(m.data, nHeads, m.data.length / m.rows));
+}
+
 export function weightMatrix(dtype: WeightDType, rows: number, cols: number, data: Uint8Array): WeightMatrix {
   const expected = rows * rowBytes(dtype, cols);
   if (data.length !== expected)

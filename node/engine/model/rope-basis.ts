@@ -2,7 +2,8 @@
  * Hugging Face's Llama conversion permutes the rows of q/k so that "rotate half" RoPE gives the same result as
  * llama2.c's interleaved pairs: inside each head, canonical row 2i sits at i and row 2i+1 at i + headDim/2.
  * These move rows between the two orders for any [nHeads*headDim, cols] row-major matrix (base q/k weights,
- * and lora_B of q/k, whose rows are output rows too).
+ * and lora_B of q/k, whose rows are output rows too). Qwen's and Gemma's checkpoints are trained in the rotate-half
+ * order, so their q/k rows (and biases and norm weights) take the same move.
  */
 
 /** From HF's rotate-half order back to the canonical interleaved order. */
@@ -15,15 +16,23 @@ export function permuteRotateHalfRows(w: Float32Array, nHeads: number, cols: num
   return moveRows(w, nHeads, cols, "to-rotate-half");
 }
 
-function moveRows(
-  w: Float32Array,
+/**
+ * The rows of a matrix stored as bytes (any dtype: a row of f16 values or of Q8_0 blocks is rowBytes bytes) from
+ * rotate-half order back to the canonical one, without decoding them.
+ */
+export function unpermuteRotateHalfRowBytes(data: Uint8Array, nHeads: number, rowBytes: number): Uint8Array {
+  return moveRows(data, nHeads, rowBytes, "to-canonical");
+}
+
+function moveRows<T extends Float32Array | Uint8Array>(
+  w: T,
   nHeads: number,
   cols: number,
   direction: "to-canonical" | "to-rotate-half",
-): Float32Array {
+): T {
   const headDim = w.length / cols / nHeads;
   const half = headDim / 2;
-  const out = new Float32Array(w.length);
+  const out = (w instanceof Float32Array ? new Float32Array(w.length) : new Uint8Array(w.length)) as T;
   const copyRow = (from: number, to: number) => out.set(w.subarray(from * cols, (from + 1) * cols), to * cols);
   for (let h = 0; h < nHeads; h++) {
     const base = h * headDim;

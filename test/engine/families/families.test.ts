@@ -8,7 +8,8 @@ import type { Backend } from "../../../node/engine/backend/backend.ts";
 import { createCpuBackend } from "../../../node/engine/backend/cpu/cpu-backend.ts";
 import { createWebGpuBackend, webgpuAvailable } from "../../../node/engine/backend/webgpu/webgpu-backend.ts";
 import { loadModel } from "../../../node/engine/formats/load-model.ts";
-import { float32Weights } from "../../../node/engine/formats/weight-codec.ts";
+import { writeGgufModel } from "../../../node/engine/formats/gguf-write.ts";
+import { dequantize, float32Weights, quantizeMatrix } from "../../../node/engine/formats/weight-codec.ts";
 import type { LoadedModel } from "../../../node/engine/model/weights.ts";
 import {
   familyFixture,
@@ -77,5 +78,21 @@ describe.each(MODEL_PRESETS)("%s", (preset) => {
       await gpu.close();
     }
     gpus = [];
+  });
+});
+
+describe("quantized GGUFs of rotate-half families", () => {
+  it.each(["qwen2", "gemma2"] as const)("%s: q/k rows move as Q8_0 blocks, nothing decoded", async (preset) => {
+    const fixture = familyFixture(preset);
+    const file = fixture.gguf.replace(/\.gguf$/, "-q8_0.gguf");
+    writeGgufModel(file, fixture.model.input, { dtype: "q8_0" });
+    const q8 = await loadModel(file);
+    const f32 = await loadModel(fixture.gguf);
+    for (const key of ["wq", "wk"] as const) {
+      const [stored, exact] = [q8.weights.layers[0][key], f32.weights.layers[0][key]];
+      expect(stored.dtype).toBe("q8_0");
+      // Each canonical row is the f32 model's row quantized on its own: rows moved whole, blocks intact.
+      expect(dequantize(stored)).toEqual(dequantize(quantizeMatrix(dequantize(exact), exact.rows, exact.cols, "q8_0")));
+    }
   });
 });
