@@ -42,7 +42,12 @@ describe.each([
     const t = await startTestNode({ model: modelPath, adapters });
     nodes.push(t);
     const client = new OpenAI({ baseURL: `${t.node.url}/v1`, apiKey: "unused-in-free-mode", maxRetries: 0 });
-    const answer = await client.chat.completions.create({ model: "terse", messages, max_tokens: 8, temperature: 0 });
+    const answer = await client.chat.completions.create({
+      model: "terse",
+      messages: messages as OpenAI.Chat.ChatCompletionMessageParam[],
+      max_tokens: 8,
+      temperature: 0,
+    });
 
     const opened = await openEngine({ model, backend: "cpu", maxRank: 8 });
     try {
