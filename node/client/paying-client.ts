@@ -17,6 +17,7 @@ import {
   custom,
   getAddress,
   http,
+  isAddressEqual,
   type Account,
   type Address,
   type Chain,
@@ -122,6 +123,11 @@ export interface ChatCompletionParams {
 
 export interface RequestOptions {
   signal?: AbortSignal;
+  /**
+   * Only this node (operator address), whether or not it announces the adapter (a node that lacks it fetches it
+   * from a peer first). No failover then.
+   */
+  node?: Address;
 }
 
 export class PayingClient extends Emitter<ClientEvents> {
@@ -303,7 +309,7 @@ export class PayingClient extends Emitter<ClientEvents> {
       if (options.signal.aborted) abort.abort(options.signal.reason);
       else options.signal.addEventListener("abort", () => abort.abort(options.signal!.reason), { once: true });
     }
-    return new CompletionStream(this.#run(endpoint, body, abort.signal), abort);
+    return new CompletionStream(this.#run(endpoint, body, abort.signal, options.node), abort);
   }
 
   /** Channels, spending of the last day and disputes, as the payer's state file holds them; and the limits. */
@@ -334,9 +340,14 @@ export class PayingClient extends Emitter<ClientEvents> {
     endpoint: Endpoint,
     body: Record<string, unknown>,
     signal: AbortSignal,
+    only?: Address,
   ): AsyncGenerator<Chunk, PaymentInfo> {
     if (!this.#started) throw new Error("call start() before sending requests");
-    const { target, candidates } = await this.route(String(body.model));
+    const routed = await this.route(String(body.model));
+    const { target } = routed;
+    const candidates = only
+      ? routed.candidates.filter((c) => isAddressEqual(c.announcement.operator, only))
+      : routed.candidates;
     const ctx: AttemptContext = {
       fetch: this.#o.fetch ?? fetch,
       payer: this.#o.account,
@@ -380,7 +391,10 @@ export class PayingClient extends Emitter<ClientEvents> {
         this.emit("failover", { node: { operator: a.operator, peerId: a.peerId, api: a.api }, error });
       }
     }
-    throw new NoRouteError(`adapter ${target.contentHash} (${target.model})`, attempts);
+    throw new NoRouteError(
+      `adapter ${target.contentHash} (${target.model})${only ? ` at node ${only}` : ""}`,
+      attempts,
+    );
   }
 
   /** What the payer holds available for `node` in the escrow; read again after 2 s. */

@@ -143,6 +143,17 @@ describe("paying through the SDK", () => {
     expect(onNode?.requests).toBe(3);
   });
 
+  it("sends a request to the node the caller names, past the routing's choice", async () => {
+    const robot = net.adapters.robot.id;
+    expect((await client.route(robot)).candidates[0].announcement.operator).toBe(liar.operator.address);
+    const pinned = await client.createCompletion(
+      { model: robot, prompt: PROMPT, max_tokens: 3 },
+      { node: honest.operator.address },
+    );
+    expect(pinned.openlora.node.operator).toBe(honest.operator.address);
+    expect(pinned.openlora.receipt?.node).toBe(honest.operator.address);
+  });
+
   it("discovers nodes through a node's GET /v1/peers", async () => {
     const viaHttp = await newClient(net, cleanup, payer.account, {
       discovery: { peersFrom: [honest.url] },
@@ -217,7 +228,7 @@ describe("a node whose receipt claims more than was signed", () => {
   it("is detected: the receipt is kept as evidence, its figure is not adopted, and the node is avoided", async () => {
     const robot = net.adapters.robot.id;
     const error = await client
-      .createCompletion({ model: robot, prompt: PROMPT, max_tokens: 4 })
+      .createCompletion({ model: robot, prompt: PROMPT, max_tokens: 4 }, { node: liar.operator.address })
       .catch((e: unknown) => e);
     expect(error).toBeInstanceOf(ReceiptError);
     expect((error as ReceiptError).code).toBe("receipt_overclaim");
