@@ -13,6 +13,7 @@ import { importKeystore, writeKeystoreFile } from "../../node/chain/keystore.ts"
 import { UsageError } from "../../node/cli/args.ts";
 import { adapterRegisterCommand } from "../../node/cli/commands/adapter-register.ts";
 import { depositCommand } from "../../node/cli/commands/deposit.ts";
+import { gatewayCommand } from "../../node/cli/commands/gateway.ts";
 import { rewardsCommand } from "../../node/cli/commands/rewards.ts";
 import type { ChainAccess } from "../../node/cli/commands/stake.ts";
 import { statusCommand } from "../../node/cli/commands/status.ts";
@@ -247,6 +248,20 @@ describe("openlora adapter register, rewards, usage and status", () => {
     await usageError(
       statusCommand(["--deployment", join(dir, "deployments"), "--data-dir", join(dir, "nowhere")], access),
       /no keystore at .*: give --address/,
+    );
+  });
+});
+
+describe("openlora gateway's bad input", () => {
+  it("is refused before anything starts", async () => {
+    await usageError(gatewayCommand(["--listen", "localhost"], access), /--listen must be host:port/);
+    await usageError(
+      gatewayCommand([...common, "--listen", "127.0.0.1:0"], access),
+      /--bootstrap <multiaddr> or --peers-from/,
+    );
+    await usageError(
+      gatewayCommand([...common, "--peers-from", "http://127.0.0.1:1", "--max-per-hour", "ten"], access),
+      /--max-per-hour must be a number of OPEN/,
     );
   });
 });
