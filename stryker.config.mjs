@@ -34,7 +34,7 @@ export const SCOPES = {
   },
   "p2p-validation": {
     mutate: ["node/p2p/announce-validator.ts", "node/p2p/announcement.ts", "node/p2p/announcement-sig.ts"],
-    testFiles: ["test/p2p/validator.test.ts", "test/p2p/units.test.ts"],
+    testFiles: ["test/p2p/validator.test.ts", "test/p2p/announcement-wire.test.ts", "test/p2p/units.test.ts"],
   },
   "chain-vouchers": {
     mutate: ["node/chain/voucher.ts"],
@@ -51,6 +51,10 @@ export default {
   tsconfigFile: "tsconfig.stryker.json",
   typescriptChecker: { prioritizePerformanceOverAccuracy: true },
   coverageAnalysis: "perTest",
+  // Static mutants (module-level initializers: constants, regexes, limits) are left out. With --testFiles, Stryker
+  // 10.1.1 activates them after the module has loaded (stryker-js issues #6144, #6209), so they would be reported
+  // survived whatever the tests do. MUTATION.md says which they are.
+  ignoreStatic: true,
   // The machine is shared by a team: one test runner, one checker.
   concurrency: 1,
   incremental: true,
