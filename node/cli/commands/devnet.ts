@@ -92,4 +92,6 @@ export async function devnetCommand(argv: string[]): Promise<void> {
   await devnet.stop();
   await removeData();
   process.stderr.write("stopped\n");
+  // Everything is stopped; a timer or socket some part failed to close must not keep the command from ending.
+  setTimeout(() => process.exit(0), 2_000).unref();
 }

@@ -49,6 +49,9 @@ export async function startHardhatChain(options: { port?: number } = {}): Promis
       cwd: PROJECT_ROOT,
       env: { ...process.env, HARDHAT_DISABLE_TELEMETRY: "true", CI: "true" },
       stdio: ["ignore", "pipe", "pipe"],
+      // Its own process group: Ctrl-C in a terminal signals the whole foreground group, and the chain must outlive
+      // the nodes' shutdown (they settle on it) and be stopped last, by stop().
+      detached: true,
     },
   );
   // Hardhat prints every call it serves; only the last lines are kept, to explain a failed start.
