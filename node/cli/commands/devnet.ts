@@ -1,7 +1,7 @@
 // `openlora devnet` (what `npm start` runs): the whole product on one machine. Starts a Hardhat chain and three paid
 // nodes, plays paid requests, settles, has the contributors claim, prints the summary, and keeps the chain and the
 // nodes up until Ctrl-C. With --once it exits after the summary (with --json: one JSON object on stdout).
-import { existsSync, readdirSync } from "node:fs";
+import { existsSync, readdirSync, rmSync } from "node:fs";
 import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -59,12 +59,23 @@ export async function devnetCommand(argv: string[]): Promise<void> {
     given === undefined ? rm(dataDir, { recursive: true, force: true }) : Promise.resolve();
   const progress = (line: string): void => void process.stderr.write(`${line}\n`);
 
+  // A signal while the devnet starts ends the command at once: exiting kills the chain (hardhat-chain.ts), and a
+  // temporary data folder goes with it.
+  const early = (signal: NodeJS.Signals): void => {
+    if (given === undefined) rmSync(dataDir, { recursive: true, force: true });
+    process.exit(signal === "SIGINT" ? 130 : 143);
+  };
+  process.once("SIGINT", early);
+  process.once("SIGTERM", early);
   let devnet;
   try {
     devnet = await startDevnet({ dataDir, backend, rpcPort, settleIntervalS, progress });
   } catch (error) {
     await removeData();
     throw error;
+  } finally {
+    process.off("SIGINT", early);
+    process.off("SIGTERM", early);
   }
   const { summary } = devnet;
   console.log(values.json === true ? summaryJson(summary) : summaryText(summary));
