@@ -157,6 +157,8 @@ export async function* attemptNode(
   let voucherAmount: bigint | null = null;
   let maxCost = 0n;
   let pricePerToken = 0n;
+  /** The accepted request's end is on record (receipt or dispute); else its voucher counts as exposure. */
+  let recorded = false;
   try {
     ctx.emit({ type: "attempt", node });
     let response = await post();
@@ -260,12 +262,14 @@ export async function* attemptNode(
       });
     }
     if (receipt) {
+      recorded = true;
       await ctx.state.noteReceipt(a.operator, target.listingId, receipt, receiptJson);
       ctx.emit({ type: "receipt", node, receipt });
     }
     return { node, pricePerToken, maxCost, voucherAmount, receipt, receiptJson };
   } catch (error) {
     if (error instanceof ReceiptError) {
+      recorded = true;
       await ctx.state.noteDispute({
         node: a.operator,
         listingId: target.listingId,
@@ -275,15 +279,15 @@ export async function* attemptNode(
         voucherAmount: voucherAmount ?? 0n,
       });
       ctx.emit({ type: "dispute", node, error });
-    } else if (voucherAmount !== null) {
-      // Accepted, then no receipt: the node holds a voucher it may settle; count the request's most as spent.
-      await ctx.state.noteUnreceipted(a.operator, target.listingId, maxCost);
     }
     throw error;
   } finally {
-    release();
-    ctx.signal.removeEventListener("abort", onAbort);
     abort.abort(); // a no-op after a complete answer; stops the node's work when the caller left early
+    ctx.signal.removeEventListener("abort", onAbort);
+    // Accepted, then no receipt (the node failed, or the caller stopped reading): the node holds a voucher it may
+    // settle, so the request's most counts as spent.
+    if (voucherAmount !== null && !recorded) await ctx.state.noteUnreceipted(a.operator, target.listingId, maxCost);
+    release();
   }
 }
 

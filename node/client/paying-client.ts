@@ -249,27 +249,27 @@ export class PayingClient extends Emitter<ClientEvents> {
   }
 
   /**
-   * Waits until some node can serve `model` (gossip takes a moment after start); throws after `timeoutMs`. An
-   * alias no node knows yet is asked again for a few seconds: the nodes that know it may not have been heard yet.
+   * Waits until a node holding the adapter of `model` can serve it (gossip takes a moment after start), and returns
+   * the candidates; throws after `timeoutMs`. For the first `hearMs`, what may only mean that the network has not
+   * been heard in full yet is waited out: an alias no node knows, no deposit with the nodes known, only nodes that
+   * would have to fetch the adapter (those are returned after `hearMs`).
    */
-  async waitForRoute(model: string, timeoutMs = 30_000, aliasWaitMs = 6_000): Promise<Candidate[]> {
+  async waitForRoute(model: string, timeoutMs = 30_000, hearMs = 6_000): Promise<Candidate[]> {
     const start = Date.now();
     const end = start + timeoutMs;
-    // Aliases are resolved through the nodes heard of: hear of one first.
-    while ((await this.discovery.announcements()).length === 0) {
-      if (Date.now() > end) throw new NoRouteError(`any node (none heard of in ${timeoutMs} ms)`, []);
-      await new Promise((r) => setTimeout(r, 100));
-    }
+    const hearing = (): boolean => Date.now() < Math.min(end, start + hearMs);
     for (;;) {
       try {
-        const { candidates } = await this.route(model);
-        if (candidates.length > 0) return candidates;
-        if (Date.now() > end) throw new NoRouteError(`model ${model} (waited ${timeoutMs} ms)`, []);
+        if ((await this.discovery.announcements()).length > 0) {
+          const { candidates } = await this.route(model);
+          if (candidates.some((c) => c.tier !== null) || (candidates.length > 0 && !hearing())) return candidates;
+        }
       } catch (error) {
         const alias = !/^0x[0-9a-fA-F]{64}$/.test(model);
-        if (!(error instanceof UnknownModelError && alias && Date.now() < Math.min(end, start + aliasWaitMs)))
-          throw error;
+        const early = (error instanceof UnknownModelError && alias) || error instanceof NoDepositError;
+        if (!(early && hearing())) throw error;
       }
+      if (Date.now() > end) throw new NoRouteError(`model ${model} (waited ${timeoutMs} ms)`, []);
       await new Promise((r) => setTimeout(r, 100));
     }
   }

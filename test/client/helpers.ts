@@ -37,11 +37,11 @@ export type DemoName = (typeof DEMO_ADAPTERS)[number];
 export const PRICE = 10n ** 12n;
 export const PROMPT = "Once upon a time";
 
-/** Gossip timings for tests: announcements every 400 ms, entries live 6 s (slack for a loaded machine). */
+/** Gossip timings for tests: announcements every 400 ms, entries live 15 s (slack for a loaded machine). */
 export const TIMINGS = {
   announceIntervalMs: 400,
   minAnnounceIntervalMs: 50,
-  entryTtlMs: 6_000,
+  entryTtlMs: 15_000,
   keeperIntervalMs: 200,
   stakeTtlMs: 1_000,
   negativeStakeTtlMs: 200,
@@ -337,18 +337,25 @@ export async function holdingProxy(cleanup: Cleanup, upstreamPort: number): Prom
 /**
  * An HTTP proxy in front of a node whose streamed receipts it rewrites with `forge` and signs again with the
  * node's key: a node whose receipts claim something else than what it served (`forge` gets the receipt and
- * returns the forged one).
+ * returns the forged one). It serves only the adapter `only` (404 for any other, so it never fetches one).
  */
 export async function forgingProxy(
   net: PaidNetwork,
   cleanup: Cleanup,
   upstream: () => string,
   operator: PrivateKeyAccount,
+  only: Hex,
   forge: (receipt: ReturnType<typeof parseReceiptJson>["receipt"]) => ReturnType<typeof parseReceiptJson>["receipt"],
 ): Promise<string> {
   const server = createServer((req, res) => {
     void (async () => {
       const body = req.method === "GET" ? undefined : await readAll(req);
+      if (body !== undefined && (JSON.parse(body) as { model?: string }).model !== only) {
+        res.writeHead(404, { "content-type": "application/json" });
+        return void res.end(
+          JSON.stringify({ error: { message: "not here", type: "not_found_error", code: "model_not_found" } }),
+        );
+      }
       const headers: Record<string, string> = {};
       for (const name of ["content-type", "x-openlora-voucher"]) {
         const v = req.headers[name];

@@ -49,6 +49,7 @@ beforeAll(async () => {
         cleanup,
         () => own,
         operator,
+        net.adapters.robot.id,
         (r) => ({ ...r, cumulativeConsumed: r.voucherAmount + 1n }),
       ),
   });
