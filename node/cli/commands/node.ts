@@ -8,6 +8,7 @@ import { BACKEND_CHOICES, type BackendChoice } from "../../engine/index.ts";
 import { jsonLogger, NodeService, type NodeServiceOptions } from "../../api/index.ts";
 import { numberOption, parseCommand, stringOption, UsageError, type CommandSpec, type ParsedCommand } from "../args.ts";
 import { progressDisplay } from "../progress.ts";
+import { untilSignal } from "../signals.ts";
 import { connect } from "./stake.ts";
 import { keystoreHelp, keystoreOptions } from "./wallet.ts";
 
@@ -114,18 +115,6 @@ async function start(argv: string[]): Promise<void> {
   await node.stop();
   clearTimeout(hardStop);
   log.log("info", "node_stopped", {});
-}
-
-function untilSignal(): Promise<void> {
-  return new Promise((resolve) => {
-    const done = (): void => {
-      process.off("SIGINT", done);
-      process.off("SIGTERM", done);
-      resolve();
-    };
-    process.on("SIGINT", done);
-    process.on("SIGTERM", done);
-  });
 }
 
 /** Flags over the config file's values. */
