@@ -17,7 +17,6 @@ import type { BackendChoice } from "../../engine/index.ts";
 import { clientsOf, deployContracts, fund, type DevnetChain } from "./chain-setup.ts";
 import { PROJECT_ROOT, startHardhatChain, type HardhatChain } from "./hardhat-chain.ts";
 import { dialAddrs, startNode, type DevnetNode } from "./nodes.ts";
-import { DevnetPayer } from "./payer.ts";
 import { ADAPTERS, cast, FUNDING, NODES, requestPlan, type CastMember } from "./scenario.ts";
 import { readBalances, summarize, type Contribution, type DevnetSummary, type Holder } from "./summary.ts";
 import { runTraffic, type ListedAdapter } from "./traffic.ts";
@@ -122,7 +121,6 @@ export async function startDevnet(o: DevnetOptions): Promise<Devnet> {
     await gossiped(nodes);
     stage("every node sees every other's announcement");
 
-    const escrow = { chainId: c.deployment.chainId, verifyingContract: c.deployment.contracts.InferenceEscrow };
     for (const p of payers) {
       const client = await PayingClient.create({
         rpcUrl: c.rpcUrl,
@@ -134,13 +132,7 @@ export async function startDevnet(o: DevnetOptions): Promise<Devnet> {
       await client.start();
       clients.set(p.name, client);
     }
-    const pinned = new Map(payers.map((p) => [p.name, new DevnetPayer(p.account, escrow)]));
-    const served = await runTraffic(
-      requestPlan(),
-      { clients, pinned },
-      nodes,
-      new Map(adapters.map((a) => [a.name, a])),
-    );
+    const served = await runTraffic(requestPlan(), clients, nodes, new Map(adapters.map((a) => [a.name, a])));
     stage(`${served.length} paid requests served (${served.filter((s) => !s.routed).length} sent to a chosen node)`);
 
     for (const node of nodes) await settleAll(node);

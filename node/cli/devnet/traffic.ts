@@ -1,13 +1,12 @@
-// The devnet's paid requests: both payers at once through the client SDK (node/client), each request routed to
-// the best node announcing the adapter (tier, queue, price), paid with a voucher and checked by its receipt; the
-// requests the plan sends to a named node (one that does not hold the adapter and must fetch it from a peer) go
-// through the devnet's own small payer, since the SDK routes only to nodes that announce the adapter. Returns what
-// each request cost, after every node's ledger has recorded its requests.
+// The devnet's paid requests, all through the client SDK (node/client): both payers at once, each request paid
+// with a voucher and checked by its receipt. A request of the plan without a node is routed to the best node
+// announcing the adapter (tier, queue, price); one that names a node goes only to that node, which may not hold
+// the adapter and then fetches it from a peer by content hash. Returns what each request cost, after every node's
+// ledger has recorded its requests.
 import { setTimeout as sleep } from "node:timers/promises";
 import { isAddressEqual, type Hex } from "viem";
 import type { PayingClient } from "../../client/index.ts";
 import type { DevnetNode } from "./nodes.ts";
-import type { DevnetPayer } from "./payer.ts";
 import type { RequestPlan } from "./scenario.ts";
 
 export interface ListedAdapter {
@@ -20,6 +19,7 @@ export interface ServedRequest {
   payer: string;
   adapter: string;
   node: string;
+  /** false: sent to the node the plan named. */
   routed: boolean;
   promptTokens: number;
   completionTokens: number;
@@ -27,62 +27,48 @@ export interface ServedRequest {
   text: string;
 }
 
-export interface Payers {
-  /** The SDK's client of each payer: routed requests. */
-  clients: Map<string, PayingClient>;
-  /** The devnet's payer of each payer: requests sent to a named node. */
-  pinned: Map<string, DevnetPayer>;
-}
-
-/** Both payers' routed requests at once, then the requests to named nodes (after, so no channel has two payers). */
+/**
+ * Each payer's requests in the plan's order, the payers at once. The plan lists the routed requests first, so the
+ * adapters a node must fetch are asked of it after routing has served every adapter where it is hot.
+ */
 export async function runTraffic(
   plan: RequestPlan[],
-  payers: Payers,
+  clients: Map<string, PayingClient>,
   nodes: DevnetNode[],
   adapters: Map<string, ListedAdapter>,
 ): Promise<ServedRequest[]> {
-  const adapterOf = (name: string): ListedAdapter => {
-    const adapter = adapters.get(name);
-    if (!adapter) throw new Error(`no listed adapter named ${name}`);
-    return adapter;
-  };
-  const routed = plan.filter((r) => r.node === undefined);
   const byPayer = new Map<string, RequestPlan[]>();
-  for (const r of routed) byPayer.set(r.payer, [...(byPayer.get(r.payer) ?? []), r]);
+  for (const r of plan) byPayer.set(r.payer, [...(byPayer.get(r.payer) ?? []), r]);
   const served = (
     await Promise.all(
       [...byPayer].map(async ([payer, requests]) => {
-        const client = payers.clients.get(payer);
+        const client = clients.get(payer);
         if (!client) throw new Error(`no client for payer ${payer}`);
         const out: ServedRequest[] = [];
-        for (const r of requests) out.push(await routedRequest(r, client, nodes, adapterOf(r.adapter)));
+        for (const r of requests) out.push(await paidRequest(r, client, nodes, adapters));
         return out;
       }),
     )
   ).flat();
-  for (const r of plan.filter((p) => p.node !== undefined)) {
-    const payer = payers.pinned.get(r.payer);
-    const node = nodes.find((n) => n.plan.name === r.node);
-    if (!payer || !node) throw new Error(`no payer ${r.payer} or node ${r.node}`);
-    served.push(await pinnedRequest(r, payer, node, adapterOf(r.adapter)));
-  }
   await ledgersRecorded(nodes, served);
   return served;
 }
 
-async function routedRequest(
+async function paidRequest(
   r: RequestPlan,
   client: PayingClient,
   nodes: DevnetNode[],
-  adapter: ListedAdapter,
+  adapters: Map<string, ListedAdapter>,
 ): Promise<ServedRequest> {
+  const adapter = adapters.get(r.adapter);
+  if (!adapter) throw new Error(`no listed adapter named ${r.adapter}`);
+  const named = r.node === undefined ? undefined : nodes.find((n) => n.plan.name === r.node);
+  if (r.node !== undefined && !named) throw new Error(`the plan names node ${r.node}, which the devnet lacks`);
   await client.waitForRoute(adapter.listingId);
-  const answer = await client.createCompletion({
-    model: adapter.listingId,
-    prompt: r.prompt,
-    max_tokens: r.maxTokens,
-    temperature: 0,
-  });
+  const answer = await client.createCompletion(
+    { model: adapter.listingId, prompt: r.prompt, max_tokens: r.maxTokens, temperature: 0 },
+    { node: named?.operator.address },
+  );
   const paid = answer.openlora;
   const node = nodes.find((n) => isAddressEqual(n.operator.address, paid.node.operator));
   if (!node || !paid.receipt)
@@ -91,34 +77,11 @@ async function routedRequest(
     payer: r.payer,
     adapter: r.adapter,
     node: node.plan.name,
-    routed: true,
+    routed: named === undefined,
     promptTokens: Number(paid.receipt.promptTokens),
     completionTokens: Number(paid.receipt.completionTokens),
     cost: paid.cost,
     text: String((answer.choices as { text?: string }[])[0]?.text ?? ""),
-  };
-}
-
-async function pinnedRequest(
-  r: RequestPlan,
-  payer: DevnetPayer,
-  node: DevnetNode,
-  adapter: ListedAdapter,
-): Promise<ServedRequest> {
-  const answer = await payer.complete(
-    { url: node.url, operator: node.operator.address, pricePerToken: node.plan.pricePerToken },
-    { contentHash: adapter.contentHash, listingId: adapter.listingId, prompt: r.prompt, maxTokens: r.maxTokens },
-  );
-  const { text, promptTokens, completionTokens, cost } = answer;
-  return {
-    payer: r.payer,
-    adapter: r.adapter,
-    node: node.plan.name,
-    routed: false,
-    text,
-    promptTokens,
-    completionTokens,
-    cost,
   };
 }
 
