@@ -1,7 +1,7 @@
-import { readFile } from "node:fs/promises";
+import { readFile, stat } from "node:fs/promises";
 import { join } from "node:path";
 import { AdapterError } from "../errors.ts";
-import { readSafetensors, type SafetensorsTensor } from "../formats/safetensors.ts";
+import { SafetensorsFile } from "../formats/safetensors.ts";
 import { RE2JS } from "re2js";
 import {
   architectureOf,
@@ -67,6 +67,16 @@ const TARGET_OF_NAME: Record<string, LinearTarget> = {
   up_proj: "up",
   down_proj: "down",
 };
+/**
+ * A tensor of adapter_model.safetensors: its shape from the header, its values (or how to read them) taken only
+ * after its name and shape passed every check, so a hostile header costs no tensor read.
+ */
+export interface PeftTensor {
+  shape: number[];
+  data: Float32Array | (() => Float32Array);
+}
+/** Without a model, the widest projection accepted (the supported families' widest is 53248). */
+const MAX_ADAPTER_DIM = 1 << 17;
 const KEY =
   /^base_model\.model\.model\.layers\.(\d+)\.(self_attn|mlp)\.(q_proj|k_proj|v_proj|o_proj|gate_proj|up_proj|down_proj)\.lora_(A|B)\.weight$/;
 /** Modules PEFT can wrap that the engine does not serve LoRA on: the embedding and the classifier. */
@@ -93,10 +103,20 @@ export async function loadPeftAdapter(
     throw new AdapterError(dir, `cannot read adapter_config.json (${(error as Error).message})`);
   });
   const config = parsePeftConfig(configText, configFile);
-  const bytes = await readFile(tensorFile).catch((error) => {
+  await stat(tensorFile).catch((error) => {
     throw new AdapterError(dir, `cannot read adapter_model.safetensors (${(error as Error).message})`);
   });
-  return peftToAdapter(config, readSafetensors(bytes, tensorFile), dir, expect);
+  // The header only: its ranges tile the data (no byte outside a tensor), and each tensor is read after its
+  // name and shape passed against the config (and the model), so what is read is what the config implies: a
+  // 1.5 GiB file with a well-formed header is refused from its header.
+  const file = SafetensorsFile.open(tensorFile);
+  try {
+    const tensors = new Map<string, PeftTensor>();
+    for (const [name, { shape }] of file.tensors) tensors.set(name, { shape, data: () => file.read(name) });
+    return peftToAdapter(config, tensors, dir, expect);
+  } finally {
+    file.close();
+  }
 }
 
 /** Validates adapter_config.json; `file` names it in errors. */
@@ -205,7 +225,7 @@ function targetsOf(value: unknown, fail: (problem: string) => never): Pick<PeftC
 /** Turns PEFT tensors into the canonical adapter: checks, scale folded into B, q/k rows to the canonical basis. */
 export function peftToAdapter(
   config: PeftConfig,
-  tensors: Map<string, SafetensorsTensor>,
+  tensors: Map<string, PeftTensor>,
   source: string,
   expect?: AdapterExpectations,
 ): { adapter: LoraAdapter; encoded: Uint8Array } {
@@ -223,10 +243,7 @@ export function peftToAdapter(
       );
     }
   }
-  const found = new Map<
-    string,
-    { layer: number; target: LinearTarget; a?: SafetensorsTensor; b?: SafetensorsTensor }
-  >();
+  const found = new Map<string, { layer: number; target: LinearTarget; a?: PeftTensor; b?: PeftTensor }>();
   for (const [key, tensor] of tensors) {
     const match = KEY.exec(key);
     const unserved = UNSERVED_MODULES.find((m) => key.includes(`.${m}.`));
@@ -271,14 +288,19 @@ export function peftToAdapter(
       fail(`lora_A of layer ${layer} ${target}_proj has shape [${a!.shape}], expected [${rank}, ${inDim}]`);
     if (!sameShape(b!.shape, [outDim, rank]))
       fail(`lora_B of layer ${layer} ${target}_proj has shape [${b!.shape}], expected [${outDim}, ${rank}]`);
-    if (!a!.data.every(Number.isFinite))
-      fail(`lora_A of layer ${layer} ${target}_proj contains NaN or infinite values`);
-    if (!b!.data.every(Number.isFinite))
-      fail(`lora_B of layer ${layer} ${target}_proj contains NaN or infinite values`);
+    if (!expect && Math.max(rank, inDim, outDim) > MAX_ADAPTER_DIM) {
+      fail(
+        `lora_A/lora_B of layer ${layer} ${target}_proj have shapes [${a!.shape}] and [${b!.shape}], over the ${MAX_ADAPTER_DIM} an adapter dimension may take`,
+      );
+    }
+    const aData = valuesOf(a!);
+    const bData = valuesOf(b!);
+    if (!aData.every(Number.isFinite)) fail(`lora_A of layer ${layer} ${target}_proj contains NaN or infinite values`);
+    if (!bData.every(Number.isFinite)) fail(`lora_B of layer ${layer} ${target}_proj contains NaN or infinite values`);
 
     const scale = config.useRslora ? alpha / Math.sqrt(rank) : alpha / rank;
     // A huge lora_alpha (1e300) overflows B to Infinity in float32: every logit NaN, every token 0. Refuse it.
-    let scaledB: Float32Array = b!.data.map((x) => x * scale);
+    let scaledB: Float32Array = bData.map((x) => x * scale);
     if (!scaledB.every(Number.isFinite)) {
       fail(
         `layer ${layer} ${target}_proj: lora_B scaled by lora_alpha ${alpha} / rank ${rank} (${scale}) overflows float32`,
@@ -287,7 +309,7 @@ export function peftToAdapter(
     if (expect?.qkBasis === "rotate-half" && (target === "q" || target === "k")) {
       scaledB = unpermuteRotateHalfRows(scaledB, target === "q" ? expect.config.nHeads : expect.config.nKvHeads, rank);
     }
-    layers[layer][target] = { rank, a: a!.data, b: scaledB };
+    layers[layer][target] = { rank, a: aData, b: scaledB };
     maxRank = Math.max(maxRank, rank);
   }
   const present = new Set(layers.flatMap((layer) => Object.keys(layer)));
@@ -302,6 +324,10 @@ export function peftToAdapter(
     targets: LINEAR_TARGETS.filter((t) => present.has(t)),
     layers,
   });
+}
+
+function valuesOf(tensor: PeftTensor): Float32Array {
+  return typeof tensor.data === "function" ? tensor.data() : tensor.data;
 }
 
 function sameShape(shape: number[], expected: number[]): boolean {

@@ -29,6 +29,7 @@ import { byteLevelTokenizerJson, isPreTokenizerName, type ByteLevelBpeVocab } fr
 import { HfTokenizer } from "../tokenizer/hf-tokenizer.ts";
 import { GgufReader, ggufArray, ggufNumber, ggufString } from "./gguf-read.ts";
 import { GGUF_TENSOR } from "./gguf-types.ts";
+import { refuseLayersBeyond } from "./layer-names.ts";
 import { unpermuteMatrixRows } from "./weight-codec.ts";
 
 /** The GGUF architectures the engine runs. */
@@ -321,6 +322,7 @@ export function ggufWeights(reader: GgufReader, config: ModelConfig): ModelWeigh
   const kvDim = config.nKvHeads * headDim;
   const qDim = qDimOf(config);
   const rotateHalf = ROTATE_HALF_IN_FILE.includes(arch.family);
+  refuseLayersBeyond(reader.tensors.keys(), /^blk\.(\d+)\./, config.nLayers, reader.path, `${arch.family}.block_count`);
   const qk = (m: WeightMatrix, heads: number): WeightMatrix => (rotateHalf ? unpermuteMatrixRows(m, heads) : m);
   const qkVector = (v: Float32Array, heads: number): Float32Array =>
     rotateHalf ? unpermuteRotateHalfRows(v, heads, 1) : v;

@@ -9,6 +9,7 @@ import type { LayerWeights, LoadedModel, ModelIdentity, ModelWeights, WeightMatr
 import { loadHfTokenizer } from "../tokenizer/hf-tokenizer.ts";
 import { eosIdsOf, parseHfConfig, type HfModelConfig } from "./hf-config.ts";
 import { SafetensorsFile } from "./safetensors.ts";
+import { refuseLayersBeyond } from "./layer-names.ts";
 import { unpermuteMatrixRows } from "./weight-codec.ts";
 
 function readJsonFile(path: string): Record<string, unknown> {
@@ -91,15 +92,22 @@ export function readHfWeights(folder: string, parsed: HfModelConfig): ModelWeigh
   const open = new Map<string, SafetensorsFile>();
   const used = new Set<string>();
   try {
-    const entryOf = (key: string, shape: number[]): SafetensorsFile => {
-      const shard = files.shardOf(key);
-      if (shard === undefined)
-        throw new ModelFormatError(files.describe, `tensor ${key} is missing from the weight_map`);
+    const shardFile = (shard: string): SafetensorsFile => {
       let file = open.get(shard);
       if (!file) {
         file = SafetensorsFile.open(shard);
         open.set(shard, file);
       }
+      return file;
+    };
+    // Every name from the index (or the single file's header) before any weight is read.
+    const names = files.names().length > 0 ? files.names() : [...shardFile(files.describe).tensors.keys()];
+    refuseLayersBeyond(names, /^model\.layers\.(\d+)\./, config.nLayers, files.describe, "num_hidden_layers");
+    const entryOf = (key: string, shape: number[]): SafetensorsFile => {
+      const shard = files.shardOf(key);
+      if (shard === undefined)
+        throw new ModelFormatError(files.describe, `tensor ${key} is missing from the weight_map`);
+      const file = shardFile(shard);
       const entry = file.tensors.get(key);
       if (!entry) throw new ModelFormatError(shard, `tensor ${key} is missing`);
       if (entry.shape.length !== shape.length || entry.shape.some((d, i) => d !== shape[i])) {
@@ -152,7 +160,6 @@ export function readHfWeights(folder: string, parsed: HfModelConfig): ModelWeigh
     // Tied: transformers ties lm_head to the embedding, whatever lm_head.weight the files hold.
     const classifier = parsed.tiedClassifier ? tokenEmbedding : matrix("lm_head.weight", vocabSize, dim);
     if (parsed.tiedClassifier) used.add("lm_head.weight");
-    const names = files.names().length > 0 ? files.names() : [...open.values()].flatMap((f) => [...f.tensors.keys()]);
     const unused = names.find((name) => !used.has(name) && !IGNORED_TENSOR.test(name));
     if (unused !== undefined) {
       throw new ModelFormatError(

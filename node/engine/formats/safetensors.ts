@@ -16,6 +16,7 @@ export interface SafetensorsTensor {
   data: Float32Array;
 }
 
+/** The reference reader's bound on the JSON header (safetensors' MAX_HEADER_SIZE). */
 const MAX_HEADER_BYTES = 100 * 1024 * 1024;
 const DTYPE_BYTES: Record<string, number> = { F32: 4, F16: 2, BF16: 2 };
 const SAFETENSORS_DTYPE: Record<string, WeightDType> = { F32: "f32", F16: "f16", BF16: "bf16" };
@@ -79,7 +80,51 @@ export function parseSafetensorsHeader(
     }
     entries.set(name, { dtype, shape: shape as number[], begin, end });
   }
+  checkTiling(entries, dataLength, file);
   return entries;
+}
+
+/**
+ * The tensors' ranges must tile the data section exactly, as the reference reader requires: a gap or trailing
+ * bytes would be read (and held) for nothing or hide other content, and overlapping ranges alias two tensors.
+ */
+function checkTiling(entries: Map<string, SafetensorsEntry>, dataLength: number, file: string): void {
+  const sorted = [...entries].sort(([, a], [, b]) => a.begin - b.begin || a.end - b.end);
+  let at = 0;
+  let previous = "the start of the data";
+  for (const [name, { begin, end }] of sorted) {
+    if (begin < at) {
+      throw new ModelFormatError(
+        file,
+        `tensor ${name}: data_offsets [${begin}, ${end}] overlap ${previous}, which ends at ${at}`,
+      );
+    }
+    if (begin > at) {
+      throw new ModelFormatError(
+        file,
+        `tensor ${name}: data_offsets [${begin}, ${end}] leave bytes ${at}..${begin} after ${previous} to no tensor`,
+      );
+    }
+    at = end;
+    previous = `tensor ${name}`;
+  }
+  if (at !== dataLength) {
+    throw new ModelFormatError(
+      file,
+      `${dataLength - at} trailing bytes after the last tensor: data_offsets end at ${at}, the data section has ${dataLength}`,
+    );
+  }
+}
+
+/** Checks the header length against its bound and the file's size; returns where the data starts. */
+function checkHeaderLength(headerLength: number, size: number, file: string): number {
+  if (headerLength > MAX_HEADER_BYTES || 8 + headerLength > size) {
+    throw new ModelFormatError(
+      file,
+      `corrupt safetensors header: header length ${headerLength} exceeds ${8 + headerLength > size ? `the file (${size} bytes)` : `the bound of ${MAX_HEADER_BYTES} bytes`}`,
+    );
+  }
+  return 8 + headerLength;
 }
 
 /** Parses a safetensors buffer; `file` names it in errors. Throws ModelFormatError on any inconsistency. */
@@ -87,14 +132,7 @@ export function readSafetensors(bytes: Uint8Array, file: string): Map<string, Sa
   if (bytes.length < 8)
     throw new ModelFormatError(file, `truncated safetensors: ${bytes.length} bytes, no header length`);
   const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
-  const headerLength = Number(view.getBigUint64(0, true));
-  if (headerLength > MAX_HEADER_BYTES || 8 + headerLength > bytes.length) {
-    throw new ModelFormatError(
-      file,
-      `corrupt safetensors header: header length ${headerLength} exceeds the file (${bytes.length} bytes)`,
-    );
-  }
-  const dataStart = 8 + headerLength;
+  const dataStart = checkHeaderLength(Number(view.getBigUint64(0, true)), bytes.length, file);
   const entries = parseSafetensorsHeader(bytes.subarray(8, dataStart), bytes.length - dataStart, file);
   const tensors = new Map<string, SafetensorsTensor>();
   for (const [name, { dtype, shape, begin, end }] of entries) {
@@ -120,13 +158,7 @@ export class SafetensorsFile {
       throw new ModelFormatError(file.path, `truncated safetensors: ${file.size} bytes, no header length`);
     const lengthBytes = readBytes(file, 0, 8, "the header length");
     const headerLength = Number(new DataView(lengthBytes.buffer).getBigUint64(0, true));
-    if (headerLength > MAX_HEADER_BYTES || 8 + headerLength > file.size) {
-      throw new ModelFormatError(
-        file.path,
-        `corrupt safetensors header: header length ${headerLength} exceeds the file (${file.size} bytes)`,
-      );
-    }
-    this.dataStart = 8 + headerLength;
+    this.dataStart = checkHeaderLength(headerLength, file.size, file.path);
     this.tensors = parseSafetensorsHeader(
       readBytes(file, 8, headerLength, "the header"),
       file.size - this.dataStart,
@@ -134,6 +166,7 @@ export class SafetensorsFile {
     );
   }
 
+  /** Opens the file and reads its header only; tensors are read on demand. */
   static open(path: string): SafetensorsFile {
     const file = openModelFile(path);
     try {
