@@ -143,11 +143,17 @@ export class PaidMode {
     }
   }
 
-  /** Stops announcing and settling; a batch in flight stays pending in the ledger for the next start. */
+  /**
+   * Stops watching the escrow, settling and announcing; a batch in flight stays pending in the ledger for the next
+   * start. The watchers go first and at once: their polling timers would keep the process alive if a later step
+   * hung (a settlement pass waiting on an unresponsive chain). The other two stop side by side, neither waiting on
+   * the other, and the first failure is thrown once both have ended.
+   */
   async stop(): Promise<void> {
-    await this.peers?.stop();
-    await this.settlement.stop();
     this.#balances.stop();
+    const results = await Promise.allSettled([this.settlement.stop(), this.peers?.stop()]);
+    const failed = results.find((r): r is PromiseRejectedResult => r.status === "rejected");
+    if (failed) throw failed.reason;
   }
 }
 

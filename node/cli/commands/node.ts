@@ -115,6 +115,9 @@ async function start(argv: string[]): Promise<void> {
   await node.stop();
   clearTimeout(hardStop);
   log.log("info", "node_stopped", {});
+  // Every part is stopped or was given up on (each step is bounded): a request to the chain or a socket that a
+  // given-up part left open must not keep the process from ending.
+  setTimeout(() => process.exit(), 2_000).unref();
 }
 
 /** Flags over the config file's values. */
