@@ -21,6 +21,9 @@ import { ADAPTERS, cast, FUNDING, NODES, requestPlan, type CastMember } from "./
 import { readBalances, summarize, type Contribution, type DevnetSummary, type Holder } from "./summary.ts";
 import { runTraffic, type ListedAdapter } from "./traffic.ts";
 
+/** How long stop() lets the nodes settle before stopping them anyway. */
+const SETTLE_ON_STOP_MS = 15_000;
+
 export interface DevnetOptions {
   /** Holds each node's data folder and the deployment file. */
   dataDir: string;
@@ -41,7 +44,7 @@ export interface Devnet {
   deploymentsDir: string;
   nodes: DevnetNode[];
   summary: DevnetSummary;
-  /** Stops the nodes, then the chain. Idempotent. */
+  /** Settles what the nodes served, stops them, then the chain. Idempotent. */
   stop(): Promise<void>;
 }
 
@@ -59,6 +62,12 @@ export async function startDevnet(o: DevnetOptions): Promise<Devnet> {
   const stop = (): Promise<void> => {
     stopping ??= (async () => {
       await Promise.allSettled([...clients.values()].map((client) => client.stop()));
+      // What the nodes served since the summary is settled and confirmed while the chain is up, so that ledgers and
+      // chain agree at the end (a node's own stop sends its last batch but cannot wait for it to be mined).
+      await Promise.race([
+        Promise.allSettled(nodes.map((n) => settleAll(n))),
+        sleep(SETTLE_ON_STOP_MS, undefined, { ref: false }),
+      ]);
       await Promise.allSettled(nodes.map((n) => n.stop()));
       await hardhat?.stop();
     })();
