@@ -58,6 +58,16 @@ export class InvalidRequestError extends OpenLoraError {
   }
 }
 
+/** An engine option the model or this machine cannot serve (a context longer than the model's, say). */
+export class InvalidOptionError extends OpenLoraError {
+  override name = "InvalidOptionError";
+  readonly option: string;
+  constructor(option: string, problem: string, hint?: string) {
+    super("invalid_option", `${option}: ${problem}`, { blame: "caller", hint });
+    this.option = option;
+  }
+}
+
 /**
  * The engine holds as much work as it accepts (in total, or from this request's owner): try again later. Nobody's
  * fault: an HTTP API answers 429 with a Retry-After of `retryAfterMs`, the infer protocol its "busy" code.

@@ -98,6 +98,7 @@ export async function generateCommand(argv: string[]): Promise<void> {
     maxRank,
     threads,
     modelAliases,
+    context,
     numBlocks: Math.ceil(context / 16),
     blockSize: 16,
   });

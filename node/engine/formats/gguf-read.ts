@@ -143,7 +143,45 @@ function narrow(value: bigint): number | bigint {
   return value >= BigInt(Number.MIN_SAFE_INTEGER) && value <= BigInt(Number.MAX_SAFE_INTEGER) ? Number(value) : value;
 }
 
-function readValue(cursor: HeaderCursor, type: number, what: string, path: string): GgufMetadataEntry {
+/**
+ * Bounds on metadata values, so a hostile header costs bounded memory and stack: one array holds at most
+ * MAX_ARRAY_ITEMS (the largest vocabularies and merge lists are under a million), all arrays together at most
+ * MAX_METADATA_ITEMS, and arrays nest at most MAX_ARRAY_DEPTH deep (llama.cpp writes none nested): 150M items
+ * or 100k levels would exhaust the heap or the stack before the file could be refused.
+ */
+export const MAX_ARRAY_ITEMS = 1 << 22;
+export const MAX_METADATA_ITEMS = 1 << 23;
+export const MAX_ARRAY_DEPTH = 2;
+/** Metadata keys accepted (real files carry tens). */
+export const MAX_METADATA_KEYS = 1 << 16;
+
+/** The fewest bytes one value of a type takes in the file (a string: its 8-byte length). */
+const MIN_VALUE_BYTES: Record<number, number> = {
+  [GGUF_TYPE.uint16]: 2,
+  [GGUF_TYPE.int16]: 2,
+  [GGUF_TYPE.uint32]: 4,
+  [GGUF_TYPE.int32]: 4,
+  [GGUF_TYPE.float32]: 4,
+  [GGUF_TYPE.uint64]: 8,
+  [GGUF_TYPE.int64]: 8,
+  [GGUF_TYPE.float64]: 8,
+  [GGUF_TYPE.string]: 8,
+  [GGUF_TYPE.array]: 12,
+};
+
+/** What the metadata read so far has used of MAX_METADATA_ITEMS. */
+interface ItemBudget {
+  items: number;
+}
+
+function readValue(
+  cursor: HeaderCursor,
+  type: number,
+  what: string,
+  path: string,
+  budget: ItemBudget,
+  depth = 0,
+): GgufMetadataEntry {
   switch (type) {
     case GGUF_TYPE.uint8:
       return { type, value: cursor.u8(what) };
@@ -173,10 +211,33 @@ function readValue(cursor: HeaderCursor, type: number, what: string, path: strin
     case GGUF_TYPE.string:
       return { type, value: cursor.string(what) };
     case GGUF_TYPE.array: {
+      if (depth >= MAX_ARRAY_DEPTH) {
+        throw new ModelFormatError(
+          path,
+          `metadata ${what}: arrays nested more than ${MAX_ARRAY_DEPTH} deep are not accepted`,
+        );
+      }
       const itemType = cursor.u32(`${what} item type`);
-      const length = cursor.count(`${what} length`, cursor.remaining); // every item takes at least one byte
+      // What the rest of the file can hold after the 8-byte length, at the item type's smallest size.
+      const fit = Math.floor(Math.max(0, cursor.remaining - 8) / (MIN_VALUE_BYTES[itemType] ?? 1));
+      const length = cursor.count(`${what} length`, fit);
+      if (length > MAX_ARRAY_ITEMS) {
+        throw new ModelFormatError(
+          path,
+          `metadata ${what} has ${length} items, more than the ${MAX_ARRAY_ITEMS} an array may hold`,
+        );
+      }
+      budget.items += length;
+      if (budget.items > MAX_METADATA_ITEMS) {
+        throw new ModelFormatError(
+          path,
+          `metadata ${what}: the header's arrays hold more than the ${MAX_METADATA_ITEMS} items accepted in all`,
+        );
+      }
       const items: GgufValue[] = new Array(length);
-      for (let i = 0; i < length; i++) items[i] = readValue(cursor, itemType, `${what}[${i}]`, path).value;
+      for (let i = 0; i < length; i++) {
+        items[i] = readValue(cursor, itemType, `${what}[${i}]`, path, budget, depth + 1).value;
+      }
       return { type, itemType: itemType as GgufValueType, value: items };
     }
     default:
@@ -221,12 +282,16 @@ export class GgufReader {
     this.version = version;
     const tensorCount = cursor.count("tensor count", cursor.remaining);
     const kvCount = cursor.count("metadata count", cursor.remaining);
+    if (kvCount > MAX_METADATA_KEYS) {
+      throw new ModelFormatError(path, `metadata count ${kvCount} exceeds the ${MAX_METADATA_KEYS} keys accepted`);
+    }
     this.metadata = new Map();
+    const budget: ItemBudget = { items: 0 };
     for (let i = 0; i < kvCount; i++) {
       const key = cursor.string(`metadata key ${i}`);
       const type = cursor.u32(`type of ${key}`);
       if (this.metadata.has(key)) throw new ModelFormatError(path, `corrupt GGUF: metadata key ${key} appears twice`);
-      this.metadata.set(key, readValue(cursor, type, key, path));
+      this.metadata.set(key, readValue(cursor, type, key, path, budget));
     }
     const alignmentEntry = this.metadata.get("general.alignment");
     const alignment = alignmentEntry === undefined ? GGUF_DEFAULT_ALIGNMENT : alignmentEntry.value;

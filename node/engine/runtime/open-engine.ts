@@ -6,6 +6,7 @@ import { createBackend, type BackendChoice } from "../backend/select.ts";
 import { loadModel } from "../formats/load-model.ts";
 import type { LoadedModel } from "../model/weights.ts";
 import { Engine } from "./engine.ts";
+import { checkKvPool, servedContext } from "./sizing.ts";
 import type { AdmissionOptions, SchedulerOptions } from "./types.ts";
 
 export interface OpenEngineOptions {
@@ -25,7 +26,9 @@ export interface OpenEngineOptions {
   maxRank?: number;
   /** KV positions per block. Default 16. */
   blockSize?: number;
-  /** KV blocks. Default: four full contexts. */
+  /** Positions one sequence may hold. Default: the model's context length, at most 8192 (sizing.ts). */
+  context?: number;
+  /** KV blocks. Default: four served contexts. */
   numBlocks?: number;
   hostBudgetBytes?: number;
   maxTokens?: number;
@@ -47,8 +50,16 @@ export interface OpenedEngine {
 export async function openEngine(options: OpenEngineOptions): Promise<OpenedEngine> {
   const model = typeof options.model === "string" ? await loadModel(options.model) : options.model;
   const blockSize = options.blockSize ?? 16;
-  const backend: Backend = await createBackend(options.backend ?? "auto", model.weights, {
-    numBlocks: options.numBlocks ?? 4 * Math.ceil(model.weights.config.maxSeqLen / blockSize),
+  // The backend is sized by the context served, not by the one the file declares (up to 2^32-1).
+  const context = servedContext(model.weights.config, options.context);
+  const numBlocks = options.numBlocks ?? 4 * Math.ceil(context / blockSize);
+  checkKvPool(model.weights.config, context, numBlocks, blockSize);
+  const weights =
+    context === model.weights.config.maxSeqLen
+      ? model.weights
+      : { ...model.weights, config: { ...model.weights.config, maxSeqLen: context } };
+  const backend: Backend = await createBackend(options.backend ?? "auto", weights, {
+    numBlocks,
     blockSize,
     adapterSlots: options.adapterSlots ?? 4,
     maxRank: options.maxRank ?? 64,

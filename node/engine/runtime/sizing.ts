@@ -1,4 +1,9 @@
+import { totalmem } from "node:os";
+import { InvalidOptionError } from "../errors.ts";
 import { LINEAR_TARGETS, projectionShape, type ModelConfig } from "../model/config.ts";
+
+/** Positions served per sequence when none is asked: a model may declare 131072 (or 2^32-1) of them. */
+export const DEFAULT_CONTEXT = 8192;
 
 /** Bytes one adapter slot holds: every target at the slot rank, float32. */
 export function slotBytes(config: ModelConfig, maxRank: number): number {
@@ -51,4 +56,38 @@ export function planCapacity(options: {
     );
   }
   return { numBlocks, adapterSlots };
+}
+
+/**
+ * The positions one sequence may hold: what is asked (default: the model's context length, at most
+ * DEFAULT_CONTEXT), never more than the model's. The backend's RoPE tables and block tables are sized by it, not
+ * by the model's declared context length, so a file declaring 2^32-1 positions allocates nothing for them.
+ */
+export function servedContext(config: ModelConfig, asked?: number): number {
+  if (asked === undefined) return Math.min(config.maxSeqLen, DEFAULT_CONTEXT);
+  if (!Number.isInteger(asked) || asked <= 0) throw new InvalidOptionError("context", `must be a positive integer`);
+  if (asked > config.maxSeqLen) {
+    throw new InvalidOptionError(
+      "context",
+      `${asked} positions exceed the model's context length ${config.maxSeqLen}`,
+      "GGUF {arch}.context_length, config.json max_position_embeddings",
+    );
+  }
+  return asked;
+}
+
+/**
+ * Refuses a KV pool larger than half this machine's memory before allocating it, naming the context it was
+ * sized for (an allocation that size fails with "Array buffer allocation failed", naming nothing).
+ */
+export function checkKvPool(config: ModelConfig, context: number, numBlocks: number, blockSize: number): void {
+  const bytes = numBlocks * kvBlockBytes(config, blockSize);
+  if (bytes > totalmem() / 2) {
+    const gib = (n: number): string => `${(n / 2 ** 30).toFixed(1)} GiB`;
+    throw new InvalidOptionError(
+      "context",
+      `a KV pool of ${numBlocks} blocks for a context of ${context} positions takes ${gib(bytes)}, more than half of this machine's ${gib(totalmem())}`,
+      "ask for a shorter context or fewer KV blocks",
+    );
+  }
 }
