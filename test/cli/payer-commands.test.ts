@@ -131,6 +131,14 @@ describe("openlora deposit and withdraw", () => {
       run(withdrawCommand, "--node", node, "--amount", "1", "--execute"),
       /give one of --amount, --execute/,
     );
+    await usageError(
+      run(withdrawCommand, "--node", "0xnode", "--execute"),
+      /--node must be an address .* got "0xnode"/,
+    );
+    await usageError(
+      run(withdrawCommand, "--node", node, "--amount", "0.0000000000000000001"),
+      /--amount must be a number of OPEN with at most 18 decimals/,
+    );
   });
 });
 
@@ -157,6 +165,9 @@ describe("openlora adapter register, rewards, usage and status", () => {
     await usageError(run(adapterRegisterCommand, robot, "--contributors", `${me}:5000,${me}:5000`), /named twice/);
     await usageError(run(adapterRegisterCommand, robot, "--contributors", `${me}`), /must be <address>:<basis points>/);
     await usageError(run(adapterRegisterCommand, robot), /--contributors is required/);
+    await expect(
+      run(adapterRegisterCommand, join(dir, "no-such-adapter"), "--contributors", `${me}:10000`),
+    ).rejects.toThrow(/no-such-adapter/);
   });
 
   it("lists an adapter with its contributors and puts it in a node's store", async () => {
@@ -248,6 +259,10 @@ describe("openlora adapter register, rewards, usage and status", () => {
     await usageError(
       statusCommand(["--deployment", join(dir, "deployments"), "--data-dir", join(dir, "nowhere")], access),
       /no keystore at .*: give --address/,
+    );
+    await usageError(
+      runWith(readOnly(), statusCommand, "--address", "0x12"),
+      /--address must be an address .* got "0x12"/,
     );
   });
 });
