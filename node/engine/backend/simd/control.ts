@@ -1,41 +1,60 @@
 // The control words the main thread and the workers share (one small SharedArrayBuffer of Int32).
-// A pass: the main thread bumps GO and notifies; every worker runs its share of the pass, meeting the others at
-// barriers between dependent phases; each adds one to DONE, and the last one notifies the main thread.
+// A pass: the main thread waits until every worker is back from the previous pass (FINISHED = threads), zeroes
+// the counters, bumps GO and notifies. Workers claim chunks of each phase and count every finished chunk in DONE;
+// a phase that reads what an earlier one wrote waits until DONE reaches the chunks of all phases before it.
+// So a worker the OS deschedules holds up the others only while it holds a claimed chunk: the phases it missed
+// were done by the others, and it skips through them when it runs again. The first worker to see the last phase
+// complete publishes the pass generation in COMPLETE, which the main thread awaits.
 
 export const CTL = {
   /** Generation of the pass to run; workers wait on it. */
   go: 0,
-  /** Workers that finished the current pass. */
-  done: 1,
-  /** Workers arrived at the current barrier, and the barrier's generation. */
-  arrived: 2,
-  barrier: 3,
+  /** Workers back from the current pass (threads when the pool is idle). */
+  finished: 1,
+  /** Chunks finished in the current pass, over all phases. */
+  done: 2,
+  /** Workers asleep in waitForChunks (a finished chunk notifies DONE only when some are). */
+  sleepers: 3,
   /** Set to 1 to end the workers. */
   stop: 4,
-  /** Set to 1 by a worker that failed; the others leave their barrier and the pass fails. */
+  /** Set to 1 by a worker that failed; the others leave their wait and the pass fails. */
   failed: 5,
+  /** Generation of the last pass whose every chunk is done. */
+  complete: 6,
 } as const;
 
 export const CTL_INTS = 8;
 
-/** Spins before sleeping at a barrier: phases are short, and a futex wake costs more than a few spins. */
-const SPINS = 4000;
+/**
+ * Spins before sleeping: a phase boundary is usually a few microseconds away (the other worker finishing its
+ * chunk), and a futex round trip costs more; a worker held up longer (its partner descheduled) gives its core up.
+ */
+const SPINS = 2000;
+/** Sleeps are bounded (ms): a lost wake-up costs at most this. */
+const SLEEP_MS = 2;
 
-/** Thrown by a worker whose barrier was abandoned because another worker failed. */
+/** Thrown by a worker whose wait was abandoned because another worker failed. */
 export class PassAbandoned extends Error {}
 
-/** Waits until all `threads` workers arrive; the last one to arrive releases the others. */
-export function barrier(ctl: Int32Array, threads: number): void {
-  const generation = Atomics.load(ctl, CTL.barrier);
-  if (Atomics.add(ctl, CTL.arrived, 1) === threads - 1) {
-    Atomics.store(ctl, CTL.arrived, 0);
-    Atomics.add(ctl, CTL.barrier, 1);
-    Atomics.notify(ctl, CTL.barrier);
-    return;
-  }
+/** Counts one finished chunk; wakes the workers asleep on DONE, if any. */
+export function chunkDone(ctl: Int32Array): void {
+  Atomics.add(ctl, CTL.done, 1);
+  if (Atomics.load(ctl, CTL.sleepers) > 0) Atomics.notify(ctl, CTL.done);
+}
+
+/** Waits until `target` chunks of the pass are done (every chunk of the phases so far). */
+export function waitForChunks(ctl: Int32Array, target: number): void {
   let spins = 0;
-  while (Atomics.load(ctl, CTL.barrier) === generation) {
+  for (;;) {
+    const done = Atomics.load(ctl, CTL.done);
+    if (done >= target) return;
     if (Atomics.load(ctl, CTL.failed) !== 0) throw new PassAbandoned("another worker failed");
-    if (++spins > SPINS) Atomics.wait(ctl, CTL.barrier, generation, 5);
+    if (++spins > SPINS) {
+      // Sequentially consistent: a finisher either sees this sleeper and notifies, or its DONE bump is seen by
+      // the wait's compare (which then returns at once).
+      Atomics.add(ctl, CTL.sleepers, 1);
+      Atomics.wait(ctl, CTL.done, done, SLEEP_MS);
+      Atomics.sub(ctl, CTL.sleepers, 1);
+    }
   }
 }

@@ -7,7 +7,15 @@ import type { WeightDType, WeightMatrix } from "../../model/weights.ts";
 import type { BackendOptions } from "../backend.ts";
 
 /** dtype codes of kernels/cpu/simd.ts. */
-export const DTYPE_CODE: Readonly<Record<WeightDType, number>> = { f32: 0, f16: 1, bf16: 2, q8_0: 3, q4_0: 4 };
+export const DTYPE_CODE: Readonly<Partial<Record<WeightDType, number>>> = { f32: 0, f16: 1, bf16: 2, q8_0: 3, q4_0: 4 };
+
+/** The kernels' code of a matrix's format; the K-quants (q4_k, q6_k) are refused by name. */
+function dtypeCode(dtype: WeightDType): number {
+  const code = DTYPE_CODE[dtype];
+  if (code === undefined)
+    throw new RangeError(`simd: ${dtype} weights are not supported (f32, f16, bf16, q8_0, q4_0); use --backend webgpu`);
+  return code;
+}
 
 /** A matrix placed in memory. */
 export interface PlacedMatrix {
@@ -63,7 +71,8 @@ export interface SimdLayout {
   ropeTable: number;
   /**
    * Activations, f32, maxRows rows each: x, att [dim]; qkv [dim + 2 kvDim]; gu [2 hidden]; lora [3 maxRank];
-   * xn [dim] once per thread (each worker normalizes every row itself: no barrier between a norm and its matmul).
+   * xn [dim] once per thread (each worker normalizes the rows it reads itself: no wait between a norm and its
+   * matmul; before the classifier, the last row of each sequence).
    */
   x: number;
   xn: number;
@@ -71,8 +80,7 @@ export interface SimdLayout {
   qkv: number;
   gu: number;
   lora: number;
-  /** The last row of each sequence, normed [maxSeqs, dim]; logits [maxSeqs, vocab]. */
-  last: number;
+  /** Logits of each sequence's last row [maxSeqs, vocab]. */
   logits: number;
   /** Step descriptor (i32): header [nRows, nSeqs, anyLora], positions[maxRows], cacheRows[maxRows], seqs, tables. */
   step: number;
@@ -122,7 +130,7 @@ export function planLayout(input: LayoutInput): SimdLayout {
   const arena = new Arena();
   const place = (m: WeightMatrix): PlacedMatrix => ({
     dtype: m.dtype,
-    code: DTYPE_CODE[m.dtype],
+    code: dtypeCode(m.dtype),
     rows: m.rows,
     cols: m.cols,
     offset: arena.take(m.data.length),
@@ -155,7 +163,6 @@ export function planLayout(input: LayoutInput): SimdLayout {
   const qkv = arena.take(maxRows * (dim + 2 * kvDim) * 4);
   const gu = arena.take(maxRows * 2 * hiddenDim * 4);
   const lora = arena.take(maxRows * loraWidth * 4);
-  const last = arena.take(maxSeqs * dim * 4);
   const logits = arena.take(maxSeqs * vocabSize * 4);
   const blocksPerSeq = Math.ceil(maxSeqLen / options.blockSize);
   const step = arena.take(64);
@@ -207,7 +214,6 @@ export function planLayout(input: LayoutInput): SimdLayout {
     qkv,
     gu,
     lora,
-    last,
     logits,
     step,
     positions,

@@ -13,7 +13,15 @@ import { sampleToken } from "../../sampling/sample.ts";
 import type { Backend, BackendOptions, SamplingParams, SequenceStep } from "../backend.ts";
 import { checkAdapterFits, checkSteps } from "../checks.ts";
 import { CTL, CTL_INTS } from "./control.ts";
-import { planLayout, SEQ_FIELDS, SEQ_INTS, SLOT_INTS, type PlacedMatrix, type SimdLayout } from "./layout.ts";
+import {
+  DTYPE_CODE,
+  planLayout,
+  SEQ_FIELDS,
+  SEQ_INTS,
+  SLOT_INTS,
+  type PlacedMatrix,
+  type SimdLayout,
+} from "./layout.ts";
 import type { WorkerInput } from "./worker.ts";
 
 export interface SimdBackendOptions extends BackendOptions {
@@ -145,6 +153,9 @@ class SimdBackend implements Backend {
       const vocab = this.config.vocabSize;
       const logits = new Float32Array(steps.length * vocab);
       for (const pass of planPasses(steps, this.#layout.maxRows, this.#layout.maxSeqs)) {
+        // A worker still skipping through the previous pass's phases (descheduled while the others did them)
+        // reads the descriptor: nothing is written until every worker is back at the start line.
+        await this.#await(CTL.finished, (value) => value === this.#layout.threads);
         this.#writePass(steps, pass);
         await this.#run();
         pass.forEach((piece, s) => {
@@ -217,24 +228,29 @@ class SimdBackend implements Backend {
     this.#i32[header + 2] = anyLora;
   }
 
-  /** Starts one pass on every worker and waits, without blocking the event loop, until all are done. */
+  /** Starts one pass on an idle pool and waits, without blocking the event loop, until its every chunk is done. */
   async #run(): Promise<void> {
     const ctl = this.#ctl;
-    const threads = this.#layout.threads;
     this.#tickets.fill(0);
     Atomics.store(ctl, CTL.done, 0);
-    Atomics.add(ctl, CTL.go, 1);
+    Atomics.store(ctl, CTL.finished, 0);
+    const generation = Atomics.add(ctl, CTL.go, 1) + 1;
     Atomics.notify(ctl, CTL.go);
+    await this.#await(CTL.complete, (value) => value === generation);
+  }
+
+  /** Awaits until the control word satisfies `ready`, or a worker fails. */
+  async #await(word: number, ready: (value: number) => boolean): Promise<void> {
+    const ctl = this.#ctl;
     for (;;) {
-      const done = Atomics.load(ctl, CTL.done);
-      if (done === threads) break;
-      const wait = waitAsync(ctl, CTL.done, done, 1000);
+      if (this.#failure || Atomics.load(ctl, CTL.failed) !== 0) {
+        this.#closed = true;
+        throw new Error(`simd backend: a worker failed: ${this.#failure ?? "unknown error"}`);
+      }
+      const value = Atomics.load(ctl, word);
+      if (ready(value)) return;
+      const wait = waitAsync(ctl, word, value, 1000);
       if (wait.async) await wait.value;
-      if (this.#failure) break;
-    }
-    if (this.#failure || Atomics.load(ctl, CTL.failed) !== 0) {
-      this.#closed = true;
-      throw new Error(`simd backend: a worker failed: ${this.#failure ?? "unknown error"}`);
     }
   }
 }
@@ -250,6 +266,8 @@ const waitAsync = (
     ): { async: boolean; value: Promise<string> | string };
   }
 ).waitAsync;
+
+const MATRIX_KEYS = ["wq", "wk", "wv", "wo", "wGate", "wUp", "wDown"] as const;
 
 /** What the kernels compute: the LLaMA block of the cpu reference (q width = dim, no biases or extra norms). */
 const KNOWN_LAYER_KEYS = new Set(["attnNorm", "ffnNorm", "wq", "wk", "wv", "wo", "wGate", "wUp", "wDown"]);
@@ -268,6 +286,13 @@ export function simdUnsupported(weights: ModelWeights): string | null {
         return `layer ${l} has ${key}, which it does not compute yet`;
     }
   }
+  const matrices = [
+    weights.tokenEmbedding,
+    weights.classifier,
+    ...weights.layers.flatMap((l) => MATRIX_KEYS.map((k) => l[k])),
+  ];
+  const undecoded = matrices.find((m) => DTYPE_CODE[m.dtype] === undefined);
+  if (undecoded) return `${undecoded.dtype} weights are not decoded by its kernels yet`;
   return null;
 }
 
@@ -317,7 +342,7 @@ export async function createSimdBackend(weights: ModelWeights, options: SimdBack
     const placed = layout.layers[l];
     f32.set(lw.attnNorm, placed.attnNorm >> 2);
     f32.set(lw.ffnNorm, placed.ffnNorm >> 2);
-    for (const key of ["wq", "wk", "wv", "wo", "wGate", "wUp", "wDown"] as const) put(placed[key], lw[key]);
+    for (const key of MATRIX_KEYS) put(placed[key], lw[key]);
   });
   // RoPE angles as the reference computes them (pair i of a head turns by p * theta^(-2i / headDim)).
   const half = config.headDim / 2;
@@ -330,6 +355,7 @@ export async function createSimdBackend(weights: ModelWeights, options: SimdBack
   }
   const kernels = new WebAssembly.Module(readFileSync(KERNELS));
   const control = new SharedArrayBuffer(4 * CTL_INTS);
+  Atomics.store(new Int32Array(control), CTL.finished, threads); // the pool starts idle
   const tickets = new SharedArrayBuffer(4 * (16 * config.nLayers + 8)); // claim counters: <= 15 phases a layer
   const workers: Worker[] = [];
   try {

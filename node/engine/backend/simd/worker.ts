@@ -1,10 +1,11 @@
 // One thread of the simd backend's pool. Every worker runs the whole forward pass over the shared memory and
 // claims chunks of each phase from a shared counter: output columns of every projection (each chunk streams its
-// slice of the weights once), rows of the norms, (sequence, head, rows) units of attention, (sequence, target)
-// LoRA shrinks. Which worker computes an element never changes its value (same kernel, same order).
-// Barriers separate phases that read what another worker wrote.
+// slice of the weights once), (sequence, head, rows) units of attention, (sequence, target) LoRA shrinks.
+// Which worker computes an element never changes its value (same kernel, same order). A phase that reads what
+// another worker wrote first waits until every chunk of the phases before it is done (control.ts); a worker
+// normalizes the rows it needs itself, when it claims its first chunk of a phase that reads them.
 import { parentPort, workerData } from "node:worker_threads";
-import { barrier, CTL, PassAbandoned } from "./control.ts";
+import { chunkDone, CTL, PassAbandoned, waitForChunks } from "./control.ts";
 import { SEQ_FIELDS, SEQ_INTS, SLOT_INTS, type PlacedMatrix, type SimdLayout } from "./layout.ts";
 
 interface Kernels {
@@ -129,8 +130,19 @@ function project(
   if (j0 < j1) k.linear(m.code, out + 4 * base, ldo, x, ldx, rows, m.offset, m.cols, j0, j1, accumulate ? 1 : 0, panel);
 }
 
-/** LoRA shrink v = x A^T over (sequence, target) tasks claimed like chunks; the targets share input x. */
-function shrink(layer: number, targets: readonly number[], x: number, ldx: number, inDim: number, nSeqs: number): void {
+/**
+ * LoRA shrink v = x A^T over (sequence, target) tasks claimed like chunks; the targets share input x, which
+ * `prepare` computes into this worker's scratch when x is its normed rows.
+ */
+function shrink(
+  layer: number,
+  targets: readonly number[],
+  x: number,
+  ldx: number,
+  inDim: number,
+  nSeqs: number,
+  prepare: (() => void) | null,
+): void {
   chunks(nSeqs * targets.length, 1, (task) => {
     const s = Math.floor(task / targets.length);
     const t = task % targets.length;
@@ -138,6 +150,7 @@ function shrink(layer: number, targets: readonly number[], x: number, ldx: numbe
     if (slot < 0) return;
     const [rank, a] = pairOf(slot, layer, targets[t]);
     if (rank === 0) return;
+    prepare?.();
     const start = seqField(s, SEQ_FIELDS.start);
     const v = layout.lora + 4 * (start * loraLd + t * layout.maxRank);
     k.linear(0, v, loraLd, x + 4 * start * ldx, ldx, seqField(s, SEQ_FIELDS.rows), a, inDim, 0, rank, 0, panel);
@@ -187,24 +200,35 @@ function expand(
 /** Columns per claimed chunk of a projection: small enough to rebalance, large enough to stream. */
 const COLUMN_GRAIN = 64;
 
+/** Phases started in this pass (each has its claim counter), and the chunks of all of them. */
 let phase = 0;
+let expected = 0;
 
 /**
  * Runs fn over [0, n) in chunks of `grain` that the workers claim from a shared counter, one counter per phase
  * of the pass: a worker the OS deschedules holds up no fixed share, the others take its chunks. Every worker
- * calls the same phases in the same order, so they agree on the counter.
+ * calls the same phases in the same order, so they agree on the counters and on the chunk totals.
  */
 function chunks(n: number, grain: number, fn: (lo: number, hi: number) => void): void {
   const slot = phase++;
+  const total = Math.ceil(n / grain);
+  expected += total;
   for (;;) {
-    const lo = Atomics.add(tickets, slot, 1) * grain;
-    if (lo >= n) return;
-    fn(lo, Math.min(n, lo + grain));
+    const chunk = Atomics.add(tickets, slot, 1);
+    if (chunk >= total) return;
+    fn(chunk * grain, Math.min(n, (chunk + 1) * grain));
+    chunkDone(ctl);
   }
+}
+
+/** Waits until every chunk of the phases so far is done (by whichever worker). */
+function sync(): void {
+  waitForChunks(ctl, expected);
 }
 
 function forwardPass(): void {
   phase = 0;
+  expected = 0;
   const header = layout.step >> 2;
   const nRows = i32[header];
   const nSeqs = i32[header + 1];
@@ -214,7 +238,13 @@ function forwardPass(): void {
   const O = [T_O];
   const GU = [T_GATE, T_UP];
   const DOWN = [T_DOWN];
-  const norm = (weight: number): void => k.rmsnorm(xn, layout.x, dim, weight, nRows, dim, eps);
+  // Which norm this worker's xn holds: a worker that claims no chunk of a phase never computes its norm.
+  let normed = -1;
+  const norm = (key: number, weight: number): void => {
+    if (normed === key) return;
+    k.rmsnorm(xn, layout.x, dim, weight, nRows, dim, eps);
+    normed = key;
+  };
   const ropeAndStore = (l: number, c0: number, c1: number): void => {
     if (c0 < Math.min(c1, dim))
       k.rope(layout.qkv, qkvN, nRows, layout.positions, 0, c0, Math.min(c1, dim), headDim, layout.ropeTable);
@@ -225,17 +255,19 @@ function forwardPass(): void {
   };
   for (let l = 0; l < config.nLayers; l++) {
     const w = layout.layers[l];
+    const attnNorm = (): void => norm(2 * l, w.attnNorm);
+    const ffnNorm = (): void => norm(2 * l + 1, w.ffnNorm);
     // Attention block: norm, q|k|v projections (+LoRA), RoPE, K/V into the pool.
-    norm(w.attnNorm);
     chunks(qkvN, COLUMN_GRAIN, (c0, c1) => {
+      attnNorm();
       project(w.wq, layout.qkv, qkvN, 0, xn, dim, nRows, c0, c1, false);
       project(w.wk, layout.qkv, qkvN, dim, xn, dim, nRows, c0, c1, false);
       project(w.wv, layout.qkv, qkvN, dim + kvDim, xn, dim, nRows, c0, c1, false);
       if (!lora) ropeAndStore(l, c0, c1);
     });
     if (lora) {
-      shrink(l, QKV, xn, dim, dim, nSeqs);
-      barrier(ctl, T);
+      shrink(l, QKV, xn, dim, dim, nSeqs, attnNorm);
+      sync();
       chunks(qkvN, COLUMN_GRAIN, (c0, c1) => {
         expand(l, QKV, 0, layout.qkv, qkvN, 0, dim, c0, c1, nSeqs);
         expand(l, QKV, 1, layout.qkv, qkvN, dim, kvDim, c0, c1, nSeqs);
@@ -243,53 +275,57 @@ function forwardPass(): void {
         ropeAndStore(l, c0, c1);
       });
     }
-    barrier(ctl, T);
+    sync();
     attention(l, nSeqs);
-    barrier(ctl, T);
+    sync();
     // Output projection straight into the residual stream (+LoRA).
     chunks(dim, COLUMN_GRAIN, (d0, d1) => project(w.wo, layout.x, dim, 0, layout.att, dim, nRows, d0, d1, true));
     if (lora) {
-      shrink(l, O, layout.att, dim, dim, nSeqs);
-      barrier(ctl, T);
+      shrink(l, O, layout.att, dim, dim, nSeqs, null);
+      sync();
       chunks(dim, COLUMN_GRAIN, (d0, d1) => expand(l, O, 0, layout.x, dim, 0, dim, d0, d1, nSeqs));
     }
-    barrier(ctl, T);
+    sync();
     // MLP: norm, gate|up (+LoRA), SwiGLU in place of gate, down into the residual (+LoRA).
-    norm(w.ffnNorm);
     const swiglu = (h0: number, h1: number): void =>
       k.swiglu(layout.gu, layout.gu, layout.gu + 4 * hidden, guN, nRows, h0, h1);
     chunks(hidden, COLUMN_GRAIN, (h0, h1) => {
+      ffnNorm();
       project(w.wGate, layout.gu, guN, 0, xn, dim, nRows, h0, h1, false);
       project(w.wUp, layout.gu, guN, hidden, xn, dim, nRows, hidden + h0, hidden + h1, false);
       if (!lora) swiglu(h0, h1);
     });
     if (lora) {
-      shrink(l, GU, xn, dim, dim, nSeqs);
-      barrier(ctl, T);
+      shrink(l, GU, xn, dim, dim, nSeqs, ffnNorm);
+      sync();
       chunks(hidden, COLUMN_GRAIN, (h0, h1) => {
         expand(l, GU, 0, layout.gu, guN, 0, hidden, h0, h1, nSeqs);
         expand(l, GU, 1, layout.gu, guN, hidden, hidden, hidden + h0, hidden + h1, nSeqs);
         swiglu(h0, h1);
       });
     }
-    barrier(ctl, T);
+    sync();
     chunks(dim, COLUMN_GRAIN, (d0, d1) => project(w.wDown, layout.x, dim, 0, layout.gu, guN, nRows, d0, d1, true));
     if (lora) {
-      shrink(l, DOWN, layout.gu, guN, hidden, nSeqs);
-      barrier(ctl, T);
+      shrink(l, DOWN, layout.gu, guN, hidden, nSeqs, null);
+      sync();
       chunks(dim, COLUMN_GRAIN, (d0, d1) => expand(l, DOWN, 0, layout.x, dim, 0, dim, d0, d1, nSeqs));
     }
-    barrier(ctl, T);
+    sync();
   }
-  // Logits of each sequence's last row.
-  chunks(nSeqs, 1, (s) => {
-    const row = seqField(s, SEQ_FIELDS.last);
-    k.rmsnorm(layout.last + 4 * s * dim, layout.x + 4 * row * dim, dim, layout.finalNorm, 1, dim, config.normEps);
+  // Logits of each sequence's last row, normed by each worker into its xn at its first classifier chunk.
+  let lastNormed = false;
+  chunks(vocabSize, 4 * COLUMN_GRAIN, (v0, v1) => {
+    if (!lastNormed) {
+      for (let s = 0; s < nSeqs; s++) {
+        const row = seqField(s, SEQ_FIELDS.last);
+        k.rmsnorm(xn + 4 * s * dim, layout.x + 4 * row * dim, dim, layout.finalNorm, 1, dim, eps);
+      }
+      lastNormed = true;
+    }
+    project(layout.classifier, layout.logits, vocabSize, 0, xn, dim, nSeqs, v0, v1, false);
   });
-  barrier(ctl, T);
-  chunks(vocabSize, 4 * COLUMN_GRAIN, (v0, v1) =>
-    project(layout.classifier, layout.logits, vocabSize, 0, layout.last, dim, nSeqs, v0, v1, false),
-  );
+  sync();
 }
 
 /** Copies this worker's K and V columns of every row into the row's place in the paged pool. */
@@ -358,10 +394,13 @@ for (;;) {
   if (Atomics.load(ctl, CTL.stop) !== 0) break;
   try {
     forwardPass();
+    // Every chunk of the pass is done (sync waited for all): the first worker here releases the main thread.
+    if (Atomics.exchange(ctl, CTL.complete, generation) !== generation) Atomics.notify(ctl, CTL.complete);
   } catch (error) {
     Atomics.store(ctl, CTL.failed, 1);
-    Atomics.notify(ctl, CTL.barrier);
+    Atomics.notify(ctl, CTL.done);
+    Atomics.notify(ctl, CTL.complete);
     if (!(error instanceof PassAbandoned)) parentPort!.postMessage({ error: String((error as Error)?.stack ?? error) });
   }
-  if (Atomics.add(ctl, CTL.done, 1) === T - 1) Atomics.notify(ctl, CTL.done);
+  if (Atomics.add(ctl, CTL.finished, 1) === T - 1) Atomics.notify(ctl, CTL.finished);
 }
