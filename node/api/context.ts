@@ -25,6 +25,8 @@ export interface PaidOutcome {
 export interface PaymentHold {
   /** Who pays: the engine's owner of the request (each owner may hold only a share of the engine's work). */
   payer: Address;
+  /** The listing the voucher pays: an adapter the node lacks is fetched for this listing. */
+  listingId: Hex;
   /** The request ended (also cancelled): charges what it used and signs the receipt. */
   finish(requestId: string, usage: Usage): Promise<PaidOutcome>;
   /** The request never reached the engine: gives the reserved amount back. */

@@ -1,6 +1,7 @@
 // One JSON object per line, for machines first (log shippers, jq) and still readable: time, level, event, fields.
 // bigint fields are written as decimal strings (wei amounts).
 import type { Writable } from "node:stream";
+import { toJson } from "./json.ts";
 
 export type LogLevel = "info" | "warn" | "error";
 export type LogFields = Record<string, unknown>;
@@ -13,10 +14,7 @@ export interface Logger {
 export function jsonLogger(out: Writable = process.stdout): Logger {
   return {
     log(level, event, fields = {}) {
-      const line = JSON.stringify({ time: new Date().toISOString(), level, event, ...fields }, (_, v) =>
-        typeof v === "bigint" ? v.toString() : v,
-      );
-      out.write(`${line}\n`);
+      out.write(`${toJson({ time: new Date().toISOString(), level, event, ...fields })}\n`);
     },
   };
 }

@@ -6,6 +6,7 @@ import type { Socket } from "node:net";
 import Fastify, { type FastifyInstance, type HTTPMethods } from "fastify";
 import type { ApiContext } from "./context.ts";
 import { ApiError, errorResponse } from "./errors.ts";
+import { toJson } from "./json.ts";
 import { errorFields } from "./log.ts";
 import { adminRoutes } from "./routes/admin.ts";
 import { inferenceRoutes, selfLogged } from "./routes/inference.ts";
@@ -17,16 +18,6 @@ import { statusPageRoutes } from "./routes/status-page.ts";
 export const BODY_LIMIT = 1024 * 1024;
 
 const METHODS: HTTPMethods[] = ["GET", "HEAD", "POST", "PUT", "DELETE", "PATCH", "OPTIONS"];
-
-/** JSON with bigint values (wei) as decimal strings (the replacer only for payloads that need it: it is slow). */
-export function toJson(payload: unknown): string {
-  try {
-    return JSON.stringify(payload);
-  } catch (error) {
-    if (!(error instanceof TypeError)) throw error;
-    return JSON.stringify(payload, (_, v) => (typeof v === "bigint" ? v.toString() : v));
-  }
-}
 
 export async function createServer(ctx: ApiContext): Promise<FastifyInstance> {
   const app = Fastify({

@@ -151,6 +151,7 @@ export class VoucherGate implements PaymentGate {
     return {
       hold: {
         payer: signed.voucher.payer,
+        listingId: signed.voucher.listingId,
         finish: (requestId, usage) => {
           if (!close()) throw new Error(`the payment of ${requestId} was already closed`);
           return this.#charge(entry, signed, requestId, usage, maxCost, adapterId);

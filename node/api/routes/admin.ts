@@ -4,6 +4,7 @@ import { createHash, timingSafeEqual } from "node:crypto";
 import { basename, resolve } from "node:path";
 import type { FastifyInstance, FastifyRequest } from "fastify";
 import { isAdapterId, type AdapterId } from "../../engine/index.ts";
+import { AdapterUnavailableError, type PeerNode } from "../../p2p/index.ts";
 import type { ApiContext } from "../context.ts";
 import { ApiError, badParam } from "../errors.ts";
 import { bodyObject } from "../openai/request-params.ts";
@@ -41,7 +42,7 @@ export function adminRoutes(app: FastifyInstance, ctx: ApiContext): void {
       existed = ctx.engine.adapters.has(adapterId);
       if (!existed) {
         if (!ctx.peers) throw new ApiError(409, "no_peer_network", "this node has no peer network to fetch from");
-        await ctx.peers.ensureAdapter(adapterId);
+        await fetchFromPeers(ctx.peers, adapterId);
       }
     }
     if (typeof alias === "string") await ctx.catalog.setAlias(alias, adapterId, { replace: replace === true });
@@ -64,6 +65,18 @@ export function adminRoutes(app: FastifyInstance, ctx: ApiContext): void {
     await ctx.engine.adapters.remove(resolved.adapterId);
     return { id: resolved.adapterId, object: "adapter", deleted: true };
   });
+}
+
+/** Gets an adapter from the peers announcing it (any live listing); 404 when none can supply it. */
+async function fetchFromPeers(peers: PeerNode, id: AdapterId): Promise<void> {
+  try {
+    await peers.ensureAdapter(id);
+  } catch (error) {
+    if (!(error instanceof AdapterUnavailableError)) throw error;
+    throw new ApiError(404, "adapter_unavailable", `no peer could supply adapter ${id}: ${error.message}`, {
+      param: "id",
+    });
+  }
 }
 
 function checkAdmin(request: FastifyRequest, token: string): void {

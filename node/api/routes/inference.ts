@@ -4,6 +4,7 @@
 // is recorded in the ledger (one atomic batch) and logged as one line.
 import { randomBytes } from "node:crypto";
 import type { FastifyInstance, FastifyReply, FastifyRequest } from "fastify";
+import type { Hex } from "viem";
 import type { AdapterId, Completion, EngineRequest, RequestStream, Usage } from "../../engine/index.ts";
 import { AdapterUnavailableError } from "../../p2p/index.ts";
 import type { ApiContext, PaidOutcome, PaymentHold } from "../context.ts";
@@ -70,7 +71,8 @@ async function serve(
   ctx.inflight.add(abort);
   let hold: PaymentHold | null = null;
   try {
-    const adapterId = await resolveAdapter(ctx, parsed.model, abort.signal);
+    const model = resolveModel(ctx, parsed.model);
+    const { adapterId } = model;
     const promptIds = await promptIdsOf(ctx, parsed);
     const maxTokens = parsed.maxTokens ?? chatDefaultMaxTokens(ctx, promptIds.length);
     const voucher = request.headers[VOUCHER_HEADER];
@@ -78,6 +80,8 @@ async function serve(
     hold = ctx.payment
       ? await ctx.payment.authorize({ voucher, adapterId, maxTokens: promptIds.length + maxTokens })
       : null;
+    // Fetched only once paid for (a request nobody pays for never makes the node download), for the listing paid.
+    if (model.missing) await fetchAdapter(ctx, parsed.model, model.adapterId, hold?.listingId, abort.signal);
     const engineRequest: EngineRequest = {
       adapterId,
       tokenIds: promptIds,
@@ -118,23 +122,39 @@ async function serve(
   }
 }
 
-/** The adapter `model` names, fetched from a peer when the node lacks it and has a network; 404 otherwise. */
-async function resolveAdapter(ctx: ApiContext, model: string, signal: AbortSignal): Promise<AdapterId | null> {
+/**
+ * The adapter `model` names (null: the base model); `missing` when the node lacks it and can fetch it from its
+ * peers. 404 when it names nothing, or an adapter the node lacks with no network to fetch it from.
+ */
+function resolveModel(
+  ctx: ApiContext,
+  model: string,
+): { adapterId: null; missing: false } | { adapterId: AdapterId; missing: boolean } {
   const resolved = ctx.catalog.require(model);
-  if (resolved.adapterId === null || resolved.registered) return resolved.adapterId;
-  const notHere = `The model '${model}' is not on this node`;
-  if (!ctx.peers) throw new ApiError(404, "model_not_found", notHere, { param: "model" });
+  if (resolved.adapterId === null) return { adapterId: null, missing: false };
+  if (resolved.registered) return { adapterId: resolved.adapterId, missing: false };
+  if (!ctx.peers)
+    throw new ApiError(404, "model_not_found", `The model '${model}' is not on this node`, { param: "model" });
+  return { adapterId: resolved.adapterId, missing: true };
+}
+
+/** Fetches an adapter the node lacks from a peer (for the listing a voucher pays, when paid); 404 when none can. */
+async function fetchAdapter(
+  ctx: ApiContext,
+  model: string,
+  adapterId: AdapterId,
+  listingId: Hex | undefined,
+  signal: AbortSignal,
+): Promise<void> {
   try {
-    await ctx.peers.ensureAdapter(resolved.adapterId, { signal });
+    await ctx.peers!.ensureAdapter(adapterId, { signal, listingId });
   } catch (error) {
     if (error instanceof AdapterUnavailableError) {
-      throw new ApiError(404, "model_not_found", `${notHere} and no peer could supply it: ${error.message}`, {
-        param: "model",
-      });
+      const message = `The model '${model}' is not on this node and no peer could supply it: ${error.message}`;
+      throw new ApiError(404, "model_not_found", message, { param: "model" });
     }
     throw error;
   }
-  return resolved.adapterId;
 }
 
 /** Text prompts over this many bytes are tokenized in slices, between other requests' work (as the engine does). */
@@ -302,7 +322,7 @@ function finishLog(
       ttft_ms: round(usage.timings.ttftMs),
       engine_ms: round(usage.timings.totalMs),
     }),
-    ...(paid && { payer: paid.payer, listing: paid.listingId, cost: paid.cost }),
+    ...(paid && { payer: paid.payer, listing: paid.listingId, cost: paid.cost.toString() }),
     ...(error !== undefined && errorFields(error)),
   });
 }
