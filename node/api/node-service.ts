@@ -9,6 +9,7 @@ import {
   chatTemplateOf,
   loadModel,
   openEngine,
+  type AdmissionOptions,
   type BackendChoice,
   type Engine,
   type OpenedEngine,
@@ -33,6 +34,8 @@ export interface NodeServiceOptions {
   maxRank?: number;
   /** Host tier budget in bytes. */
   hostCacheBytes?: number;
+  /** Work the engine holds in total and per owner (a paid request's owner is its payer). Default: the engine's. */
+  admission?: Partial<AdmissionOptions>;
   /** A folder of PEFT folders imported at start, each aliased by its folder name. */
   adapters?: string;
   /** Where the API listens; port 0 picks a free one. */
@@ -144,6 +147,7 @@ export class NodeService {
         adapterSlots: options.adapterSlots,
         maxRank: options.maxRank,
         hostBudgetBytes: options.hostCacheBytes,
+        admission: options.admission,
       });
       cleanup.push(() => opened.close());
       const { engine } = opened;

@@ -5,7 +5,14 @@ import { createWalletClient, custom, parseEther, type Address, type Hex } from "
 import { generatePrivateKey, privateKeyToAccount, type PrivateKeyAccount } from "viem/accounts";
 import type { NodeServiceOptions } from "../../node/api/index.ts";
 import { encodeVoucherHeader } from "../../node/api/payment/voucher-header.ts";
-import { getContracts, listingIdOf, signVoucher, type EscrowDomain } from "../../node/chain/index.ts";
+import {
+  getContracts,
+  listingIdOf,
+  signerAddress,
+  signVoucher,
+  type EscrowDomain,
+  type VoucherSigner,
+} from "../../node/chain/index.ts";
 import { createChain, peerIdOf, type Chain } from "../contracts/fixture.ts";
 import { join } from "node:path";
 import { loadPeftAdapter } from "../../node/engine/index.ts";
@@ -111,14 +118,14 @@ export async function demoAdapterIds(): Promise<Record<"dragon" | "ocean" | "rob
 export async function paidPost(
   t: TestNode,
   setup: PaidSetup,
-  payer: Wallet,
+  payer: VoucherSigner,
   listingId: Hex,
   cumulativeAmount: bigint,
   body: Record<string, unknown>,
   options: { node?: Address; domain?: EscrowDomain; path?: string } = {},
 ): Promise<RawResponse> {
   const voucher = {
-    payer: payer.account.address,
+    payer: signerAddress(payer),
     node: options.node ?? setup.operator.address,
     listingId,
     cumulativeAmount,
