@@ -289,10 +289,77 @@ export function rope(
   }
 }
 
+/** e^x in each lane for x <= 0 (Cephes expf: x = n ln2 + r, a degree-6 polynomial in r, times 2^n). */
+@inline function exp4(x: v128): v128 {
+  const clamped = f32x4.max(x, f32x4.splat(-87.0)); // below, e^x is under f32's normals: ~0 against a sum >= 1
+  const n = f32x4.nearest(f32x4.mul(clamped, f32x4.splat(1.44269504088896341)));
+  const r = fma(n, f32x4.splat(2.12194440e-4), fma(n, f32x4.splat(-0.693359375), clamped));
+  let y = f32x4.splat(1.9875691500e-4);
+  y = fma(y, r, f32x4.splat(1.3981999507e-3));
+  y = fma(y, r, f32x4.splat(8.3334519073e-3));
+  y = fma(y, r, f32x4.splat(4.1665795894e-2));
+  y = fma(y, r, f32x4.splat(1.6666665459e-1));
+  y = fma(y, r, f32x4.splat(5.0000001201e-1));
+  y = f32x4.add(fma(y, f32x4.mul(r, r), r), f32x4.splat(1));
+  const pow2 = i32x4.shl(i32x4.add(i32x4.trunc_sat_f32x4_s(n), i32x4.splat(127)), 23);
+  return f32x4.mul(y, pow2);
+}
+
+/** Dot product of `bytes` (a multiple of 16) at a and b: four accumulators, so the FMAs do not wait on each other. */
+@inline function dot(a: usize, b: usize, bytes: usize): f32 {
+  let a0 = f32x4.splat(0), a1 = f32x4.splat(0), a2 = f32x4.splat(0), a3 = f32x4.splat(0);
+  let i: usize = 0;
+  for (; i + 64 <= bytes; i += 64) {
+    a0 = fma(v128.load(a + i), v128.load(b + i), a0);
+    a1 = fma(v128.load(a + i, 16), v128.load(b + i, 16), a1);
+    a2 = fma(v128.load(a + i, 32), v128.load(b + i, 32), a2);
+    a3 = fma(v128.load(a + i, 48), v128.load(b + i, 48), a3);
+  }
+  for (; i < bytes; i += 16) a0 = fma(v128.load(a + i), v128.load(b + i), a0);
+  return hsum(f32x4.add(f32x4.add(a0, a1), f32x4.add(a2, a3)));
+}
+
+/**
+ * out[0 .. 8 vectors) (or `vectors` < 8) = sum over t of weights[t] * V row t at byte offset `at`, keys walked
+ * block by block of the paged cache; the accumulators stay in registers across the keys.
+ */
+@inline function weightedRows(
+  out: usize, at: usize, vBase: usize, table: usize, blockSize: i32, strideB: usize, length: i32, weights: usize,
+  vectors: i32,
+): void {
+  let a0 = f32x4.splat(0), a1 = f32x4.splat(0), a2 = f32x4.splat(0), a3 = f32x4.splat(0);
+  let a4 = f32x4.splat(0), a5 = f32x4.splat(0), a6 = f32x4.splat(0), a7 = f32x4.splat(0);
+  let t = 0;
+  for (let b = 0; t < length; b++) {
+    const end = min(length, t + blockSize);
+    let v = vBase + <usize>(load<i32>(table + (<usize>b << 2)) * blockSize) * strideB + at;
+    for (; t < end; t++, v += strideB) {
+      const wt = v128.load32_splat(weights + (<usize>t << 2));
+      a0 = fma(wt, v128.load(v), a0);
+      if (vectors > 1) a1 = fma(wt, v128.load(v, 16), a1);
+      if (vectors > 2) a2 = fma(wt, v128.load(v, 32), a2);
+      if (vectors > 3) a3 = fma(wt, v128.load(v, 48), a3);
+      if (vectors > 4) a4 = fma(wt, v128.load(v, 64), a4);
+      if (vectors > 5) a5 = fma(wt, v128.load(v, 80), a5);
+      if (vectors > 6) a6 = fma(wt, v128.load(v, 96), a6);
+      if (vectors > 7) a7 = fma(wt, v128.load(v, 112), a7);
+    }
+  }
+  v128.store(out, a0);
+  if (vectors > 1) v128.store(out, a1, 16);
+  if (vectors > 2) v128.store(out, a2, 32);
+  if (vectors > 3) v128.store(out, a3, 48);
+  if (vectors > 4) v128.store(out, a4, 64);
+  if (vectors > 5) v128.store(out, a5, 80);
+  if (vectors > 6) v128.store(out, a6, 96);
+  if (vectors > 7) v128.store(out, a7, 112);
+}
+
 /**
  * Causal attention of one query row and head over a paged cache: scores against positions 0 .. length - 1
  * (keys at kBase + row(t) * kvDim + kvOffset, row(t) = table[t / blockSize] * blockSize + t % blockSize),
- * softmax, weighted sum of values into out[0 .. headDim). `scores` is length floats of scratch.
+ * softmax, weighted sum of values into out[0 .. headDim) (headDim a multiple of 4). `scores` is length + 3
+ * floats of scratch.
  */
 export function attend(
   out: usize, q: usize, kBase: usize, vBase: usize, table: usize, blockSize: i32, kvDim: i32, kvOffset: i32,
@@ -302,28 +369,34 @@ export function attend(
   const strideB = <usize>kvDim << 2;
   const offB = <usize>kvOffset << 2;
   let max = f32.NEGATIVE_INFINITY;
-  for (let t = 0; t < length; t++) {
-    const block = load<i32>(table + (<usize>(t / blockSize) << 2));
-    const k = kBase + <usize>(block * blockSize + (t % blockSize)) * strideB + offB;
-    let acc = f32x4.splat(0);
-    for (let i: usize = 0; i < vecBytes; i += 16) acc = fma(v128.load(q + i), v128.load(k + i), acc);
-    const s = hsum(acc) * scale;
-    store<f32>(scores + (<usize>t << 2), s);
-    if (s > max) max = s;
+  let t = 0;
+  for (let b = 0; t < length; b++) {
+    const end = min(length, t + blockSize);
+    let k = kBase + <usize>(load<i32>(table + (<usize>b << 2)) * blockSize) * strideB + offB;
+    for (; t < end; t++, k += strideB) {
+      const s = dot(q, k, vecBytes) * scale;
+      store<f32>(scores + (<usize>t << 2), s);
+      max = s > max ? s : max;
+    }
   }
-  let sum: f64 = 0;
-  for (let t = 0; t < length; t++) {
-    const e = <f32>Math.exp(<f64>(load<f32>(scores + (<usize>t << 2)) - max));
-    store<f32>(scores + (<usize>t << 2), e);
-    sum += e;
+  // Softmax numerators four at a time (the padding lanes past length are computed and never read).
+  const m = f32x4.splat(max);
+  let sum = f32x4.splat(0);
+  const lanes = <usize>((length + 3) & ~3) << 2;
+  const tailMask = i32x4(0, 1, 2, 3);
+  for (let i: usize = 0; i < lanes; i += 16) {
+    const e = exp4(f32x4.sub(v128.load(scores + i), m));
+    const valid = i32x4.lt_s(i32x4.add(tailMask, i32x4.splat(<i32>(i >> 2))), i32x4.splat(length));
+    const kept = v128.and(e, valid);
+    v128.store(scores + i, kept);
+    sum = f32x4.add(sum, kept);
   }
-  const inv = <f32>(1 / sum);
-  for (let i: usize = 0; i < vecBytes; i += 16) v128.store(out + i, f32x4.splat(0));
-  for (let t = 0; t < length; t++) {
-    const block = load<i32>(table + (<usize>(t / blockSize) << 2));
-    const v = vBase + <usize>(block * blockSize + (t % blockSize)) * strideB + offB;
-    const wt = f32x4.splat(load<f32>(scores + (<usize>t << 2)) * inv);
-    for (let i: usize = 0; i < vecBytes; i += 16) v128.store(out + i, fma(wt, v128.load(v + i), v128.load(out + i)));
+  const inv = f32x4.splat(1 / hsum(sum));
+  for (let i: usize = 0; i < lanes; i += 16) v128.store(scores + i, f32x4.mul(v128.load(scores + i), inv));
+  for (let at: usize = 0; at < vecBytes; at += 128) {
+    const vectors = <i32>(min(vecBytes - at, 128) >> 4);
+    if (vectors == 8) weightedRows(out + at, at + offB, vBase, table, blockSize, strideB, length, scores, 8);
+    else weightedRows(out + at, at + offB, vBase, table, blockSize, strideB, length, scores, vectors);
   }
 }
 

@@ -92,7 +92,7 @@ export interface SimdLayout {
   slotTable: number;
   slotPool: number;
   slotBytes: number;
-  /** Per thread: a dequantized panel of 4 rows, then attention scores; scratchStride bytes per thread. */
+  /** Per thread: a dequantized panel of 4 rows, then attention scores (padded to 4); scratchStride bytes each. */
   scratch: number;
   scratchStride: number;
 }
@@ -178,7 +178,7 @@ export function planLayout(input: LayoutInput): SimdLayout {
   }, 0);
   const slotBytes = Math.ceil((options.maxRank * perLayer * nLayers * 4) / 64) * 64;
   const slotPool = arena.take(slots * slotBytes);
-  const scratchStride = Math.ceil((4 * Math.max(dim, hiddenDim) * 4 + maxSeqLen * 4) / 64) * 64;
+  const scratchStride = Math.ceil((4 * Math.max(dim, hiddenDim) * 4 + (maxSeqLen + 4) * 4) / 64) * 64;
   const scratch = arena.take(threads * scratchStride);
   const bytes = Math.ceil(arena.at / PAGE) * PAGE;
   if (bytes > 65536 * PAGE) {
