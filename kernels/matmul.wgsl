@@ -3,19 +3,19 @@
 // Contract
 //   x  [M, ldx4] vec4 f32 rows (K4 = ceil(K/4) vec4s used; columns past K must be zero).
 //   w  [N, K4] vec4 rows of the weight in the engine's [out, in] layout, zero-padded from K to 4*K4 columns;
-//      f32, or f16 when WT is f16. A weight taller than the storage binding limit is split into chunks of
+//      in any weight format (kernels/weights/<format>.wgsl: wload(row, k) decodes columns 4k .. 4k + 3).
+//      A weight taller than the storage binding limit is split into chunks of
 //      rows; the host dispatches once per chunk with yOff = the chunk's first row.
 //   y  [M, ldy] f32; this dispatch writes columns yOff .. yOff + N - 1. accumulate = 1 adds to y (the residual
 //      add of the output and down projections is fused here), 0 overwrites.
 // Each invocation computes a 4x4 block (4 rows x 4 outputs) from vec4 loads: register blocking without
 // workgroup memory, the fastest form on lavapipe, where barriers are expensive.
 // Dispatch: (ceil(ceil(N/4) / 64), ceil(M/4)).
-alias WT = f32; // the host substitutes f16 for half-precision weights
 
-struct Params { M: u32, N: u32, K4: u32, ldx4: u32, ldy: u32, yOff: u32, accumulate: u32 }
+struct Params { M: u32, N: u32, K4: u32, ldx4: u32, ldy: u32, yOff: u32, accumulate: u32, sOff: u32 }
 @group(0) @binding(0) var<uniform> p: Params;
 @group(0) @binding(1) var<storage, read> x: array<vec4<f32>>;
-@group(0) @binding(2) var<storage, read> w: array<vec4<WT>>;
+//#weights 2
 @group(0) @binding(3) var<storage, read_write> y: array<f32>;
 
 fn store(m: u32, n0: u32, c: vec4<f32>) {
@@ -35,10 +35,10 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
   let m0 = gid.y * 4u;
   if (n0 >= p.N || m0 >= p.M) { return; }
   // Out-of-range rows and outputs load a valid row (the last) and are dropped at the store.
-  let wa = n0 * p.K4;
-  let wb = min(n0 + 1u, p.N - 1u) * p.K4;
-  let wc = min(n0 + 2u, p.N - 1u) * p.K4;
-  let wd = min(n0 + 3u, p.N - 1u) * p.K4;
+  let wa = n0;
+  let wb = min(n0 + 1u, p.N - 1u);
+  let wc = min(n0 + 2u, p.N - 1u);
+  let wd = min(n0 + 3u, p.N - 1u);
   let xa = m0 * p.ldx4;
   let xb = min(m0 + 1u, p.M - 1u) * p.ldx4;
   let xc = min(m0 + 2u, p.M - 1u) * p.ldx4;
@@ -48,10 +48,10 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
   var c2 = vec4<f32>(0.0);
   var c3 = vec4<f32>(0.0);
   for (var k = 0u; k < p.K4; k++) {
-    let b0 = vec4<f32>(w[wa + k]);
-    let b1 = vec4<f32>(w[wb + k]);
-    let b2 = vec4<f32>(w[wc + k]);
-    let b3 = vec4<f32>(w[wd + k]);
+    let b0 = wload(wa, k);
+    let b1 = wload(wb, k);
+    let b2 = wload(wc, k);
+    let b3 = wload(wd, k);
     let a0 = x[xa + k];
     let a1 = x[xb + k];
     let a2 = x[xc + k];

@@ -1,8 +1,10 @@
-// matvec-splitk: the linear layer for few rows (decode, M <= 4), bandwidth-bound; the variant for GPUs. y[m, yOff + n] (+)= sum_k x[m, k] * w[n, k]
+// matvec-splitk: the linear layer for few rows (decode, M <= 4), bandwidth-bound; the variant for GPUs.
+// y[m, yOff + n] (+)= sum_k x[m, k] * w[n, k]
 //
 // Contract (the same as matvec.wgsl)
 //   x  [M, ldx4] vec4 f32 rows, M <= 4 (K4 = ceil(K/4) vec4s used; columns past K must be zero).
-//   w  [N, K4] vec4 rows of the weight, [out, in], zero-padded to 4*K4 columns; f32, or f16 when WT is f16.
+//   w  [N, K4] vec4 rows of the weight, [out, in], zero-padded to 4*K4 columns, in any weight format
+//      (kernels/weights/<format>.wgsl: wload(row, k) decodes columns 4k .. 4k + 3).
 //      A weight above the binding limit is split into row chunks, one dispatch each, yOff = first row.
 //   y  [M, ldy] f32, columns yOff .. yOff + N - 1 written; accumulate = 1 adds (fused residual add).
 // Each subgroup computes 4 outputs for all M rows: its lanes stride along K (consecutive lanes read
@@ -12,12 +14,11 @@
 // is a gather there. Needs the "subgroups" feature. Dispatch: (ceil(ceil(N/4) / (64 / maxSubgroupSize))).
 enable subgroups;
 diagnostic(off, subgroup_uniformity);
-alias WT = f32; // the host substitutes f16 for half-precision weights
 
-struct Params { M: u32, N: u32, K4: u32, ldx4: u32, ldy: u32, yOff: u32, accumulate: u32 }
+struct Params { M: u32, N: u32, K4: u32, ldx4: u32, ldy: u32, yOff: u32, accumulate: u32, sOff: u32 }
 @group(0) @binding(0) var<uniform> p: Params;
 @group(0) @binding(1) var<storage, read> x: array<vec4<f32>>;
-@group(0) @binding(2) var<storage, read> w: array<vec4<WT>>;
+//#weights 2
 @group(0) @binding(3) var<storage, read_write> y: array<f32>;
 
 fn store(m: u32, n0: u32, c: vec4<f32>) {
@@ -35,20 +36,20 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
         @builtin(subgroup_invocation_id) lane: u32, @builtin(subgroup_size) sgs: u32) {
   let n0 = (wid.x * (64u / sgs) + lid / sgs) * 4u;
   if (n0 >= p.N) { return; } // uniform across the subgroup
-  let wa = n0 * p.K4;
-  let wb = min(n0 + 1u, p.N - 1u) * p.K4;
-  let wc = min(n0 + 2u, p.N - 1u) * p.K4;
-  let wd = min(n0 + 3u, p.N - 1u) * p.K4;
+  let wa = n0;
+  let wb = min(n0 + 1u, p.N - 1u);
+  let wc = min(n0 + 2u, p.N - 1u);
+  let wd = min(n0 + 3u, p.N - 1u);
   let rows = min(p.M, 4u);
   var c0 = vec4<f32>(0.0);
   var c1 = vec4<f32>(0.0);
   var c2 = vec4<f32>(0.0);
   var c3 = vec4<f32>(0.0);
   for (var k = lane; k < p.K4; k += sgs) {
-    let b0 = vec4<f32>(w[wa + k]);
-    let b1 = vec4<f32>(w[wb + k]);
-    let b2 = vec4<f32>(w[wc + k]);
-    let b3 = vec4<f32>(w[wd + k]);
+    let b0 = wload(wa, k);
+    let b1 = wload(wb, k);
+    let b2 = wload(wc, k);
+    let b3 = wload(wd, k);
     let a0 = x[k];
     c0 += vec4<f32>(dot(a0, b0), dot(a0, b1), dot(a0, b2), dot(a0, b3));
     if (rows > 1u) {

@@ -2,7 +2,8 @@
 //
 // Contract (the same tensors as matmul.wgsl)
 //   x  [M, ldx4] vec4 f32 rows, M <= 4 (K4 = ceil(K/4) vec4s used; columns past K must be zero).
-//   w  [N, K4] vec4 rows of the weight, [out, in], zero-padded to 4*K4 columns; f32, or f16 when WT is f16.
+//   w  [N, K4] vec4 rows of the weight, [out, in], zero-padded to 4*K4 columns, in any weight format
+//      (kernels/weights/<format>.wgsl: wload(row, k) decodes columns 4k .. 4k + 3).
 //      A weight above the binding limit is split into row chunks, one dispatch each, yOff = first row.
 //   y  [M, ldy] f32, columns yOff .. yOff + N - 1 written; accumulate = 1 adds (fused residual add).
 // Each invocation computes 4 outputs for all M rows, so every weight element is read once per step whatever M
@@ -10,12 +11,11 @@
 // across a subgroup (a broadcast on CPU-emulated devices, where lane-varying loads are gathers). The portable
 // variant; matvec-splitk.wgsl (lanes along K, subgroupAdd) is the one for GPUs with subgroups.
 // Dispatch: (ceil(ceil(N/4) / 64)).
-alias WT = f32; // the host substitutes f16 for half-precision weights
 
-struct Params { M: u32, N: u32, K4: u32, ldx4: u32, ldy: u32, yOff: u32, accumulate: u32 }
+struct Params { M: u32, N: u32, K4: u32, ldx4: u32, ldy: u32, yOff: u32, accumulate: u32, sOff: u32 }
 @group(0) @binding(0) var<uniform> p: Params;
 @group(0) @binding(1) var<storage, read> x: array<vec4<f32>>;
-@group(0) @binding(2) var<storage, read> w: array<vec4<WT>>;
+//#weights 2
 @group(0) @binding(3) var<storage, read_write> y: array<f32>;
 
 fn store(m: u32, n0: u32, c: vec4<f32>) {
@@ -32,10 +32,10 @@ fn store(m: u32, n0: u32, c: vec4<f32>) {
 fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
   let n0 = gid.x * 4u;
   if (n0 >= p.N) { return; }
-  let wa = n0 * p.K4;
-  let wb = min(n0 + 1u, p.N - 1u) * p.K4;
-  let wc = min(n0 + 2u, p.N - 1u) * p.K4;
-  let wd = min(n0 + 3u, p.N - 1u) * p.K4;
+  let wa = n0;
+  let wb = min(n0 + 1u, p.N - 1u);
+  let wc = min(n0 + 2u, p.N - 1u);
+  let wd = min(n0 + 3u, p.N - 1u);
   let rows = min(p.M, 4u);
   var c0 = vec4<f32>(0.0);
   var c1 = vec4<f32>(0.0);
@@ -44,17 +44,17 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
   if (rows == 1u) {
     for (var k = 0u; k < p.K4; k++) {
       let a0 = x[k];
-      c0 += vec4<f32>(dot(a0, vec4<f32>(w[wa + k])), dot(a0, vec4<f32>(w[wb + k])), dot(a0, vec4<f32>(w[wc + k])), dot(a0, vec4<f32>(w[wd + k])));
+      c0 += vec4<f32>(dot(a0, wload(wa, k)), dot(a0, wload(wb, k)), dot(a0, wload(wc, k)), dot(a0, wload(wd, k)));
     }
   } else {
     let x1 = min(1u, rows - 1u) * p.ldx4;
     let x2 = min(2u, rows - 1u) * p.ldx4;
     let x3 = min(3u, rows - 1u) * p.ldx4;
     for (var k = 0u; k < p.K4; k++) {
-      let b0 = vec4<f32>(w[wa + k]);
-      let b1 = vec4<f32>(w[wb + k]);
-      let b2 = vec4<f32>(w[wc + k]);
-      let b3 = vec4<f32>(w[wd + k]);
+      let b0 = wload(wa, k);
+      let b1 = wload(wb, k);
+      let b2 = wload(wc, k);
+      let b3 = wload(wd, k);
       let a0 = x[k];
       let a1 = x[x1 + k];
       let a2 = x[x2 + k];

@@ -21,6 +21,8 @@ import {
 } from "../node/engine/backend/webgpu/kernels.ts";
 import * as op from "../node/engine/backend/webgpu/ops.ts";
 import { storageBuffer, uploadMatrix, writeView } from "../node/engine/backend/webgpu/tensors.ts";
+import { quantizeMatrix } from "../node/engine/formats/weight-codec.ts";
+import type { WeightDType, WeightMatrix } from "../node/engine/model/weights.ts";
 
 const args = process.argv.slice(2);
 const quick = args.includes("--quick");
@@ -147,17 +149,17 @@ const linear = async (
   M: number,
   N: number,
   K: number,
-  f16: boolean,
+  weights: WeightMatrix,
   reps: number,
 ) => {
-  const w = uploadMatrix(device, "w", [randomData(N * K, 0.05)], K, f16, ctx.maxBinding);
+  const w = uploadMatrix(device, "w", [weights], { maxBinding: ctx.maxBinding });
   const x = storageBuffer(device, "x", M * pad4(K) * 4, randomData(M * pad4(K)));
   const y = storageBuffer(device, "y", M * N * 4);
   const seconds = await time(
-    w.chunks.map((c) => ({ kernel: kind, variant: { f16 }, buffers: [x, c.buffer, y] })),
+    w.chunks.map((c) => ({ kernel: kind, variant: { weights: c.format }, buffers: [x, c.buffer, y] })),
     (enc, sites) => {
       w.chunks.forEach((c, i) => {
-        const a = { M, N: c.rows, K4: w.K4, ldx4: w.K4, ldy: N, yOff: c.rowStart, accumulate: false };
+        const a = { M, N: c.rows, K4: w.K4, ldx4: w.K4, ldy: N, yOff: c.rowStart, accumulate: false, sOff: c.sOff };
         if (kind === "matvec") op.matvec(enc, sites[i], a);
         else if (kind === "matvec-splitk") op.matvecSplitK(enc, sites[i], a, ctx.maxSubgroup);
         else op.matmul(enc, sites[i], a);
@@ -177,19 +179,22 @@ const decodeShapes: [number, number][] = quick
       [4096, 4096],
       [11008, 4096],
     ];
+// Weights in the formats a model keeps on the device (the kernels decode them): the bytes read per step differ.
+const decodeFormats: WeightDType[] = ["f32", "f16", "q8_0", "q4_k", "q6_k"];
 for (const [N, K] of decodeShapes) {
-  for (const f16 of ctx.hasF16 ? [false, true] : [false]) {
+  for (const format of decodeFormats) {
+    const weights = quantizeMatrix(randomData(N * K, 0.05), N, K, format);
     for (const kind of ctx.hasSubgroups
       ? (["matvec", "matvec-splitk", "matmul"] as const)
       : (["matvec", "matmul"] as const)) {
       for (const M of [1, 4]) {
-        const { seconds, weightBytes } = await linear(kind, M, N, K, f16, N * K > 1 << 24 ? 2 : quick ? 3 : 5);
+        const { seconds, weightBytes } = await linear(kind, M, N, K, weights, N * K > 1 << 24 ? 2 : quick ? 3 : 5);
         matvecRows.push({
           kernel: kind,
           M,
           N,
           K,
-          weights: f16 ? "f16" : "f32",
+          weights: format,
           microseconds: seconds * 1e6,
           gbPerSecond: weightBytes / seconds / 1e9,
         });
@@ -229,7 +234,8 @@ const matmulShapes: [number, number, number][] = quick
       [512, 1024, 4096],
     ];
 for (const [M, N, K] of matmulShapes) {
-  const { seconds } = await linear("matmul", M, N, K, false, quick ? 2 : 3);
+  const weights = quantizeMatrix(randomData(N * K, 0.05), N, K, "f32");
+  const { seconds } = await linear("matmul", M, N, K, weights, quick ? 2 : 3);
   const gflops = (2 * M * N * K) / seconds / 1e9;
   matmulRows.push({ M, N, K, microseconds: seconds * 1e6, gflopPerSecond: gflops });
   console.log(`matmul ${M}x${N}x${K}: ${(seconds * 1e3).toFixed(2)} ms, ${gflops.toFixed(2)} GFLOP/s`);

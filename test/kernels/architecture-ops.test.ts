@@ -8,6 +8,7 @@ import { addBias, geglu, rmsnorm, softcap } from "../../node/engine/backend/cpu/
 import { pad4 } from "../../node/engine/backend/webgpu/kernels.ts";
 import * as op from "../../node/engine/backend/webgpu/ops.ts";
 import { uploadMatrix } from "../../node/engine/backend/webgpu/tensors.ts";
+import { float32Matrix } from "../../node/engine/formats/weight-codec.ts";
 import { expectClose, harness, padded, random, unpadded } from "./harness.ts";
 
 const h = await harness();
@@ -19,11 +20,11 @@ describe("embed.wgsl with a scale", () => {
     const ld = pad4(dim);
     const table = random(vocab * dim, 1);
     const scale = Math.fround(Math.sqrt(dim));
-    const matrix = uploadMatrix(h.device, "embedding", [table], dim, false, 1 << 20);
+    const matrix = uploadMatrix(h.device, "embedding", [float32Matrix(vocab, dim, table)], { maxBinding: 1 << 20 });
     const tokens = Uint32Array.from([3, 0, 10, 3]);
     const out = h.buffer(tokens.length * ld * 4);
     await h.run([{ kernel: "embed", buffers: [matrix.chunks[0].buffer, h.buffer(tokens), out] }], (enc, [site]) =>
-      op.embed(enc, site, { T: tokens.length, ld4: matrix.K4, rowStart: 0, rowCount: vocab, scale }),
+      op.embed(enc, site, { T: tokens.length, K4: matrix.K4, rowStart: 0, rowCount: vocab, scale }),
     );
     const expected = new Float32Array(tokens.length * dim);
     tokens.forEach((t, r) =>

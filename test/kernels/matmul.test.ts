@@ -1,11 +1,15 @@
-// matmul.wgsl (many rows), matvec.wgsl and matvec-splitk.wgsl (decode, M <= 4) against ops.matmul, on awkward shapes, row-split
-// (chunked) weights, accumulate mode (the fused residual add) and f16 weights.
-// Tolerance: max |gpu - cpu| <= 1e-5 x max |cpu| for f32 weights; 3e-3 for f16 weights (f16 has 11 bits).
+// matmul.wgsl (many rows), matvec.wgsl and matvec-splitk.wgsl (decode, M <= 4) against ops.matmul, on awkward
+// shapes, row-split (chunked) weights, accumulate mode (the fused residual add) and every weight format.
+// Tolerance: max |gpu - cpu| <= 1e-5 x max |cpu| for f32 weights; 3e-3 for f32 weights stored as f16 (11 bits);
+// 1e-5 for weights of a stored format (f16, bf16, Q8_0, Q4_0, Q4_K, Q6_K) against the reference on the same
+// values dequantized (the kernel decodes the same numbers; only the order of the sums differs).
 import { afterAll, describe, expect, it } from "vitest";
 import { matmul as refMatmul } from "../../node/engine/backend/cpu/ops.ts";
 import { pad4 } from "../../node/engine/backend/webgpu/kernels.ts";
 import * as op from "../../node/engine/backend/webgpu/ops.ts";
 import { uploadMatrix } from "../../node/engine/backend/webgpu/tensors.ts";
+import { dequantize, float32Matrix, quantizeMatrix } from "../../node/engine/formats/weight-codec.ts";
+import type { WeightDType } from "../../node/engine/model/weights.ts";
 import { expectClose, harness, padded, random, unpadded } from "./harness.ts";
 
 const h = await harness();
@@ -16,16 +20,17 @@ async function gpuLinear(
   M: number,
   N: number,
   K: number,
-  o: { f16?: boolean; rowsPerChunk?: number; accumulate?: boolean; seed?: number } = {},
+  o: { f16?: boolean; dtype?: WeightDType; rowsPerChunk?: number; accumulate?: boolean; seed?: number } = {},
 ) {
   const seed = o.seed ?? M * 1000 + N * 10 + K;
   const x = random(M * K, seed);
-  const w = random(N * K, seed + 1);
+  const stored = quantizeMatrix(random(N * K, seed + 1), N, K, o.dtype ?? "f32");
+  const w = dequantize(stored);
   const y0 = random(M * N, seed + 2);
   const ld = pad4(K);
-  const rowBytes = ld * (o.f16 ? 2 : 4);
-  const maxBinding = o.rowsPerChunk ? o.rowsPerChunk * rowBytes + 16 : 1 << 27;
-  const matrix = uploadMatrix(h.device, "w", [w], K, Boolean(o.f16), maxBinding);
+  const rowBytes = o.dtype && o.dtype !== "f32" ? stored.data.length / N : ld * (o.f16 ? 2 : 4);
+  const maxBinding = o.rowsPerChunk ? o.rowsPerChunk * rowBytes + 32 : 1 << 27;
+  const matrix = uploadMatrix(h.device, "w", [o.dtype ? stored : float32Matrix(N, K, w)], { maxBinding, f16: o.f16 });
   const ldy = N + 3; // a wider output row, written at an offset, as the classifier chunks are
   const yOff = 2;
   const yInit = new Float32Array(M * ldy);
@@ -33,7 +38,7 @@ async function gpuLinear(
   const xb = h.buffer(padded(x, M, K, ld));
   const yb = h.buffer(yInit);
   await h.run(
-    matrix.chunks.map((c) => ({ kernel: kind, variant: { f16: o.f16 }, buffers: [xb, c.buffer, yb] })),
+    matrix.chunks.map((c) => ({ kernel: kind, variant: { weights: c.format }, buffers: [xb, c.buffer, yb] })),
     (enc, sites) => {
       matrix.chunks.forEach((c, i) => {
         const args = {
@@ -44,6 +49,7 @@ async function gpuLinear(
           ldy,
           yOff: yOff + c.rowStart,
           accumulate: Boolean(o.accumulate),
+          sOff: c.sOff,
         };
         if (kind === "matvec") op.matvec(enc, sites[i], args);
         else if (kind === "matvec-splitk") op.matvecSplitK(enc, sites[i], args, h.ctx.maxSubgroup);
@@ -86,11 +92,24 @@ describe("matmul.wgsl", () => {
     expect(r.chunks).toBe(8);
     expectClose(r.actual, r.expected, 1e-5);
   });
-  it("f16 weights", async (t) => {
-    if (!h.ctx.hasF16) t.skip();
+  it("f32 weights stored as f16", async () => {
     const r = await gpuLinear("matmul", 9, 70, 130, { f16: true, rowsPerChunk: 16 });
     expectClose(r.actual, r.expected, 3e-3);
   });
+});
+
+/** Every stored format through all three kernels: a width of whole super-blocks, row chunks, accumulate. */
+describe("weight formats decoded inside the kernels", () => {
+  for (const dtype of ["f16", "bf16", "q8_0", "q4_0", "q4_k", "q6_k"] as const) {
+    for (const kind of ["matmul", "matvec", "matvec-splitk"] as const) {
+      it(`${dtype} in ${kind}: M 3, N 37 in chunks of 8 rows, K 512`, async (t) => {
+        if (kind === "matvec-splitk" && !h.ctx.hasSubgroups) t.skip();
+        const r = await gpuLinear(kind, 3, 37, 512, { dtype, rowsPerChunk: 8, accumulate: true });
+        expect(r.chunks).toBe(5);
+        expectClose(r.actual, r.expected, 1e-5);
+      });
+    }
+  }
 });
 
 for (const kind of ["matvec", "matvec-splitk"] as const) {
@@ -111,8 +130,8 @@ for (const kind of ["matvec", "matvec-splitk"] as const) {
         expectClose(r.actual, r.expected, 1e-5);
       });
     }
-    it("row chunks, accumulate, f16", async (t) => {
-      if ((needs && !h.ctx.hasSubgroups) || !h.ctx.hasF16) t.skip();
+    it("row chunks, accumulate, f32 stored as f16", async (t) => {
+      if (needs && !h.ctx.hasSubgroups) t.skip();
       const a = await gpuLinear(kind, 4, 45, 19, { rowsPerChunk: 10, accumulate: true });
       expectClose(a.actual, a.expected, 1e-5);
       const b = await gpuLinear(kind, 2, 45, 19, { rowsPerChunk: 10, f16: true });

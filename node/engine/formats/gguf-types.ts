@@ -36,7 +36,7 @@ export interface GgufMetadataEntry {
 export type GgufMetadata = Map<string, GgufMetadataEntry>;
 
 /** ggml tensor types: the ones this engine reads, and the names of the rest so that a refusal names them. */
-export const GGML_TYPE = { F32: 0, F16: 1, Q4_0: 2, Q8_0: 8, BF16: 30 } as const;
+export const GGML_TYPE = { F32: 0, F16: 1, Q4_0: 2, Q8_0: 8, Q4_K: 12, Q6_K: 14, BF16: 30 } as const;
 
 /** The engine's dtype of each ggml type it reads. */
 export const GGML_DTYPE: Readonly<Record<number, WeightDType>> = {
@@ -44,6 +44,8 @@ export const GGML_DTYPE: Readonly<Record<number, WeightDType>> = {
   [GGML_TYPE.F16]: "f16",
   [GGML_TYPE.Q4_0]: "q4_0",
   [GGML_TYPE.Q8_0]: "q8_0",
+  [GGML_TYPE.Q4_K]: "q4_k",
+  [GGML_TYPE.Q6_K]: "q6_k",
   [GGML_TYPE.BF16]: "bf16",
 };
 
@@ -54,6 +56,8 @@ export const DTYPE_GGML: Readonly<Record<WeightDType, number>> = {
   bf16: GGML_TYPE.BF16,
   q8_0: GGML_TYPE.Q8_0,
   q4_0: GGML_TYPE.Q4_0,
+  q4_k: GGML_TYPE.Q4_K,
+  q6_k: GGML_TYPE.Q6_K,
 };
 
 const GGML_TYPE_NAMES: Record<number, string> = {
@@ -102,7 +106,7 @@ export function ggmlBlock(type: number): { elements: number; bytes: number } | u
 }
 
 /** llama.cpp's general.file_type values for the files this engine writes. */
-export const LLAMA_FILE_TYPE = { F32: 0, F16: 1, Q4_0: 2, Q8_0: 7, BF16: 32 } as const;
+export const LLAMA_FILE_TYPE = { F32: 0, F16: 1, Q4_0: 2, Q8_0: 7, Q4_K_M: 15, Q6_K: 18, BF16: 32 } as const;
 
 /** The llama.cpp tensor names of a LLaMA model (gguf-py's constants.py TENSOR_NAMES). */
 export const GGUF_TENSOR = {

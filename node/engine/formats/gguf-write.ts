@@ -408,6 +408,8 @@ export function llamaMetadata(input: GgufModelInput, dtype: GgufDtype): [string,
     bf16: LLAMA_FILE_TYPE.BF16,
     q8_0: LLAMA_FILE_TYPE.Q8_0,
     q4_0: LLAMA_FILE_TYPE.Q4_0,
+    q4_k: LLAMA_FILE_TYPE.Q4_K_M,
+    q6_k: LLAMA_FILE_TYPE.Q6_K,
   }[dtype];
   const entries: [string, GgufMetadataEntry][] = [
     ["general.architecture", str(family)],

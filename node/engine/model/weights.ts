@@ -2,7 +2,7 @@ import type { ModelConfig } from "./config.ts";
 import type { Tokenizer } from "../tokenizer/tokenizer.ts";
 
 /** How a matrix is stored: float32, half, bfloat16, or one of ggml's block quantizations (see weight-codec.ts). */
-export type WeightDType = "f32" | "f16" | "bf16" | "q8_0" | "q4_0";
+export type WeightDType = "f32" | "f16" | "bf16" | "q8_0" | "q4_0" | "q4_k" | "q6_k";
 
 /**
  * A row-major [rows, cols] = [out, in] matrix in its file's precision: each row is cols / blockElements blocks

@@ -1,14 +1,16 @@
 // Every buffer the backend holds on the device, counted: the backend's memoryBytes and its close() come from here.
+import type { WeightMatrix } from "../../model/weights.ts";
 import { storageBuffer, uploadMatrix, type DeviceMatrix } from "./tensors.ts";
 
 export class DeviceMemory {
   readonly device: GPUDevice;
   /** The largest storage binding the device allows: a buffer above it cannot be bound whole. */
   readonly maxBinding: number;
-  /** Store weight matrices as f16. */
+  /** Store float32 weight matrices as f16 (other formats stay as the file has them). */
   readonly f16: boolean;
   #buffers: GPUBuffer[] = [];
   #bytes = 0;
+  #weightBytes = 0;
 
   constructor(device: GPUDevice, maxBinding: number, f16: boolean) {
     this.device = device;
@@ -18,6 +20,11 @@ export class DeviceMemory {
 
   get bytes(): number {
     return this.#bytes;
+  }
+
+  /** Bytes of the model's weights among them (matrices in their formats, and the weight vectors). */
+  get weightBytes(): number {
+    return this.#weightBytes;
   }
 
   /** A zero-filled storage buffer (optionally initialized); throws when it could not be bound whole. */
@@ -30,10 +37,18 @@ export class DeviceMemory {
     return this.#keep(storageBuffer(this.device, label, bytes, data));
   }
 
-  /** A weight matrix (several stacked parts), rows padded to vec4 and split under the binding limit. */
-  matrix(label: string, parts: Float32Array[], cols: number): DeviceMatrix {
-    const m = uploadMatrix(this.device, label, parts, cols, this.f16, this.maxBinding);
+  /** A float32 vector of the model's weights (a norm, a bias). */
+  weightVector(label: string, data: Float32Array): GPUBuffer {
+    const buffer = this.buffer(label, data.byteLength, data);
+    this.#weightBytes += buffer.size;
+    return buffer;
+  }
+
+  /** A weight matrix (several stacked parts) in its file's formats, split under the binding limit. */
+  matrix(label: string, parts: readonly WeightMatrix[]): DeviceMatrix {
+    const m = uploadMatrix(this.device, label, parts, { maxBinding: this.maxBinding, f16: this.f16 });
     for (const c of m.chunks) this.#keep(c.buffer);
+    this.#weightBytes += m.bytes;
     return m;
   }
 

@@ -1,15 +1,15 @@
 // The model on the device, and every dispatch site of the forward pass bound to its buffers once:
 //   weights   q|k|v fused [qDim + 2 kvDim, dim], o [dim, qDim], gate|up fused [2 hidden, dim], down [dim, hidden],
-//             embedding and classifier [vocab, dim] (one buffer when tied); rows padded to 4 columns and split
-//             into row chunks under the storage binding limit (lavapipe: 128 MiB); f32, or f16 when asked.
+//             embedding and classifier [vocab, dim] (one buffer when tied), each in its file's format (f32, f16,
+//             bf16, Q8_0, Q4_0, Q4_K, Q6_K: kernels/weights/ decodes them inside the kernels; f32 may be stored as
+//             f16 when asked), split into row chunks under the storage binding limit (lavapipe: 128 MiB).
 //             The architecture's vectors (model/config.ts): q|k|v bias [qDim + 2 kvDim], q/k norm [headDim],
 //             post-norms [dim], f32.
 //   KV pool   per layer K and V [numBlocks, blockSize, kvDim], the cpu backend's paging.
 //   adapters  per layer and target group (q|k|v, o, gate|up, down): A [slots, targets * rs, in], B [slots, out, rs]
 //             with rs = maxRank rounded up to 4, and the step buffers' rank table [slots, layers, 7].
 import { architectureOf, LINEAR_TARGETS, projectionShape, qDimOf, type LinearTarget } from "../../model/config.ts";
-import type { ModelWeights } from "../../model/weights.ts";
-import { float32Weights } from "../../formats/weight-codec.ts";
+import type { ModelWeights, WeightMatrix } from "../../model/weights.ts";
 import type { BackendOptions } from "../backend.ts";
 import type { DeviceMemory } from "./device-memory.ts";
 import type { ParamArena, Pipelines, Site } from "./kernels.ts";
@@ -66,34 +66,40 @@ export interface DeviceModelContext {
   isFallback: boolean;
 }
 
-export function buildDeviceModel(source: ModelWeights, options: BackendOptions, ctx: DeviceModelContext): DeviceModel {
-  const weights = float32Weights(source); // the kernels read f32 (or f16 they convert to on upload)
+export function buildDeviceModel(weights: ModelWeights, options: BackendOptions, ctx: DeviceModelContext): DeviceModel {
   const { config } = weights;
   const arch = architectureOf(config);
   const qDim = qDimOf(config);
   const { memory, pipelines, arena, buffers: b } = ctx;
-  const f16 = { f16: memory.f16 };
-  const matmul = pipelines.get("matmul", f16);
   const matvecKernel = ctx.matvec === "splitk" ? "matvec-splitk" : "matvec";
-  const matvec = ctx.matvec === "matmul" ? null : pipelines.get(matvecKernel, f16);
   const norm = pipelines.get("rmsnorm");
   const kvStore = pipelines.get("kv-store");
   const attention = pipelines.get("attention", { constants: { HEAD_DIM: config.headDim } });
   const shrink = pipelines.get("sgmv-shrink");
   const expand = pipelines.get("sgmv-expand");
 
-  /** The matmul and matvec sites of every chunk of a weight matrix, reading `input` and writing `output`. */
+  /** The matmul and matvec sites of every chunk of a weight matrix (each its format's kernel), `input` to `output`. */
   const sites = (label: string, m: DeviceMatrix, input: GPUBuffer, output: GPUBuffer): LinearSites => ({
     matrix: m,
-    matmul: m.chunks.map((c, i) => arena.define(`${label}.mm${i}`, matmul, [input, c.buffer, output])),
-    matvec: matvec ? m.chunks.map((c, i) => arena.define(`${label}.mv${i}`, matvec, [input, c.buffer, output])) : null,
+    matmul: m.chunks.map((c, i) =>
+      arena.define(`${label}.mm${i}`, pipelines.get("matmul", { weights: c.format }), [input, c.buffer, output]),
+    ),
+    matvec:
+      ctx.matvec === "matmul"
+        ? null
+        : m.chunks.map((c, i) =>
+            arena.define(`${label}.mv${i}`, pipelines.get(matvecKernel, { weights: c.format }), [
+              input,
+              c.buffer,
+              output,
+            ]),
+          ),
   });
-  const linear = (label: string, parts: Float32Array[], cols: number, input: GPUBuffer, output: GPUBuffer) =>
-    sites(label, memory.matrix(label, parts, cols), input, output);
+  const linear = (label: string, parts: WeightMatrix[], input: GPUBuffer, output: GPUBuffer) =>
+    sites(label, memory.matrix(label, parts), input, output);
 
-  const embedding = memory.matrix("embedding", [weights.tokenEmbedding], config.dim);
+  const embedding = memory.matrix("embedding", [weights.tokenEmbedding]);
   const tied = weights.classifier === weights.tokenEmbedding;
-  const embedPipeline = pipelines.get("embed", f16);
   const kvDim = config.nKvHeads * config.headDim;
   const poolBytes = options.numBlocks * options.blockSize * kvDim * 4;
   const withLora = options.adapterSlots > 0 && options.maxRank > 0;
@@ -110,14 +116,14 @@ export function buildDeviceModel(source: ModelWeights, options: BackendOptions, 
   const headNorm = pipelines.get("head-rmsnorm");
   const vector = (label: string, data: Float32Array | undefined, length: number): GPUBuffer => {
     if (!data || data.length !== length) throw new RangeError(`webgpu: ${label} needs ${length} values`);
-    return memory.buffer(label, length * 4, data);
+    return memory.weightVector(label, data);
   };
 
   const layers = weights.layers.map((lw, l): LayerSites => {
     const kPool = memory.buffer(`kPool${l}`, poolBytes);
     const vPool = memory.buffer(`vPool${l}`, poolBytes);
-    const attnNorm = memory.buffer(`attnNorm${l}`, config.dim * 4, lw.attnNorm);
-    const ffnNorm = memory.buffer(`ffnNorm${l}`, config.dim * 4, lw.ffnNorm);
+    const attnNorm = vector(`attnNorm${l}`, lw.attnNorm, config.dim);
+    const ffnNorm = vector(`ffnNorm${l}`, lw.ffnNorm, config.dim);
     const lora = withLora
       ? LORA_GROUPS.map((targets, g): LoraGroup => {
           const inDim = projectionShape(config, targets[0]).inDim;
@@ -141,7 +147,7 @@ export function buildDeviceModel(source: ModelWeights, options: BackendOptions, 
       arch.postNorms ? arena.define(label, norm, [b.h, vector(label, data, config.dim), b.lastRows, b.x]) : null;
     return {
       attnNorm: arena.define(`attnNorm${l}`, norm, [b.x, attnNorm, b.lastRows, b.h]),
-      qkv: linear(`wqkv${l}`, [lw.wq, lw.wk, lw.wv], config.dim, b.h, b.qkv),
+      qkv: linear(`wqkv${l}`, [lw.wq, lw.wk, lw.wv], b.h, b.qkv),
       qkvBias: qkvBias ? arena.define(`qkvBias${l}`, pipelines.get("bias-add"), [b.qkv, qkvBias]) : null,
       qNorm: arch.qkNorm
         ? arena.define(`qNorm${l}`, headNorm, [b.qkv, vector(`qNorm${l}`, lw.qNorm, config.headDim)])
@@ -159,22 +165,24 @@ export function buildDeviceModel(source: ModelWeights, options: BackendOptions, 
         b.blocks,
         b.att,
       ]),
-      wo: linear(`wo${l}`, [lw.wo], qDim, b.att, residualOut),
+      wo: linear(`wo${l}`, [lw.wo], b.att, residualOut),
       attnPostNorm: postNorm(`attnPostNorm${l}`, lw.attnPostNorm),
       ffnNorm: arena.define(`ffnNorm${l}`, norm, [b.x, ffnNorm, b.lastRows, b.h]),
-      gateUp: linear(`wgu${l}`, [lw.wGate, lw.wUp], config.dim, b.h, b.gateUp),
-      down: linear(`wdown${l}`, [lw.wDown], config.hiddenDim, b.act, residualOut),
+      gateUp: linear(`wgu${l}`, [lw.wGate, lw.wUp], b.h, b.gateUp),
+      down: linear(`wdown${l}`, [lw.wDown], b.act, residualOut),
       ffnPostNorm: postNorm(`ffnPostNorm${l}`, lw.ffnPostNorm),
       lora,
     };
   });
 
-  const finalNormWeight = memory.buffer("finalNorm", config.dim * 4, weights.finalNorm);
-  const classifierMatrix = tied ? embedding : memory.matrix("classifier", [weights.classifier], config.dim);
+  const finalNormWeight = vector("finalNorm", weights.finalNorm, config.dim);
+  const classifierMatrix = tied ? embedding : memory.matrix("classifier", [weights.classifier]);
   const classifier = sites("classifier", classifierMatrix, b.last, b.logits);
   const sample = pipelines.get("sample", { constants: { WG: ctx.isFallback ? 64 : 256 } });
   return {
-    embed: embedding.chunks.map((c, i) => arena.define(`embed${i}`, embedPipeline, [c.buffer, b.tokens, b.x])),
+    embed: embedding.chunks.map((c, i) =>
+      arena.define(`embed${i}`, pipelines.get("embed", { weights: c.format }), [c.buffer, b.tokens, b.x]),
+    ),
     embedding,
     layers,
     rope: arena.define("rope", pipelines.get("rope"), [b.qkv, b.positions, b.rope]),

@@ -48,10 +48,11 @@ export function encodePass(enc: StepEncoder, device: GPUDevice, pass: PassTables
   model.embedding.chunks.forEach((chunk, i) => {
     op.embed(enc, model.embed[i], {
       T,
-      ld4: model.embedding.K4,
+      K4: model.embedding.K4,
       rowStart: chunk.rowStart,
       rowCount: chunk.rows,
       scale: arch.embedScale,
+      sOff: chunk.sOff,
     });
   });
   model.layers.forEach((L, layer) => {

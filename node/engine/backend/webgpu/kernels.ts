@@ -2,6 +2,7 @@
 import fs from "node:fs";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
+import type { WeightDType } from "../../model/weights.ts";
 
 const kernelDir = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../../../../kernels");
 
@@ -23,29 +24,45 @@ export type KernelName =
   | "geglu"
   | "softcap";
 
-/** How a kernel's source is specialized: f16 weights, and `const NAME = value;` constants. */
+/**
+ * How a kernel's source is specialized: the format its weights are stored in (kernels that read a weight matrix
+ * mark the spot with a `//#weights BINDING` line, where kernels/weights/<format>.wgsl goes: the binding `w` and
+ * its decoder `wload(row, k)`; f32 when not given), and `const NAME = value;` constants.
+ */
 export interface KernelVariant {
-  f16?: boolean;
+  weights?: WeightDType;
   constants?: Record<string, number>;
 }
 
 const sources = new Map<string, string>();
 
+function readKernel(file: string): string {
+  let text = sources.get(file);
+  if (text === undefined) {
+    text = fs.readFileSync(path.join(kernelDir, file), "utf8");
+    sources.set(file, text);
+  }
+  return text;
+}
+
 /** The WGSL text of a kernel, specialized. */
 export function kernelSource(name: KernelName, variant: KernelVariant = {}): string {
-  let text = sources.get(name);
-  if (text === undefined) {
-    text = fs.readFileSync(path.join(kernelDir, `${name}.wgsl`), "utf8");
-    sources.set(name, text);
+  let text = readKernel(`${name}.wgsl`);
+  const marker = /^\/\/#weights (\d+)$/m;
+  const binding = marker.exec(text)?.[1];
+  if (binding !== undefined) {
+    const decoder = readKernel(`weights/${variant.weights ?? "f32"}.wgsl`).replace(
+      "@binding(WB)",
+      `@binding(${binding})`,
+    );
+    text = text.replace(marker, () => decoder);
+  } else if (variant.weights) {
+    throw new Error(`kernel ${name} reads no weight matrix (variant ${variant.weights})`);
   }
   for (const [constant, value] of Object.entries(variant.constants ?? {})) {
     const pattern = new RegExp(`const ${constant}: u32 = \\d+u;`);
     if (!pattern.test(text)) throw new Error(`kernel ${name} has no constant ${constant}`);
     text = text.replace(pattern, `const ${constant}: u32 = ${value >>> 0}u;`);
-  }
-  if (variant.f16) {
-    if (!/alias WT = f32;/.test(text)) throw new Error(`kernel ${name} has no f16 variant`);
-    text = "enable f16;\n" + text.replace(/alias WT = f32;/, "alias WT = f16;");
   }
   return text;
 }
@@ -58,7 +75,7 @@ export class Pipelines {
     this.device = device;
   }
   get(name: KernelName, variant: KernelVariant = {}): GPUComputePipeline {
-    const key = `${name}|${variant.f16 ? 1 : 0}|${JSON.stringify(variant.constants ?? {})}`;
+    const key = `${name}|${variant.weights ?? "f32"}|${JSON.stringify(variant.constants ?? {})}`;
     let pipeline = this.cache.get(key);
     if (!pipeline) {
       const module = this.device.createShaderModule({ label: name, code: kernelSource(name, variant) });

@@ -4,13 +4,13 @@ import type { LinearTarget } from "../../model/config.ts";
 import { cdiv, type Site, type StepEncoder } from "./kernels.ts";
 import type { DeviceMatrix } from "./tensors.ts";
 
-/** embed.wgsl; scale multiplies the gathered rows (default 1; Gemma: sqrt(dim)). */
+/** embed.wgsl over one chunk of the table; scale multiplies the gathered rows (default 1; Gemma: sqrt(dim)). */
 export function embed(
   enc: StepEncoder,
   site: Site,
-  a: { T: number; ld4: number; rowStart: number; rowCount: number; scale?: number },
+  a: { T: number; K4: number; rowStart: number; rowCount: number; scale?: number; sOff?: number },
 ): void {
-  enc.dispatch(site, [a.T, a.ld4, a.rowStart, a.rowCount, a.scale ?? 1], [4], cdiv(a.ld4, 64), a.T);
+  enc.dispatch(site, [a.T, a.K4, a.rowStart, a.rowCount, a.scale ?? 1, a.sOff ?? 0], [4], cdiv(a.K4, 64), a.T);
 }
 
 /** rmsnorm.wgsl; accumulate adds the normed rows to out instead of writing them (Gemma 2's post-norms). */
@@ -49,35 +49,30 @@ export interface LinearArgs {
   ldy: number;
   yOff: number;
   accumulate: boolean;
+  /** The chunk's scale region in words (MatrixChunk.sOff); 0 for formats without one. */
+  sOff?: number;
+}
+
+function linearParams(a: LinearArgs): number[] {
+  return [a.M, a.N, a.K4, a.ldx4, a.ldy, a.yOff, a.accumulate ? 1 : 0, a.sOff ?? 0];
 }
 
 /** matmul.wgsl: 4x4 blocks, any M. */
 export function matmul(enc: StepEncoder, site: Site, a: LinearArgs): void {
-  enc.dispatch(
-    site,
-    [a.M, a.N, a.K4, a.ldx4, a.ldy, a.yOff, a.accumulate ? 1 : 0],
-    [],
-    cdiv(cdiv(a.N, 4), 64),
-    cdiv(a.M, 4),
-  );
+  enc.dispatch(site, linearParams(a), [], cdiv(cdiv(a.N, 4), 64), cdiv(a.M, 4));
 }
 
 /** matvec.wgsl: M <= 4 rows, 4 outputs per invocation (the portable variant). */
 export function matvec(enc: StepEncoder, site: Site, a: LinearArgs): void {
   if (a.M > 4) throw new RangeError(`matvec takes at most 4 rows, got ${a.M}`);
-  enc.dispatch(site, [a.M, a.N, a.K4, a.ldx4, a.ldy, a.yOff, a.accumulate ? 1 : 0], [], cdiv(cdiv(a.N, 4), 64));
+  enc.dispatch(site, linearParams(a), [], cdiv(cdiv(a.N, 4), 64));
 }
 
 /** matvec-splitk.wgsl: M <= 4 rows, split along K across a subgroup of at most maxSubgroup lanes. */
 export function matvecSplitK(enc: StepEncoder, site: Site, a: LinearArgs, maxSubgroup: number): void {
   if (a.M > 4) throw new RangeError(`matvec takes at most 4 rows, got ${a.M}`);
   const perWorkgroup = Math.max(1, Math.floor(64 / maxSubgroup));
-  enc.dispatch(
-    site,
-    [a.M, a.N, a.K4, a.ldx4, a.ldy, a.yOff, a.accumulate ? 1 : 0],
-    [],
-    cdiv(cdiv(a.N, 4), perWorkgroup),
-  );
+  enc.dispatch(site, linearParams(a), [], cdiv(cdiv(a.N, 4), perWorkgroup));
 }
 
 /** Which kernel runs the projections of a pass of at most 4 rows (more rows always take matmul). */
@@ -109,6 +104,7 @@ export function linear(
       ldy: a.ldy,
       yOff: chunk.rowStart,
       accumulate: a.accumulate,
+      sOff: chunk.sOff,
     };
     if (!sites.matvec || a.M > 4) matmul(enc, sites.matmul[i], args);
     else if (a.kind === "splitk") matvecSplitK(enc, sites.matvec[i], args, a.maxSubgroup);

@@ -24,7 +24,10 @@ import { allocateStepBuffers, type StepBuffers } from "./step-buffers.ts";
 import { writeView } from "./tensors.ts";
 
 export interface WebGpuBackendOptions extends BackendOptions {
-  /** Store the large weights as f16 (needs shader-f16; falls back to f32, saying so in `device`, without it). */
+  /**
+   * Store float32 weight matrices as f16 (halves the bytes read; any adapter: the kernels unpack halves
+   * themselves). Matrices already in f16, bf16 or a block format stay as the file has them.
+   */
   f16?: boolean;
   /** Rows per pass (activation capacity); default 256, lowered to fit the binding limit. */
   maxRowsPerPass?: number;
@@ -59,7 +62,7 @@ export async function createWebGpuBackend(
     }
   }
   const ctx = await openDevice(Boolean(options.f16));
-  const memory = new DeviceMemory(ctx.device, ctx.maxBinding, ctx.hasF16);
+  const memory = new DeviceMemory(ctx.device, ctx.maxBinding, Boolean(options.f16));
   const arena = new ParamArena(ctx.device);
   try {
     return await WebGpuBackend.build(weights, options, ctx, memory, arena);
@@ -117,8 +120,13 @@ export class WebGpuBackend implements Backend {
     memory.count(arena.byteLength);
     this.#ranks = new Uint32Array(Math.max(1, options.adapterSlots) * weights.config.nLayers * 7);
     this.#slotFilled = new Array<boolean>(options.adapterSlots).fill(false);
-    const precision = ctx.hasF16 ? " (f16 weights)" : options.f16 ? " (f16 unavailable: f32 weights)" : "";
-    this.device = `webgpu: ${ctx.description}${ctx.isFallback ? " (software)" : ""}${precision}`;
+    const formats = new Set(
+      [
+        this.#model.embedding,
+        ...this.#model.layers.flatMap((l) => [l.qkv.matrix, l.wo.matrix, l.gateUp.matrix, l.down.matrix]),
+      ].flatMap((m) => m.chunks.map((c) => c.format)),
+    );
+    this.device = `webgpu: ${ctx.description}${ctx.isFallback ? " (software)" : ""} (${[...formats].join(", ")} weights)`;
   }
 
   static async build(
@@ -141,6 +149,11 @@ export class WebGpuBackend implements Backend {
 
   get memoryBytes(): number {
     return this.#memory.bytes;
+  }
+
+  /** Bytes of device memory held for the model's weights, in their file's formats (memoryBytes includes them). */
+  get weightBytes(): number {
+    return this.#memory.weightBytes;
   }
 
   setAdapter(slot: number, adapter: LoraAdapter | null): Promise<void> {
