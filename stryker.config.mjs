@@ -1,52 +1,30 @@
 // StrykerJS: mutation testing of the parts whose tests must be a net (issue 17). Not part of `npm test` (too
-// slow); `npm run mutate` runs every scope below one after the other (scripts/mutate.ts), `npm run mutate --
+// slow); `npm run mutate` runs every scope of stryker.scopes.mjs one after the other (scripts/mutate.ts), `npm run mutate --
 // <scope>` one of them. Each scope mutates its own files and runs only the test files that are meant to catch
 // those mutants, so a score says what those tests defend. Scores per scope are recorded in MUTATION.md.
 
-/**
- * name -> files to mutate and the test files that defend them. Each scope keeps its own incremental file, so a
- * later run re-tests only mutants whose code or tests changed.
- */
-export const SCOPES = {
-  "engine-cpu": {
-    mutate: ["node/engine/backend/cpu/**/*.ts"],
-    testFiles: [
-      "test/engine/cpu-backend.test.ts",
-      "test/engine/prefill-reference.test.ts",
-      "test/engine/cpu-ops.test.ts",
-    ],
-  },
-  "engine-adapter": {
-    mutate: ["node/engine/adapter/peft.ts", "node/engine/adapter/canonical.ts"],
-    testFiles: [
-      "test/engine/adapter.test.ts",
-      "test/engine/adapter-canonical.test.ts",
-      "test/engine/adapter-peft.test.ts",
-    ],
-  },
-  "engine-runtime": {
-    mutate: ["node/engine/runtime/scheduler.ts", "node/engine/runtime/adapter-store/**/*.ts"],
-    testFiles: ["test/engine/scheduler.test.ts", "test/engine/adapter-store.test.ts"],
-  },
-  "engine-sampling": {
-    mutate: ["node/engine/sampling/**/*.ts"],
-    testFiles: ["test/engine/sampling.test.ts", "test/engine/sampling-rule.test.ts"],
-  },
-  "p2p-validation": {
-    mutate: ["node/p2p/announce-validator.ts", "node/p2p/announcement.ts", "node/p2p/announcement-sig.ts"],
-    testFiles: ["test/p2p/validator.test.ts", "test/p2p/announcement-wire.test.ts", "test/p2p/units.test.ts"],
-  },
-  "chain-vouchers": {
-    mutate: ["node/chain/voucher.ts"],
-    testFiles: ["test/contracts/voucher.test.ts", "test/contracts/chain.test.ts"],
-  },
-};
+import { SCOPES } from "./stryker.scopes.mjs";
+
+// The scope to run, named by scripts/mutate.ts (OPENLORA_MUTATE_SCOPE=<scope> npx stryker run stryker.config.mjs
+// does the same by hand). Its files, incremental file and report all carry its name, so scopes can run side by side.
+const scopeName = process.env.OPENLORA_MUTATE_SCOPE;
+if (scopeName === undefined || !Object.hasOwn(SCOPES, scopeName)) {
+  throw new Error(`OPENLORA_MUTATE_SCOPE must name a scope: ${Object.keys(SCOPES).join(", ")} (got ${scopeName})`);
+}
+const scope = SCOPES[scopeName];
 
 /** @type {import("@stryker-mutator/api/core").PartialStrykerOptions} */
 export default {
+  mutate: scope.mutate,
+  testFiles: scope.testFiles,
+  incrementalFile: `reports/mutation/${scopeName}.incremental.json`,
+  jsonReporter: { fileName: `reports/mutation/${scopeName}.json` },
   testRunner: "vitest",
   // Hardhat's simulator segfaults in worker threads (FACTS.md): processes, as in vitest.config.ts.
-  vitest: { configFile: "vitest.config.ts", pool: "forks", related: false },
+  vitest: { configFile: "vitest.stryker.config.ts", pool: "forks", related: false },
+  // vitest strips types without checking them, so the sandbox's files need no `// @ts-nocheck` (Stryker's default
+  // adds one to every file, which also changes files that tests read as text, like node/chain/generated).
+  disableTypeChecks: false,
   checkers: ["typescript"],
   tsconfigFile: "tsconfig.stryker.json",
   typescriptChecker: { prioritizePerformanceOverAccuracy: true },

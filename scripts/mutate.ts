@@ -1,8 +1,8 @@
 // npm run mutate [-- <scope>...]: StrykerJS over each scope of stryker.config.mjs, one after the other (the
-// scopes and why they are scoped that way are in that file), then one table of scores per scope. Reports land in
+// scopes are in stryker.scopes.mjs), then one table of scores per scope. Reports land in
 // reports/mutation/<scope>.json (mutation-testing-report-schema) next to each scope's incremental file.
 import { spawnSync } from "node:child_process";
-import { copyFileSync, existsSync, mkdirSync, readFileSync } from "node:fs";
+import { existsSync, mkdirSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import { pathToFileURL } from "node:url";
 
@@ -22,12 +22,12 @@ interface Counts {
 }
 
 const root = join(import.meta.dirname, "..");
-// The scopes live next to the Stryker options they go with (a plain .mjs that Stryker itself reads).
-const configUrl = pathToFileURL(join(root, "stryker.config.mjs")).href;
-const { SCOPES } = (await import(configUrl)) as { SCOPES: Record<string, Scope> };
+// A plain .mjs, read by Stryker's config too.
+const scopesUrl = pathToFileURL(join(root, "stryker.scopes.mjs")).href;
+const { SCOPES } = (await import(scopesUrl)) as { SCOPES: Record<string, Scope> };
 const outDir = join(root, "reports/mutation");
-// Stryker's json reporter writes here unless told otherwise; each scope's copy is kept under its own name.
-const strykerJson = join(root, "reports/mutation/mutation.json");
+/** Where stryker.config.mjs has Stryker's json reporter write a scope's report. */
+const reportOf = (name: string): string => join(outDir, `${name}.json`);
 
 function parseScopes(args: string[]): string[] {
   const known = Object.keys(SCOPES);
@@ -40,24 +40,15 @@ function parseScopes(args: string[]): string[] {
 }
 
 function runScope(name: string): boolean {
-  const scope = SCOPES[name];
-  const args = [
-    "run",
-    "stryker.config.mjs",
-    "--mutate",
-    scope.mutate.join(","),
-    "--testFiles",
-    scope.testFiles.join(","),
-    "--incrementalFile",
-    join("reports/mutation", `${name}.incremental.json`),
-  ];
-  console.log(`\n== ${name}: stryker ${args.join(" ")}`);
+  console.log(`\n== ${name}: OPENLORA_MUTATE_SCOPE=${name} stryker run stryker.config.mjs`);
   const started = Date.now();
-  const run = spawnSync("stryker", args, { cwd: root, stdio: "inherit" });
+  const run = spawnSync("stryker", ["run", "stryker.config.mjs"], {
+    cwd: root,
+    stdio: "inherit",
+    env: { ...process.env, OPENLORA_MUTATE_SCOPE: name },
+  });
   console.log(`== ${name}: ${((Date.now() - started) / 60_000).toFixed(1)} min, exit ${run.status ?? run.signal}`);
-  if (run.status !== 0 || !existsSync(strykerJson)) return false;
-  copyFileSync(strykerJson, join(outDir, `${name}.json`));
-  return true;
+  return run.status === 0 && existsSync(reportOf(name));
 }
 
 function countMutants(reportFile: string): Counts {
@@ -101,7 +92,7 @@ console.log(
   "\n| scope | killed | survived | timeout | no coverage | compile errors | score |\n|---|---|---|---|---|---|---|",
 );
 for (const name of scopes) {
-  const file = join(outDir, `${name}.json`);
+  const file = reportOf(name);
   if (!existsSync(file)) continue;
   const c = countMutants(file);
   console.log(

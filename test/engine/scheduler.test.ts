@@ -1,93 +1,15 @@
-// The scheduler on its own: real Sequences and a real BlockAllocator, steps "run" by moving each row's sequence
-// forward, and a slot source whose adapters the test makes ready or loading. What it must decide: which rows go
-// into a step (decode first, oldest first, within the token budget), who is admitted, who is preempted when the
-// KV pool runs dry (the youngest), and that aged requests stop being overtaken.
+// The scheduler on its own, on the bench of scheduler-helpers.ts (real Sequences and a real BlockAllocator, steps
+// "run" by moving each row's sequence forward, a slot source whose adapters are ready or loading). What it must
+// decide: which rows go into a step (decode first, oldest first, within the token budget), who is admitted, who is
+// preempted when the KV pool runs dry (the youngest), and that aged requests stop being overtaken. Fairness among
+// owners: scheduler-owners.test.ts; preemption in the whole engine: scheduler-engine.test.ts.
 import { describe, expect, it } from "vitest";
 import { BlockAllocator } from "../../node/engine/kv/block-allocator.ts";
-import { RequestStream } from "../../node/engine/runtime/request-stream.ts";
-import { DEFAULT_SCHEDULER, Scheduler, type Row, type SlotSource } from "../../node/engine/runtime/scheduler.ts";
-import { Sequence } from "../../node/engine/runtime/sequence.ts";
-import type { SchedulerOptions } from "../../node/engine/runtime/types.ts";
-import { stories } from "../helpers/stories.ts";
-import { closedAfterEachTest, collect, expectIdle, runAlone } from "./runtime-helpers.ts";
+import { DEFAULT_SCHEDULER, Scheduler } from "../../node/engine/runtime/scheduler.ts";
+import { setup, shape, TestSlots } from "./scheduler-helpers.ts";
 
-const { tokenizer } = await stories();
-/** A token that is neither BOS nor EOS: what every simulated step samples. */
-const TOKEN = 300;
 const ADAPTER = `0x${"a1".repeat(32)}`;
 const OTHER = `0x${"b2".repeat(32)}`;
-
-/** Adapter slots as the scheduler sees them: ready in a slot, loading, or neither; pins and wishes recorded. */
-class TestSlots implements SlotSource {
-  readonly ready = new Map<string, number>();
-  readonly loading = new Set<string>();
-  readonly pins = new Map<number, number>();
-  readonly wanted: string[][] = [];
-  readySlot(id: string): number {
-    return this.ready.get(id) ?? -1;
-  }
-  isLoading(id: string): boolean {
-    return this.loading.has(id);
-  }
-  pin(id: string): number {
-    const slot = this.ready.get(id)!;
-    this.pins.set(slot, (this.pins.get(slot) ?? 0) + 1);
-    return slot;
-  }
-  unpin(slot: number): void {
-    this.pins.set(slot, this.pins.get(slot)! - 1);
-  }
-  want(ids: Iterable<string>): void {
-    this.wanted.push([...ids]);
-  }
-}
-
-interface Setup {
-  scheduler: Scheduler;
-  kv: BlockAllocator;
-  slots: TestSlots;
-  /** Enqueues a request of `prompt` tokens (arrival order = call order). */
-  add(prompt: number, options?: { adapterId?: string; maxTokens?: number }): Sequence;
-  /** Plans one step and runs it: every row's positions become computed, sampling rows get TOKEN. */
-  step(): Row[];
-}
-
-function setup(numBlocks: number, blockSize: number, options: Partial<SchedulerOptions> = {}): Setup {
-  const kv = new BlockAllocator(numBlocks, blockSize);
-  const slots = new TestSlots();
-  const scheduler = new Scheduler(kv, slots, options);
-  let nextId = 1;
-  return {
-    scheduler,
-    kv,
-    slots,
-    add(prompt, { adapterId, maxTokens = 100 } = {}) {
-      const id = nextId++;
-      const request = {
-        adapterId: adapterId ?? null,
-        promptIds: Array.from({ length: prompt }, (_, i) => 1 + (i % 200)),
-        maxTokens,
-        params: { temperature: 0, topK: 0, topP: 1 },
-        seed: 0,
-        stop: [],
-        ignoreEos: true,
-      };
-      const seq = new Sequence(id, id, request, new RequestStream(id), tokenizer, scheduler.steps);
-      scheduler.enqueue(seq);
-      return seq;
-    },
-    step() {
-      const rows = scheduler.plan();
-      for (const row of rows) {
-        row.seq.computed = row.to;
-        if (row.sample) row.seq.text.push(TOKEN);
-      }
-      return rows;
-    },
-  };
-}
-
-const shape = (rows: Row[]) => rows.map((r) => [r.seq.id, r.from, r.to, r.sample]);
 
 describe("scheduler: preemption", () => {
   it("preempts the youngest running sequence when a decode row finds the KV pool empty", () => {
@@ -332,25 +254,4 @@ describe("scheduler: options", () => {
     expect(() => new Scheduler(kv, slots, { agingSteps: 0.5 })).toThrow(/agingSteps must be an integer/);
     expect(new Scheduler(kv, slots, { agingSteps: 0, maxRunning: 1, maxBatchTokens: 1 }).options.agingSteps).toBe(0);
   });
-});
-
-describe("preemption in the engine", () => {
-  const newEngine = closedAfterEachTest();
-
-  for (const backend of ["cpu", "webgpu"] as const) {
-    it(`on ${backend}: recomputes the younger of two requests when the pool runs dry; the older never stops, both match running alone`, async () => {
-      // 10 blocks of 4 positions hold 40; two requests of 5 + 20 positions each need 50.
-      const { engine } = await newEngine({ backend, numBlocks: 10, blockSize: 4 });
-      const tokenIds = tokenizer.encode("Once upon a time", { bos: true });
-      const older = engine.submit({ adapterId: null, tokenIds, maxTokens: 20, temperature: 0 });
-      const younger = engine.submit({ adapterId: null, tokenIds, maxTokens: 20, temperature: 0 });
-      const [a, b] = await Promise.all([collect(older), collect(younger)]);
-      expect(a.usage.preemptions).toBe(0);
-      expect(b.usage.preemptions).toBeGreaterThan(0);
-      const alone = await runAlone(null, { tokenIds, maxTokens: 20 }, backend);
-      expect(a.tokenIds).toEqual(alone.tokenIds);
-      expect(b.tokenIds).toEqual(alone.tokenIds);
-      expectIdle(engine);
-    });
-  }
 });

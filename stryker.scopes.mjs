@@ -1,0 +1,47 @@
+// The scopes of `npm run mutate` (issue 17): each mutates its own files and runs only the test files that are meant
+// to catch those mutants, so a score says what those tests defend. Read by stryker.config.mjs (the scope a run
+// mutates) and scripts/mutate.ts (the scopes it runs). Scores per scope are recorded in MUTATION.md.
+
+/**
+ * name -> files to mutate and the test files that defend them. Each scope keeps its own incremental file, so a
+ * later run re-tests only mutants whose code or tests changed.
+ */
+export const SCOPES = {
+  "engine-cpu": {
+    mutate: ["node/engine/backend/cpu/**/*.ts"],
+    // The operators against their definitions and the backend object on a tiny model. The whole-model tests
+    // (cpu-backend: llama2.c's 256 greedy tokens, prefill-reference) pass the 60 s test timeout with the mutants'
+    // switches in every inner loop, and run in npm test.
+    testFiles: ["test/engine/cpu-ops.test.ts"],
+  },
+  "engine-adapter": {
+    mutate: ["node/engine/adapter/peft.ts", "node/engine/adapter/canonical.ts"],
+    testFiles: [
+      "test/engine/adapter.test.ts",
+      "test/engine/adapter-canonical.test.ts",
+      "test/engine/adapter-peft.test.ts",
+    ],
+  },
+  "engine-runtime": {
+    mutate: ["node/engine/runtime/scheduler.ts", "node/engine/runtime/adapter-store/**/*.ts"],
+    // The scheduler's and the store's unit tests; the engine-level ones (scheduler-engine, runtime) take minutes
+    // per mutant here and run in npm test.
+    testFiles: [
+      "test/engine/scheduler.test.ts",
+      "test/engine/scheduler-owners.test.ts",
+      "test/engine/adapter-store.test.ts",
+    ],
+  },
+  "engine-sampling": {
+    mutate: ["node/engine/sampling/**/*.ts"],
+    testFiles: ["test/engine/sampling.test.ts", "test/engine/sampling-rule.test.ts"],
+  },
+  "p2p-validation": {
+    mutate: ["node/p2p/announce-validator.ts", "node/p2p/announcement.ts", "node/p2p/announcement-sig.ts"],
+    testFiles: ["test/p2p/validator.test.ts", "test/p2p/announcement-wire.test.ts", "test/p2p/units.test.ts"],
+  },
+  "chain-vouchers": {
+    mutate: ["node/chain/voucher.ts"],
+    testFiles: ["test/contracts/voucher.test.ts", "test/contracts/chain.test.ts"],
+  },
+};
