@@ -4,6 +4,7 @@
 import { spawnSync } from "node:child_process";
 import { existsSync, readFileSync } from "node:fs";
 import { join } from "node:path";
+import { CANONICAL_FORMAT } from "../../node/engine/adapter/canonical.ts";
 import type { LinearTarget, ModelConfig } from "../../node/engine/model/config.ts";
 
 export interface AdapterSetSpec {
@@ -26,7 +27,8 @@ export function ensureAdapterSet(
   log: (line: string) => void,
 ): string[] {
   const file = manifestPath(storeDir, spec.label);
-  const key = JSON.stringify({ spec, config });
+  // The file format is part of the key: ids and files of an older format are made again.
+  const key = JSON.stringify({ format: CANONICAL_FORMAT, spec, config });
   const read = (): string[] | null => {
     if (!existsSync(file)) return null;
     const saved = JSON.parse(readFileSync(file, "utf8")) as { key: string; ids: string[] };

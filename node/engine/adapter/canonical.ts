@@ -15,7 +15,7 @@ import type { LoraAdapter, LoraPair } from "./lora.ts";
  * when the shapes fit. Format 2 added it; format 1 bytes (no family) are refused.
  */
 const MAGIC = Uint8Array.from([0x4f, 0x4c, 0x4f, 0x52, 0x41, 0x00, 0x01, 0x00]);
-const FORMAT = "openlora-lora/2";
+export const CANONICAL_FORMAT = "openlora-lora/2";
 const MAX_HEADER_BYTES = 1 << 20;
 /** Most layers an adapter may name: more than any model has, few enough that a hostile index allocates little. */
 export const MAX_LAYERS = 4096;
@@ -36,7 +36,7 @@ export function encodeAdapter(adapter: Omit<LoraAdapter, "id">): Uint8Array {
   });
   const header = new TextEncoder().encode(
     JSON.stringify({
-      format: FORMAT,
+      format: CANONICAL_FORMAT,
       family: adapter.family ?? "llama",
       baseModel: adapter.baseModel,
       alpha: adapter.alpha,
@@ -94,7 +94,8 @@ export function decodeAdapter(bytes: Uint8Array, source: string): LoraAdapter {
   } catch (error) {
     return fail(`header is not valid JSON (${(error as Error).message})`);
   }
-  if (header.format !== FORMAT) fail(`unknown format ${JSON.stringify(header.format)}, expected ${FORMAT}`);
+  if (header.format !== CANONICAL_FORMAT)
+    fail(`unknown format ${JSON.stringify(header.format)}, expected ${CANONICAL_FORMAT}`);
   if (!(ARCHITECTURE_FAMILIES as readonly unknown[]).includes(header.family)) {
     fail(`header family ${JSON.stringify(header.family)} is not one of ${ARCHITECTURE_FAMILIES.join(", ")}`);
   }
