@@ -94,6 +94,16 @@ interface PresetSpec {
       };
 }
 
+/** Qwen2 and Qwen3 share one tokenizer (vocabulary, pre-tokenizer and special tokens). */
+const QWEN_TOKENIZER: PresetSpec["tokenizer"] = {
+  kind: "byte-level",
+  pre: "qwen2",
+  specials: ["<|endoftext|>", "<|im_start|>", "<|im_end|>"],
+  bos: null,
+  eos: "<|im_end|>",
+  eog: ["<|im_end|>", "<|endoftext|>"],
+};
+
 const SPECS: Record<ModelPreset, PresetSpec> = {
   llama3: {
     architecture: "LlamaForCausalLM",
@@ -123,14 +133,7 @@ const SPECS: Record<ModelPreset, PresetSpec> = {
     ropeTheta: 1000000,
     normEps: 1e-6,
     tied: true,
-    tokenizer: {
-      kind: "byte-level",
-      pre: "qwen2",
-      specials: ["<|endoftext|>", "<|im_start|>", "<|im_end|>"],
-      bos: null,
-      eos: "<|im_end|>",
-      eog: ["<|im_end|>", "<|endoftext|>"],
-    },
+    tokenizer: QWEN_TOKENIZER,
   },
   qwen3: {
     architecture: "Qwen3ForCausalLM",
@@ -138,14 +141,7 @@ const SPECS: Record<ModelPreset, PresetSpec> = {
     ropeTheta: 1000000,
     normEps: 1e-6,
     tied: true,
-    tokenizer: {
-      kind: "byte-level",
-      pre: "qwen2",
-      specials: ["<|endoftext|>", "<|im_start|>", "<|im_end|>"],
-      bos: null,
-      eos: "<|im_end|>",
-      eog: ["<|im_end|>", "<|endoftext|>"],
-    },
+    tokenizer: QWEN_TOKENIZER,
   },
   mistral: {
     architecture: "MistralForCausalLM",
