@@ -1,24 +1,27 @@
 // `npm run bench:peers [-- --quick] [--dtype f32|f16|q8_0|q4_0] [--threads N] [--llama-threads N] [--tokens N]
-//   [--backend simd|webgpu|cpu]`
+//   [--rounds N] [--backend simd|webgpu|cpu]`
 // This project against llama.cpp (node-llama-cpp 3.21.1, installed into .cache/peers/ on first use) on the same
 // random 12-layer dim-768 model (GGUF) and the same rank-16 q/k/v/o adapters (PEFT for us, GGUF LoRA for
 // llama.cpp), workload by workload back to back in one run: batch-1 decode, 8 and 32 requests on no adapter
-// and on distinct adapters, time to first token of a 16- and a 256-token prompt. Writes bench/peers.json and
+// and on distinct adapters, time to first token of a 16- and a 256-token prompt. Each workload runs in
+// `--rounds` interleaved rounds (llama.cpp, ours, llama.cpp, ours, ...) and each side keeps its best: on a
+// machine shared with other work, a side measured in a busier minute would otherwise lose by the minute. Writes bench/peers.json and
 // the "peers" table of BENCHMARKS.md, each figure with its ratio and goal.
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
-import { availableParallelism } from "node:os";
+import { availableParallelism, loadavg } from "node:os";
 import { dirname, join, resolve } from "node:path";
 import { parseArgs } from "node:util";
 import { createBackend, type BackendChoice } from "../node/engine/backend/select.ts";
 import { writeGgufModel } from "../node/engine/formats/gguf-write.ts";
 import { loadModel } from "../node/engine/formats/load-model.ts";
 import { randomModelInput } from "../node/engine/formats/random-model.ts";
-import { WEIGHT_DTYPES, matrixBytes, weightBytes } from "../node/engine/formats/weight-codec.ts";
+import { WEIGHT_DTYPES } from "../node/engine/formats/weight-codec.ts";
 import type { WeightDType } from "../node/engine/model/weights.ts";
 import { copyBandwidth } from "./bench/copy.ts";
+import { decodeStepBytes } from "./bench/step-bytes.ts";
 import { SHAPES, shapeConfig } from "./bench/model.ts";
 import { benchAdapters } from "./bench/peers/adapters.ts";
-import { LLAMA_CPP_VERSION, llamaCppRunner, loadNodeLlamaCpp, type PeerRunner } from "./bench/peers/llama-cpp.ts";
+import { LLAMA_CPP_VERSION, llamaCppRunner, loadNodeLlamaCpp } from "./bench/peers/llama-cpp.ts";
 import { ourRunner } from "./bench/peers/ours.ts";
 import { round } from "./bench/stats.ts";
 import { prompts } from "./bench/workloads.ts";
@@ -31,6 +34,7 @@ const { values } = parseArgs({
     threads: { type: "string" },
     "llama-threads": { type: "string" },
     tokens: { type: "string" },
+    rounds: { type: "string", default: "2" },
     backend: { type: "string", default: "simd" },
     out: { type: "string", default: join(root, "bench", "peers.json") },
     markdown: { type: "string", default: join(root, "BENCHMARKS.md") },
@@ -47,6 +51,9 @@ const choice = values.backend as BackendChoice;
 /** Generated tokens per sequence in the decode workloads, prompt tokens before them. */
 const TOKENS = values.tokens === undefined ? (quick ? 16 : 32) : Number(values.tokens);
 const PROMPT = 16;
+const ROUNDS = Number(values.rounds);
+if (!Number.isInteger(ROUNDS) || ROUNDS < 1)
+  throw new Error(`--rounds must be a positive integer, got ${values.rounds}`);
 const RANK = 16;
 const TARGETS = ["q", "k", "v", "o"] as const;
 const CONTEXT = 512;
@@ -108,25 +115,33 @@ interface Pair {
 const figures: Record<string, Pair> = {};
 const rate = async (label: string, adapterKeys: (string | null)[]): Promise<void> => {
   const ps = prompts(adapterKeys.length, PROMPT, config.vocabSize, adapterKeys.length);
-  const theirs = await llama.decode(adapterKeys, ps, TOKENS);
-  const mine = await ours.decode(
-    adapterKeys.map((k) => (k === null ? null : ours.adapterIds.get(k)!)),
-    ps,
-    TOKENS,
-  );
+  const ourKeys = adapterKeys.map((k) => (k === null ? null : ours.adapterIds.get(k)!));
+  let theirs = 0;
+  let mine = 0;
+  for (let round = 0; round < ROUNDS; round++) {
+    theirs = Math.max(theirs, await llama.decode(adapterKeys, ps, TOKENS));
+    mine = Math.max(mine, await ours.decode(ourKeys, ps, TOKENS));
+  }
   figures[label] = { llama_cpp: round(theirs), ours: round(mine), ratio: round(mine / theirs) };
   log(`${label}: llama.cpp ${theirs.toFixed(1)} tok/s, ours ${mine.toFixed(1)} tok/s (x${(mine / theirs).toFixed(2)})`);
 };
 const ttft = async (label: string, length: number): Promise<void> => {
   const prompt = prompts(1, length, config.vocabSize, 100 + length)[0];
-  const best = async (runner: PeerRunner): Promise<number> =>
-    Math.min(await runner.ttft(prompt), await runner.ttft(prompt));
-  const theirs = await best(llama);
-  const mine = await best(ours);
+  let theirs = Infinity;
+  let mine = Infinity;
+  for (let round = 0; round < ROUNDS; round++) {
+    theirs = Math.min(theirs, await llama.ttft(prompt));
+    mine = Math.min(mine, await ours.ttft(prompt));
+  }
   figures[label] = { llama_cpp: round(theirs), ours: round(mine), ratio: round(theirs / mine) };
   log(`${label}: llama.cpp ${theirs.toFixed(0)} ms, ours ${mine.toFixed(0)} ms (x${(theirs / mine).toFixed(2)})`);
 };
 
+const loadAverage = (): string =>
+  loadavg()
+    .map((l) => l.toFixed(1))
+    .join(" / ");
+const loadBefore = loadAverage();
 let copyGbps = 0;
 try {
   copyGbps = (await copyBandwidth(backend, quick)).gbps;
@@ -149,9 +164,8 @@ try {
   await llama.close();
 }
 
-// Weight bytes one decode step reads: every layer matrix, the norms and the classifier (not the embedding).
-const w = model.weights;
-const stepBytes = weightBytes(w) - (w.classifier === w.tokenEmbedding ? 0 : matrixBytes(w.tokenEmbedding));
+const loadAfter = loadAverage();
+const stepBytes = decodeStepBytes(model.weights);
 const bandwidthUtil = (stepBytes * figures.decode_tps_b1.ours) / (copyGbps * 1e9);
 const results = {
   model: name,
@@ -163,6 +177,9 @@ const results = {
   tokens_per_sequence: TOKENS,
   prompt_tokens: PROMPT,
   adapters: `rank ${RANK} on ${TARGETS.join("/")}`,
+  rounds: ROUNDS,
+  load_average_before: loadBefore,
+  load_average_after: loadAfter,
   copy_gbps: round(copyGbps),
   bandwidth_util_b1: round(bandwidthUtil),
   ...figures,
@@ -191,7 +208,8 @@ const block = [
   `Ours: ${backend.device}. llama.cpp: node-llama-cpp ${LLAMA_CPP_VERSION}, CPU build, ${llamaThreads} threads,`,
   "base batches as",
   `sequences of one context, adapters one context each (all at once). ${TOKENS} greedy tokens per sequence after a`,
-  `${PROMPT}-token prompt; adapters rank ${RANK} on ${TARGETS.join("/")}. Ratio: ours / llama.cpp for tok/s,`,
+  `${PROMPT}-token prompt; adapters rank ${RANK} on ${TARGETS.join("/")}. Each side's best of ${ROUNDS} interleaved`,
+  `rounds. Load average ${loadBefore} before the run, ${loadAfter} after. Ratio: ours / llama.cpp for tok/s,`,
   `llama.cpp / ours for times (above 1: we are better). Copy bandwidth ${round(copyGbps)} GB/s; our batch-1`,
   `decode reads weights at ${round(bandwidthUtil)} of it.`,
   "",

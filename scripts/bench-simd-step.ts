@@ -7,9 +7,10 @@ import { parseArgs } from "node:util";
 import type { SequenceStep } from "../node/engine/backend/backend.ts";
 import { createSimdBackend } from "../node/engine/backend/simd/simd-backend.ts";
 import { randomModel } from "../node/engine/formats/random-model.ts";
-import { WEIGHT_DTYPES, weightBytes } from "../node/engine/formats/weight-codec.ts";
+import { WEIGHT_DTYPES } from "../node/engine/formats/weight-codec.ts";
 import type { WeightDType } from "../node/engine/model/weights.ts";
 import { copyBandwidth } from "./bench/copy.ts";
+import { decodeStepBytes } from "./bench/step-bytes.ts";
 import { SHAPES, shapeConfig } from "./bench/model.ts";
 
 const { values } = parseArgs({
@@ -37,8 +38,7 @@ for (const dtype of dtypes) {
     maxRank: 0,
     threads,
   });
-  const stepBytes =
-    weightBytes(weights) - (weights.classifier === weights.tokenEmbedding ? 0 : weights.tokenEmbedding.data.length);
+  const stepBytes = decodeStepBytes(weights);
   const row: string[] = [];
   for (const batch of BATCHES) {
     const tables = Array.from({ length: batch }, (_, s) =>
