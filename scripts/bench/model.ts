@@ -6,7 +6,8 @@ import { writeGgufModel } from "../../node/engine/formats/gguf-write.ts";
 import { loadModel } from "../../node/engine/formats/load-model.ts";
 import { randomModelInput } from "../../node/engine/formats/random-model.ts";
 import type { ModelConfig } from "../../node/engine/model/config.ts";
-import type { LoadedModel } from "../../node/engine/model/weights.ts";
+import { ALL_WEIGHT_DTYPES } from "../../node/engine/formats/weight-codec.ts";
+import type { LoadedModel, WeightDType } from "../../node/engine/model/weights.ts";
 
 export interface Shape {
   layers: number;
@@ -43,24 +44,31 @@ export function shapeConfig(shape: Shape): ModelConfig {
   };
 }
 
-/** Loads `path`, or the cached random model of `shapeName` (writing it first when missing). */
+/**
+ * Loads `path`, or the cached random model of `shapeName` with its matrices stored as `dtype` (writing it first
+ * when missing). The loader keeps the file's format: the webgpu and simd backends read it as stored (f16 by
+ * default; a matrix whose width is not a whole number of the format's blocks is written as f16).
+ */
 export async function benchModel(
   root: string,
   shapeName: string,
   path: string | undefined,
   log: (line: string) => void,
+  dtype: WeightDType = "f16",
 ): Promise<LoadedModel> {
   if (path) return loadModel(path);
   const shape = SHAPES[shapeName];
   if (!shape) throw new Error(`unknown shape "${shapeName}" (known: ${Object.keys(SHAPES).join(", ")})`);
+  if (!ALL_WEIGHT_DTYPES.includes(dtype))
+    throw new Error(`unknown weight format "${dtype}" (known: ${ALL_WEIGHT_DTYPES.join(", ")})`);
   const dir = join(root, ".cache", "bench");
   mkdirSync(dir, { recursive: true });
-  const name = `random-${shape.layers}x${shape.dim}-h${shape.hidden}-kv${shape.kvHeads}-v${shape.vocab}`;
+  const base = `random-${shape.layers}x${shape.dim}-h${shape.hidden}-kv${shape.kvHeads}-v${shape.vocab}`;
+  const name = dtype === "f16" ? base : `${base}-${dtype}`;
   const file = join(dir, `${name}.gguf`);
   if (!existsSync(file)) {
     const started = performance.now();
-    // f16 on disk halves the file; the loader widens it to f32, so the figures are those of an f32 model.
-    writeGgufModel(file, randomModelInput(shapeConfig(shape), 0, {}, name), { dtype: "f16" });
+    writeGgufModel(file, randomModelInput(shapeConfig(shape), 0, {}, name), { dtype });
     log(`generated ${file} in ${((performance.now() - started) / 1000).toFixed(1)} s`);
   }
   return loadModel(file);
