@@ -1,15 +1,14 @@
 // The control words the main thread and the workers share (one small SharedArrayBuffer of Int32).
-// A pass: the main thread waits until every worker is back from the previous pass (FINISHED = threads), zeroes
-// the counters, bumps GO and notifies. Workers claim chunks of each phase and count every finished chunk in DONE;
+// A pass: the main thread waits until the workers of the previous pass are back (FINISHED = their number), zeroes
+// the counters and writes the pass generation into the wake word of each worker taking part (the others sleep
+// on). Workers claim chunks of each phase and count every finished chunk in DONE;
 // a phase that reads what an earlier one wrote waits until DONE reaches the chunks of all phases before it.
 // So a worker the OS deschedules holds up the others only while it holds a claimed chunk: the phases it missed
 // were done by the others, and it skips through them when it runs again. The first worker to see the last phase
 // complete publishes the pass generation in COMPLETE, which the main thread awaits.
 
 export const CTL = {
-  /** Generation of the pass to run; workers wait on it. */
-  go: 0,
-  /** Workers back from the current pass (threads when the pool is idle). */
+  /** Workers back from the current pass. */
   finished: 1,
   /** Chunks finished in the current pass, over all phases. */
   done: 2,
@@ -24,6 +23,11 @@ export const CTL = {
 } as const;
 
 export const CTL_INTS = 8;
+
+/** Worker i's wake word: the generation of the last pass it was woken for (it waits until that changes). */
+export function wakeWord(worker: number): number {
+  return CTL_INTS + worker;
+}
 
 /**
  * Spins before sleeping: a phase boundary is usually a few microseconds away (the other worker finishing its

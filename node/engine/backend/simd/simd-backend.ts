@@ -12,7 +12,8 @@ import type { ModelWeights, WeightMatrix } from "../../model/weights.ts";
 import { sampleToken } from "../../sampling/sample.ts";
 import type { Backend, BackendOptions, SamplingParams, SequenceStep } from "../backend.ts";
 import { checkAdapterFits, checkSteps } from "../checks.ts";
-import { CTL, CTL_INTS } from "./control.ts";
+import { ActiveThreads } from "./active-threads.ts";
+import { CTL, CTL_INTS, wakeWord } from "./control.ts";
 import {
   DTYPE_CODE,
   planLayout,
@@ -79,6 +80,10 @@ class SimdBackend implements Backend {
   readonly #i32: Int32Array;
   readonly #f32: Float32Array;
   readonly #bytes: Uint8Array;
+  readonly #active: ActiveThreads;
+  /** Workers woken for the last pass (all back when FINISHED reaches it), and its generation. */
+  #woken = 0;
+  #generation = 0;
   #failure: string | null = null;
   #busy = false;
   #closed = false;
@@ -102,6 +107,7 @@ class SimdBackend implements Backend {
     this.#i32 = new Int32Array(memory.buffer);
     this.#f32 = new Float32Array(memory.buffer);
     this.#bytes = new Uint8Array(memory.buffer);
+    this.#active = new ActiveThreads(layout.threads);
     const dtypes = [
       ...new Set([layout.embedding, ...layout.layers.flatMap((l) => [l.wq, l.wDown])].map((m) => m.dtype)),
     ].join("/");
@@ -155,7 +161,7 @@ class SimdBackend implements Backend {
       for (const pass of planPasses(steps, this.#layout.maxRows, this.#layout.maxSeqs)) {
         // A worker still skipping through the previous pass's phases (descheduled while the others did them)
         // reads the descriptor: nothing is written until every worker is back at the start line.
-        await this.#await(CTL.finished, (value) => value === this.#layout.threads);
+        await this.#await(CTL.finished, (value) => value === this.#woken);
         this.#writePass(steps, pass);
         await this.#run();
         pass.forEach((piece, s) => {
@@ -186,8 +192,10 @@ class SimdBackend implements Backend {
     if (this.#closed) return;
     this.#closed = true;
     Atomics.store(this.#ctl, CTL.stop, 1);
-    Atomics.add(this.#ctl, CTL.go, 1);
-    Atomics.notify(this.#ctl, CTL.go);
+    for (let worker = 0; worker < this.#layout.threads; worker++) {
+      Atomics.add(this.#ctl, wakeWord(worker), 1);
+      Atomics.notify(this.#ctl, wakeWord(worker));
+    }
     await Promise.all(this.#workers.map((w) => new Promise((resolve) => w.once("exit", resolve))));
   }
 
@@ -228,15 +236,26 @@ class SimdBackend implements Backend {
     this.#i32[header + 2] = anyLora;
   }
 
-  /** Starts one pass on an idle pool and waits, without blocking the event loop, until its every chunk is done. */
+  /**
+   * Starts one pass on an idle pool, waking as many workers as the cores they got lately warrant, and waits,
+   * without blocking the event loop, until its every chunk is done.
+   */
   async #run(): Promise<void> {
     const ctl = this.#ctl;
     this.#tickets.fill(0);
     Atomics.store(ctl, CTL.done, 0);
     Atomics.store(ctl, CTL.finished, 0);
-    const generation = Atomics.add(ctl, CTL.go, 1) + 1;
-    Atomics.notify(ctl, CTL.go);
+    const generation = ++this.#generation;
+    this.#woken = this.#active.count;
+    const cpu = process.cpuUsage();
+    const started = performance.now();
+    for (let worker = 0; worker < this.#woken; worker++) {
+      Atomics.store(ctl, wakeWord(worker), generation);
+      Atomics.notify(ctl, wakeWord(worker));
+    }
     await this.#await(CTL.complete, (value) => value === generation);
+    const used = process.cpuUsage(cpu);
+    this.#active.record((used.user + used.system) / 1000, performance.now() - started);
   }
 
   /** Awaits until the control word satisfies `ready`, or a worker fails. */
@@ -354,8 +373,7 @@ export async function createSimdBackend(weights: ModelWeights, options: SimdBack
     }
   }
   const kernels = new WebAssembly.Module(readFileSync(KERNELS));
-  const control = new SharedArrayBuffer(4 * CTL_INTS);
-  Atomics.store(new Int32Array(control), CTL.finished, threads); // the pool starts idle
+  const control = new SharedArrayBuffer(4 * (CTL_INTS + threads));
   const tickets = new SharedArrayBuffer(4 * (16 * config.nLayers + 8)); // claim counters: <= 15 phases a layer
   const workers: Worker[] = [];
   try {

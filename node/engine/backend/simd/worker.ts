@@ -5,7 +5,7 @@
 // another worker wrote first waits until every chunk of the phases before it is done (control.ts); a worker
 // normalizes the rows it needs itself, when it claims its first chunk of a phase that reads them.
 import { parentPort, workerData } from "node:worker_threads";
-import { chunkDone, CTL, PassAbandoned, waitForChunks } from "./control.ts";
+import { chunkDone, CTL, PassAbandoned, waitForChunks, wakeWord } from "./control.ts";
 import { SEQ_FIELDS, SEQ_INTS, SLOT_INTS, type PlacedMatrix, type SimdLayout } from "./layout.ts";
 
 interface Kernels {
@@ -90,7 +90,7 @@ const instance = new WebAssembly.Instance(input.kernels, {
 const k = instance.exports as unknown as Kernels;
 const i32 = new Int32Array(input.memory.buffer);
 
-const { config, threads: T } = layout;
+const { config } = layout;
 const { dim, hiddenDim: hidden, nHeads, nKvHeads, headDim, vocabSize } = config;
 const kvDim = nKvHeads * headDim;
 const qkvN = dim + 2 * kvDim;
@@ -387,10 +387,11 @@ function attention(layer: number, nSeqs: number): void {
 }
 
 parentPort!.postMessage({ ready: true });
+const wake = wakeWord(me);
 let generation = 0;
 for (;;) {
-  Atomics.wait(ctl, CTL.go, generation);
-  generation = Atomics.load(ctl, CTL.go);
+  Atomics.wait(ctl, wake, generation);
+  generation = Atomics.load(ctl, wake);
   if (Atomics.load(ctl, CTL.stop) !== 0) break;
   try {
     forwardPass();
@@ -402,5 +403,6 @@ for (;;) {
     Atomics.notify(ctl, CTL.complete);
     if (!(error instanceof PassAbandoned)) parentPort!.postMessage({ error: String((error as Error)?.stack ?? error) });
   }
-  if (Atomics.add(ctl, CTL.finished, 1) === T - 1) Atomics.notify(ctl, CTL.finished);
+  Atomics.add(ctl, CTL.finished, 1);
+  Atomics.notify(ctl, CTL.finished);
 }
