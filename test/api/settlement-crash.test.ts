@@ -3,9 +3,12 @@
 // node is `openlora node start` in another (paid mode: keystore, deployment file, peer network, settlement), so the
 // kill is real. Mining is switched off while the node settles, so the transaction waits in the mempool: it is
 // mined either while the node is dead (the restart finds it mined) or after the restart (the node sends the same
-// bytes again and then finds it mined).
+// bytes again and then finds it mined). Then the same node is stopped with SIGTERM while a stream runs and its chain
+// has stopped answering: it still ends, every step bounded, with nothing unsettled lost.
 import { spawn, type ChildProcess } from "node:child_process";
 import { mkdtemp, writeFile } from "node:fs/promises";
+import { request as httpRequest } from "node:http";
+import { connect as tcpConnect, createServer, type Socket } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { createInterface } from "node:readline";
@@ -105,13 +108,17 @@ interface RunningNode {
   exit: Promise<number | null>;
 }
 
-/** `openlora node start` in paid mode; resolves once it serves. Settles at once when anything is unsettled. */
-function startNode(): Promise<RunningNode> {
+/**
+ * `openlora node start` in paid mode; resolves once it serves. Settles at once when anything is unsettled, unless
+ * given a settlement threshold.
+ */
+function startNode(options: { rpcUrl?: string; settleThreshold?: string } = {}): Promise<RunningNode> {
   const args = [
     ...["node", "start", "--model", STORIES_DIR, "--backend", "cpu", "--adapters", ADAPTERS_DIR],
-    ...["--api", "127.0.0.1:0", "--data-dir", dataDir, "--rpc", hardhat.rpcUrl],
+    ...["--api", "127.0.0.1:0", "--data-dir", dataDir, "--rpc", options.rpcUrl ?? hardhat.rpcUrl],
     ...["--deployment", join(dir, "deployments"), "--keystore", join(dir, "keystore.json")],
-    ...["--password-file", join(dir, "password"), "--price", PRICE.toString(), "--settle-threshold", "1"],
+    ...["--password-file", join(dir, "password"), "--price", PRICE.toString()],
+    ...["--settle-threshold", options.settleThreshold ?? "1"],
     ...["--p2p-listen", "/ip4/127.0.0.1/tcp/0", "--drain", "1"],
   ];
   const child = spawn(process.execPath, [CLI, ...args], { stdio: ["ignore", "pipe", "pipe"] });
@@ -139,17 +146,91 @@ async function rpc(method: string, params: unknown[] = []): Promise<unknown> {
   return c.public.request({ method: method as never, params: params as never });
 }
 
-/** A paid request of `tokens` tokens on the channel; the voucher covers what was consumed so far and this one. */
-async function paidRequest(node: RunningNode, cumulativeAmount: bigint, tokens: number): Promise<void> {
+/** The voucher header of payer's channel on dragon at `cumulativeAmount`. */
+async function voucherHeader(cumulativeAmount: bigint): Promise<Record<string, string>> {
   const voucher = { payer: payer.address, node: operator.address, listingId, cumulativeAmount };
   const signature = await signVoucher(payer, voucher, {
     chainId: c.chain.id,
     verifyingContract: c.deployment.contracts.InferenceEscrow,
   });
-  const res = await postJson(node.url, "/v1/completions", fixedRequest("dragon", tokens), {
-    "x-openlora-voucher": encodeVoucherHeader({ voucher, signature }),
-  });
+  return { "x-openlora-voucher": encodeVoucherHeader({ voucher, signature }) };
+}
+
+/** A paid request of `tokens` tokens on the channel; the voucher covers what was consumed so far and this one. */
+async function paidRequest(node: RunningNode, cumulativeAmount: bigint, tokens: number): Promise<void> {
+  const res = await postJson(
+    node.url,
+    "/v1/completions",
+    fixedRequest("dragon", tokens),
+    await voucherHeader(cumulativeAmount),
+  );
   expect(res.status).toBe(200);
+}
+
+/**
+ * A TCP relay to the chain's RPC that can stop answering: after blackHole() it keeps every connection open and
+ * swallows what arrives (an unresponsive chain, not a refused one: calls hang until their own timeouts).
+ */
+async function rpcRelay(target: string): Promise<{ url: string; blackHole(): void; close(): void }> {
+  const { hostname, port } = new URL(target);
+  const pairs = new Map<Socket, Socket | null>();
+  let dead = false;
+  const server = createServer((client) => {
+    client.on("error", () => client.destroy());
+    client.on("close", () => pairs.delete(client));
+    if (dead) {
+      pairs.set(client, null);
+      client.resume();
+      return;
+    }
+    const upstream = tcpConnect(Number(port), hostname);
+    upstream.on("error", () => client.destroy());
+    pairs.set(client, upstream);
+    client.pipe(upstream).pipe(client);
+  });
+  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
+  return {
+    url: `http://127.0.0.1:${(server.address() as { port: number }).port}`,
+    blackHole() {
+      dead = true;
+      for (const [client, upstream] of pairs) {
+        if (upstream === null) continue;
+        client.unpipe(upstream);
+        upstream.unpipe(client);
+        upstream.destroy();
+        pairs.set(client, null);
+        client.resume();
+      }
+    },
+    close() {
+      for (const client of pairs.keys()) client.destroy();
+      server.close();
+    },
+  };
+}
+
+/** A streamed paid request; `firstChunk` resolves at its first bytes, `done` with the whole body once it ends. */
+function streamRequest(url: string, body: unknown, headers: Record<string, string>) {
+  let first: () => void = () => {};
+  const firstChunk = new Promise<void>((resolve) => (first = resolve));
+  const done = new Promise<{ status: number; body: string }>((resolve, reject) => {
+    const req = httpRequest(
+      `${url}/v1/completions`,
+      { method: "POST", headers: { "content-type": "application/json", ...headers } },
+      (res) => {
+        let text = "";
+        res.on("data", (chunk: Buffer) => {
+          text += chunk.toString("utf8");
+          first();
+        });
+        res.on("end", () => resolve({ status: res.statusCode ?? 0, body: text }));
+        res.on("error", reject);
+      },
+    );
+    req.on("error", reject);
+    req.end(JSON.stringify(body));
+  });
+  return { firstChunk, done };
 }
 
 /** Waits until the chain's mempool holds `hash` (so the node did send it). */
@@ -161,7 +242,7 @@ async function inMempool(hash: Hex): Promise<void> {
 }
 
 describe("a node killed between sending a settlement and recording it", () => {
-  it("agrees with the chain after a restart, and nothing is paid twice", async () => {
+  it("agrees with the chain after a restart, and nothing is paid twice", { timeout: 240_000 }, async () => {
     const escrow = readContracts(c).escrow;
     const token = readContracts(c).token;
     const operatorBefore = await token.read.balanceOf([operator.address]);
@@ -254,3 +335,70 @@ describe("a node killed between sending a settlement and recording it", () => {
     }
   });
 });
+
+describe("a paid node stopped while its chain does not answer", () => {
+  it(
+    "ends on SIGTERM, each step bounded, and keeps what is unsettled for the next start",
+    { timeout: 180_000 },
+    async () => {
+      const escrow = readContracts(c).escrow;
+      const settledBefore = await escrow.read.settled([payer.address, operator.address, listingId]);
+      // The channel as the test above left it (its node is stopped): new vouchers go above its latest one.
+      const previous = await withLedger(async (ledger) => {
+        const channel = await ledger.channel({ payer: payer.address, node: operator.address, listingId });
+        return channel?.latest.cumulativeAmount ?? 0n;
+      });
+      const latest = previous + maxCost(8) + maxCost(400);
+      const relay = await rpcRelay(hardhat.rpcUrl);
+      try {
+        // Settlement only at shutdown: the vouchers below stay unsettled until then.
+        const node = await startNode({ rpcUrl: relay.url, settleThreshold: (10n ** 30n).toString() });
+        await paidRequest(node, previous + maxCost(8), 8);
+        const stream = streamRequest(
+          node.url,
+          { ...fixedRequest("dragon", 400), stream: true },
+          await voucherHeader(latest),
+        );
+        await stream.firstChunk;
+        relay.blackHole();
+        node.child.kill("SIGTERM");
+
+        // The stream ends (whole, or cut with the shutting-down error once the drain second is over) and so does the
+        // process: the settlement at shutdown waited on the chain for its bounded step only, then was given up.
+        const answer = await stream.done;
+        expect(answer.status).toBe(200);
+        expect(answer.body).toMatch(/data: \[DONE\]\n\n$|"code":"shutting_down"/);
+        expect(await node.exit).toBe(0);
+        const events = node.lines.map((l) => l.event);
+        expect(events).toContain("node_stopping");
+        expect(events.at(-1)).toBe("node_stopped");
+        expect(node.lines).toContainEqual(
+          expect.objectContaining({ event: "shutdown_step_timeout", part: "settlement" }),
+        );
+      } finally {
+        relay.close();
+      }
+
+      // Nothing was lost: the channel's latest voucher is in the ledger, unsettled, no batch half-sent, and nothing
+      // more was paid on chain.
+      await withLedger(async (ledger) => {
+        const channels = await ledger.unsettledChannels();
+        expect(channels.map((ch) => [ch.listingId, ch.latest.cumulativeAmount, ch.settled])).toEqual([
+          [listingId.toLowerCase(), latest, settledBefore],
+        ]);
+        expect(await ledger.pendingSettlements()).toEqual([]);
+      });
+      expect(await escrow.read.settled([payer.address, operator.address, listingId])).toBe(settledBefore);
+    },
+  );
+});
+
+/** The node's ledger, opened while no node runs on the data folder. */
+async function withLedger<T>(read: (ledger: Ledger) => Promise<T>): Promise<T> {
+  const ledger = await Ledger.open(join(dataDir, "ledger"));
+  try {
+    return await read(ledger);
+  } finally {
+    await ledger.close();
+  }
+}
