@@ -1,36 +1,42 @@
 // The scopes of `npm run mutate` (issue 17): each mutates its own files and runs only the test files that are meant
 // to catch those mutants, so a score says what those tests defend. Read by stryker.config.mjs (the scope a run
 // mutates) and scripts/mutate.ts (the scopes it runs). Scores per scope are recorded in MUTATION.md.
+// One file (or one small folder) per scope: Stryker writes its report only at the end of a run, and on two shared
+// cores a run of several hundred mutants takes hours, so smaller scopes land their figures one by one.
 
 /**
  * name -> files to mutate and the test files that defend them. Each scope keeps its own incremental file, so a
  * later run re-tests only mutants whose code or tests changed.
  */
 export const SCOPES = {
-  "engine-cpu": {
-    mutate: ["node/engine/backend/cpu/**/*.ts"],
-    // The operators against their definitions and the backend object on a tiny model. The whole-model tests
-    // (cpu-backend: llama2.c's 256 greedy tokens, prefill-reference) pass the 60 s test timeout with the mutants'
-    // switches in every inner loop, and run in npm test.
+  // The cpu scopes run the operators against their definitions and the backend object on a tiny model. The
+  // whole-model tests (cpu-backend: llama2.c's 256 greedy tokens; prefill-reference) pass the 60 s test timeout
+  // with the mutants' switches in every inner loop, and run in npm test.
+  "engine-cpu-ops": {
+    mutate: ["node/engine/backend/cpu/ops.ts"],
+    testFiles: ["test/engine/cpu-ops.test.ts", "test/engine/cpu-ops-families.test.ts"],
+  },
+  "engine-cpu-backend": {
+    mutate: ["node/engine/backend/cpu/cpu-backend.ts"],
     testFiles: ["test/engine/cpu-ops.test.ts"],
   },
-  "engine-adapter": {
-    mutate: ["node/engine/adapter/peft.ts", "node/engine/adapter/canonical.ts"],
-    testFiles: [
-      "test/engine/adapter.test.ts",
-      "test/engine/adapter-canonical.test.ts",
-      "test/engine/adapter-peft.test.ts",
-    ],
+  "engine-adapter-peft": {
+    mutate: ["node/engine/adapter/peft.ts"],
+    testFiles: ["test/engine/adapter-peft.test.ts", "test/engine/adapter.test.ts"],
   },
-  "engine-runtime": {
-    mutate: ["node/engine/runtime/scheduler.ts", "node/engine/runtime/adapter-store/**/*.ts"],
-    // The scheduler's and the store's unit tests; the engine-level ones (scheduler-engine, runtime) take minutes
-    // per mutant here and run in npm test.
-    testFiles: [
-      "test/engine/scheduler.test.ts",
-      "test/engine/scheduler-owners.test.ts",
-      "test/engine/adapter-store.test.ts",
-    ],
+  "engine-adapter-canonical": {
+    mutate: ["node/engine/adapter/canonical.ts"],
+    testFiles: ["test/engine/adapter-canonical.test.ts", "test/engine/adapter.test.ts"],
+  },
+  // The scheduler's and the store's unit tests; the engine-level ones (scheduler-engine, runtime) take minutes per
+  // mutant here and run in npm test.
+  "engine-scheduler": {
+    mutate: ["node/engine/runtime/scheduler.ts"],
+    testFiles: ["test/engine/scheduler.test.ts", "test/engine/scheduler-owners.test.ts"],
+  },
+  "engine-adapter-store": {
+    mutate: ["node/engine/runtime/adapter-store/**/*.ts"],
+    testFiles: ["test/engine/adapter-store.test.ts"],
   },
   "engine-sampling": {
     mutate: ["node/engine/sampling/**/*.ts"],

@@ -1,8 +1,8 @@
-// npm run mutate [-- <scope>...]: StrykerJS over each scope of stryker.config.mjs, one after the other (the
-// scopes are in stryker.scopes.mjs), then one table of scores per scope. Reports land in
+// npm run mutate [-- [--table] <scope>...]: StrykerJS over each scope of stryker.scopes.mjs, one after the other,
+// then one table of scores per scope (--table: the table of the latest results only). Reports land in
 // reports/mutation/<scope>.json (mutation-testing-report-schema) next to each scope's incremental file.
 import { spawnSync } from "node:child_process";
-import { existsSync, mkdirSync, readFileSync } from "node:fs";
+import { existsSync, mkdirSync, readFileSync, statSync } from "node:fs";
 import { join } from "node:path";
 import { pathToFileURL } from "node:url";
 
@@ -28,6 +28,19 @@ const { SCOPES } = (await import(scopesUrl)) as { SCOPES: Record<string, Scope> 
 const outDir = join(root, "reports/mutation");
 /** Where stryker.config.mjs has Stryker's json reporter write a scope's report. */
 const reportOf = (name: string): string => join(outDir, `${name}.json`);
+/** The scope's incremental file: the same schema, also written when a run is interrupted (the mutants tested so far). */
+const incrementalOf = (name: string): string => join(outDir, `${name}.incremental.json`);
+
+/** The newer of a scope's report and incremental file: after an interrupted run, the incremental one. */
+function latestResults(name: string): { file: string; partial: boolean } | null {
+  const [report, incremental] = [reportOf(name), incrementalOf(name)].map((f) =>
+    existsSync(f) ? statSync(f).mtimeMs : -1,
+  );
+  if (report < 0 && incremental < 0) return null;
+  return report >= incremental
+    ? { file: reportOf(name), partial: false }
+    : { file: incrementalOf(name), partial: true };
+}
 
 function parseScopes(args: string[]): string[] {
   const known = Object.keys(SCOPES);
@@ -74,7 +87,8 @@ function countMutants(reportFile: string): Counts {
     Ignored: "ignored",
   };
   for (const file of Object.values(report.files)) {
-    for (const mutant of file.mutants) counts[key[mutant.status]]++;
+    // Pending (not yet run) is not a result.
+    for (const mutant of file.mutants) if (mutant.status in key) counts[key[mutant.status]]++;
   }
   return counts;
 }
@@ -85,18 +99,22 @@ function score(c: Counts): number {
   return valid === 0 ? 100 : (100 * (c.killed + c.timeout)) / valid;
 }
 
-const scopes = parseScopes(process.argv.slice(2));
+// --table: only print the table of the scopes' latest results (no run).
+const args = process.argv.slice(2);
+const tableOnly = args.includes("--table");
+const scopes = parseScopes(args.filter((a) => a !== "--table"));
 mkdirSync(outDir, { recursive: true });
-const failed = scopes.filter((name) => !runScope(name));
+const failed = tableOnly ? [] : scopes.filter((name) => !runScope(name));
 console.log(
   "\n| scope | killed | survived | timeout | no coverage | compile errors | score |\n|---|---|---|---|---|---|---|",
 );
 for (const name of scopes) {
-  const file = reportOf(name);
-  if (!existsSync(file)) continue;
-  const c = countMutants(file);
+  const latest = latestResults(name);
+  if (latest === null) continue;
+  const c = countMutants(latest.file);
+  const label = latest.partial ? `${name} (interrupted: tested so far)` : name;
   console.log(
-    `| ${name} | ${c.killed} | ${c.survived} | ${c.timeout} | ${c.noCoverage} | ${c.compileErrors} | ${score(c).toFixed(1)}% |`,
+    `| ${label} | ${c.killed} | ${c.survived} | ${c.timeout} | ${c.noCoverage} | ${c.compileErrors} | ${score(c).toFixed(1)}% |`,
   );
 }
 if (failed.length > 0) {
