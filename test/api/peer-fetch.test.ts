@@ -106,6 +106,12 @@ describe("adapters fetched from peers through the API", () => {
     const { dragon, ocean } = ids;
     const engine = server.node.engine;
     expect(engine.adapters.list()).toEqual([]);
+    // GET /v1/peers: the routing table learned from gossip names the origin and what it holds.
+    const peers = json(await rawRequest(server.node.url, "GET", "/v1/peers"));
+    const originEntry = peers.data.find((p: { peer_id: string }) => p.peer_id === origin.node.paid!.peers!.peerId);
+    expect(originEntry.announcement.adapters.map((a: { id: string }) => a.id).sort()).toEqual(
+      [dragon.id, ocean.id, ids.robot.id].sort(),
+    );
 
     // Nobody pays: 402, and nothing is fetched.
     const unpaid = await postJson(server.node.url, "/v1/completions", fixedRequest(ocean.id, 8));
