@@ -136,6 +136,47 @@ describe("admission bounds (item 3)", () => {
   });
 });
 
+describe("admission takes room back for a newcomer (item 3)", () => {
+  it("when the totals are full, the heaviest owner's youngest queued request yields to an owner below its part", async () => {
+    const { engine } = await makeEngine({ admission: { maxRequests: 8, ownerShare: 1 / 2 } });
+    const request = (owner: string): EngineRequest => ({
+      adapterId: null,
+      tokenIds: [1, 2],
+      maxTokens: 4,
+      temperature: 0,
+      owner,
+    });
+    // Two heavy owners fill the totals with their shares (4 + 4 of 8); nothing has started yet.
+    const heavy = ["mallory", "trudy"].flatMap((owner) =>
+      Array.from({ length: 4 }, () => engine.submit(request(owner))),
+    );
+    expect(engine.stats().admission).toMatchObject({ requests: 8, owners: 2 });
+    // A newcomer's fair part is 8 / 3: its first two requests each take a queued one back, the third is busy.
+    const newcomer = [engine.submit(request("alice")), engine.submit(request("alice"))];
+    expect(busyOf(() => engine.submit(request("alice"))).message).toMatch(/the node holds 8 requests/);
+    expect(engine.stats().admission).toMatchObject({ requests: 8, owners: 3 });
+
+    const outcomes = await Promise.all(heavy.map((s) => s.result.then(() => "done").catch((e: unknown) => e)));
+    const yielded = outcomes.filter((o) => o instanceof EngineBusyError) as EngineBusyError[];
+    // One of each heavy owner's, the youngest: the last submitted of mallory (index 3) and of trudy (index 7).
+    expect(outcomes.map((o) => (o === "done" ? "done" : "busy"))).toEqual([
+      "done",
+      "done",
+      "done",
+      "busy",
+      "done",
+      "done",
+      "done",
+      "busy",
+    ]);
+    for (const error of yielded) {
+      expect(error.message).toMatch(/queued request yielded its place to another owner \(it held 4 requests/);
+      expect(error.retryAfterMs).toBeGreaterThanOrEqual(250);
+    }
+    for (const s of newcomer) expect((await s.result).tokenIds.length).toBe(4);
+  });
+});
+
 /** Steps the engine runs from submit until the request ends; past `giveUpAfter` steps, `onLong` is called. */
 async function stepsUntilDone(
   engine: Engine,

@@ -139,6 +139,7 @@ export class Engine extends Emitter<EngineEvents> {
     this.#admission = new Admission(
       { ...DEFAULT_ADMISSION, maxTokens: 32 * this.limits.kvPositions, ...options.admission },
       () => this.#throughput.perSecond(),
+      (owner, error) => this.#yieldQueued(owner, error),
     );
     this.#limits = { ...this.limits, tokenizer, isRegistered: (id) => store.has(id) };
     this.adapters = {
@@ -410,6 +411,18 @@ export class Engine extends Emitter<EngineEvents> {
       usage: usageOf(seq, "error"),
       error,
     });
+  }
+
+  /** Fails the youngest waiting request of `owner` that has not generated yet (admission takes its room back). */
+  #yieldQueued(owner: string, error: unknown): boolean {
+    const waiting = this.#scheduler.waiting;
+    for (let i = waiting.length - 1; i >= 0; i--) {
+      const seq = waiting[i];
+      if (seq.owner !== owner || seq.generated.length > 0) continue;
+      this.#fail(seq, error);
+      return true;
+    }
+    return false;
   }
 
   /** A slot load failed: the requests waiting for that adapter fail with its error. */
