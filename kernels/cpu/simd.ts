@@ -400,11 +400,24 @@ export function attend(
   }
 }
 
-/** out[r, c] = silu(gate[r, c]) * up[r, c] for columns [c0, c1) of rows; all three share the row stride ld. */
+/**
+ * out[r, c] = silu(gate[r, c]) * up[r, c] for columns [c0, c1) of rows; all three share the row stride ld.
+ * silu(g) = g * sigmoid(g), sigmoid from e = e^-|g| (exp4's range): 1 / (1 + e) for g >= 0, e / (1 + e) below.
+ */
 export function swiglu(out: usize, gate: usize, up: usize, ld: i32, rows: i32, c0: i32, c1: i32): void {
+  const one = f32x4.splat(1);
   for (let r = 0; r < rows; r++) {
     const row = <usize>r * ld;
-    for (let c = c0; c < c1; c++) {
+    let c = c0;
+    for (; c + 4 <= c1; c += 4) {
+      const at = (row + c) << 2;
+      const g = v128.load(gate + at);
+      const e = exp4(f32x4.neg(f32x4.abs(g)));
+      const inv = f32x4.div(one, f32x4.add(one, e));
+      const sigmoid = v128.bitselect(inv, f32x4.mul(e, inv), f32x4.ge(g, f32x4.splat(0)));
+      v128.store(out + at, f32x4.mul(f32x4.mul(g, sigmoid), v128.load(up + at)));
+    }
+    for (; c < c1; c++) {
       const at = (row + c) << 2;
       const g = load<f32>(gate + at);
       store<f32>(out + at, <f32>(<f64>g / (1 + Math.exp(-<f64>g))) * load<f32>(up + at));
