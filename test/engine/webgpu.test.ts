@@ -3,7 +3,8 @@
 //   f32 weights: every logit within LOGIT_TOL x max(1, max |cpu logit|) of the cpu backend's, and identical
 //   greedy tokens for 60 steps. Same-backend comparisons (batched vs alone, several passes vs one) within
 //   SAME_TOL x max |logit|; scrambled vs contiguous block tables bit for bit.
-//   f16 weights: F16_TOL relative, greedy tokens not required to match (f16 rounding can flip a near tie).
+//   f32 weights stored as f16 (the f16 option): F16_TOL relative, greedy tokens not required to match (f16
+//   rounding can flip a near tie). Other stored formats: test/engine/webgpu-formats.test.ts.
 import { spawnSync } from "node:child_process";
 import { existsSync } from "node:fs";
 import { join } from "node:path";
@@ -321,10 +322,11 @@ describe("webgpu backend on stories260K, against the cpu backend", () => {
 });
 
 describe("webgpu backend options", () => {
-  it("f16 weights stay within the f16 tolerance", async (t) => {
+  it("f32 weights stored as f16 stay within the f16 tolerance, in half the bytes", async () => {
     const f16 = await createWebGpuBackend(model.weights, { ...OPTIONS, f16: true });
     try {
-      if (!f16.device.includes("(f16 weights)")) t.skip();
+      expect(f16.device).toContain("(f16 weights)");
+      expect(f16.weightBytes).toBeLessThan(0.55 * (gpu as typeof f16).weightBytes);
       await f16.setAdapter(0, adapters[0]);
       for (const slot of [-1, 0]) {
         const step = { tokens: prompt, position: 0, blockTable: table(0), slot };
@@ -332,6 +334,20 @@ describe("webgpu backend options", () => {
       }
     } finally {
       await f16.close();
+    }
+  });
+
+  it("prefill through the tiled matmul kernel matches the cpu backend too", { timeout: 180_000 }, async () => {
+    const b = await createWebGpuBackend(model.weights, { ...OPTIONS, matmul: "tiled" });
+    try {
+      expect(b.matmul).toBe("tiled");
+      await b.setAdapter(1, adapters[1]);
+      for (const slot of [-1, 1]) {
+        const step = { tokens: prompt, position: 0, blockTable: table(0), slot };
+        expect(relDiff(await b.forward([step]), await cpu.forward([step]))).toBeLessThanOrEqual(LOGIT_TOL);
+      }
+    } finally {
+      await b.close();
     }
   });
 

@@ -16,7 +16,7 @@ const h = await harness();
 afterAll(() => h.close());
 
 async function gpuLinear(
-  kind: "matmul" | "matvec" | "matvec-splitk",
+  kind: "matmul" | "matmul-tiled" | "matvec" | "matvec-splitk",
   M: number,
   N: number,
   K: number,
@@ -53,6 +53,7 @@ async function gpuLinear(
         };
         if (kind === "matvec") op.matvec(enc, sites[i], args);
         else if (kind === "matvec-splitk") op.matvecSplitK(enc, sites[i], args, h.ctx.maxSubgroup);
+        else if (kind === "matmul-tiled") op.matmulTiled(enc, sites[i], args);
         else op.matmul(enc, sites[i], args);
       });
     },
@@ -69,6 +70,30 @@ async function gpuLinear(
   }
   return { actual: unpadded(y, M, N, ldy, yOff), expected, chunks: matrix.chunks.length };
 }
+
+// lavapipe compiles a kernel with workgroup barriers slowly (tens of seconds on a loaded machine): a long timeout.
+describe("matmul-tiled.wgsl", { timeout: 180_000 }, () => {
+  // Tiles of 64: shapes below, at and across a tile in M and N, K below, at and across a stage of 32 columns.
+  const shapes: [number, number, number][] = [
+    [1, 1, 1],
+    [3, 7, 5],
+    [64, 64, 32],
+    [65, 130, 33],
+    [130, 63, 173],
+    [17, 200, 256],
+  ];
+  for (const [M, N, K] of shapes) {
+    it(`M ${M}, N ${N}, K ${K}`, async () => {
+      const r = await gpuLinear("matmul-tiled", M, N, K);
+      expectClose(r.actual, r.expected, 1e-5);
+    });
+  }
+  it("weight split into row chunks, accumulate", async () => {
+    const r = await gpuLinear("matmul-tiled", 70, 50, 37, { rowsPerChunk: 7, accumulate: true });
+    expect(r.chunks).toBe(8);
+    expectClose(r.actual, r.expected, 1e-5);
+  });
+});
 
 describe("matmul.wgsl", () => {
   const shapes: [number, number, number][] = [
@@ -101,8 +126,10 @@ describe("matmul.wgsl", () => {
 /** Every stored format through all three kernels: a width of whole super-blocks, row chunks, accumulate. */
 describe("weight formats decoded inside the kernels", () => {
   for (const dtype of ["f16", "bf16", "q8_0", "q4_0", "q4_k", "q6_k"] as const) {
-    for (const kind of ["matmul", "matvec", "matvec-splitk"] as const) {
-      it(`${dtype} in ${kind}: M 3, N 37 in chunks of 8 rows, K 512`, async (t) => {
+    // The tiled kernel reads wload as the others do; two decoders through it keep lavapipe's compile time down.
+    const tiled = dtype === "q8_0" || dtype === "q4_k" ? (["matmul-tiled"] as const) : [];
+    for (const kind of ["matmul", ...tiled, "matvec", "matvec-splitk"] as const) {
+      it(`${dtype} in ${kind}: M 3, N 37 in chunks of 8 rows, K 512`, { timeout: 180_000 }, async (t) => {
         if (kind === "matvec-splitk" && !h.ctx.hasSubgroups) t.skip();
         const r = await gpuLinear(kind, 3, 37, 512, { dtype, rowsPerChunk: 8, accumulate: true });
         expect(r.chunks).toBe(5);

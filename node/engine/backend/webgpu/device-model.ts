@@ -13,7 +13,7 @@ import type { ModelWeights, WeightMatrix } from "../../model/weights.ts";
 import type { BackendOptions } from "../backend.ts";
 import type { DeviceMemory } from "./device-memory.ts";
 import type { ParamArena, Pipelines, Site } from "./kernels.ts";
-import { loraGroupShape, type LinearSites, type LoraGroup, type MatvecKind } from "./ops.ts";
+import { loraGroupShape, type LinearSites, type LoraGroup, type MatmulKind, type MatvecKind } from "./ops.ts";
 import type { StepBuffers } from "./step-buffers.ts";
 import type { DeviceMatrix } from "./tensors.ts";
 
@@ -62,6 +62,7 @@ export interface DeviceModelContext {
   arena: ParamArena;
   buffers: StepBuffers;
   matvec: MatvecKind;
+  matmul: MatmulKind;
   /** CPU-emulated adapter: fewer threads per sampling workgroup (each barrier switches between all of them). */
   isFallback: boolean;
 }
@@ -72,6 +73,8 @@ export function buildDeviceModel(weights: ModelWeights, options: BackendOptions,
   const qDim = qDimOf(config);
   const { memory, pipelines, arena, buffers: b } = ctx;
   const matvecKernel = ctx.matvec === "splitk" ? "matvec-splitk" : "matvec";
+  const tiled = ctx.matmul === "tiled";
+  const matmulKernel = tiled ? "matmul-tiled" : "matmul";
   const norm = pipelines.get("rmsnorm");
   const kvStore = pipelines.get("kv-store");
   const attention = pipelines.get("attention", { constants: { HEAD_DIM: config.headDim } });
@@ -82,8 +85,9 @@ export function buildDeviceModel(weights: ModelWeights, options: BackendOptions,
   const sites = (label: string, m: DeviceMatrix, input: GPUBuffer, output: GPUBuffer): LinearSites => ({
     matrix: m,
     matmul: m.chunks.map((c, i) =>
-      arena.define(`${label}.mm${i}`, pipelines.get("matmul", { weights: c.format }), [input, c.buffer, output]),
+      arena.define(`${label}.mm${i}`, pipelines.get(matmulKernel, { weights: c.format }), [input, c.buffer, output]),
     ),
+    tiled,
     matvec:
       ctx.matvec === "matmul"
         ? null

@@ -10,6 +10,7 @@ export type KernelName =
   | "embed"
   | "rmsnorm"
   | "matmul"
+  | "matmul-tiled"
   | "matvec"
   | "matvec-splitk"
   | "rope"

@@ -62,6 +62,11 @@ export function matmul(enc: StepEncoder, site: Site, a: LinearArgs): void {
   enc.dispatch(site, linearParams(a), [], cdiv(cdiv(a.N, 4), 64), cdiv(a.M, 4));
 }
 
+/** matmul-tiled.wgsl: 64 x 64 tiles staged in workgroup memory (GPUs), any M. */
+export function matmulTiled(enc: StepEncoder, site: Site, a: LinearArgs): void {
+  enc.dispatch(site, linearParams(a), [], cdiv(a.N, 64), cdiv(a.M, 64));
+}
+
 /** matvec.wgsl: M <= 4 rows, 4 outputs per invocation (the portable variant). */
 export function matvec(enc: StepEncoder, site: Site, a: LinearArgs): void {
   if (a.M > 4) throw new RangeError(`matvec takes at most 4 rows, got ${a.M}`);
@@ -78,10 +83,15 @@ export function matvecSplitK(enc: StepEncoder, site: Site, a: LinearArgs, maxSub
 /** Which kernel runs the projections of a pass of at most 4 rows (more rows always take matmul). */
 export type MatvecKind = "portable" | "splitk" | "matmul";
 
+/** Which kernel runs the projections of more rows: matmul.wgsl (register blocks) or matmul-tiled.wgsl. */
+export type MatmulKind = "blocked" | "tiled";
+
 /** A weight matrix's dispatch sites: one per row chunk, for matmul and (unless matmul does all) matvec. */
 export interface LinearSites {
   matrix: DeviceMatrix;
   matmul: Site[];
+  /** The matmul sites run matmul-tiled.wgsl (else matmul.wgsl). */
+  tiled: boolean;
   matvec: Site[] | null;
 }
 
@@ -106,7 +116,7 @@ export function linear(
       accumulate: a.accumulate,
       sOff: chunk.sOff,
     };
-    if (!sites.matvec || a.M > 4) matmul(enc, sites.matmul[i], args);
+    if (!sites.matvec || a.M > 4) (sites.tiled ? matmulTiled : matmul)(enc, sites.matmul[i], args);
     else if (a.kind === "splitk") matvecSplitK(enc, sites.matvec[i], args, a.maxSubgroup);
     else matvec(enc, sites.matvec[i], args);
   });

@@ -18,7 +18,7 @@ import { DeviceMemory } from "./device-memory.ts";
 import { buildDeviceModel, type DeviceModel } from "./device-model.ts";
 import { encodePass, type PassContext } from "./forward-pass.ts";
 import { ParamArena, Pipelines, StepEncoder } from "./kernels.ts";
-import { packLoraSlot, type MatvecKind } from "./ops.ts";
+import { packLoraSlot, type MatmulKind, type MatvecKind } from "./ops.ts";
 import { passTables, splitPasses, stepRows } from "./pass-plan.ts";
 import { allocateStepBuffers, type StepBuffers } from "./step-buffers.ts";
 import { writeView } from "./tensors.ts";
@@ -36,6 +36,11 @@ export interface WebGpuBackendOptions extends BackendOptions {
    * subgroups) or "matmul". Default: splitk on hardware adapters with subgroups, portable otherwise (lavapipe).
    */
   matvec?: MatvecKind;
+  /**
+   * The kernel for steps of more rows: "tiled" (matmul-tiled.wgsl, workgroup memory) or "blocked" (matmul.wgsl).
+   * Default: tiled on hardware adapters, blocked on CPU-emulated ones (barriers are slow there).
+   */
+  matmul?: MatmulKind;
 }
 
 /** True when WebGPU finds an adapter (a GPU or the software Vulkan driver). Never throws. */
@@ -79,8 +84,9 @@ export class WebGpuBackend implements Backend {
   readonly device: string;
   readonly config: ModelConfig;
   readonly options: WebGpuBackendOptions;
-  /** The kernel that runs passes of at most 4 rows. */
+  /** The kernel that runs passes of at most 4 rows, and the one for more rows (chosen from the adapter). */
   readonly matvec: MatvecKind;
+  readonly matmul: MatmulKind;
   #ctx: GpuContext;
   #memory: DeviceMemory;
   #arena: ParamArena;
@@ -100,10 +106,12 @@ export class WebGpuBackend implements Backend {
     memory: DeviceMemory,
     arena: ParamArena,
     matvec: MatvecKind,
+    matmul: MatmulKind,
   ) {
     this.config = weights.config;
     this.options = options;
     this.matvec = matvec;
+    this.matmul = matmul;
     this.#ctx = ctx;
     this.#memory = memory;
     this.#arena = arena;
@@ -114,6 +122,7 @@ export class WebGpuBackend implements Backend {
       arena,
       buffers: this.#buffers,
       matvec,
+      matmul,
       isFallback: ctx.isFallback,
     });
     arena.finish();
@@ -138,9 +147,10 @@ export class WebGpuBackend implements Backend {
   ): Promise<WebGpuBackend> {
     let matvec = options.matvec ?? (ctx.hasSubgroups && !ctx.isFallback ? "splitk" : "portable");
     if (matvec === "splitk" && !ctx.hasSubgroups) matvec = "portable";
+    const matmul = options.matmul ?? (ctx.isFallback ? "blocked" : "tiled");
     ctx.device.pushErrorScope("validation");
     ctx.device.pushErrorScope("out-of-memory");
-    const backend = new WebGpuBackend(weights, options, ctx, memory, arena, matvec);
+    const backend = new WebGpuBackend(weights, options, ctx, memory, arena, matvec, matmul);
     const oom = await ctx.device.popErrorScope();
     const invalid = await ctx.device.popErrorScope();
     if (oom || invalid) throw new Error(`webgpu backend: ${(oom ?? invalid)!.message}`);
