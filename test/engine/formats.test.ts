@@ -361,10 +361,16 @@ describe("bad input names the file and the problem", () => {
 
     const q4 = join(dir, "q4k.gguf");
     const patched = Buffer.from(bytes);
-    patched.writeUInt32LE(12, tensorTypeOffset(patched, "blk.0.attn_q.weight")); // Q4_K
+    patched.writeUInt32LE(13, tensorTypeOffset(patched, "blk.0.attn_q.weight")); // Q5_K
     writeFileSync(q4, patched);
     expect((await formatErrorAsync(loadModel(q4))).message).toBe(
-      `${q4}: tensor blk.0.attn_q.weight has type Q4_K, which this engine does not read (F32, F16, BF16, Q8_0, Q4_0 are supported)`,
+      `${q4}: tensor blk.0.attn_q.weight has type Q5_K, which this engine does not read (F32, F16, BF16, Q8_0, Q4_0, Q4_K, Q6_K are supported)`,
+    );
+    // A type it reads, on a row that is not a whole number of its blocks (Q4_K: 256 columns, stories260K has 64).
+    patched.writeUInt32LE(12, tensorTypeOffset(patched, "blk.0.attn_q.weight"));
+    writeFileSync(q4, patched);
+    expect((await formatErrorAsync(loadModel(q4))).problem).toContain(
+      "tensor blk.0.attn_q.weight: Q4_K needs the first dimension to be a multiple of 256, got [64,64]",
     );
     patched.writeUInt32LE(99, tensorTypeOffset(patched, "blk.0.attn_q.weight"));
     writeFileSync(q4, patched);

@@ -375,7 +375,7 @@ export class GgufReader {
     if (dtype === undefined) {
       throw new ModelFormatError(
         this.path,
-        `tensor ${name} has type ${ggmlTypeName(info.type)}, which this engine does not read (F32, F16, BF16, Q8_0, Q4_0 are supported)`,
+        `tensor ${name} has type ${ggmlTypeName(info.type)}, which this engine does not read (F32, F16, BF16, Q8_0, Q4_0, Q4_K, Q6_K are supported)`,
       );
     }
     if (info.dims.length !== 2)
@@ -393,7 +393,7 @@ export class GgufReader {
     if (!block) {
       throw new ModelFormatError(
         this.path,
-        `tensor ${name} has type ${ggmlTypeName(info.type)}, which this engine does not read (F32, F16, BF16, Q8_0, Q4_0 are supported)`,
+        `tensor ${name} has type ${ggmlTypeName(info.type)}, which this engine does not read (F32, F16, BF16, Q8_0, Q4_0, Q4_K, Q6_K are supported)`,
       );
     }
     const out = new Float32Array(info.elements);
