@@ -1,5 +1,6 @@
 // Issue 13's figures: an honest request's latency on an idle node and under 3 identities x 32 streams (with and
-// without owners), the event loop while long prompts are tokenized, and a 20,000-request flood answered busy.
+// without owners), the event loop while long prompts are tokenized, a 20,000-request flood answered busy, and an
+// adapter fetch with a stalling peer ranked first.
 // stories260K on one backend (default cpu); writes bench/attack.json and prints a Markdown table.
 //   npm run bench:attack [-- --backend cpu|simd|webgpu] [--max-running 64]
 import { mkdir, writeFile } from "node:fs/promises";
@@ -8,6 +9,7 @@ import { monitorEventLoopDelay } from "node:perf_hooks";
 import { parseArgs } from "node:util";
 import { EngineBusyError } from "../node/engine/errors.ts";
 import { openEngine, type BackendChoice, type Engine, type EngineRequest } from "../node/engine/index.ts";
+import { fetchWithStaller } from "./bench/attack-fetch.ts";
 
 const { values } = parseArgs({ options: { backend: { type: "string" }, "max-running": { type: "string" } } });
 const backend = (values.backend ?? "cpu") as BackendChoice;
@@ -117,6 +119,7 @@ const owned = await flood(true);
 const unowned = await flood(false);
 const prompts = await longPrompts();
 const many = await manyRequests();
+const fetched = await fetchWithStaller(5, 3000);
 const round = (x: number, d = 1) => Math.round(x * 10 ** d) / 10 ** d;
 const figures = {
   backend,
@@ -135,6 +138,10 @@ const figures = {
   flood_20000_busy: many.busy,
   flood_us_per_submit: round(many.usPerSubmit, 2),
   flood_heap_mib: round(many.heapMiB),
+  fetch_4MiB_idle_ms: round(fetched.idleMs),
+  fetch_4MiB_staller_first_ms: round(fetched.withStallerMs),
+  fetch_first_byte_deadline_ms: fetched.firstByteMs,
+  fetch_timeout_ms: fetched.timeoutMs,
 };
 await mkdir(join(root, "bench"), { recursive: true });
 await writeFile(join(root, "bench/attack.json"), JSON.stringify(figures, null, 2) + "\n");

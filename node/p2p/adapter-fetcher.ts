@@ -2,7 +2,9 @@
 // listing of the content hash): registered, live, a rank our slots take, a size such an adapter can have on our
 // model; then the peers that announce the content hash, best first (routing.ts), taking exactly the size the
 // listing declares; the bytes must hash to the content hash; then they go into the engine's disk tier. A peer
-// that sends bad bytes is banned from the table and the next one is tried.
+// that sends bad bytes is banned from the table and the next one is tried. A peer that announced the adapter and
+// then answers not-found or stalls gets a strike (banned at the table's maxStrikes), and a stalled peer holds the
+// fetch up for `firstByteMs` only: then the next peer races it (fetch-race.ts).
 import type { Hex } from "viem";
 import type { ModelConfig } from "../engine/model/config.ts";
 import { LINEAR_TARGETS, projectionShape } from "../engine/model/config.ts";
@@ -11,7 +13,8 @@ import type { AdapterRegistryView, ListingView } from "./adapter-registry.ts";
 import { Emitter } from "../engine/emitter.ts";
 import type { P2pHost } from "./host.ts";
 import type { PeerTable } from "./peer-table.ts";
-import { rankCandidates, withFailover } from "./routing.ts";
+import { rankCandidates } from "./routing.ts";
+import { raceCandidates } from "./fetch-race.ts";
 import { OpenLoraError } from "../engine/errors.ts";
 import { isAdapterId } from "../engine/adapter/id.ts";
 
@@ -67,8 +70,11 @@ export interface FetchedAdapter {
 
 export interface AdapterFetcherEvents {
   fetched: FetchedAdapter;
-  /** One peer failed; `banned` when it was its fault. */
-  failed: { id: string; peerId: string; code: string; message: string; banned: boolean };
+  /**
+   * One peer failed (code "stalled": it sent nothing for firstByteMs and another peer answered first); `struck`
+   * when it announced the adapter and did not serve it, `banned` when it is banned now.
+   */
+  failed: { id: string; peerId: string; code: string; message: string; banned: boolean; struck: boolean };
 }
 
 export interface AdapterFetcherOptions {
@@ -84,6 +90,8 @@ export interface AdapterFetcherOptions {
   banMs?: number;
   /** Per-peer fetch time bound. Default 60 s. */
   timeoutMs?: number;
+  /** A peer that sends nothing (no answer, no bytes) for this long has the next peer race it. Default 3 s. */
+  firstByteMs?: number;
 }
 
 export class AdapterFetcher extends Emitter<AdapterFetcherEvents> {
@@ -151,35 +159,41 @@ export class AdapterFetcher extends Emitter<AdapterFetcherEvents> {
     }
     const sizes = [...new Set(sized.map((l) => l.size))];
     const self = this.#o.host.peerId.toString();
+    const { table } = this.#o;
+    // Peers with strikes (announced an adapter before, then did not serve it) are tried after the clean ones.
     const candidates = rankCandidates(
-      this.#o.table.withAdapter(id).filter((e) => !e.local && e.peerId !== self && !this.#o.table.isBanned(e.peerId)),
+      table.withAdapter(id).filter((e) => !e.local && e.peerId !== self && !table.isBanned(e.peerId)),
       id,
+      undefined,
+      (peerId) => table.strikes(peerId),
     );
     if (candidates.length === 0) throw new AdapterUnavailableError(id, "no-peers", "no live peer announces it");
+    const firstByteMs = this.#o.firstByteMs ?? 3000;
     let from = "";
-    const bytes = await withFailover(
+    const bytes = await raceCandidates(
       candidates,
-      `adapter ${id}`,
-      async (c) => {
-        from = c.peerId;
-        return fetchAdapterFrom(this.#o.host, { peerId: c.peerId, multiaddrs: c.announcement.multiaddrs }, id, {
+      async (c, signal, progress) => {
+        const address = { peerId: c.peerId, multiaddrs: c.announcement.multiaddrs };
+        const got = await fetchAdapterFrom(this.#o.host, address, id, {
           sizes,
           timeoutMs: this.#o.timeoutMs,
+          signal,
+          onProgress: progress,
         });
+        from = c.peerId;
+        return got;
       },
       {
-        onError: (c, error) => {
-          const fault = error instanceof FetchError && error.peerFault;
-          if (fault)
-            this.#o.table.ban(c.peerId, this.#o.banMs ?? 600_000, `adapter ${id}: ${(error as Error).message}`);
-          this.emit("failed", {
+        what: `adapter ${id}`,
+        hedgeMs: firstByteMs,
+        onError: (c, error) => this.#failed(id, c.peerId, error),
+        onStalled: (c) =>
+          this.#failed(
             id,
-            peerId: c.peerId,
-            code: error instanceof FetchError ? error.code : "error",
-            message: (error as Error).message,
-            banned: fault,
-          });
-        },
+            c.peerId,
+            new FetchError(c.peerId, "timeout", `sent nothing for ${firstByteMs} ms`),
+            "stalled",
+          ),
       },
     ).catch((error: unknown) => {
       throw new AdapterUnavailableError(id, "all-failed", (error as Error).message, { cause: error });
@@ -196,6 +210,28 @@ export class AdapterFetcher extends Emitter<AdapterFetcherEvents> {
     const result = { id, from, bytes: bytes.length, ms: performance.now() - started };
     this.emit("fetched", result);
     return result;
+  }
+
+  /**
+   * Judges one peer's failure: bad bytes or a broken protocol ban it; an adapter it announced and then did not
+   * serve (not-found, a stall, a timeout) is a strike; busy, network errors and a size other than the listing's
+   * are nobody's proven fault.
+   */
+  #failed(id: string, peerId: string, error: unknown, code?: string): void {
+    const banMs = this.#o.banMs ?? 600_000;
+    const message = (error as Error).message;
+    const fault = error instanceof FetchError && error.peerFault;
+    const struck = error instanceof FetchError && (error.code === "not-found" || error.code === "timeout");
+    if (fault) this.#o.table.ban(peerId, banMs, `adapter ${id}: ${message}`);
+    else if (struck) this.#o.table.strike(peerId, banMs, `adapter ${id}: announced, then ${message}`);
+    this.emit("failed", {
+      id,
+      peerId,
+      code: code ?? (error instanceof FetchError ? error.code : "error"),
+      message,
+      banned: this.#o.table.isBanned(peerId),
+      struck,
+    });
   }
 }
 

@@ -2,8 +2,8 @@
 //   client -> { id }
 //   server -> { ok: true, size } then the bytes in frames of at most 1 MiB, then it closes
 //          |  { ok: false, error: "not-found" | "busy" | "bad-request", message }
-// The server holds one buffer per adapter, shared by every transfer of it, bounds the bytes held in total (beyond
-// it `busy`) and gives each transfer a deadline: clients that never read cannot pin memory.
+// The server holds one buffer per adapter, shared by every transfer of it, bounds the bytes held in total and per
+// peer (beyond either `busy`) and gives each transfer a deadline: clients that never read cannot pin memory.
 // The client refuses a size other than the one the listing it serves declares before reading a byte, hashes
 // while it reads, and checks the sha256 against the content hash: a peer cannot make it keep bytes that are not
 // the adapter it asked for.
@@ -35,6 +35,11 @@ export interface ServeAdaptersOptions {
   transferTimeoutMs?: number;
   /** Adapter bytes held for serving, in total (one shared buffer per adapter); beyond it `busy`. Default 256 MiB. */
   maxBytesHeld?: number;
+  /**
+   * Share of maxBytesHeld one peer's transfers may hold (each adapter it is being sent counted once), so that one
+   * peer asking for many adapters and never reading cannot fill the total for everyone. Default 1/4.
+   */
+  peerShare?: number;
 }
 
 /** What the server holds now: the bound a test or an operator checks. */
@@ -43,6 +48,8 @@ export interface AdapterServer {
   bytesHeld(): number;
   /** Transfers in flight. */
   transfers(): number;
+  /** Bytes of the adapters being sent to one peer (each counted once). */
+  bytesHeldFor(peerId: string): number;
 }
 
 /** One buffer per adapter, shared by every transfer of it in flight, released when the last one ends. */
@@ -62,13 +69,21 @@ export async function serveAdapters(
   const requestTimeoutMs = options.requestTimeoutMs ?? 10_000;
   const transferTimeoutMs = options.transferTimeoutMs ?? 60_000;
   const maxBytesHeld = options.maxBytesHeld ?? 256 << 20;
+  const maxBytesPerPeer = maxBytesHeld * (options.peerShare ?? 1 / 4);
   const shared = new Map<string, SharedBytes>();
+  /** Per peer: its transfers in flight per adapter id. */
+  const byPeer = new Map<string, Map<string, number>>();
   let held = 0;
   let transfers = 0;
+  const heldFor = (peer: string): number => {
+    let bytes = 0;
+    for (const id of byPeer.get(peer)?.keys() ?? []) bytes += shared.get(id)?.size ?? 0;
+    return bytes;
+  };
 
   // A client that never reads keeps its transfer waiting on the stream's drain: the deadline aborts it, and the
   // buffer it shares is released when the last transfer of that adapter ends.
-  async function serveOne(stream: Stream): Promise<void> {
+  async function serveOne(stream: Stream, peer: string): Promise<void> {
     const lp = frames(stream, MAX_CONTROL_FRAME);
     const request = await readJson(lp, { signal: deadline(requestTimeoutMs) });
     const id = request.id;
@@ -77,13 +92,21 @@ export async function serveAdapters(
       await stream.close();
       return;
     }
-    if (!shared.has(id) && held >= maxBytesHeld) {
-      await writeJson(lp, { ok: false, error: "busy", message: `${held} adapter bytes held for serving` });
+    const mine = byPeer.get(peer) ?? new Map<string, number>();
+    const busy = !shared.has(id) && held >= maxBytesHeld;
+    const peerBusy = !mine.has(id) && heldFor(peer) >= maxBytesPerPeer;
+    if (busy || peerBusy) {
+      const message = busy
+        ? `${held} adapter bytes held for serving`
+        : `${heldFor(peer)} adapter bytes held for this peer's transfers, its share is ${maxBytesPerPeer}`;
+      await writeJson(lp, { ok: false, error: "busy", message });
       await stream.close();
       return;
     }
     const signal = deadline(transferTimeoutMs);
     const entry = acquire(id);
+    mine.set(id, (mine.get(id) ?? 0) + 1);
+    byPeer.set(peer, mine);
     transfers++;
     try {
       const bytes = await entry.bytes;
@@ -99,6 +122,10 @@ export async function serveAdapters(
       await stream.close({ signal });
     } finally {
       transfers--;
+      const left = (mine.get(id) ?? 1) - 1;
+      if (left > 0) mine.set(id, left);
+      else mine.delete(id);
+      if (mine.size === 0) byPeer.delete(peer);
       release(id, entry);
     }
   }
@@ -132,12 +159,12 @@ export async function serveAdapters(
 
   await host.handle(
     ADAPTER_PROTOCOL,
-    (stream) => {
-      serveOne(stream).catch((error) => stream.abort(error as Error));
+    (stream, connection) => {
+      serveOne(stream, connection.remotePeer.toString()).catch((error) => stream.abort(error as Error));
     },
     { maxInboundStreams: options.maxInboundStreams ?? 8 },
   );
-  return { bytesHeld: () => held, transfers: () => transfers };
+  return { bytesHeld: () => held, transfers: () => transfers, bytesHeldFor: heldFor };
 }
 
 export type FetchErrorCode = "not-found" | "busy" | "wrong-size" | "bad-bytes" | "protocol" | "network" | "timeout";
@@ -167,6 +194,8 @@ export interface FetchOptions {
   /** Whole-fetch time bound. Default 60 s. */
   timeoutMs?: number;
   signal?: AbortSignal;
+  /** Called on the peer's answer and on every frame of bytes: the fetcher races another peer without them. */
+  onProgress?: () => void;
 }
 
 /** Fetches and verifies one adapter from one peer; throws FetchError. */
@@ -198,6 +227,7 @@ export async function fetchAdapterFrom(
     if (!options.sizes.includes(size as number)) {
       return fail("wrong-size", `${size} bytes, the listing declares ${options.sizes.join(" or ")}`);
     }
+    options.onProgress?.();
     const out = new Uint8Array(size as number);
     const hash = createHash("sha256");
     let at = 0;
@@ -210,6 +240,7 @@ export async function fetchAdapterFrom(
         hash.update(piece);
         at += piece.length;
       }
+      options.onProgress?.();
     }
     const got = "0x" + hash.digest("hex");
     if (got !== id) return fail("bad-bytes", `sha256 is ${got}`);

@@ -2,11 +2,14 @@
 // gossipsub's topic validator, i.e. before the message is relayed: what fails here goes no further.
 //
 // The checks run cheapest first, so that junk costs little: size, shape, version, author, ban, rate, freshness,
-// seq, then the signature (an ECDSA recovery) and last the stake (a cached chain read).
+// seq, then the signature (an ECDSA recovery) and last the stake (a cached chain read). Fresh identities (a new
+// key pair and operator key per announcement) would make every stake check a chain read: look-ups for an
+// operator never seen staked here come out of a budget per relaying peer.
 // Verdicts: "Reject" for what no honest relay would forward (bad shape, bad signature, someone else's peer id,
 // flooding by the author itself): gossipsub scores the relaying peer down for it. "Ignore" for what depends on
 // time or chain state, where an honest relay may see it differently: dropped, not scored.
 import { TopicValidatorResult, type Message } from "@libp2p/gossipsub";
+import { LRUCache } from "lru-cache";
 import type { PeerId } from "@libp2p/interface";
 import {
   AnnouncementFormatError,
@@ -34,6 +37,11 @@ export interface AnnouncementValidatorOptions {
   maxFutureMs?: number;
   /** Per-author rate bound. Default bursts of 10, 4 per second after. */
   rate?: RateLimit;
+  /**
+   * Per-relay bound on stake look-ups for operators never seen staked here (re-checks of operators seen staked
+   * are free). Default bursts of 32, 2 per second after.
+   */
+  lookups?: RateLimit;
   now?: () => number;
 }
 
@@ -49,6 +57,9 @@ export class AnnouncementValidator {
   #maxAgeMs: number;
   #maxFutureMs: number;
   #rates: TokenBuckets;
+  #lookups: TokenBuckets;
+  /** Operators seen staked: their re-checks take no look-up budget (the least recently seen forgotten first). */
+  #staked = new LRUCache<string, true>({ max: 10_000 });
   #now: () => number;
 
   constructor(options: AnnouncementValidatorOptions) {
@@ -60,6 +71,7 @@ export class AnnouncementValidator {
     this.#maxAgeMs = options.maxAgeMs ?? 30_000;
     this.#maxFutureMs = options.maxFutureMs ?? 10_000;
     this.#rates = new TokenBuckets(options.rate ?? { capacity: 10, refillPerSecond: 4 });
+    this.#lookups = new TokenBuckets(options.lookups ?? { capacity: 32, refillPerSecond: 2 });
     this.#now = options.now ?? Date.now;
   }
 
@@ -79,6 +91,12 @@ export class AnnouncementValidator {
       return verdict;
     }
     const a = verdict.announcement;
+    // The peer may have been banned while its announcement was being checked (the signature and stake awaits).
+    if (this.table.isBanned(a.peerId)) {
+      const drop: Verdict = { ok: false, reason: "banned", penalize: false };
+      this.table.recordDrop({ reason: drop.reason, author, source });
+      return drop;
+    }
     // Two announcements of one peer may be checked concurrently: only a newer one may replace the entry.
     const last = this.table.lastSeq(a.peerId);
     if (last !== undefined && a.seq <= last) {
@@ -122,6 +140,9 @@ export class AnnouncementValidator {
     const signer = await recoverAnnouncementSigner(a, a.sig, this.#domain);
     if (signer === null || signer !== a.operator)
       return drop("bad-signature", true, `signed by ${signer ?? "nobody"}, names ${a.operator}`);
+    // An operator seen staked before is re-checked freely; any other may be a made-up identity.
+    const known = this.#staked.has(a.operator);
+    if (!known && !this.#lookups.take(source, now)) return drop("lookup-limited", false, `relayed by ${source}`);
     let status;
     try {
       status = await this.#oracle.check(a.operator, a.peerId);
@@ -129,10 +150,13 @@ export class AnnouncementValidator {
       return drop("chain-error", false, (error as Error).message);
     }
     if (status === "inactive") {
-      // The peer's own operator is no longer staked (signed by it, sent by the peer): it leaves the table now.
+      // The peer's own operator is no longer staked (signed by it, sent by the peer): it leaves the table now;
+      // a stake that lapsed is churn. An operator never seen staked, sent by its own peer, is scored down: it
+      // cost a chain read for an announcement no honest node makes.
       if (this.table.get(a.peerId)?.announcement.operator === a.operator) this.table.remove(a.peerId, "unstaked");
-      return drop("not-staked", false, a.operator);
+      return drop("not-staked", !known && source === author, a.operator);
     }
+    this.#staked.set(a.operator, true);
     if (status === "peer-not-bound") return drop("peer-not-bound", false, `${a.operator} is bound to another peer id`);
     return { ok: true, announcement: a };
   }

@@ -41,8 +41,12 @@ export interface PeerNodeTimings {
   /** Oldest announcement ts accepted / future skew tolerated. Defaults 30 s / 10 s. */
   maxAgeMs: number;
   maxFutureMs: number;
-  /** Ban for a peer that served bad adapter bytes. Default 10 min. */
+  /** Ban for a peer that served bad adapter bytes (or reached its strikes). Default 10 min. */
   banMs: number;
+  /** One peer's whole adapter transfer. Default 60 s. */
+  fetchTimeoutMs: number;
+  /** A peer that sends nothing for this long during a fetch has the next peer race it. Default 3 s. */
+  fetchFirstByteMs: number;
   /** AdapterRegistry answers cached for. Default 30 s. */
   registryTtlMs: number;
 }
@@ -75,6 +79,8 @@ export interface PeerNodeOptions {
   timings?: Partial<PeerNodeTimings>;
   limits?: AnnouncementLimits;
   rate?: RateLimit;
+  /** Per-relay budget of stake look-ups for operators never seen staked (AnnouncementValidatorOptions.lookups). */
+  stakeLookups?: RateLimit;
   /** Require announcing peer ids to match NodeRegistry's binding. Default true. */
   checkPeerBinding?: boolean;
   /** Payment and accounting hooks of the infer protocol. */
@@ -85,6 +91,8 @@ export interface PeerNodeOptions {
   /** Replace the chain-backed checks (tests, benchmarks). */
   oracle?: StakeOracle;
   registry?: AdapterRegistryView;
+  /** Strikes (announced an adapter, then did not serve it) that ban a peer (PeerTableOptions.maxStrikes). */
+  maxStrikes?: number;
   /** Which live listings of the adapters held are announced as served. Default: every one. */
   serveListing?: (listing: ListingView) => boolean;
 }
@@ -130,6 +138,7 @@ export class PeerNode {
       maxAgeMs: t.maxAgeMs,
       maxFutureMs: t.maxFutureMs,
       rate: options.rate,
+      lookups: options.stakeLookups,
     });
     this.keeper = new TableKeeper({ table, oracle: this.oracle, intervalMs: t.keeperIntervalMs });
     const engine = options.engine;
@@ -163,13 +172,15 @@ export class PeerNode {
           maxRank: engine.limits.maxRank,
           registry,
           banMs: t.banMs,
+          timeoutMs: t.fetchTimeoutMs,
+          firstByteMs: t.fetchFirstByteMs,
         })
       : null;
   }
 
   static async create(options: PeerNodeOptions): Promise<PeerNode> {
     // The table exists before the host: gossipsub's scoring asks it who is banned.
-    const table = new PeerTable({ ttlMs: options.timings?.entryTtlMs });
+    const table = new PeerTable({ ttlMs: options.timings?.entryTtlMs, maxStrikes: options.maxStrikes });
     const host = await P2pHost.create({
       dataDir: options.dataDir,
       listen: options.listen,
@@ -233,7 +244,7 @@ export class PeerNode {
    * first; this node included when it can.
    */
   candidates(adapterId: string | null, listingId?: string): Candidate[] {
-    return rankCandidates(this.table.entries(), adapterId, listingId);
+    return rankCandidates(this.table.entries(), adapterId, listingId, (p) => this.table.strikes(p));
   }
 
   /** Makes an adapter present in our engine (for a listing when given), fetching it from a peer when needed. */

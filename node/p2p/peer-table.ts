@@ -1,5 +1,6 @@
 // The peer table: the latest verified announcement of every live peer, expiring after a TTL, plus the record of
-// what was dropped and why (drop counters by reason) and the peers banned for misbehaving (bad adapter bytes).
+// what was dropped and why (drop counters by reason), strikes against peers that announced what they then did
+// not serve, and the peers banned for misbehaving (bad adapter bytes, too many strikes).
 // It stores; it does not verify (announce-validator.ts decides what gets in).
 import type { Announcement } from "./announcement.ts";
 import { LRUCache } from "lru-cache";
@@ -17,6 +18,7 @@ export const DROP_REASONS = [
   "stale", // ts too old or too far in the future
   "replayed", // seq not above the last one seen from that peer
   "bad-signature", // not signed by the operator it names
+  "lookup-limited", // its relay is over its budget of stake look-ups for operators never seen staked
   "not-staked", // the operator has no active stake
   "peer-not-bound", // the operator's stake binds another peer id
   "chain-error", // the stake could not be checked
@@ -50,6 +52,7 @@ export interface PeerTableEvents {
   remove: { entry: PeerEntry; reason: RemoveReason };
   drop: DropEvent;
   ban: { peerId: string; until: number; reason: string };
+  strike: { peerId: string; strikes: number; reason: string };
 }
 
 export interface PeerTableOptions {
@@ -59,6 +62,13 @@ export interface PeerTableOptions {
   maxPeers?: number;
   /** Peers whose last seq is remembered after their entry left (replay protection). Default 100 000. */
   maxSeqMemory?: number;
+  /**
+   * Strikes that ban a peer: failures it answers for without proof of malice (it announced an adapter, then
+   * answered not-found or stalled). Default 3.
+   */
+  maxStrikes?: number;
+  /** A peer's strikes are forgotten this long after its last one. Default 10 min. */
+  strikeMemoryMs?: number;
   now?: () => number;
 }
 
@@ -74,9 +84,15 @@ export class PeerTable extends Emitter<PeerTableEvents> {
   /** Replay protection outlives entries; the peers seen least recently are forgotten first. */
   #lastSeq: LRUCache<string, number>;
   #bans = new Map<string, number>();
+  #strikes: LRUCache<string, { count: number; at: number }>;
+  #maxStrikes: number;
+  #strikeMemoryMs: number;
 
   constructor(options: PeerTableOptions = {}) {
     super();
+    this.#strikes = new LRUCache({ max: options.maxSeqMemory ?? 100_000 });
+    this.#maxStrikes = options.maxStrikes ?? 3;
+    this.#strikeMemoryMs = options.strikeMemoryMs ?? 600_000;
     this.ttlMs = options.ttlMs ?? 30_000;
     this.#maxPeers = options.maxPeers ?? 10_000;
     this.#lastSeq = new LRUCache({ max: options.maxSeqMemory ?? 100_000 });
@@ -165,6 +181,28 @@ export class PeerTable extends Emitter<PeerTableEvents> {
     this.#bans.set(peerId, Math.max(until, this.#bans.get(peerId) ?? 0));
     this.remove(peerId, "banned");
     this.emit("ban", { peerId, until, reason });
+  }
+
+  /**
+   * Counts a strike against a peer (see PeerTableOptions.maxStrikes); at the last one it is banned for `banMs`.
+   * Returns the peer's strikes now.
+   */
+  strike(peerId: string, banMs: number, reason: string): number {
+    const now = this.#now();
+    const count = this.strikes(peerId) + 1;
+    this.#strikes.set(peerId, { count, at: now });
+    this.emit("strike", { peerId, strikes: count, reason });
+    if (count >= this.#maxStrikes) {
+      this.#strikes.delete(peerId);
+      this.ban(peerId, banMs, `${count} strikes, the last: ${reason}`);
+    }
+    return count;
+  }
+
+  /** A peer's strikes not yet forgotten (routing tries peers with fewer first). */
+  strikes(peerId: string): number {
+    const record = this.#strikes.get(peerId);
+    return record && this.#now() - record.at < this.#strikeMemoryMs ? record.count : 0;
   }
 
   isBanned(peerId: string): boolean {

@@ -19,12 +19,14 @@ export interface Candidate {
 /**
  * Ranks the peers able to serve `adapterId` (a content hash; null: the base model, which every node serves), best
  * first; with `listingId`, only those announcing that they serve that listing of it. Ties end in peer id order so
- * that the ranking is the same everywhere.
+ * that the ranking is the same everywhere. With `strikes` (PeerTable.strikes), peers with fewer strikes come
+ * first whatever they announce: a peer that announced what it then did not serve is believed less.
  */
 export function rankCandidates(
   entries: Iterable<PeerEntry | Announcement>,
   adapterId: string | null,
   listingId?: string,
+  strikes?: (peerId: string) => number,
 ): Candidate[] {
   const out: Candidate[] = [];
   const listing = listingId?.toLowerCase();
@@ -35,7 +37,8 @@ export function rankCandidates(
     const tier = held === null ? null : held.tier;
     out.push({ peerId: announcement.peerId, announcement, tier });
   }
-  return out.sort(compareCandidates);
+  out.sort(compareCandidates);
+  return strikes ? out.sort((a, b) => strikes(a.peerId) - strikes(b.peerId)) : out; // stable: rank within
 }
 
 export function compareCandidates(a: Candidate, b: Candidate): number {
