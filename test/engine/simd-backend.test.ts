@@ -1,8 +1,9 @@
 // The simd backend held to the cpu reference.
 // Tolerances: every logit within LOGIT_TOL x max(1, max |cpu logit|) of the reference on the same weights (the
 // reference dequantizes quantized files to float32; the kernels decode the same blocks), and identical greedy
-// tokens on stories260K with every demo adapter. Thread counts and pass splits change no bit: each output
-// element is summed in the same order whichever worker or pass computes it.
+// tokens on stories260K with every demo adapter. Thread counts change no bit: each output element is summed in
+// the same order whichever worker computes it. Pass splits change no bit except where a product has one x row
+// (the GEMV kernel sums in another order than the multi-row tile): within SPLIT_TOL there.
 import { execFileSync } from "node:child_process";
 import { readFileSync } from "node:fs";
 import { join } from "node:path";
@@ -25,6 +26,7 @@ import { createRng } from "../../node/engine/sampling/rng.ts";
 import { DEMO_ADAPTERS, demoAdapter, stories } from "../helpers/stories.ts";
 
 const LOGIT_TOL = 1e-4;
+const SPLIT_TOL = 1e-5;
 const OPTIONS = { numBlocks: 96, blockSize: 16, adapterSlots: 5, maxRank: 16 };
 const STEPS = 40;
 const ROOT = join(import.meta.dirname, "../..");
@@ -130,7 +132,7 @@ describe("simd backend on stories260K", () => {
     expect(tokens.every((t) => t.length === prompt.length + STEPS)).toBe(true);
   });
 
-  it("prefill and decode rows in one step, in passes of 5 rows: the single pass's logits, bit for bit", async () => {
+  it("prefill and decode rows in one step, in passes of 5 rows: the single pass's logits", async () => {
     const split = await createSimdBackend(model.weights, { ...OPTIONS, threads: 3, maxRowsPerPass: 5 });
     try {
       for (const [slot, adapter] of adapters.entries()) await split.setAdapter(slot, adapter);
@@ -145,7 +147,8 @@ describe("simd backend on stories260K", () => {
       ];
       for (const backend of [simd, split, cpu]) await backend.forward(prefill);
       const [one, many, ref] = [await simd.forward(mixed), await split.forward(mixed), await cpu.forward(mixed)];
-      expect(Buffer.from(many.buffer).equals(Buffer.from(one.buffer))).toBe(true);
+      // The last pass holds one sequence's last row: its classifier product is a GEMV.
+      expect(relDiff(many, one)).toBeLessThan(SPLIT_TOL);
       expect(relDiff(one, ref)).toBeLessThan(LOGIT_TOL);
     } finally {
       await split.close();
