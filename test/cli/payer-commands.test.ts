@@ -301,7 +301,7 @@ describe("every payer command", () => {
     }
     const bad = await openlora("deposit", "--node", "nope", "--amount", "1");
     expect(bad).toMatchObject({ code: 2, stderr: expect.stringMatching(/--node must be an address/) });
-  }, 180_000);
+  }, 360_000);
 });
 
 function formatOpen(wei: bigint): string {

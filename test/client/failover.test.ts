@@ -77,13 +77,13 @@ beforeAll(async () => {
     nodeB.bootstrap,
     ...files.args,
   ]);
-  await until("node A serves", () => nodeA.err().includes("[openlora] serving") || nodeA.exitCode !== null, 90_000);
+  await until("node A serves", () => nodeA.err().includes("[openlora] serving") || nodeA.exitCode !== null, 240_000);
   expect(nodeA.exitCode, nodeA.err()).toBeNull();
   payer = await newPayer(net, [operatorA.account.address, nodeB.operator.address]);
   client = await newClient(net, cleanup, payer.account, { bootstrap: [nodeB.bootstrap] });
   // A is cheaper: tried first. Its announcements come every 5 s (the CLI's default timings).
   await routedTo(client, net.adapters.dragon.id, [operatorA.account.address, nodeB.operator.address], 60_000);
-}, 180_000);
+}, 360_000);
 afterAll(async () => {
   await cleanup.run();
   await net.chain.conn.close();

@@ -64,7 +64,7 @@ beforeAll(async () => {
   await until(
     "the gateway listens",
     () => /^http:\/\/127\.0\.0\.1:\d+$/m.test(child.out()) || child.exitCode !== null,
-    90_000,
+    240_000,
   );
   expect(child.exitCode, child.err()).toBeNull();
   gateway = /^(http:\/\/127\.0\.0\.1:\d+)$/m.exec(child.out())![1];
@@ -77,7 +77,7 @@ beforeAll(async () => {
     },
     60_000,
   );
-}, 180_000);
+}, 420_000);
 afterAll(async () => {
   await cleanup.run();
   await net.chain.conn.close();
@@ -188,7 +188,7 @@ describe("openlora gateway", () => {
     expect(text.stdout).toMatch(
       /^spending\s+[\d.]+ OPEN in the last hour; limits 0\.0001 OPEN per request, 1 OPEN per hour$/m,
     );
-  }, 120_000);
+  }, 360_000);
 });
 
 describe("openlora infer and usage", () => {
@@ -224,7 +224,7 @@ describe("openlora infer and usage", () => {
     expect(streamed.code, streamed.stderr).toBe(0);
     expect(streamed.stdout.trim().length).toBeGreaterThan(0);
     expect(streamed.stderr).toMatch(/charged [\d.]+ OPEN for \d+ tokens; receipt verified/);
-  }, 120_000);
+  }, 360_000);
 
   it("refuses an unknown adapter, a payer without deposit and a missing way to find nodes", async () => {
     const unknown = await openlora("infer", "--model", `0x${"ab".repeat(32)}`, "--prompt", PROMPT, ...chain());
@@ -246,7 +246,7 @@ describe("openlora infer and usage", () => {
     const lost = await openlora("infer", "--model", "dragon", "--prompt", PROMPT, "--rpc", rpc, ...files.args);
     expect(lost.code).toBe(2);
     expect(lost.stderr).toMatch(/--bootstrap <multiaddr> or --peers-from/);
-  }, 240_000);
+  }, 600_000);
 
   it("reports an adapter's usage from a node's ledger, and refuses an unknown one", async () => {
     const run = await openlora("usage", "--adapter", "dragon", "--node", node1.url, "--json");
@@ -261,5 +261,5 @@ describe("openlora infer and usage", () => {
     expect(unknown.stderr).toMatch(/unknown adapter "no-such-adapter"/);
     const nowhere = await openlora("usage", "--adapter", "dragon");
     expect(nowhere.code).toBe(2);
-  }, 120_000);
+  }, 360_000);
 });
