@@ -14,7 +14,11 @@ export const SCOPES = {
   // with the mutants' switches in every inner loop, and run in npm test.
   "engine-cpu-ops": {
     mutate: ["node/engine/backend/cpu/ops.ts"],
-    testFiles: ["test/engine/cpu-ops.test.ts", "test/engine/cpu-ops-families.test.ts"],
+    testFiles: [
+      "test/engine/cpu-ops.test.ts",
+      "test/engine/cpu-ops-families.test.ts",
+      "test/engine/cpu-ops-bounds.test.ts",
+    ],
   },
   "engine-cpu-backend": {
     mutate: ["node/engine/backend/cpu/cpu-backend.ts"],

@@ -3,7 +3,7 @@
 // reports/mutation/<scope>.json (mutation-testing-report-schema) next to each scope's incremental file.
 import { spawnSync } from "node:child_process";
 import { existsSync, mkdirSync, readFileSync, statSync } from "node:fs";
-import { join } from "node:path";
+import { join, matchesGlob } from "node:path";
 import { pathToFileURL } from "node:url";
 
 interface Scope {
@@ -31,15 +31,16 @@ const reportOf = (name: string): string => join(outDir, `${name}.json`);
 /** The scope's incremental file: the same schema, also written when a run is interrupted (the mutants tested so far). */
 const incrementalOf = (name: string): string => join(outDir, `${name}.incremental.json`);
 
-/** The newer of a scope's report and incremental file: after an interrupted run, the incremental one. */
+/**
+ * A scope's latest results: its report after a full run (Stryker writes the incremental file a moment later); the
+ * incremental file alone after an interrupted run (the mutants tested so far, and reused ones).
+ */
 function latestResults(name: string): { file: string; partial: boolean } | null {
   const [report, incremental] = [reportOf(name), incrementalOf(name)].map((f) =>
     existsSync(f) ? statSync(f).mtimeMs : -1,
   );
-  if (report < 0 && incremental < 0) return null;
-  return report >= incremental
-    ? { file: reportOf(name), partial: false }
-    : { file: incrementalOf(name), partial: true };
+  if (incremental < 0) return report < 0 ? null : { file: reportOf(name), partial: false };
+  return { file: incrementalOf(name), partial: report < 0 || incremental - report > 60_000 };
 }
 
 function parseScopes(args: string[]): string[] {
@@ -64,9 +65,10 @@ function runScope(name: string): boolean {
   return run.status === 0 && existsSync(reportOf(name));
 }
 
-function countMutants(reportFile: string): Counts {
+/** Mutants per status in a report, counting only the scope's own files (an incremental file may hold others). */
+function countMutants(reportFile: string, scope: Scope): Counts {
   const report = JSON.parse(readFileSync(reportFile, "utf8")) as {
-    files: Record<string, { mutants: { status: string }[] }>;
+    files: Record<string, { mutants: { status: string; static?: boolean }[] }>;
   };
   const counts: Counts = {
     killed: 0,
@@ -86,9 +88,14 @@ function countMutants(reportFile: string): Counts {
     RuntimeError: "runtimeErrors",
     Ignored: "ignored",
   };
-  for (const file of Object.values(report.files)) {
-    // Pending (not yet run) is not a result.
-    for (const mutant of file.mutants) if (mutant.status in key) counts[key[mutant.status]]++;
+  for (const [path, file] of Object.entries(report.files)) {
+    if (!scope.mutate.some((glob) => matchesGlob(path, glob))) continue;
+    for (const mutant of file.mutants) {
+      // Static mutants are left out (ignoreStatic, see stryker.config.mjs), also those an incremental file keeps
+      // from a run before that. Pending (not yet run) is not a result.
+      if (mutant.static === true) counts.ignored++;
+      else if (mutant.status in key) counts[key[mutant.status]]++;
+    }
   }
   return counts;
 }
@@ -111,7 +118,7 @@ console.log(
 for (const name of scopes) {
   const latest = latestResults(name);
   if (latest === null) continue;
-  const c = countMutants(latest.file);
+  const c = countMutants(latest.file, SCOPES[name]);
   const label = latest.partial ? `${name} (interrupted: tested so far)` : name;
   console.log(
     `| ${label} | ${c.killed} | ${c.survived} | ${c.timeout} | ${c.noCoverage} | ${c.compileErrors} | ${score(c).toFixed(1)}% |`,

@@ -242,3 +242,23 @@ describe("decodeAdapter refuses bytes it cannot trust, naming the problem", () =
     );
   });
 });
+
+describe("canonical encoding: edges a mutation run found untested", () => {
+  it("writes family llama for an adapter that names none", () => {
+    const { family: _qwen3, ...unnamed } = small;
+    const bytes = encodeAdapter(unnamed);
+    expect(decodeAdapter(bytes, "x").family).toBe("llama");
+    expect(new TextDecoder().decode(bytes)).toContain('"family":"llama"');
+  });
+
+  it("reads the header length of bytes that are only magic and length (an empty header is not JSON, not bad magic)", () => {
+    expect(() => decodeAdapter(assemble(null, [], { headerText: "" }), "x")).toThrow(/header is not valid JSON/);
+  });
+
+  it("refuses a header with bytes that are not UTF-8, even inside a string JSON would take", () => {
+    const bytes = encodeAdapter({ ...small, baseModel: "tiny!" });
+    const at = new TextDecoder().decode(bytes).indexOf("tiny!") + 4;
+    bytes[at] = 0xff; // "tiny\xff": JSON.parse of a lenient decoding would read baseModel "tiny\ufffd"
+    expect(() => decodeAdapter(bytes, "x")).toThrow(/header is not valid JSON/);
+  });
+});

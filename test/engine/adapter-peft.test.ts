@@ -278,3 +278,12 @@ describe("peftToAdapter", () => {
     expect(peftTensorKey(3, "up", "B")).toBe("base_model.model.model.layers.3.mlp.up_proj.lora_B.weight");
   });
 });
+
+describe("parsePeftConfig: pattern keys", () => {
+  it("names the pattern whose key is not a regular expression RE2 can run", () => {
+    expect(() => parse({ rank_pattern: { "q_proj(": 2 } })).toThrow(
+      /^adapter cfg\.json: rank_pattern key "q_proj\(" is not a usable regular expression/,
+    );
+    expect(() => parse({ alpha_pattern: { "[v": 2 } })).toThrow(/alpha_pattern key "\[v" is not a usable/);
+  });
+});

@@ -386,3 +386,36 @@ describe("adapter store", () => {
     expect(events.at(-1)).toBe(`removed ${A.adapter.id}`);
   });
 });
+
+describe("adapter store: defaults and the host budget", () => {
+  it("reports an adapter the host tier's budget pushes out as evicted from host", async () => {
+    const { store, events } = await openStore(1, { hostBudgetBytes: Math.floor(1.5 * A.encoded.length) });
+    await store.add(A.encoded);
+    await store.add(B.encoded);
+    expect(events).toEqual([
+      `registered ${A.adapter.id}`,
+      `evicted ${A.adapter.id} host`,
+      `registered ${B.adapter.id}`,
+    ]);
+    expect(store.tierOf(A.adapter.id)).toBe("disk");
+  });
+
+  it("reads ahead twice as many adapters as it has slots by default", async () => {
+    const more = [5, 6, 7].map((seed) => lora(seed));
+    const all = [A, B, C, D, ...more];
+    const { store } = await openStore(2);
+    for (const x of all) await store.add(x.encoded);
+    for (const x of all) await store.unload(x.adapter.id);
+    const bothIn = Promise.all([loaded(store, A.adapter.id), loaded(store, B.adapter.id)]);
+    store.want(all.map((x) => x.adapter.id));
+    await bothIn;
+    // Two slots: A and B load; the next four (2 x 2) are read into the host tier; the seventh stays on disk.
+    await eventually(() => [C, D, ...more.slice(0, 2)].every((x) => store.tierOf(x.adapter.id) === "host"));
+    expect(store.tierOf(more[2].adapter.id)).toBe("disk");
+  });
+
+  it("names bytes added without a source 'canonical bytes' in its errors", async () => {
+    const { store } = await openStore(1);
+    await expect(store.add(new Uint8Array(30))).rejects.toThrow(/^adapter canonical bytes: .*bad magic/);
+  });
+});

@@ -1,4 +1,5 @@
 import { mkdtemp, readFile, writeFile, cp } from "node:fs/promises";
+import { readdirSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
@@ -308,4 +309,23 @@ describe("PEFT adapters", () => {
       );
     });
   });
+});
+
+describe("PEFT folders and open files", () => {
+  // Linux lists a process's open descriptors in /proc/self/fd; elsewhere there is no portable count.
+  it.runIf(process.platform === "linux")(
+    "closes the safetensors file after loading or refusing an adapter",
+    async () => {
+      const openFiles = () => readdirSync("/proc/self/fd").length;
+      const good = await expectations();
+      const otherBase = await expectations({ name: "another-model" });
+      await loadPeftAdapter(DRAGON, good); // first use: whatever Node opens once
+      const before = openFiles();
+      for (let i = 0; i < 4; i++) {
+        await loadPeftAdapter(DRAGON, good);
+        await expect(loadPeftAdapter(DRAGON, otherBase)).rejects.toBeInstanceOf(AdapterError);
+      }
+      expect(openFiles()).toBe(before);
+    },
+  );
 });

@@ -255,3 +255,17 @@ describe("scheduler: options", () => {
     expect(new Scheduler(kv, slots, { agingSteps: 0, maxRunning: 1, maxBatchTokens: 1 }).options.agingSteps).toBe(0);
   });
 });
+
+describe("scheduler: dropping", () => {
+  it("takes a waiting sequence out of the queue (a request cancelled before it ran)", () => {
+    const { scheduler, add, step } = setup(64, 4, { maxRunning: 1 });
+    const running = add(4);
+    const queued = add(4);
+    step();
+    expect(scheduler.waiting).toEqual([queued]);
+    scheduler.drop(queued);
+    expect(queued.state).toBe("finished");
+    expect(scheduler.waiting).toEqual([]);
+    expect(scheduler.running).toEqual([running]);
+  });
+});

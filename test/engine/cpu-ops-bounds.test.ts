@@ -1,0 +1,32 @@
+// The cpu operators write only the rows they are given: the backend's buffers are sized for the largest step, so a
+// step of fewer rows leaves a tail that belongs to no one, and rmsnorm runs in place (out = x) row after row.
+import { describe, expect, it } from "vitest";
+import { matmul, rmsnorm } from "../../node/engine/backend/cpu/ops.ts";
+
+const SENTINEL = 7;
+
+describe("cpu operators stay inside their rows", () => {
+  it("rmsnorm in place over several rows gives each row what it gives alone, and leaves the tail", () => {
+    const [rows, dim] = [3, 4];
+    const weight = Float32Array.of(1, 2, 3, 4);
+    const x = new Float32Array((rows + 1) * dim).fill(SENTINEL);
+    x.set([1, -2, 3, 0.5, 4, 4, -1, 2, 0.25, 0, -3, 1]);
+    const alone = [0, 1, 2].map((r) => {
+      const row = x.slice(r * dim, (r + 1) * dim);
+      rmsnorm(row, row, weight, 1, dim, 1e-5);
+      return [...row];
+    });
+    rmsnorm(x, x, weight, rows, dim, 1e-5);
+    expect([...x.subarray(0, rows * dim)]).toEqual(alone.flat());
+    expect([...x.subarray(rows * dim)]).toEqual([SENTINEL, SENTINEL, SENTINEL, SENTINEL]);
+  });
+
+  it("matmul writes rows x outDim values and nothing after them", () => {
+    const [rows, inDim, outDim] = [2, 3, 2];
+    const x = Float32Array.of(1, 2, 3, -1, 0, 2, SENTINEL, SENTINEL, SENTINEL);
+    const w = Float32Array.of(1, 0, 1, 0.5, -1, 2, SENTINEL, SENTINEL, SENTINEL);
+    const out = new Float32Array((rows + 1) * outDim).fill(SENTINEL);
+    matmul(out, x, w, rows, inDim, outDim);
+    expect([...out]).toEqual([4, 4.5, 1, 3.5, SENTINEL, SENTINEL]);
+  });
+});
