@@ -10,6 +10,7 @@ import { BACKEND_CHOICES, createBackend, type BackendChoice } from "../node/engi
 import { Engine } from "../node/engine/runtime/engine.ts";
 import { ensureAdapterSet } from "./bench/adapter-set.ts";
 import { copyBandwidth } from "./bench/copy.ts";
+import { decodeStepBytes } from "./bench/step-bytes.ts";
 import { engineOverheadMs } from "./bench/overhead.ts";
 import { benchModel } from "./bench/model.ts";
 import type { WeightDType } from "../node/engine/model/weights.ts";
@@ -196,6 +197,7 @@ try {
         3 * config.dim * config.hiddenDim) +
     config.vocabSize * config.dim;
   const weightBytes = 4 * matrixParams;
+  const stepBytes = decodeStepBytes(model.weights); // in the file's precision (f16 reads half of f32's bytes)
   const slotAdapterBytes = parts[0].bytes;
   const results: BenchResults = {
     model: model.name,
@@ -207,7 +209,7 @@ try {
     decode_tps_same_b32: same32.tokensPerSecond,
     decode_tps_hetero_b32: hetero32.tokensPerSecond,
     hetero_over_base: hetero32.tokensPerSecond / base32.tokensPerSecond,
-    bandwidth_util_b1: (weightBytes * b1.tokensPerSecond) / (copy.gbps * 1e9),
+    bandwidth_util_b1: (stepBytes * b1.tokensPerSecond) / (copy.gbps * 1e9),
     adapter_cold_load_ms_p50: percentile(cold, 50),
     adapter_cold_load_ms_p99: percentile(cold, 99),
     ttft_ms_p50_warm: percentile(warm, 50),
@@ -235,11 +237,11 @@ try {
   const gflops = (tps: number): string => ((2 * matrixParams * tps) / 1e9).toFixed(2);
   const notes = [
     `run: ${new Date().toISOString().slice(0, 16)}Z, ${quick ? "--quick" : "full"}, ${((performance.now() - began) / 1000).toFixed(0)} s wall; ${backend.kind} on ${backend.device}; Node ${process.version}.`,
-    `model: ${config.nLayers} layers, dim ${config.dim}, hidden ${config.hiddenDim}, ${config.nHeads}/${config.nKvHeads} heads, vocab ${config.vocabSize}: ${(matrixParams / 1e6).toFixed(1)} M matrix parameters, ${(weightBytes / 2 ** 20).toFixed(0)} MiB of f32 weights read per decode step.`,
+    `model: ${config.nLayers} layers, dim ${config.dim}, hidden ${config.hiddenDim}, ${config.nHeads}/${config.nKvHeads} heads, vocab ${config.vocabSize}: ${(matrixParams / 1e6).toFixed(1)} M matrix parameters, ${(stepBytes / 2 ** 20).toFixed(0)} MiB of weights (in the file's precision) read per decode step.`,
     `engine: ${SLOTS} slots of rank ${MAX_RANK}, KV ${numBlocks} blocks of ${BLOCK}, budget 512 tokens/step, up to ${CLIENTS} sequences; host tier budget ${(hostBudgetBytes / 2 ** 20).toFixed(1)} MiB (5% of the backend's memory).`,
     `copy: ${copy.method}.`,
     `engine overhead: ${overheadMs.toFixed(2)} ms per step for ${CLIENTS} decoding sequences (planning, row assembly, sampling bookkeeping, detokenization, streaming), measured on a backend that does no arithmetic.`,
-    `decode: best of ${P.rounds} interleaved rounds of ${P.decodeSteps} steps at batch 32, ${P.b1Steps} steps at batch 1. Step: b1 ${b1.stepMs.toFixed(1)} ms (${gflops(b1.tokensPerSecond)} GFLOP/s, weights read at ${((weightBytes * b1.tokensPerSecond) / 1e9).toFixed(2)} GB/s), b32 base ${base32.stepMs.toFixed(1)} ms (${gflops(base32.tokensPerSecond)} GFLOP/s), same adapter ${same32.stepMs.toFixed(1)} ms, 32 adapters ${hetero32.stepMs.toFixed(1)} ms; b32/b1 throughput ${(base32.tokensPerSecond / b1.tokensPerSecond).toFixed(1)}x.`,
+    `decode: best of ${P.rounds} interleaved rounds of ${P.decodeSteps} steps at batch 32, ${P.b1Steps} steps at batch 1. Step: b1 ${b1.stepMs.toFixed(1)} ms (${gflops(b1.tokensPerSecond)} GFLOP/s, weights read at ${((stepBytes * b1.tokensPerSecond) / 1e9).toFixed(2)} GB/s), b32 base ${base32.stepMs.toFixed(1)} ms (${gflops(base32.tokensPerSecond)} GFLOP/s), same adapter ${same32.stepMs.toFixed(1)} ms, 32 adapters ${hetero32.stepMs.toFixed(1)} ms; b32/b1 throughput ${(base32.tokensPerSecond / b1.tokensPerSecond).toFixed(1)}x.`,
     `LoRA traffic: a step of 32 rows on 32 distinct rank-16 all-target adapters reads 32 x ${(slotAdapterBytes / 2 ** 20).toFixed(1)} MiB of A/B besides the ${(weightBytes / 2 ** 20).toFixed(0)} MiB of weights (${(((32 * slotAdapterBytes) / weightBytes) * 100).toFixed(0)}%): a memory-bound step can reach at most hetero_over_base = ${(weightBytes / (weightBytes + 32 * slotAdapterBytes)).toFixed(2)}; the FLOPs add ${((100 * (slotAdapterBytes / 4)) / matrixParams).toFixed(1)}% per row, so a compute-bound step can reach ${(matrixParams / (matrixParams + slotAdapterBytes / 4)).toFixed(2)}.`,
     `cold load (rank 16, all 7 targets, ${(slotAdapterBytes / 2 ** 20).toFixed(1)} MiB canonical): read p50 ${percentile(
       parts.map((p) => p.read),
