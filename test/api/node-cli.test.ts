@@ -100,7 +100,7 @@ describe("openlora node start", () => {
     expect((await running.exit).code).toBe(0);
   });
 
-  it("refuses bad options with exit code 2 and says what is wrong", async () => {
+  it("refuses bad options with exit code 2 and says what is wrong", { timeout: 180_000 }, async () => {
     const run = (args: string[]) =>
       new Promise<{ code: number | null; stderr: string }>((resolve) => {
         const child = spawn(process.execPath, [CLI, "node", "start", ...args], { stdio: ["ignore", "ignore", "pipe"] });
