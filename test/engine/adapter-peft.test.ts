@@ -287,3 +287,12 @@ describe("parsePeftConfig: pattern keys", () => {
     expect(() => parse({ alpha_pattern: { "[v": 2 } })).toThrow(/alpha_pattern key "\[v" is not a usable/);
   });
 });
+
+describe("parsePeftConfig: keys that change what LoRA computes", () => {
+  it("refuses them when set and reads null, false, [] and {} as unset", () => {
+    expect(() => parse({ use_dora: true })).toThrow(/use_dora true is not supported \(DoRA/);
+    expect(() => parse({ modules_to_save: ["lm_head"] })).toThrow(/modules_to_save \["lm_head"\] is not supported/);
+    for (const unset of [null, false, [], {}])
+      expect(() => parse({ modules_to_save: unset, use_dora: unset })).not.toThrow();
+  });
+});
