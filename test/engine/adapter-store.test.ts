@@ -414,6 +414,19 @@ describe("adapter store: defaults and the host budget", () => {
     expect(store.tierOf(more[2].adapter.id)).toBe("disk");
   });
 
+  it("registers an adapter again after it was removed", async () => {
+    const { store, events } = await openStore(1);
+    await store.add(A.encoded);
+    await store.remove(A.adapter.id);
+    expect(store.has(A.adapter.id)).toBe(false);
+    await store.add(A.encoded);
+    expect(store.has(A.adapter.id)).toBe(true);
+    expect(events.filter((e) => e.startsWith("registered"))).toEqual([
+      `registered ${A.adapter.id}`,
+      `registered ${A.adapter.id}`,
+    ]);
+  });
+
   it("names bytes added without a source 'canonical bytes' in its errors", async () => {
     const { store } = await openStore(1);
     await expect(store.add(new Uint8Array(30))).rejects.toThrow(/^adapter canonical bytes: .*bad magic/);
