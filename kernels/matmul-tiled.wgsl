@@ -12,27 +12,12 @@
 // lavapipe, where a barrier switches between every invocation, matmul.wgsl (no workgroup memory) is faster.
 // Dispatch: (ceil(N / 64), ceil(M / 64)).
 
-struct Params { M: u32, N: u32, K4: u32, ldx4: u32, ldy: u32, yOff: u32, accumulate: u32, sOff: u32 }
-@group(0) @binding(0) var<uniform> p: Params;
-@group(0) @binding(1) var<storage, read> x: array<vec4<f32>>;
-//#weights 2
-@group(0) @binding(3) var<storage, read_write> y: array<f32>;
+//#linear-io
 
 const TILE: u32 = 64u; // rows of x and of w per tile
 const KS: u32 = 8u; // vec4s of K per stage
 var<workgroup> xs: array<vec4<f32>, 512>; // [TILE][KS]
 var<workgroup> ws: array<vec4<f32>, 512>; // [TILE][KS]
-
-fn store(m: u32, n0: u32, c: vec4<f32>) {
-  if (m >= p.M || n0 >= p.N) { return; }
-  let o = m * p.ldy + p.yOff + n0;
-  let acc = p.accumulate != 0u;
-  for (var j = 0u; j < 4u; j++) {
-    if (n0 + j < p.N) {
-      if (acc) { y[o + j] += c[j]; } else { y[o + j] = c[j]; }
-    }
-  }
-}
 
 @compute @workgroup_size(256)
 fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) lid: u32) {

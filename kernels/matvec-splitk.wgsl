@@ -15,21 +15,7 @@
 enable subgroups;
 diagnostic(off, subgroup_uniformity);
 
-struct Params { M: u32, N: u32, K4: u32, ldx4: u32, ldy: u32, yOff: u32, accumulate: u32, sOff: u32 }
-@group(0) @binding(0) var<uniform> p: Params;
-@group(0) @binding(1) var<storage, read> x: array<vec4<f32>>;
-//#weights 2
-@group(0) @binding(3) var<storage, read_write> y: array<f32>;
-
-fn store(m: u32, n0: u32, c: vec4<f32>) {
-  let o = m * p.ldy + p.yOff + n0;
-  let acc = p.accumulate != 0u;
-  for (var j = 0u; j < 4u; j++) {
-    if (n0 + j < p.N) {
-      if (acc) { y[o + j] += c[j]; } else { y[o + j] = c[j]; }
-    }
-  }
-}
+//#linear-io
 
 @compute @workgroup_size(64)
 fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) lid: u32,

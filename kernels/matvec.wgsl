@@ -12,21 +12,7 @@
 // variant; matvec-splitk.wgsl (lanes along K, subgroupAdd) is the one for GPUs with subgroups.
 // Dispatch: (ceil(ceil(N/4) / 64)).
 
-struct Params { M: u32, N: u32, K4: u32, ldx4: u32, ldy: u32, yOff: u32, accumulate: u32, sOff: u32 }
-@group(0) @binding(0) var<uniform> p: Params;
-@group(0) @binding(1) var<storage, read> x: array<vec4<f32>>;
-//#weights 2
-@group(0) @binding(3) var<storage, read_write> y: array<f32>;
-
-fn store(m: u32, n0: u32, c: vec4<f32>) {
-  let o = m * p.ldy + p.yOff + n0;
-  let acc = p.accumulate != 0u;
-  for (var j = 0u; j < 4u; j++) {
-    if (n0 + j < p.N) {
-      if (acc) { y[o + j] += c[j]; } else { y[o + j] = c[j]; }
-    }
-  }
-}
+//#linear-io
 
 @compute @workgroup_size(64)
 fn main(@builtin(global_invocation_id) gid: vec3<u32>) {

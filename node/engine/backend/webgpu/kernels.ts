@@ -48,7 +48,8 @@ function readKernel(file: string): string {
 
 /** The WGSL text of a kernel, specialized. */
 export function kernelSource(name: KernelName, variant: KernelVariant = {}): string {
-  let text = readKernel(`${name}.wgsl`);
+  // The linear kernels share their parameters, bindings and store (kernels/linear-io.wgsl), weights included.
+  let text = readKernel(`${name}.wgsl`).replace(/^\/\/#linear-io$/m, () => readKernel("linear-io.wgsl"));
   const marker = /^\/\/#weights (\d+)$/m;
   const binding = marker.exec(text)?.[1];
   if (binding !== undefined) {
