@@ -1,8 +1,8 @@
 // The kernels of the architectures beyond plain LLaMA against the reference ops, on sizes that are not multiples
 // of 4 or of the workgroup size: embed.wgsl's scale (Gemma) exact up to f32 rounding; rmsnorm.wgsl accumulating
-// (Gemma 2 post-norms) and head-rmsnorm.wgsl (Qwen3 q/k norms) 1e-5; bias-add.wgsl (Qwen2) exact; geglu.wgsl and
-// softcap.wgsl (Gemma) 1e-5 (a tanh built from exp against Math.tanh). Tolerances are max |gpu - cpu| relative to
-// max |cpu|.
+// (Gemma 2 post-norms) and head-rmsnorm.wgsl (Qwen3 q/k norms) 1e-5; bias-add.wgsl (Qwen2) exact; gated.wgsl
+// (GeGLU) and softcap.wgsl (Gemma) 1e-5 (a tanh built from exp against Math.tanh). Tolerances are max |gpu - cpu|
+// relative to max |cpu|.
 import { afterAll, describe, expect, it } from "vitest";
 import { addBias, geglu, rmsnorm, softcap } from "../../node/engine/backend/cpu/ops.ts";
 import { pad4 } from "../../node/engine/backend/webgpu/kernels.ts";
@@ -106,7 +106,7 @@ describe("bias-add.wgsl", () => {
   });
 });
 
-describe("geglu.wgsl", () => {
+describe("gated.wgsl, GeGLU", () => {
   for (const [T, hidden] of [
     [1, 1],
     [3, 67],
@@ -116,8 +116,9 @@ describe("geglu.wgsl", () => {
       const gu = random(T * 2 * hidden, hidden, 8);
       const ldOut = pad4(hidden);
       const out = h.buffer(T * ldOut * 4);
-      await h.run([{ kernel: "geglu", buffers: [h.buffer(gu), out] }], (enc, [site]) =>
-        op.swiglu(enc, site, { T, hidden, ldIn: 2 * hidden, upOff: hidden, ldOut }),
+      await h.run(
+        [{ kernel: "gated", variant: { constants: { GELU: 1 } }, buffers: [h.buffer(gu), out] }],
+        (enc, [site]) => op.swiglu(enc, site, { T, hidden, ldIn: 2 * hidden, upOff: hidden, ldOut }),
       );
       const expected = new Float32Array(T * hidden);
       geglu(expected, unpadded(gu, T, hidden, 2 * hidden), unpadded(gu, T, hidden, 2 * hidden, hidden));

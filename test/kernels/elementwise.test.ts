@@ -1,5 +1,5 @@
-// embed.wgsl, rmsnorm.wgsl, rope.wgsl and swiglu.wgsl against the reference ops, on sizes that are not multiples
-// of 4 or of the workgroup size. Tolerances (max |gpu - cpu| relative to max |cpu|): embed exact (f32) and
+// embed.wgsl, rmsnorm.wgsl, rope.wgsl and gated.wgsl (SwiGLU) against the reference ops, on sizes that are not
+// multiples of 4 or of the workgroup size. Tolerances (max |gpu - cpu| relative to max |cpu|): embed exact (f32) and
 // 1e-3 (f16 table); rmsnorm 1e-5; rope 1e-6 (host cos/sin table: the only error is f32 rounding); swiglu 1e-6.
 import { afterAll, describe, expect, it } from "vitest";
 import { rmsnorm as refRmsnorm, rope as refRope, swiglu as refSwiglu } from "../../node/engine/backend/cpu/ops.ts";
@@ -123,7 +123,7 @@ describe("rope.wgsl", () => {
   }
 });
 
-describe("swiglu.wgsl", () => {
+describe("gated.wgsl, SwiGLU", () => {
   for (const [T, hidden] of [
     [1, 1],
     [3, 67],
@@ -133,7 +133,7 @@ describe("swiglu.wgsl", () => {
       const gu = random(T * 2 * hidden, hidden, 6);
       const ldOut = pad4(hidden);
       const out = h.buffer(T * ldOut * 4);
-      await h.run([{ kernel: "swiglu", buffers: [h.buffer(gu), out] }], (enc, [site]) =>
+      await h.run([{ kernel: "gated", buffers: [h.buffer(gu), out] }], (enc, [site]) =>
         op.swiglu(enc, site, { T, hidden, ldIn: 2 * hidden, upOff: hidden, ldOut }),
       );
       const expected = new Float32Array(T * hidden);

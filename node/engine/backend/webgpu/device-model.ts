@@ -47,7 +47,7 @@ export interface DeviceModel {
   embedding: DeviceMatrix;
   layers: LayerSites[];
   rope: Site;
-  /** swiglu.wgsl, or geglu.wgsl for GELU-tanh models. */
+  /** gated.wgsl: SwiGLU, or GeGLU for GELU-tanh models. */
   swiglu: Site;
   finalNorm: Site;
   classifier: LinearSites;
@@ -190,10 +190,11 @@ export function buildDeviceModel(weights: ModelWeights, options: BackendOptions,
     embedding,
     layers,
     rope: arena.define("rope", pipelines.get("rope"), [b.qkv, b.positions, b.rope]),
-    swiglu: arena.define("swiglu", pipelines.get(arch.activation === "gelu-tanh" ? "geglu" : "swiglu"), [
-      b.gateUp,
-      b.act,
-    ]),
+    swiglu: arena.define(
+      "swiglu",
+      pipelines.get("gated", { constants: { GELU: arch.activation === "gelu-tanh" ? 1 : 0 } }),
+      [b.gateUp, b.act],
+    ),
     finalNorm: arena.define("finalNorm", norm, [b.x, finalNormWeight, b.lastRows, b.last]),
     classifier,
     softcap: arch.finalSoftcap > 0 ? arena.define("softcap", pipelines.get("softcap"), [b.logits]) : null,

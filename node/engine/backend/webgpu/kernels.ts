@@ -16,13 +16,12 @@ export type KernelName =
   | "rope"
   | "kv-store"
   | "attention"
-  | "swiglu"
+  | "gated"
   | "sgmv-shrink"
   | "sgmv-expand"
   | "sample"
   | "bias-add"
   | "head-rmsnorm"
-  | "geglu"
   | "softcap";
 
 /**

@@ -172,7 +172,7 @@ export function attention(
   enc.dispatch(site, params, [7, 8], cdiv(a.T * a.nHeads, 64));
 }
 
-/** swiglu.wgsl, or geglu.wgsl (same parameters) for a GELU-tanh site. */
+/** gated.wgsl: SwiGLU, or GeGLU (constant GELU = 1) for a GELU-tanh site. */
 export function swiglu(
   enc: StepEncoder,
   site: Site,
