@@ -19,7 +19,6 @@ import { loadavg, tmpdir } from "node:os";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { Writable } from "node:stream";
-import { parseArgs } from "node:util";
 import type { Hex } from "viem";
 import { generatePrivateKey, privateKeyToAccount } from "viem/accounts";
 import { jsonLogger, NodeService, type Logger } from "../node/api/index.ts";
@@ -28,9 +27,14 @@ import { complete, type EngineRequest } from "../node/engine/index.ts";
 import { Ledger, type RequestRecord } from "../node/ledger/index.ts";
 import { httpPoster } from "./bench/http-post.ts";
 import { percentile, round } from "./bench/stats.ts";
+import { scriptArgs } from "./script-args.ts";
 
 const root = join(dirname(fileURLToPath(import.meta.url)), "..");
-const { values } = parseArgs({ options: { pairs: { type: "string" } } });
+const values = scriptArgs(
+  "What the HTTP API adds to a request over a direct engine call (paired runs), and paid mode's own work.",
+  "npm run bench:api -- [--pairs N]",
+  { pairs: { type: "string", help: "paired requests per workload (default 300)" } },
+);
 const pairs = Number(values.pairs ?? 300);
 const warmup = 30;
 

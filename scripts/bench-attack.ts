@@ -6,12 +6,20 @@
 import { mkdir, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { monitorEventLoopDelay } from "node:perf_hooks";
-import { parseArgs } from "node:util";
 import { EngineBusyError } from "../node/engine/errors.ts";
 import { openEngine, type BackendChoice, type Engine, type EngineRequest } from "../node/engine/index.ts";
 import { fetchWithStaller } from "./bench/attack-fetch.ts";
+import { scriptArgs } from "./script-args.ts";
 
-const { values } = parseArgs({ options: { backend: { type: "string" }, "max-running": { type: "string" } } });
+const values = scriptArgs(
+  "The node under attack: an honest request's latency beside flooding identities, and an adapter fetch with a " +
+    "staller ranked first.",
+  "npm run bench:attack -- [--backend cpu|simd|webgpu] [--max-running N]",
+  {
+    backend: { type: "string", help: "the engine's backend (default cpu)" },
+    "max-running": { type: "string", help: "the engine's most running sequences (default 64)" },
+  },
+);
 const backend = (values.backend ?? "cpu") as BackendChoice;
 const maxRunning = Number(values["max-running"] ?? 64);
 const root = join(import.meta.dirname, "..");

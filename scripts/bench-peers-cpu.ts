@@ -5,21 +5,23 @@
 // compares the work where bench:peers's wall-clock ratios follow the scheduler. Needs the model and the peer
 // that `npm run bench:peers` prepares (.cache/bench/peers-12x768-f32.gguf, .cache/peers/).
 import { join, resolve } from "node:path";
-import { parseArgs } from "node:util";
 import { createBackend } from "../node/engine/backend/select.ts";
 import { loadModel } from "../node/engine/formats/load-model.ts";
 import { llamaCppRunner, loadNodeLlamaCpp, type PeerRunner } from "./bench/peers/llama-cpp.ts";
 import { ourRunner } from "./bench/peers/ours.ts";
 import { prompts } from "./bench/workloads.ts";
+import { scriptArgs } from "./script-args.ts";
 
 const root = resolve(import.meta.dirname, "..");
-const { values } = parseArgs({
-  options: {
-    threads: { type: "string", default: "1" },
-    rounds: { type: "string", default: "2" },
-    tokens: { type: "string", default: "24" },
+const values = scriptArgs(
+  "CPU time and wall time per workload, llama.cpp and ours in one process, interleaved (batch 1, TTFT 16 and 256).",
+  "node scripts/bench-peers-cpu.ts [--threads N] [--rounds N] [--tokens N]",
+  {
+    threads: { type: "string", default: "1", help: "threads on each side" },
+    rounds: { type: "string", default: "2", help: "interleaved rounds" },
+    tokens: { type: "string", default: "24", help: "tokens decoded per batch-1 run" },
   },
-});
+);
 const threads = Number(values.threads);
 const tokens = Number(values.tokens);
 const modelFile = join(root, ".cache", "bench", "peers-12x768-f32.gguf");

@@ -10,7 +10,6 @@
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { availableParallelism, loadavg } from "node:os";
 import { dirname, join, resolve } from "node:path";
-import { parseArgs } from "node:util";
 import { createBackend, type BackendChoice } from "../node/engine/backend/select.ts";
 import { writeGgufModel } from "../node/engine/formats/gguf-write.ts";
 import { loadModel } from "../node/engine/formats/load-model.ts";
@@ -25,21 +24,30 @@ import { LLAMA_CPP_VERSION, llamaCppRunner, loadNodeLlamaCpp } from "./bench/pee
 import { ourRunner } from "./bench/peers/ours.ts";
 import { round } from "./bench/stats.ts";
 import { prompts } from "./bench/workloads.ts";
+import { scriptArgs } from "./script-args.ts";
 
 const root = resolve(import.meta.dirname, "..");
-const { values } = parseArgs({
-  options: {
-    quick: { type: "boolean", default: false },
-    dtype: { type: "string", default: "f32" },
-    threads: { type: "string" },
-    "llama-threads": { type: "string" },
-    tokens: { type: "string" },
-    rounds: { type: "string", default: "2" },
-    backend: { type: "string", default: "simd" },
-    out: { type: "string", default: join(root, "bench", "peers.json") },
-    markdown: { type: "string", default: join(root, "BENCHMARKS.md") },
+const values = scriptArgs(
+  "This project's CPU backend against llama.cpp (node-llama-cpp 3.21.1, installed into .cache/peers on first " +
+    "use) on the same model and adapters: batch 1, 8 and 32 requests with and without distinct adapters, time to " +
+    "first token.",
+  "npm run bench:peers -- [--quick] [--dtype f32|f16|bf16|q8_0|q4_0] [--threads N] [--rounds N]",
+  {
+    quick: { type: "boolean", default: false, help: "a smaller model and fewer tokens" },
+    dtype: { type: "string", default: "f32", help: "the model's weight format" },
+    threads: { type: "string", help: "our backend's threads (default the core count)" },
+    "llama-threads": { type: "string", help: "llama.cpp's threads" },
+    tokens: { type: "string", help: "tokens generated per request" },
+    rounds: { type: "string", default: "2", help: "interleaved rounds per workload (the best of each side)" },
+    backend: { type: "string", default: "simd", help: "our backend" },
+    out: { type: "string", default: join(root, "bench", "peers.json"), help: "the JSON written" },
+    markdown: {
+      type: "string",
+      default: join(root, "BENCHMARKS.md"),
+      help: "the Markdown file whose table is replaced",
+    },
   },
-});
+);
 const quick = values.quick === true;
 const dtype = values.dtype as WeightDType;
 if (!WEIGHT_DTYPES.includes(dtype)) throw new Error(`--dtype must be one of ${WEIGHT_DTYPES.join(", ")}, got ${dtype}`);

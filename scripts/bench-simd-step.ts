@@ -3,7 +3,6 @@
 // per weight format, against the copy bandwidth measured in the same run: the figures behind the technology
 // choice in BENCHMARKS.md. Weight bytes per step are every layer matrix and the classifier in their precision.
 import { availableParallelism } from "node:os";
-import { parseArgs } from "node:util";
 import type { SequenceStep } from "../node/engine/backend/backend.ts";
 import { createSimdBackend } from "../node/engine/backend/simd/simd-backend.ts";
 import { randomModel } from "../node/engine/formats/random-model.ts";
@@ -12,14 +11,17 @@ import type { WeightDType } from "../node/engine/model/weights.ts";
 import { copyBandwidth } from "./bench/copy.ts";
 import { decodeStepBytes } from "./bench/step-bytes.ts";
 import { SHAPES, shapeConfig } from "./bench/model.ts";
+import { scriptArgs } from "./script-args.ts";
 
-const { values } = parseArgs({
-  options: {
-    dtypes: { type: "string", default: "f32,f16,q8_0,q4_0" },
-    threads: { type: "string" },
-    shape: { type: "string", default: "default" },
+const values = scriptArgs(
+  "One decode step of the simd backend at batch 1, 8 and 32, per weight format.",
+  "node scripts/bench-simd-step.ts [--dtypes f32,f16,...] [--threads N] [--shape NAME]",
+  {
+    dtypes: { type: "string", default: "f32,f16,q8_0,q4_0", help: "weight formats, comma-separated" },
+    threads: { type: "string", help: "worker threads (default the core count)" },
+    shape: { type: "string", default: "default", help: "the random model's shape (scripts/bench/model.ts)" },
   },
-});
+);
 const dtypes = values.dtypes!.split(",") as WeightDType[];
 for (const d of dtypes) if (!WEIGHT_DTYPES.includes(d)) throw new Error(`unknown dtype ${d}`);
 const threads = values.threads === undefined ? availableParallelism() : Number(values.threads);

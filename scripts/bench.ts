@@ -4,7 +4,6 @@
 // BENCHMARKS.md. See BENCHMARKS.md for what each figure means.
 import { mkdir } from "node:fs/promises";
 import { join, resolve } from "node:path";
-import { parseArgs } from "node:util";
 import { decodeAdapter } from "../node/engine/adapter/canonical.ts";
 import { BACKEND_CHOICES, createBackend, type BackendChoice } from "../node/engine/backend/select.ts";
 import { Engine } from "../node/engine/runtime/engine.ts";
@@ -17,19 +16,27 @@ import type { WeightDType } from "../node/engine/model/weights.ts";
 import { writeMarkdown, writeResults, type BenchResults, type Goals } from "./bench/report.ts";
 import { percentile, residentMemory, round } from "./bench/stats.ts";
 import { coldLoads, decodeThroughput, prompts, timeToFirstToken, zipfLoad } from "./bench/workloads.ts";
+import { scriptArgs } from "./script-args.ts";
 
 const root = resolve(import.meta.dirname, "..");
-const { values } = parseArgs({
-  options: {
-    quick: { type: "boolean", default: false },
-    backend: { type: "string", default: "auto" },
-    model: { type: "string" },
-    shape: { type: "string" },
-    weights: { type: "string" },
-    out: { type: "string", default: join(root, "bench", "results.json") },
-    markdown: { type: "string", default: join(root, "BENCHMARKS.md") },
+const values = scriptArgs(
+  "The serving benchmark: copy bandwidth, decode tok/s (base, one adapter, distinct adapters), adapter cold loads, " +
+    "time to first token, a Zipf workload, memory; JSON and a BENCHMARKS.md section.",
+  "npm run bench -- [--quick] [--backend auto|cpu|simd|webgpu] [--shape NAME | --model PATH] [--weights FORMAT]",
+  {
+    quick: { type: "boolean", default: false, help: "small workloads (about a minute)" },
+    backend: { type: "string", default: "auto", help: "the engine's backend" },
+    model: { type: "string", help: "a model folder or GGUF file instead of a random model" },
+    shape: { type: "string", help: "the random model's shape (scripts/bench/model.ts)" },
+    weights: { type: "string", help: "the random model's weight format (f32, f16, bf16, q8_0, q4_0, q4_k, q6_k)" },
+    out: { type: "string", default: join(root, "bench", "results.json"), help: "the JSON written" },
+    markdown: {
+      type: "string",
+      default: join(root, "BENCHMARKS.md"),
+      help: "the Markdown file whose section is replaced",
+    },
   },
-});
+);
 const quick = values.quick === true;
 const choice = values.backend as BackendChoice;
 if (!BACKEND_CHOICES.includes(choice))

@@ -42,6 +42,7 @@ export { Emitter } from "./emitter.ts";
 export {
   AdapterError,
   EngineBusyError,
+  InvalidOptionError,
   InvalidRequestError,
   ModelFormatError,
   OpenLoraError,
