@@ -52,8 +52,9 @@ export interface FormatParity {
   ok: boolean;
 }
 
-/** max |a - b| / max(1, max |b|); Infinity when a holds a non-finite value. */
-export function relDiff(a: Float32Array, b: Float32Array): number {
+/** max |a - b| / max(1, max |b|), the relative difference the parity tolerances are stated in; Infinity when a
+ * holds a non-finite value. The tests compare backends with it too. */
+export function relDiff(a: ArrayLike<number>, b: ArrayLike<number>): number {
   if (a.length !== b.length) throw new RangeError(`logits of ${a.length} and ${b.length} values`);
   let diff = 0;
   let scale = 1;
@@ -65,9 +66,9 @@ export function relDiff(a: Float32Array, b: Float32Array): number {
   return diff / scale;
 }
 
-export function argmax(l: Float32Array): number {
+export function argmax(logits: ArrayLike<number>): number {
   let best = 0;
-  for (let i = 1; i < l.length; i++) if (l[i] > l[best]) best = i;
+  for (let i = 1; i < logits.length; i++) if (logits[i] > logits[best]) best = i;
   return best;
 }
 

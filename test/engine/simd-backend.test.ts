@@ -24,6 +24,7 @@ import {
 } from "../../node/engine/model/config.ts";
 import { createRng } from "../../node/engine/sampling/rng.ts";
 import { DEMO_ADAPTERS, demoAdapter, stories } from "../helpers/stories.ts";
+import { argmax, relDiff } from "../../scripts/gpu/parity-lib.ts";
 
 const LOGIT_TOL = 1e-4;
 const SPLIT_TOL = 1e-5;
@@ -34,24 +35,6 @@ const ROOT = join(import.meta.dirname, "../..");
 const model = await stories();
 const config = model.weights.config;
 const prompt = model.tokenizer.encode("Once upon a time", { bos: true });
-
-function relDiff(a: Float32Array, b: Float32Array): number {
-  expect(a.length).toBe(b.length);
-  let diff = 0;
-  let scale = 1;
-  for (let i = 0; i < a.length; i++) {
-    if (!Number.isFinite(a[i])) return Infinity;
-    diff = Math.max(diff, Math.abs(a[i] - b[i]));
-    scale = Math.max(scale, Math.abs(b[i]));
-  }
-  return diff / scale;
-}
-
-function argmax(l: Float32Array): number {
-  let best = 0;
-  for (let i = 1; i < l.length; i++) if (l[i] > l[best]) best = i;
-  return best;
-}
 
 /** A random in-memory adapter of another rank on some targets only: mixed ranks in one batch. */
 function oddAdapter(cfg: ModelConfig, rank: number, targets: LinearTarget[], seed: number): LoraAdapter {

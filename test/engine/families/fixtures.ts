@@ -13,6 +13,9 @@ import {
   type ModelPreset,
   type ModelShape,
 } from "../../../node/engine/formats/model-presets.ts";
+import { argmax, relDiff } from "../../../scripts/gpu/parity-lib.ts";
+
+export { argmax, relDiff };
 
 export { MODEL_PRESETS, type ModelPreset };
 
@@ -78,28 +81,9 @@ export async function prefillLogits(backend: Backend, tokens: readonly number[],
   return backend.forward([{ tokens, position: 0, blockTable, slot }]);
 }
 
-/** max |a - b| / max(1, max |b|): the relative difference every family tolerance is stated in. */
-export function relDiff(a: ArrayLike<number>, b: ArrayLike<number>): number {
-  if (a.length !== b.length) throw new Error(`lengths ${a.length} != ${b.length}`);
-  let diff = 0;
-  let scale = 1;
-  for (let i = 0; i < a.length; i++) {
-    if (!Number.isFinite(a[i])) return Infinity;
-    diff = Math.max(diff, Math.abs(a[i] - b[i]));
-    scale = Math.max(scale, Math.abs(b[i]));
-  }
-  return diff / scale;
-}
-
 /** The largest relDiff over rows. */
 export function maxRelDiff(a: readonly ArrayLike<number>[], b: readonly ArrayLike<number>[]): number {
   return Math.max(...a.map((row, i) => relDiff(row, b[i])));
-}
-
-export function argmax(logits: ArrayLike<number>): number {
-  let best = 0;
-  for (let i = 1; i < logits.length; i++) if (logits[i] > logits[best]) best = i;
-  return best;
 }
 
 /** Greedy continuation: `steps` tokens after the prompt, through forward() and argmax. */
