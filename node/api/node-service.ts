@@ -30,6 +30,8 @@ export interface NodeServiceOptions {
   /** Model path (any format loadModel takes). */
   model: string;
   backend?: BackendChoice;
+  /** simd backend: worker threads (default: the machine's available parallelism). */
+  threads?: number;
   adapterSlots?: number;
   maxRank?: number;
   /** Host tier budget in bytes. */
@@ -143,6 +145,7 @@ export class NodeService {
       const opened = await openEngine({
         model,
         backend: options.backend ?? "auto",
+        threads: options.threads,
         adapterDir: join(dataDir, "adapters"),
         adapterSlots: options.adapterSlots,
         maxRank: options.maxRank,

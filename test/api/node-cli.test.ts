@@ -90,12 +90,11 @@ describe("openlora node start", () => {
   it("reads a config file, flags winning over it", async () => {
     const dataDir = await mkdtemp(join(tmpdir(), "openlora-node-cli-"));
     const config = join(dataDir, "node.json");
-    await writeFile(
-      config,
-      JSON.stringify({ free: true, model: STORIES_DIR, backend: "cpu", api: "127.0.0.1:1", dataDir, adapterSlots: 2 }),
-    );
-    const running = await startCli(["--config", config, "--api", "127.0.0.1:0"]);
+    const options = { free: true, model: STORIES_DIR, backend: "cpu", api: "127.0.0.1:1", dataDir, adapterSlots: 2 };
+    await writeFile(config, JSON.stringify({ ...options, threads: 1 }));
+    const running = await startCli(["--config", config, "--api", "127.0.0.1:0", "--backend", "simd"]);
     expect(await modelIds(running.url)).toEqual(["stories260K"]);
+    expect(running.stderr()).toMatch(/serving stories260K on simd at/);
     running.child.kill("SIGTERM");
     expect((await running.exit).code).toBe(0);
   });
@@ -116,6 +115,10 @@ describe("openlora node start", () => {
     expect(await run(["--free", "--model", STORIES_DIR, "--api", "localhost"])).toMatchObject({
       code: 2,
       stderr: expect.stringMatching(/--api must be host:port/),
+    });
+    expect(await run(["--free", "--model", STORIES_DIR, "--threads", "0"])).toMatchObject({
+      code: 2,
+      stderr: expect.stringMatching(/--threads/),
     });
     const dir = await mkdtemp(join(tmpdir(), "openlora-node-cli-"));
     await writeFile(join(dir, "bad.json"), JSON.stringify({ modle: "x" }));

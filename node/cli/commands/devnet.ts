@@ -27,7 +27,7 @@ const spec: CommandSpec = {
   help: {
     once: "exit after the summary instead of keeping the chain and the nodes up",
     json: "print the summary as one JSON object on stdout (amounts in wei, as decimal strings)",
-    backend: `${BACKEND_CHOICES.join(" | ")} (default cpu: three nodes share this machine's cores)`,
+    backend: `${BACKEND_CHOICES.join(" | ")} (default auto: webgpu on a GPU, else simd; the three nodes split the cores)`,
     "data-dir":
       "an empty or new folder for the nodes' data and the deployment file (default: a temporary folder, removed at exit)",
     "rpc-port": "the chain's JSON-RPC port on 127.0.0.1 (default: a free one)",
@@ -39,9 +39,7 @@ export async function devnetCommand(argv: string[]): Promise<void> {
   const args = parseCommand(spec, argv);
   if (!args) return;
   const { values } = args;
-  // Three nodes on one machine, each on the 260K-parameter demo model: one thread per node (cpu) starts each node
-  // about 2.5 times faster than simd's worker pools and serves as fast (measured on the loaded 2-core machine).
-  const backend = (stringOption(values, "backend") ?? "cpu") as BackendChoice;
+  const backend = (stringOption(values, "backend") ?? "auto") as BackendChoice;
   if (!BACKEND_CHOICES.includes(backend)) {
     throw new UsageError(`--backend must be one of ${BACKEND_CHOICES.join(", ")}, got "${backend}"`);
   }

@@ -22,6 +22,7 @@ const spec: CommandSpec = {
     config: { type: "string" },
     model: { type: "string" },
     backend: { type: "string" },
+    threads: { type: "string" },
     "adapter-slots": { type: "string" },
     "max-rank": { type: "string" },
     "host-cache": { type: "string" },
@@ -44,7 +45,8 @@ const spec: CommandSpec = {
     config: "JSON file with any of these options, keys in camelCase (dataDir, adapterSlots, ...); flags win",
     "data-dir": "the node's data folder: ledger, adapters, aliases, admin token, peer key (default ~/.openlora)",
     model: "model folder or file: llama2.c .bin, .gguf, or a Hugging Face folder",
-    backend: `${BACKEND_CHOICES.join(" | ")} (default auto)`,
+    backend: `${BACKEND_CHOICES.join(" | ")} (default auto: webgpu on a GPU, simd on a software adapter or none)`,
+    threads: "simd backend: worker threads (default: the machine's cores)",
     "adapter-slots": "adapters resident on the device at once (default 4)",
     "max-rank": "largest adapter rank accepted (default 64)",
     "host-cache": "host memory for adapters, MiB (default 256)",
@@ -181,6 +183,10 @@ async function serviceOptions(values: ParsedCommand["values"]): Promise<ServiceO
     dataDir,
     model,
     backend,
+    threads:
+      stringOption(values, "threads") === undefined
+        ? undefined
+        : numberOption(values, "threads", 1, { integer: true, min: 1 }),
     adapterSlots: numberOption(values, "adapter-slots", 4, { integer: true, min: 1 }),
     maxRank: numberOption(values, "max-rank", 64, { integer: true, min: 1 }),
     hostCacheBytes: numberOption(values, "host-cache", 256, { min: 1 }) * 2 ** 20,

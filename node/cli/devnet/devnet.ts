@@ -2,6 +2,7 @@
 // with their contributor splits, three staked nodes on the embedded model (different adapters hot, one with none),
 // gossip, paid requests from two payers, settlement, every contributor's claim, and the summary that checks every
 // balance against the nodes' ledgers. The chain and the nodes stay up until stop().
+import { availableParallelism } from "node:os";
 import { basename, join, resolve } from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
 import type { Address } from "viem";
@@ -109,6 +110,9 @@ export async function startDevnet(o: DevnetOptions): Promise<Devnet> {
       dataDir: join(dataDir, name),
       model,
       backend: o.backend,
+      // The nodes share this machine's cores: a worker pool of its share each, so their threads do not outnumber the
+      // cores (at least one each).
+      threads: Math.max(1, Math.floor(availableParallelism() / NODES.length)),
       stake: FUNDING.stake,
       bootstrap,
       adapterDirs,

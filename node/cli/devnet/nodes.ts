@@ -29,6 +29,8 @@ export interface NodeStartOptions {
   dataDir: string;
   model: string;
   backend: BackendChoice;
+  /** simd backend: worker threads of this node. */
+  threads: number;
   stake: bigint;
   /** Multiaddrs of nodes already up. */
   bootstrap: string[];
@@ -54,6 +56,7 @@ export async function startNode(
     dataDir: o.dataDir,
     model: o.model,
     backend: o.backend,
+    threads: o.threads,
     api: { host: "127.0.0.1", port },
     drainMs: 2_000,
     log: jsonLogger(logFile),
