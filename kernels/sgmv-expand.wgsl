@@ -8,7 +8,8 @@
 //   y   [*, ldy] f32: y[row, yOff + n] += v[row, t] . b[slot, n] for the rows of each tile (the projection
 //       output the base matmul just wrote, or the residual stream for o and down).
 // Tiles hold disjoint rows, so no two invocations write the same element. Each invocation computes one output
-// column for the (up to 4) rows of its tile, so a B row is read once per tile.
+// column for the rows of its tile, 4 at a time, so a B row is read once per 4 rows (sgmv-expand-segment.wgsl,
+// the variant for GPUs, reads it once per tile).
 // Dispatch: (ceil(N / 64), nTiles); invocation (n, tile) handles column n of one tile.
 struct Params { nTiles: u32, N: u32, rs4: u32, ldv4: u32, ldy: u32, yOff: u32, b1: u32, b2: u32, rankBase: u32, rankStride: u32 }
 @group(0) @binding(0) var<uniform> p: Params;
@@ -31,21 +32,24 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
   if (rank == 0u) { return; }
   let bo = (slot * p.N + n) * p.rs4;
   let vo = t * p.rs4;
-  let va = row0 * p.ldv4 + vo;
   let steps = (rank + 3u) / 4u;
-  var acc = vec4<f32>(0.0);
-  if (count == 1u) {
-    var s = 0.0;
-    for (var j = 0u; j < steps; j++) { s += dot(v[va + j], b[bo + j]); }
-    acc.x = s;
-  } else {
-    let vb = (row0 + min(1u, count - 1u)) * p.ldv4 + vo;
-    let vc = (row0 + min(2u, count - 1u)) * p.ldv4 + vo;
-    let vd = (row0 + min(3u, count - 1u)) * p.ldv4 + vo;
-    for (var j = 0u; j < steps; j++) {
-      let bv = b[bo + j];
-      acc += vec4<f32>(dot(v[va + j], bv), dot(v[vb + j], bv), dot(v[vc + j], bv), dot(v[vd + j], bv));
+  for (var g = 0u; g < count; g += 4u) {
+    let rows = min(4u, count - g);
+    let va = (row0 + g) * p.ldv4 + vo;
+    var acc = vec4<f32>(0.0);
+    if (rows == 1u) {
+      var s = 0.0;
+      for (var j = 0u; j < steps; j++) { s += dot(v[va + j], b[bo + j]); }
+      acc.x = s;
+    } else {
+      let vb = (row0 + g + min(1u, rows - 1u)) * p.ldv4 + vo;
+      let vc = (row0 + g + min(2u, rows - 1u)) * p.ldv4 + vo;
+      let vd = (row0 + g + min(3u, rows - 1u)) * p.ldv4 + vo;
+      for (var j = 0u; j < steps; j++) {
+        let bv = b[bo + j];
+        acc += vec4<f32>(dot(v[va + j], bv), dot(v[vb + j], bv), dot(v[vc + j], bv), dot(v[vd + j], bv));
+      }
     }
+    for (var r = 0u; r < rows; r++) { y[(row0 + g + r) * p.ldy + p.yOff + n] += acc[r]; }
   }
-  for (var r = 0u; r < count; r++) { y[(row0 + r) * p.ldy + p.yOff + n] += acc[r]; }
 }

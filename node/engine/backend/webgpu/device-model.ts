@@ -12,6 +12,7 @@ import { architectureOf, LINEAR_TARGETS, projectionShape, qDimOf, type LinearTar
 import type { ModelWeights, WeightMatrix } from "../../model/weights.ts";
 import type { BackendOptions } from "../backend.ts";
 import type { DeviceMemory } from "./device-memory.ts";
+import type { KernelPlan } from "./kernel-plan.ts";
 import type { ParamArena, Pipelines, Site } from "./kernels.ts";
 import { loraGroupShape, type LinearSites, type LoraGroup, type MatmulKind, type MatvecKind } from "./ops.ts";
 import type { StepBuffers } from "./step-buffers.ts";
@@ -63,6 +64,8 @@ export interface DeviceModelContext {
   buffers: StepBuffers;
   matvec: MatvecKind;
   matmul: MatmulKind;
+  /** The variants of the LoRA, attention and norm kernels (kernel-plan.ts). */
+  kernels: KernelPlan;
   /** CPU-emulated adapter: fewer threads per sampling workgroup (each barrier switches between all of them). */
   isFallback: boolean;
 }
@@ -78,8 +81,11 @@ export function buildDeviceModel(weights: ModelWeights, options: BackendOptions,
   const norm = pipelines.get("rmsnorm");
   const kvStore = pipelines.get("kv-store");
   const attention = pipelines.get("attention", { constants: { HEAD_DIM: config.headDim } });
-  const shrink = pipelines.get("sgmv-shrink");
-  const expand = pipelines.get("sgmv-expand");
+  const segments = ctx.kernels.sgmv === "segments";
+  const shrink = pipelines.get(segments ? "sgmv-shrink-segment" : "sgmv-shrink");
+  const expand = segments
+    ? pipelines.get("sgmv-expand-segment", { constants: { RS4: Math.max(1, b.widths.rank / 4) } })
+    : pipelines.get("sgmv-expand");
 
   /** The matmul and matvec sites of every chunk of a weight matrix (each its format's kernel), `input` to `output`. */
   const sites = (label: string, m: DeviceMatrix, input: GPUBuffer, output: GPUBuffer): LinearSites => ({
@@ -143,6 +149,7 @@ export function buildDeviceModel(weights: ModelWeights, options: BackendOptions,
             b: bPool,
             shrink: arena.define(`shrink${l}.${g}`, shrink, [input, a, b.tiles, b.ranks, b.loraV]),
             expand: arena.define(`expand${l}.${g}`, expand, [b.loraV, bPool, b.tiles, b.ranks, output]),
+            segments,
           };
         })
       : null;

@@ -19,6 +19,8 @@ export type KernelName =
   | "gated"
   | "sgmv-shrink"
   | "sgmv-expand"
+  | "sgmv-shrink-segment"
+  | "sgmv-expand-segment"
   | "sample"
   | "bias-add"
   | "head-rmsnorm"

@@ -214,6 +214,24 @@ export function sgmvShrink(
   );
 }
 
+/** sgmv-shrink-segment.wgsl: the same parameters as sgmvShrink, a workgroup per (16 columns of v, segment). */
+export function sgmvShrinkSegments(
+  enc: StepEncoder,
+  site: Site,
+  g: LoraGroupShape,
+  a: { nTiles: number; layer: number; ldx4: number; ldv: number; rankStride: number },
+): void {
+  const J = g.targets * g.rs;
+  enc.dispatch(
+    site,
+    [a.nTiles, J, g.rs, g.K4, a.ldx4, a.ldv, a.layer * 7 + g.firstTarget, a.rankStride],
+    [],
+    cdiv(J, 16),
+    a.nTiles,
+  );
+}
+
+/** sgmv-expand.wgsl, or sgmv-expand-segment.wgsl (same parameters and workgroup count; RS4 fixed at its build). */
 export function sgmvExpand(
   enc: StepEncoder,
   site: Site,
@@ -229,6 +247,12 @@ export function sgmvExpand(
   );
 }
 
+/**
+ * Which SGMV kernels run the LoRA deltas: "portable" (sgmv-shrink/expand.wgsl, A and B read once per 4 rows of a
+ * segment, no workgroup memory) or "segments" (sgmv-shrink/expand-segment.wgsl, read once per segment).
+ */
+export type SgmvKind = "portable" | "segments";
+
 /** One target group's LoRA pools and its two SGMV sites (shrink reads the group's input, expand adds to its output). */
 export interface LoraGroup {
   shape: LoraGroupShape;
@@ -237,6 +261,8 @@ export interface LoraGroup {
   b: GPUBuffer;
   shrink: Site;
   expand: Site;
+  /** The sites run the segment kernels (sgmv-*-segment.wgsl), else the portable ones. */
+  segments: boolean;
 }
 
 /**
@@ -248,7 +274,7 @@ export function sgmv(
   group: LoraGroup,
   a: { nTiles: number; layer: number; ldx: number; ldy: number; ldv: number; rankStride: number },
 ): void {
-  sgmvShrink(enc, group.shrink, group.shape, {
+  (group.segments ? sgmvShrinkSegments : sgmvShrink)(enc, group.shrink, group.shape, {
     nTiles: a.nTiles,
     layer: a.layer,
     ldx4: a.ldx / 4,
@@ -269,10 +295,13 @@ export function sample(enc: StepEncoder, site: Site, a: { S: number; vocab: numb
   enc.dispatch(site, [a.S, a.vocab, a.ld], [], a.S);
 }
 
+/** Rows of one SGMV tile at most: the segment kernels stage a whole tile's rows in workgroup memory. */
+export const SEGMENT_ROWS = 16;
+
 /**
  * The SGMV tile table of a step: rows are in processing order and rowSlots[r] is row r's adapter slot (-1 for
- * none). Consecutive rows of one slot that holds an adapter form tiles of up to 4 rows: (rowStart, count, slot, 0).
- * Rows without adapter are in no tile.
+ * none). Consecutive rows of one slot that holds an adapter (a segment) form tiles of up to SEGMENT_ROWS rows:
+ * (rowStart, count, slot, 0). Rows without adapter are in no tile.
  */
 export function buildTiles(rowSlots: ArrayLike<number>, filled: (slot: number) => boolean): Uint32Array {
   const tiles: number[] = [];
@@ -283,7 +312,7 @@ export function buildTiles(rowSlots: ArrayLike<number>, filled: (slot: number) =
       continue;
     }
     let n = 1;
-    while (n < 4 && r + n < rowSlots.length && rowSlots[r + n] === slot) n++;
+    while (n < SEGMENT_ROWS && r + n < rowSlots.length && rowSlots[r + n] === slot) n++;
     tiles.push(r, n, slot, 0);
     r += n;
   }

@@ -17,13 +17,14 @@ import { openDevice, webgpuAvailable as probe, type GpuContext } from "./device.
 import { DeviceMemory } from "./device-memory.ts";
 import { buildDeviceModel, type DeviceModel } from "./device-model.ts";
 import { encodePass, type PassContext } from "./forward-pass.ts";
+import { chooseKernels, type KernelChoices, type KernelPlan } from "./kernel-plan.ts";
 import { ParamArena, Pipelines, StepEncoder } from "./kernels.ts";
 import { packLoraSlot, type MatmulKind, type MatvecKind } from "./ops.ts";
 import { passTables, splitPasses, stepRows } from "./pass-plan.ts";
 import { allocateStepBuffers, type StepBuffers } from "./step-buffers.ts";
 import { writeView } from "./tensors.ts";
 
-export interface WebGpuBackendOptions extends BackendOptions {
+export interface WebGpuBackendOptions extends BackendOptions, KernelChoices {
   /**
    * Store float32 weight matrices as f16 (halves the bytes read; any adapter: the kernels unpack halves
    * themselves). Matrices already in f16, bf16 or a block format stay as the file has them.
@@ -87,6 +88,8 @@ export class WebGpuBackend implements Backend {
   /** The kernel that runs passes of at most 4 rows, and the one for more rows (chosen from the adapter). */
   readonly matvec: MatvecKind;
   readonly matmul: MatmulKind;
+  /** The variants of the LoRA, attention and norm kernels (kernel-plan.ts). */
+  readonly kernels: KernelPlan;
   #ctx: GpuContext;
   #memory: DeviceMemory;
   #arena: ParamArena;
@@ -112,6 +115,7 @@ export class WebGpuBackend implements Backend {
     this.options = options;
     this.matvec = matvec;
     this.matmul = matmul;
+    this.kernels = chooseKernels(options, ctx);
     this.#ctx = ctx;
     this.#memory = memory;
     this.#arena = arena;
@@ -123,6 +127,7 @@ export class WebGpuBackend implements Backend {
       buffers: this.#buffers,
       matvec,
       matmul,
+      kernels: this.kernels,
       isFallback: ctx.isFallback,
     });
     arena.finish();
