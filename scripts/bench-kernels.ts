@@ -5,7 +5,9 @@
 //   matmul     the prefill linear layer, GFLOP/s
 //   sgmv       shrink + expand for one LoRA target (h = 4096 in and out, rank 16, Punica's setting) against batch
 //              size 1..64, with every row a distinct adapter and with all rows sharing one
-// Options: --quick (smaller sizes, for a smoke run), --out FILE.
+//   steps      whole decode steps of the backend on the quick shape at batch 1 and 32 (and 32 over 8 adapters):
+//              each kernel's device time (timestamp queries where the adapter has them), the step's wall and
+//              host time (scripts/bench/step-profile.ts); `--profile-step` runs only this part.
 import { mkdirSync, writeFileSync } from "node:fs";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
@@ -23,12 +25,32 @@ import * as op from "../node/engine/backend/webgpu/ops.ts";
 import { storageBuffer, uploadMatrix, writeView } from "../node/engine/backend/webgpu/tensors.ts";
 import { quantizeMatrix } from "../node/engine/formats/weight-codec.ts";
 import type { WeightDType, WeightMatrix } from "../node/engine/model/weights.ts";
+import { profileSteps } from "./bench/step-profile.ts";
+import { scriptArgs } from "./script-args.ts";
 
-const args = process.argv.slice(2);
-const quick = args.includes("--quick");
-const outIndex = args.indexOf("--out");
 const root = join(dirname(fileURLToPath(import.meta.url)), "..");
-const outFile = outIndex >= 0 ? args[outIndex + 1] : join(root, "bench", "kernels.json");
+const values = scriptArgs(
+  "Kernel benchmarks of the webgpu backend: copy bandwidth, matvec, matmul, SGMV, and a per-kernel step profile.",
+  "npm run bench:kernels -- [--quick] [--profile-step] [--out FILE]",
+  {
+    quick: { type: "boolean", default: false, help: "smaller sizes, for a smoke run" },
+    "profile-step": { type: "boolean", default: false, help: "only the per-kernel profile of whole decode steps" },
+    "step-shape": { type: "string", default: "quick", help: "the benchmark shape of the step profile" },
+    out: { type: "string", default: join(root, "bench", "kernels.json"), help: "where the JSON goes" },
+  },
+);
+const quick = values.quick === true;
+const outFile = values.out!;
+/** Plain and profiled decode steps per case of the step profile. */
+const profiledSteps = quick ? 3 : 5;
+
+if (values["profile-step"]) {
+  const steps = await profileSteps(root, values["step-shape"]!, profiledSteps, console.log);
+  mkdirSync(dirname(outFile), { recursive: true });
+  writeFileSync(outFile, JSON.stringify({ date: new Date().toISOString(), steps }, null, 2) + "\n");
+  console.log(`wrote ${outFile}`);
+  process.exit(0);
+}
 
 const ctx = await openDevice(true);
 const { device } = ctx;
@@ -310,6 +332,9 @@ results.targets = {
 console.log(
   `targets: decode matvec ${(100 * best).toFixed(0)}% of copy, ${(100 * bestShader).toFixed(0)}% of shader copy (target 70%); sgmv 32 distinct / shared ${at32.toFixed(2)} (target <= 1.5)`,
 );
+
+// 5. Whole decode steps, kernel by kernel (its own device: the backend's).
+results.steps = await profileSteps(root, values["step-shape"]!, profiledSteps, console.log);
 
 mkdirSync(dirname(outFile), { recursive: true });
 writeFileSync(outFile, JSON.stringify(results, null, 2) + "\n");

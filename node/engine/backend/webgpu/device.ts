@@ -99,6 +99,8 @@ export interface GpuContext {
   /** The subgroups feature is enabled (matvec.wgsl needs it); maxSubgroup is the largest subgroup size. */
   hasSubgroups: boolean;
   maxSubgroup: number;
+  /** The timestamp-query feature is enabled: step-profile.ts can time each dispatch on the device. */
+  hasTimestamps: boolean;
 }
 
 /** CPU-emulated adapters (llvmpipe/lavapipe, SwiftShader): kernels are tuned differently, and a CPU backend wins. */
@@ -130,6 +132,9 @@ export async function openDevice(wantF16 = false): Promise<GpuContext> {
   const maxSubgroup = info.subgroupMaxSize ?? 0;
   const hasSubgroups = adapter.features.has("subgroups") && maxSubgroup > 0 && maxSubgroup <= 64;
   if (hasSubgroups) requiredFeatures.push("subgroups" as GPUFeatureName);
+  // Costs nothing until a query set is written: the profiler (step-profile.ts) needs it on the device.
+  const hasTimestamps = adapter.features.has("timestamp-query");
+  if (hasTimestamps) requiredFeatures.push("timestamp-query");
   const device = await adapter.requestDevice({ requiredLimits, requiredFeatures });
   device.addEventListener("uncapturederror", (event) => {
     console.error(`WebGPU error: ${(event as GPUUncapturedErrorEvent).error.message}`);
@@ -138,5 +143,15 @@ export async function openDevice(wantF16 = false): Promise<GpuContext> {
   const description = `${info.vendor ? info.vendor + " " : ""}${name}`.replace(/\s+/g, " ").trim();
   const maxBinding = Math.min(device.limits.maxStorageBufferBindingSize, device.limits.maxBufferSize);
   const isFallback = isSoftwareAdapter(adapter);
-  return { device, adapter, description, maxBinding, hasF16: wantF16 && hasF16, isFallback, hasSubgroups, maxSubgroup };
+  return {
+    device,
+    adapter,
+    description,
+    maxBinding,
+    hasF16: wantF16 && hasF16,
+    isFallback,
+    hasSubgroups,
+    maxSubgroup,
+    hasTimestamps,
+  };
 }

@@ -22,6 +22,7 @@ import { ParamArena, Pipelines, StepEncoder } from "./kernels.ts";
 import { packLoraSlot, type MatmulKind, type MatvecKind } from "./ops.ts";
 import { passTables, splitPasses, stepRows } from "./pass-plan.ts";
 import { allocateStepBuffers, type StepBuffers } from "./step-buffers.ts";
+import { StepTimer, TimedStepEncoder, type StepProfile } from "./step-profile.ts";
 import { writeView } from "./tensors.ts";
 
 export interface WebGpuBackendOptions extends BackendOptions, KernelChoices {
@@ -212,12 +213,30 @@ export class WebGpuBackend implements Backend {
     uniforms: Float32Array,
   ): Promise<Int32Array> {
     return this.#exclusive(async () => {
-      if (params.length !== steps.length || uniforms.length < steps.length) {
-        throw new RangeError(
-          `sample: ${steps.length} sequences, ${params.length} sampling params, ${uniforms.length} draws`,
-        );
-      }
+      checkSampling(steps, params, uniforms);
       return new Int32Array(await this.#run(steps, { params, uniforms }, 4));
+    });
+  }
+
+  /**
+   * Runs one step like sample() and reports where its time went (step-profile.ts): each dispatch's device time
+   * where the adapter has timestamp queries and `timestamps` is not false, else only host and wall time.
+   */
+  profileSample(
+    steps: readonly SequenceStep[],
+    params: readonly SamplingParams[],
+    uniforms: Float32Array,
+    options: { timestamps?: boolean } = {},
+  ): Promise<{ ids: Int32Array; profile: StepProfile }> {
+    return this.#exclusive(async () => {
+      checkSampling(steps, params, uniforms);
+      const started = performance.now();
+      const timer = this.#ctx.hasTimestamps && options.timestamps !== false ? new StepTimer(this.#ctx.device) : null;
+      const host = { ms: 0 };
+      const ids = new Int32Array(await this.#run(steps, { params, uniforms }, 4, timer, host));
+      const wallMs = performance.now() - started;
+      const dispatches = timer ? await timer.read() : [];
+      return { ids, profile: { source: timer ? "timestamps" : "wall", dispatches, hostMs: host.ms, wallMs } };
     });
   }
 
@@ -232,12 +251,18 @@ export class WebGpuBackend implements Backend {
     device.destroy();
   }
 
-  /** Encodes and submits every pass of a step, then reads back `outBytes` per sequence. */
+  /**
+   * Encodes and submits every pass of a step, then reads back `outBytes` per sequence. With a timer every
+   * dispatch is timed on the device; `host` (when given) receives the host time of planning and encoding.
+   */
   async #run(
     steps: readonly SequenceStep[],
     sampling: PassContext["sampling"],
     outBytes: number,
+    timer: StepTimer | null = null,
+    host: { ms: number } | null = null,
   ): Promise<ArrayBuffer> {
+    const hostStarted = performance.now();
     checkSteps(steps, this.config, this.options);
     const bytes = steps.length * outBytes;
     const out = this.#readbackBuffer(bytes);
@@ -256,8 +281,10 @@ export class WebGpuBackend implements Backend {
     const filled = (slot: number): boolean => this.#slotFilled[slot];
     for (const rows of splitPasses(stepRows(steps), this.#buffers.maxRows, this.#buffers.maxLast)) {
       const tables = passTables(rows, steps, this.options.blockSize, filled);
-      encodePass(new StepEncoder(device, this.#arena), device, tables, context);
+      const encoder = timer ? new TimedStepEncoder(device, this.#arena, timer) : new StepEncoder(device, this.#arena);
+      encodePass(encoder, device, tables, context);
     }
+    if (host) host.ms = performance.now() - hostStarted;
     await out.mapAsync(GPUMapMode.READ, 0, bytes);
     const result = out.getMappedRange(0, bytes).slice(0);
     out.unmap();
@@ -286,5 +313,18 @@ export class WebGpuBackend implements Backend {
     } finally {
       this.#busy = false;
     }
+  }
+}
+
+/** One sampling parameter set and one draw per sequence. */
+function checkSampling(
+  steps: readonly SequenceStep[],
+  params: readonly SamplingParams[],
+  uniforms: Float32Array,
+): void {
+  if (params.length !== steps.length || uniforms.length < steps.length) {
+    throw new RangeError(
+      `sample: ${steps.length} sequences, ${params.length} sampling params, ${uniforms.length} draws`,
+    );
   }
 }
