@@ -1,3 +1,4 @@
+import { statSync } from "node:fs";
 import { mkdtemp } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -203,5 +204,26 @@ describe("openlora CLI", () => {
         file,
       ),
     ).toMatchObject({ code: 2, stderr: expect.stringMatching(/--dim 30 is not a multiple of --heads 4/) });
+  });
+
+  it("model new writes K-quant blocks (q4_k) that the loader keeps and generate runs", async () => {
+    const dir = await mkdtemp(join(tmpdir(), "openlora-cli-"));
+    const shape = ["--layers", "1", "--dim", "256", "--hidden", "512", "--heads", "4", "--kv-heads", "4"];
+    const write = (dtype: string) =>
+      openlora("model", "new", ...shape, "--vocab", "300", "--dtype", dtype, "--out", join(dir, `${dtype}.gguf`));
+    expect(await write("q4_k")).toMatchObject({ code: 0, stdout: expect.stringMatching(/MB q4_k/) });
+    expect(await write("f32")).toMatchObject({ code: 0 });
+    // Q4_K holds 4.5 bits a weight: the file is far below the f32 one (the 300 x 256 embeddings are whole blocks).
+    expect(statSync(join(dir, "q4_k.gguf")).size).toBeLessThan(statSync(join(dir, "f32.gguf")).size / 5);
+    const run = await openlora(
+      "generate",
+      ...["--model", join(dir, "q4_k.gguf"), "--prompt", "hello", "--max-tokens", "4", "--backend", "cpu", "--json"],
+    );
+    expect(run.code).toBe(0);
+    expect(JSON.parse(run.stdout).tokenIds).toHaveLength(4);
+    expect(await write("q5_k")).toMatchObject({
+      code: 2,
+      stderr: expect.stringMatching(/--dtype must be one of f32, f16, bf16, q8_0, q4_0, q4_k, q6_k, got "q5_k"/),
+    });
   });
 });

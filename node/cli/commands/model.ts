@@ -10,7 +10,7 @@ import {
   type ModelShape,
 } from "../../engine/formats/model-presets.ts";
 import { randomModelInput } from "../../engine/formats/random-model.ts";
-import { WEIGHT_DTYPES } from "../../engine/formats/weight-codec.ts";
+import { ALL_WEIGHT_DTYPES } from "../../engine/formats/weight-codec.ts";
 import { configProblem, type ModelConfig } from "../../engine/model/config.ts";
 import {
   numberOption,
@@ -30,7 +30,7 @@ const newSpec: CommandSpec = {
     "Write a random-weight model of a real shape, plain LLaMA or of a family people fine-tune (for benchmarks and tests).",
   usage:
     "openlora model new [--family llama3|qwen2|qwen3|mistral|gemma2] [--format gguf|hf] --layers L --dim D --hidden H --heads N " +
-    "--kv-heads K --vocab V [--head-dim HD] [--sliding-window W] [--dtype f32|f16|q8_0] [--context C] [--seed S] --out <file or folder>",
+    "--kv-heads K --vocab V [--head-dim HD] [--sliding-window W] [--dtype f32|f16|bf16|q8_0|q4_0|q4_k|q6_k] [--context C] [--seed S] --out <file or folder>",
   options: {
     family: { type: "string" },
     format: { type: "string" },
@@ -61,7 +61,9 @@ const newSpec: CommandSpec = {
     heads: "attention heads",
     "kv-heads": "key/value heads (grouped-query attention)",
     vocab: "vocabulary size (a synthetic vocabulary of the family's kind is written)",
-    dtype: "gguf weight type: f32 (default), f16, bf16, q8_0 or q4_0",
+    dtype:
+      "gguf weight type: f32 (default), f16, bf16, q8_0, q4_0, q4_k or q6_k (rows that are not whole blocks stay f16; " +
+      "the simd backend reads all but the K-quants)",
     context: "maximum context length (default 2048)",
     seed: "random seed (default 0)",
     name: "the model's name (default random-<layers>x<dim>)",
@@ -116,9 +118,7 @@ async function create(argv: string[]): Promise<void> {
   if (problem) throw new UsageError(problem);
   if (config.vocabSize < 259)
     throw new UsageError("--vocab must be at least 259 (3 special tokens and 256 byte tokens)");
-  const dtype = (stringOption(values, "dtype") ?? "f32") as GgufDtype;
-  if (!WEIGHT_DTYPES.includes(dtype))
-    throw new UsageError(`--dtype must be one of ${WEIGHT_DTYPES.join(", ")}, got "${dtype}"`);
+  const dtype = dtypeOption(values);
   const out = required(values, "out");
   const name = stringOption(values, "name") ?? `random-${config.nLayers}x${config.dim}`;
   const started = performance.now();
@@ -156,9 +156,7 @@ function createFamily(
   };
   const problem = configProblem(presetConfig(family, shape));
   if (problem) throw new UsageError(problem);
-  const dtype = (stringOption(values, "dtype") ?? "f32") as GgufDtype;
-  if (!WEIGHT_DTYPES.includes(dtype))
-    throw new UsageError(`--dtype must be one of ${WEIGHT_DTYPES.join(", ")}, got "${dtype}"`);
+  const dtype = dtypeOption(values);
   if (format === "hf" && dtype !== "f32")
     throw new UsageError("--format hf writes float32 safetensors: leave --dtype out");
   const out = required(values, "out");
@@ -177,4 +175,12 @@ function createFamily(
   console.log(
     `wrote ${out}: ${name} (${family}), ${(bytes / 1e6).toFixed(1)} MB ${what}, ${((performance.now() - started) / 1000).toFixed(1)} s`,
   );
+}
+
+/** --dtype: any format the GGUF writer and the loader keep as blocks (default f32). */
+function dtypeOption(values: ParsedCommand["values"]): GgufDtype {
+  const dtype = (stringOption(values, "dtype") ?? "f32") as GgufDtype;
+  if (!ALL_WEIGHT_DTYPES.includes(dtype))
+    throw new UsageError(`--dtype must be one of ${ALL_WEIGHT_DTYPES.join(", ")}, got "${dtype}"`);
+  return dtype;
 }
