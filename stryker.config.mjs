@@ -20,8 +20,8 @@ export default {
   incrementalFile: `reports/mutation/${scopeName}.incremental.json`,
   jsonReporter: { fileName: `reports/mutation/${scopeName}.json` },
   testRunner: "vitest",
-  // Hardhat's simulator segfaults in worker threads (FACTS.md): processes, as in vitest.config.ts.
-  vitest: { configFile: "vitest.stryker.config.ts", pool: "forks", related: false },
+  // The scope's pool (stryker.scopes.mjs says why); related: false, as testFiles names the tests.
+  vitest: { configFile: "vitest.stryker.config.ts", pool: scope.pool, related: false },
   // vitest strips types without checking them, so the sandbox's files need no `// @ts-nocheck` (Stryker's default
   // adds one to every file, which also changes files that tests read as text, like node/chain/generated).
   disableTypeChecks: false,

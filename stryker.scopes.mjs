@@ -5,8 +5,12 @@
 // cores a run of several hundred mutants takes hours, so smaller scopes land their figures one by one.
 
 /**
- * name -> files to mutate and the test files that defend them. Each scope keeps its own incremental file, so a
- * later run re-tests only mutants whose code or tests changed.
+ * name -> files to mutate, the test files that defend them, and vitest's pool for them. Each scope keeps its own
+ * incremental file, so a later run re-tests only mutants whose code or tests changed.
+ * pool: Stryker's vitest runner starts a fresh worker for every mutant (vitest stops the pool's workers at the end
+ * of each run), and a worker thread starts faster than a process. Processes ("forks") where a test needs one:
+ * Hardhat's simulator segfaults in worker threads (FACTS.md), and adapter.test.ts counts the process's open files
+ * (/proc/self/fd), which in a thread would include the files vitest's main thread has open at that moment.
  */
 export const SCOPES = {
   // The cpu scopes run the operators against their definitions and the backend object on a tiny model. The
@@ -14,6 +18,7 @@ export const SCOPES = {
   // with the mutants' switches in every inner loop, and run in npm test.
   "engine-cpu-ops": {
     mutate: ["node/engine/backend/cpu/ops.ts"],
+    pool: "threads",
     testFiles: [
       "test/engine/cpu-ops.test.ts",
       "test/engine/cpu-ops-families.test.ts",
@@ -22,36 +27,50 @@ export const SCOPES = {
   },
   "engine-cpu-backend": {
     mutate: ["node/engine/backend/cpu/cpu-backend.ts"],
-    testFiles: ["test/engine/cpu-ops.test.ts"],
+    pool: "threads",
+    // cpu-backend-lora: the LoRA path, batches and refused steps on a tiny model; family-features: each family's
+    // departures from LLaMA against transformers' forward (hf-reference.ts) on tiny models.
+    testFiles: [
+      "test/engine/cpu-ops.test.ts",
+      "test/engine/cpu-backend-lora.test.ts",
+      "test/engine/families/family-features.test.ts",
+    ],
   },
   "engine-adapter-peft": {
     mutate: ["node/engine/adapter/peft.ts"],
+    pool: "forks",
     testFiles: ["test/engine/adapter-peft.test.ts", "test/engine/adapter.test.ts"],
   },
   "engine-adapter-canonical": {
     mutate: ["node/engine/adapter/canonical.ts"],
+    pool: "forks",
     testFiles: ["test/engine/adapter-canonical.test.ts", "test/engine/adapter.test.ts"],
   },
   // The scheduler's and the store's unit tests; the engine-level ones (scheduler-engine, runtime) take minutes per
   // mutant here and run in npm test.
   "engine-scheduler": {
     mutate: ["node/engine/runtime/scheduler.ts"],
+    pool: "threads",
     testFiles: ["test/engine/scheduler.test.ts", "test/engine/scheduler-owners.test.ts"],
   },
   "engine-adapter-store": {
     mutate: ["node/engine/runtime/adapter-store/**/*.ts"],
+    pool: "threads",
     testFiles: ["test/engine/adapter-store.test.ts"],
   },
   "engine-sampling": {
     mutate: ["node/engine/sampling/**/*.ts"],
+    pool: "threads",
     testFiles: ["test/engine/sampling.test.ts", "test/engine/sampling-rule.test.ts"],
   },
   "p2p-validation": {
     mutate: ["node/p2p/announce-validator.ts", "node/p2p/announcement.ts", "node/p2p/announcement-sig.ts"],
+    pool: "threads",
     testFiles: ["test/p2p/validator.test.ts", "test/p2p/announcement-wire.test.ts", "test/p2p/units.test.ts"],
   },
   "chain-vouchers": {
     mutate: ["node/chain/voucher.ts"],
+    pool: "forks",
     testFiles: ["test/contracts/voucher.test.ts", "test/contracts/chain.test.ts"],
   },
 };
