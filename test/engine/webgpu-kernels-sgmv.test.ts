@@ -194,6 +194,6 @@ describe("the backend with the segment SGMV kernels", () => {
     const model = await stories();
     const options = { numBlocks: 4, blockSize: 16, adapterSlots: 1, maxRank: 4, sgmv: "fast" as op.SgmvKind };
     await expect(createWebGpuBackend(model.weights, options)).rejects.toThrow(InvalidOptionError);
-    await expect(createWebGpuBackend(model.weights, options)).rejects.toThrow(/sgmv: unknown SGMV kernel "fast"/);
+    await expect(createWebGpuBackend(model.weights, options)).rejects.toThrow(/sgmv: unknown sgmv kernel "fast"/);
   });
 });

@@ -14,7 +14,14 @@ import type { BackendOptions } from "../backend.ts";
 import type { DeviceMemory } from "./device-memory.ts";
 import type { KernelPlan } from "./kernel-plan.ts";
 import type { ParamArena, Pipelines, Site } from "./kernels.ts";
-import { loraGroupShape, type LinearSites, type LoraGroup, type MatmulKind, type MatvecKind } from "./ops.ts";
+import {
+  attentionPartialsFloats,
+  loraGroupShape,
+  type LinearSites,
+  type LoraGroup,
+  type MatmulKind,
+  type MatvecKind,
+} from "./ops.ts";
 import type { StepBuffers } from "./step-buffers.ts";
 import type { DeviceMatrix } from "./tensors.ts";
 
@@ -31,6 +38,8 @@ export interface LayerSites {
   kNorm: Site | null;
   kvStore: Site;
   attention: Site;
+  /** attention-split.wgsl over this layer's KV pool (its partials go to attentionReduce); null: never split. */
+  attentionSplit: Site | null;
   wo: LinearSites;
   /** Gemma 2: norm of the o output (in h) added to x; null when o adds to x directly. */
   attnPostNorm: Site | null;
@@ -50,6 +59,8 @@ export interface DeviceModel {
   rope: Site;
   /** gated.wgsl: SwiGLU, or GeGLU for GELU-tanh models. */
   swiglu: Site;
+  /** attention-reduce.wgsl: the split's partials into the attention output; null: never split. */
+  attentionReduce: Site | null;
   finalNorm: Site;
   classifier: LinearSites;
   /** Gemma 2: the final logit soft-cap, in place on the logits; null without. */
@@ -81,6 +92,12 @@ export function buildDeviceModel(weights: ModelWeights, options: BackendOptions,
   const norm = pipelines.get("rmsnorm");
   const kvStore = pipelines.get("kv-store");
   const attention = pipelines.get("attention", { constants: { HEAD_DIM: config.headDim } });
+  // One partials buffer serves every layer's split (the layers run one after another).
+  const attnPartials =
+    ctx.kernels.attention === "split"
+      ? memory.buffer("attnPartials", 4 * attentionPartialsFloats(config.nHeads, config.headDim))
+      : null;
+  const attentionSplit = pipelines.get("attention-split", { constants: { HEAD_DIM: config.headDim } });
   const segments = ctx.kernels.sgmv === "segments";
   const shrink = pipelines.get(segments ? "sgmv-shrink-segment" : "sgmv-shrink");
   const expand = segments
@@ -176,6 +193,17 @@ export function buildDeviceModel(weights: ModelWeights, options: BackendOptions,
         b.blocks,
         b.att,
       ]),
+      attentionSplit: attnPartials
+        ? arena.define(`attentionSplit${l}`, attentionSplit, [
+            b.qkv,
+            kPool,
+            vPool,
+            b.positions,
+            b.tables,
+            b.blocks,
+            attnPartials,
+          ])
+        : null,
       wo: linear(`wo${l}`, [lw.wo], b.att, residualOut),
       attnPostNorm: postNorm(`attnPostNorm${l}`, lw.attnPostNorm),
       ffnNorm: arena.define(`ffnNorm${l}`, norm, [b.x, ffnNorm, b.lastRows, b.h]),
@@ -202,6 +230,13 @@ export function buildDeviceModel(weights: ModelWeights, options: BackendOptions,
       pipelines.get("gated", { constants: { GELU: arch.activation === "gelu-tanh" ? 1 : 0 } }),
       [b.gateUp, b.act],
     ),
+    attentionReduce: attnPartials
+      ? arena.define(
+          "attentionReduce",
+          pipelines.get("attention-reduce", { constants: { HEAD_DIM: config.headDim } }),
+          [attnPartials, b.att],
+        )
+      : null,
     finalNorm: arena.define("finalNorm", norm, [b.x, finalNormWeight, b.lastRows, b.last]),
     classifier,
     softcap: arch.finalSoftcap > 0 ? arena.define("softcap", pipelines.get("softcap"), [b.logits]) : null,

@@ -44,6 +44,11 @@ export function encodePass(enc: StepEncoder, device: GPUDevice, pass: PassTables
   const linear = (sites: op.LinearSites, M: number, ldx: number, ldy: number, accumulate: boolean): void =>
     op.linear(enc, sites, { M, ldx, ldy, accumulate, kind: c.matvec, maxSubgroup: c.maxSubgroup });
   const rankStride = config.nLayers * 7;
+  // Flash-decoding for passes of few rows over a long context (the longest row's decides).
+  const split = op.attentionSplitPlan(
+    T,
+    pass.positions.reduce((m, p) => Math.max(m, p + 1), 0),
+  );
 
   model.embedding.chunks.forEach((chunk, i) => {
     op.embed(enc, model.embed[i], {
@@ -75,7 +80,7 @@ export function encodePass(enc: StepEncoder, device: GPUDevice, pass: PassTables
     if (L.kNorm) op.headRmsnorm(enc, L.kNorm, { T, ld: w.qkv, off: qDim, heads: nKvHeads, headDim, eps });
     op.rope(enc, model.rope, { T, ld: w.qkv, heads: nHeads + nKvHeads, headDim });
     op.kvStore(enc, L.kvStore, { T, ld: w.qkv, kvDim, kOff: qDim, vOff: qDim + kvDim });
-    op.attention(enc, L.attention, {
+    const attention: op.AttentionArgs = {
       T,
       nHeads,
       nKvHeads,
@@ -87,7 +92,12 @@ export function encodePass(enc: StepEncoder, device: GPUDevice, pass: PassTables
       scale: arch.attnScale,
       softcap: arch.attnSoftcap,
       window: arch.slidingWindows[layer],
-    });
+    };
+    if (split && L.attentionSplit && model.attentionReduce) {
+      op.attentionSplit(enc, { split: L.attentionSplit, reduce: model.attentionReduce }, attention, split);
+    } else {
+      op.attention(enc, L.attention, attention);
+    }
     linear(L.wo, T, w.q, w.dim, !L.attnPostNorm);
     sgmv(1, w.q, w.dim);
     residual(L.attnPostNorm);

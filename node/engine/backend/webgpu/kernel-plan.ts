@@ -2,7 +2,7 @@
 // adapter, each overridable by an option of the backend (the tests run the GPU variants on lavapipe that way).
 // The matvec/matmul choice predates this plan and lives in webgpu-backend.ts.
 import { InvalidOptionError } from "../../errors.ts";
-import type { SgmvKind } from "./ops.ts";
+import type { AttentionKind, SgmvKind } from "./ops.ts";
 
 export interface KernelChoices {
   /**
@@ -11,20 +11,31 @@ export interface KernelChoices {
    * Default: segments on hardware adapters, portable on CPU-emulated ones (barriers are slow there).
    */
   sgmv?: SgmvKind;
+  /**
+   * Attention: "split" (flash-decoding: a pass of few rows over a long context spreads each row's positions over
+   * partitions, then merges them; ops.ts ATTENTION_SPLIT states when) or "single" (one invocation per row and
+   * head, always). Default: split on every adapter.
+   */
+  attention?: AttentionKind;
 }
 
 export type KernelPlan = Required<KernelChoices>;
 
-const SGMV_KINDS: readonly SgmvKind[] = ["portable", "segments"];
+const KINDS: Record<keyof KernelChoices, readonly string[]> = {
+  sgmv: ["portable", "segments"] satisfies SgmvKind[],
+  attention: ["single", "split"] satisfies AttentionKind[],
+};
 
 /** The variants for this adapter, where the options do not force one; an unknown variant name is refused. */
 export function chooseKernels(options: KernelChoices, adapter: { isFallback: boolean }): KernelPlan {
-  if (options.sgmv !== undefined && !SGMV_KINDS.includes(options.sgmv)) {
-    throw new InvalidOptionError(
-      "sgmv",
-      `unknown SGMV kernel ${JSON.stringify(options.sgmv)}`,
-      SGMV_KINDS.join(" or "),
-    );
+  for (const [option, kinds] of Object.entries(KINDS)) {
+    const value = options[option as keyof KernelChoices];
+    if (value !== undefined && !kinds.includes(value)) {
+      throw new InvalidOptionError(option, `unknown ${option} kernel ${JSON.stringify(value)}`, kinds.join(" or "));
+    }
   }
-  return { sgmv: options.sgmv ?? (adapter.isFallback ? "portable" : "segments") };
+  return {
+    sgmv: options.sgmv ?? (adapter.isFallback ? "portable" : "segments"),
+    attention: options.attention ?? "split",
+  };
 }

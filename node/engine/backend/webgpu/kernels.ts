@@ -16,6 +16,8 @@ export type KernelName =
   | "rope"
   | "kv-store"
   | "attention"
+  | "attention-split"
+  | "attention-reduce"
   | "gated"
   | "sgmv-shrink"
   | "sgmv-expand"
@@ -27,9 +29,10 @@ export type KernelName =
   | "softcap";
 
 /**
- * How a kernel's source is specialized: the format its weights are stored in (kernels that read a weight matrix
- * mark the spot with a `//#weights BINDING` line, where kernels/weights/<format>.wgsl goes: the binding `w` and
- * its decoder `wload(row, k)`; f32 when not given), and `const NAME = value;` constants.
+ * How a kernel's source is specialized (after its `//#NAME` lines are replaced by kernels/NAME.wgsl): the format
+ * its weights are stored in (kernels that read a weight matrix mark the spot with a `//#weights BINDING` line,
+ * where kernels/weights/<format>.wgsl goes: the binding `w` and its decoder `wload(row, k)`; f32 when not
+ * given), and `const NAME = value;` constants.
  */
 export interface KernelVariant {
   weights?: WeightDType;
@@ -49,8 +52,9 @@ function readKernel(file: string): string {
 
 /** The WGSL text of a kernel, specialized. */
 export function kernelSource(name: KernelName, variant: KernelVariant = {}): string {
-  // The linear kernels share their parameters, bindings and store (kernels/linear-io.wgsl), weights included.
-  let text = readKernel(`${name}.wgsl`).replace(/^\/\/#linear-io$/m, () => readKernel("linear-io.wgsl"));
+  // Kernels of one family share their parameters, bindings and common code: a `//#NAME` line stands for
+  // kernels/NAME.wgsl (the linear kernels' linear-io, the attention kernels' attention-core).
+  let text = readKernel(`${name}.wgsl`).replace(/^\/\/#([a-z-]+)$/gm, (_, part: string) => readKernel(`${part}.wgsl`));
   const marker = /^\/\/#weights (\d+)$/m;
   const binding = marker.exec(text)?.[1];
   if (binding !== undefined) {

@@ -135,29 +135,23 @@ export function kvStore(
   enc.dispatch(site, [a.T, a.ld, a.kvDim, a.kOff, a.vOff], [], cdiv(a.kvDim, 64), a.T);
 }
 
-/**
- * attention.wgsl. scale defaults to 1/sqrt(headDim); softcap 0 and window 0 (the defaults) mean none
- * (Gemma 2 sets both; sliding-window layers set window).
- */
-export function attention(
-  enc: StepEncoder,
-  site: Site,
-  a: {
-    T: number;
-    nHeads: number;
-    nKvHeads: number;
-    headDim: number;
-    kvDim: number;
-    ldq: number;
-    ldo: number;
-    blockSize: number;
-    scale?: number;
-    softcap?: number;
-    window?: number;
-  },
-): void {
+export interface AttentionArgs {
+  T: number;
+  nHeads: number;
+  nKvHeads: number;
+  headDim: number;
+  kvDim: number;
+  ldq: number;
+  ldo: number;
+  blockSize: number;
+  scale?: number;
+  softcap?: number;
+  window?: number;
+}
+
+function attentionParams(a: AttentionArgs, nParts: number, partLen: number): number[] {
   const scale = a.scale ?? 1 / Math.sqrt(a.headDim);
-  const params = [
+  return [
     a.T,
     a.nHeads,
     a.nHeads / a.nKvHeads,
@@ -168,8 +162,59 @@ export function attention(
     scale,
     a.softcap ?? 0,
     a.window ?? 0,
+    nParts,
+    partLen,
   ];
-  enc.dispatch(site, params, [7, 8], cdiv(a.T * a.nHeads, 64));
+}
+
+/**
+ * attention.wgsl. scale defaults to 1/sqrt(headDim); softcap 0 and window 0 (the defaults) mean none
+ * (Gemma 2 sets both; sliding-window layers set window).
+ */
+export function attention(enc: StepEncoder, site: Site, a: AttentionArgs): void {
+  enc.dispatch(site, attentionParams(a, 0, 0), [7, 8], cdiv(a.T * a.nHeads, 64));
+}
+
+/** Which attention kernels run: "split" (flash-decoding for long contexts, attentionSplitPlan) or "single". */
+export type AttentionKind = "single" | "split";
+
+/**
+ * The split's limits. A pass of at most SPLIT_MAX_ROWS rows whose longest context is SPLIT_MIN_CONTEXT positions or
+ * more is split into up to MAX_PARTS partitions of at least MIN_PART positions (BENCHMARKS.md, "GPU (issue 16)",
+ * has the measurement behind the threshold). More rows bring enough (row, head) pairs to fill the device.
+ */
+export const ATTENTION_SPLIT = { minContext: 256, maxRows: 16, maxParts: 16, minPart: 64 } as const;
+
+/** Floats of the partials buffer attention-split.wgsl writes: [maxRows, nHeads, maxParts, headDim + 2]. */
+export function attentionPartialsFloats(nHeads: number, headDim: number): number {
+  return ATTENTION_SPLIT.maxRows * nHeads * ATTENTION_SPLIT.maxParts * (headDim + 2);
+}
+
+/** The partitions of a pass of T rows whose longest context is maxContext positions; null: no split. */
+export function attentionSplitPlan(T: number, maxContext: number): { nParts: number; partLen: number } | null {
+  const { minContext, maxRows, maxParts, minPart } = ATTENTION_SPLIT;
+  if (T > maxRows || maxContext < minContext) return null;
+  const nParts = Math.min(maxParts, Math.floor(maxContext / minPart));
+  return { nParts, partLen: Math.ceil(maxContext / nParts) };
+}
+
+/**
+ * attention-split.wgsl into the partials, then attention-reduce.wgsl into the output: the same result as
+ * attention() (another order of the float sums). nParts * partLen must cover the longest context; T at most
+ * ATTENTION_SPLIT.maxRows and nParts at most ATTENTION_SPLIT.maxParts (the partials buffer's size).
+ */
+export function attentionSplit(
+  enc: StepEncoder,
+  sites: { split: Site; reduce: Site },
+  a: AttentionArgs,
+  plan: { nParts: number; partLen: number },
+): void {
+  if (a.T > ATTENTION_SPLIT.maxRows || plan.nParts > ATTENTION_SPLIT.maxParts || plan.nParts < 1) {
+    throw new RangeError(`attention split of ${a.T} rows into ${plan.nParts} partitions exceeds its partials`);
+  }
+  const pairs = cdiv(a.T * a.nHeads, 64);
+  enc.dispatch(sites.split, attentionParams(a, plan.nParts, plan.partLen), [7, 8], pairs, plan.nParts);
+  enc.dispatch(sites.reduce, [a.T, a.nHeads, plan.nParts, a.ldo], [], pairs);
 }
 
 /** gated.wgsl: SwiGLU, or GeGLU (constant GELU = 1) for a GELU-tanh site. */
