@@ -1,8 +1,8 @@
-// Issue 13's figures: an honest request's latency on an idle node and under 3 identities x 32 streams (with and
-// without owners), the event loop while long prompts are tokenized, a 20,000-request flood answered busy, and an
+// Issue 13's figures: an honest request's latency on an idle node and under 3 identities x 32 streams (with owners
+// and the step cost cap, with owners and no cap, without owners) and the flood's aggregate tok/s meanwhile, the event loop while long prompts are tokenized, a 20,000-request flood answered busy, and an
 // adapter fetch with a stalling peer ranked first.
 // stories260K on one backend (default cpu); writes bench/attack.json and prints a Markdown table.
-//   npm run bench:attack [-- --backend cpu|simd|webgpu] [--max-running 64]
+//   npm run bench:attack [-- --backend cpu|simd|webgpu] [--max-running 64] [--slowdown 2]
 import { mkdir, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { monitorEventLoopDelay } from "node:perf_hooks";
@@ -14,38 +14,55 @@ import { scriptArgs } from "./script-args.ts";
 const values = scriptArgs(
   "The node under attack: an honest request's latency beside flooding identities, and an adapter fetch with a " +
     "staller ranked first.",
-  "npm run bench:attack -- [--backend cpu|simd|webgpu] [--max-running N]",
+  "npm run bench:attack -- [--backend cpu|simd|webgpu] [--max-running N] [--slowdown X]",
   {
     backend: { type: "string", help: "the engine's backend (default cpu)" },
     "max-running": { type: "string", help: "the engine's most running sequences (default 64)" },
+    slowdown: { type: "string", help: "a shared step's most cost, times a lone step's (default 2)" },
   },
 );
 const backend = (values.backend ?? "cpu") as BackendChoice;
 const maxRunning = Number(values["max-running"] ?? 64);
+const slowdown = Number(values.slowdown ?? 2);
 const root = join(import.meta.dirname, "..");
 const PROSE = "Once upon a time there was a little dog named Max who loved the sun. ";
 const honest: EngineRequest = { adapterId: null, prompt: "Lily saw a", maxTokens: 16, temperature: 0, owner: "alice" };
 
-async function open(maxPromptBytes?: number) {
+async function open(maxPromptBytes?: number, stepSlowdown = slowdown) {
   const model = join(root, "models/stories260K");
-  return openEngine({ model, backend, numBlocks: 1024, maxPromptBytes, scheduler: { maxRunning } });
+  const scheduler = { maxRunning, slowdown: stepSlowdown };
+  return openEngine({ model, backend, numBlocks: 1024, maxPromptBytes, scheduler });
 }
 
-/** Wall time and steps of one request from submit to end; past giveUpAfter steps, onLong runs (once). */
+/**
+ * Wall time and steps of one request from submit to end, and the others' work meanwhile: tokens they generated and
+ * tokens they fed (prefill and decode), per second. Past giveUpAfter steps, onLong runs (once).
+ */
 async function measure(engine: Engine, request: EngineRequest, giveUpAfter = Infinity, onLong = (): void => {}) {
   let steps = 0;
-  const off = engine.on("step", () => {
+  let sampled = 0;
+  let fed = 0;
+  const off = engine.on("step", (step) => {
+    sampled += step.sampled;
+    fed += step.tokens;
     if (++steps === giveUpAfter + 1) onLong();
   });
   const started = performance.now();
-  await engine.submit(request).result;
+  const { tokenIds, promptTokenIds } = await engine.submit(request).result;
   off();
-  return { ms: performance.now() - started, steps };
+  const ms = performance.now() - started;
+  const perSecond = (tokens: number): number => (1000 * tokens) / ms;
+  return {
+    ms,
+    steps,
+    othersGeneratedPerS: perSecond(sampled - tokenIds.length),
+    othersFedPerS: perSecond(fed - tokenIds.length - promptTokenIds.length),
+  };
 }
 
 /** The honest request idle, then under 96 streams from 3 owners (or from nobody: one queue). */
-async function flood(owned: boolean) {
-  const { engine, close } = await open();
+async function flood(owned: boolean, stepSlowdown = slowdown) {
+  const { engine, close } = await open(undefined, stepSlowdown);
   try {
     await measure(engine, honest); // warm-up
     const idle = await measure(engine, honest);
@@ -60,7 +77,9 @@ async function flood(owned: boolean) {
         signal: stop.signal,
       }),
     );
-    await engine.once("step", () => engine.stats().queue.running === Math.min(maxRunning, 96));
+    // One queue fills the batch; three owners under the step cost cap each run a sequence at least.
+    const inBatch = owned && Number.isFinite(stepSlowdown) ? 3 : Math.min(maxRunning, 96);
+    await engine.once("step", () => engine.stats().queue.running >= inBatch);
     const giveUp = 10 * idle.steps;
     const attacked = await measure(engine, owned ? honest : { ...honest, owner: undefined }, giveUp, () =>
       stop.abort(),
@@ -124,6 +143,7 @@ async function manyRequests() {
 }
 
 const owned = await flood(true);
+const uncapped = await flood(true, Infinity);
 const unowned = await flood(false);
 const prompts = await longPrompts();
 const many = await manyRequests();
@@ -132,12 +152,19 @@ const round = (x: number, d = 1) => Math.round(x * 10 ** d) / 10 ** d;
 const figures = {
   backend,
   maxRunning,
+  slowdown,
   honest_idle_ms: round(owned.idle.ms),
   honest_idle_steps: owned.idle.steps,
   honest_3x32_owned_ms: round(owned.attacked.ms),
   honest_3x32_owned_steps: owned.attacked.steps,
   honest_3x32_owned_over_idle_ms: round(owned.attacked.ms / owned.idle.ms, 2),
   honest_3x32_owned_over_idle_steps: round(owned.attacked.steps / owned.idle.steps, 2),
+  flood_3x32_owned_generated_tok_s: round(owned.attacked.othersGeneratedPerS),
+  flood_3x32_owned_fed_tok_s: round(owned.attacked.othersFedPerS),
+  honest_3x32_uncapped_ms: round(uncapped.attacked.ms),
+  honest_3x32_uncapped_over_idle_ms: round(uncapped.attacked.ms / uncapped.idle.ms, 2),
+  flood_3x32_uncapped_generated_tok_s: round(uncapped.attacked.othersGeneratedPerS),
+  flood_3x32_uncapped_fed_tok_s: round(uncapped.attacked.othersFedPerS),
   honest_3x32_unowned_steps: `${unowned.gaveUp ? ">" : ""}${unowned.attacked.steps}`,
   honest_3x32_unowned_ms: round(unowned.attacked.ms),
   loop_p99_ms_4x60KiB_prompts: round(prompts.loopP99Ms),

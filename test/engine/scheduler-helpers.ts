@@ -43,8 +43,11 @@ export interface Setup {
   slots: TestSlots;
   /** Enqueues a request of `prompt` tokens (arrival order = call order), for `owner` when given. */
   add(prompt: number, options?: { adapterId?: string; maxTokens?: number; owner?: string }): Sequence;
-  /** Plans one step and runs it: every row's positions become computed, sampling rows get TOKEN. */
-  step(): Row[];
+  /**
+   * Plans one step (within `tokenCap` tokens when given) and runs it: every row's positions become computed,
+   * sampling rows get TOKEN.
+   */
+  step(tokenCap?: number): Row[];
 }
 
 export function setup(numBlocks: number, blockSize: number, options: Partial<SchedulerOptions> = {}): Setup {
@@ -72,8 +75,8 @@ export function setup(numBlocks: number, blockSize: number, options: Partial<Sch
       scheduler.enqueue(seq);
       return seq;
     },
-    step() {
-      const rows = scheduler.plan();
+    step(tokenCap) {
+      const rows = scheduler.plan(tokenCap);
       for (const row of rows) {
         row.seq.computed = row.to;
         if (row.sample) row.seq.text.push(TOKEN);

@@ -11,6 +11,7 @@ import { DeviceLock } from "./device-lock.ts";
 import { RequestStream } from "./request-stream.ts";
 import { Scheduler, type Row } from "./scheduler.ts";
 import { Sequence } from "./sequence.ts";
+import { StepCostModel } from "./step-cost.ts";
 import { Throughput } from "./throughput.ts";
 import type {
   AdmissionOptions,
@@ -104,6 +105,8 @@ export class Engine extends Emitter<EngineEvents> {
   #lock: DeviceLock;
   #limits: Limits;
   #throughput = new Throughput();
+  /** What a step costs by its tokens: turns the scheduler's slowdown into a token cap per step. */
+  #stepCost = new StepCostModel();
   #admission: Admission;
   #tokenizing = 0;
   #busy = 0;
@@ -320,7 +323,7 @@ export class Engine extends Emitter<EngineEvents> {
   async #run(): Promise<void> {
     while (!this.#closed) {
       this.#dirty = false;
-      const rows = this.#scheduler.plan();
+      const rows = this.#scheduler.plan(this.#stepCost.tokenCap(this.#scheduler.options.slowdown));
       if (rows.length === 0) {
         await this.#waitForWork();
         continue;
@@ -350,12 +353,15 @@ export class Engine extends Emitter<EngineEvents> {
       for (const r of ordered) this.#fail(r.seq, error);
       return;
     }
+    const tokens = steps.reduce((n, s) => n + s.tokens.length, 0);
+    const ms = performance.now() - startedAt;
+    this.#stepCost.observe(tokens, ms);
     this.emit("step", {
       step: this.#scheduler.steps,
       rows: steps.length,
-      tokens: steps.reduce((n, s) => n + s.tokens.length, 0),
+      tokens,
       sampled: ordered.filter((r) => r.sample).length,
-      ms: performance.now() - startedAt,
+      ms,
     });
     let generated = 0;
     ordered.forEach((row, i) => {

@@ -20,7 +20,7 @@ export interface SlotSource {
   want(ids: Iterable<string>): void;
 }
 
-export const DEFAULT_SCHEDULER: SchedulerOptions = { maxBatchTokens: 512, maxRunning: 64, agingSteps: 32 };
+export const DEFAULT_SCHEDULER: SchedulerOptions = { maxBatchTokens: 512, maxRunning: 64, agingSteps: 32, slowdown: 2 };
 
 /**
  * Continuous batching over a paged KV pool. Each step: one decode row for every running sequence, then
@@ -35,6 +35,8 @@ export const DEFAULT_SCHEDULER: SchedulerOptions = { maxBatchTokens: 512, maxRun
  * owner that floods; and an owner below its share of the batch (maxRunning over the owners with work) that
  * finds no room takes it from the owner running the most, whose youngest sequence is preempted. With one
  * owner the order is the plain one: running prefills oldest first, then waiting requests oldest first.
+ * A step's cost under competition: plan(tokenCap) with several owners feeds at most max(tokenCap, owners) tokens,
+ * shared out owner by owner (planShared); running sequences left without a row keep their KV blocks.
  */
 export class Scheduler {
   readonly options: SchedulerOptions;
@@ -48,6 +50,8 @@ export class Scheduler {
   #slots: SlotSource;
   /** Free blocks kept back at admission while sequences run, so decode rows rarely need to preempt. */
   #watermark: number;
+  /** Owners served in shared steps, least recently first (owners never served rank before all of them). */
+  #served: string[] = [];
 
   constructor(kv: BlockAllocator, slots: SlotSource, options: Partial<SchedulerOptions> = {}) {
     const maxBatchTokens = options.maxBatchTokens ?? DEFAULT_SCHEDULER.maxBatchTokens;
@@ -56,13 +60,15 @@ export class Scheduler {
       maxRunning: Math.min(DEFAULT_SCHEDULER.maxRunning, maxBatchTokens),
       ...options,
     };
-    const { maxRunning, agingSteps } = this.options;
+    const { maxRunning, agingSteps, slowdown } = this.options;
     if (!Number.isInteger(maxBatchTokens) || maxBatchTokens < 1)
       throw new RangeError(`maxBatchTokens must be a positive integer, got ${maxBatchTokens}`);
     if (!Number.isInteger(maxRunning) || maxRunning < 1 || maxRunning > maxBatchTokens)
       throw new RangeError(`maxRunning must be an integer in 1..maxBatchTokens, got ${maxRunning}`);
     if (!Number.isInteger(agingSteps) || agingSteps < 0)
       throw new RangeError(`agingSteps must be an integer >= 0, got ${agingSteps}`);
+    if (typeof slowdown !== "number" || !(slowdown >= 1))
+      throw new RangeError(`slowdown must be a number >= 1 (Infinity: no cap), got ${slowdown}`);
     this.#kv = kv;
     this.#slots = slots;
     this.#watermark = Math.floor(kv.numBlocks / 100);
@@ -82,9 +88,22 @@ export class Scheduler {
     seq.state = "finished";
   }
 
-  /** Plans the next step; an empty list when nothing can run now. */
-  plan(): Row[] {
+  /**
+   * Plans the next step; an empty list when nothing can run now. `tokenCap`: the most tokens the step should feed
+   * (the engine's step cost model turns its slowdown into it); it applies only while several owners have work.
+   */
+  plan(tokenCap = Infinity): Row[] {
     this.steps++;
+    const owners = new Set([...this.running, ...this.waiting].map((seq) => seq.owner)).size;
+    const budget = Math.min(this.options.maxBatchTokens, Math.max(tokenCap, owners));
+    const { rows, waiting } =
+      owners > 1 && budget < this.options.maxBatchTokens ? this.#planShared(budget) : this.#planPlain();
+    this.#slots.want(wantedAdapters(waiting.filter((seq) => seq.state === "waiting")));
+    return rows;
+  }
+
+  /** Decode rows of every running sequence, then prefill chunks and admissions in the owners' fair order. */
+  #planPlain(): { rows: Row[]; waiting: Sequence[] } {
     const rows: Row[] = [];
     const budget = (): number => this.options.maxBatchTokens - rows.reduce((n, r) => n + r.to - r.from, 0);
 
@@ -108,35 +127,117 @@ export class Scheduler {
         continue;
       }
       if (seq.state !== "waiting") continue;
-      const aged = seq.preemptions > 0 || this.steps - seq.queuedAtStep >= this.options.agingSteps;
-      const adapterId = seq.request.adapterId;
-      if (adapterId !== null && this.#slots.readySlot(adapterId) < 0) {
-        if (aged && !this.#slots.isLoading(adapterId)) break; // let pins drain to it
-        continue; // loading: others go ahead
-      }
-      const need = this.#kv.blocksFor(seq.inputLength);
-      const fits = (): boolean => {
-        const reserve = this.running.length > 0 ? this.#watermark : 0;
-        return this.running.length < this.options.maxRunning && need + reserve <= this.#kv.freeBlocks;
-      };
-      while (!fits() && this.#takeFairShare(seq, load, rows));
-      if (!fits()) {
-        if (aged && this.running.length < this.options.maxRunning) break;
-        continue;
-      }
-      this.#kv.grow(seq.blockTable, seq.inputLength);
-      seq.slot = adapterId === null ? -1 : this.#slots.pin(adapterId);
-      seq.state = "running";
-      if (seq.admittedAt < 0) seq.admittedAt = performance.now();
-      remove(this.waiting, seq);
-      insertByOrder(this.running, seq);
-      load.set(seq.owner, (load.get(seq.owner) ?? 0) + 1);
+      const admitted = this.#admit(seq, load, rows);
+      if (admitted === "stop") break;
+      if (admitted === "skip") continue;
       const n = Math.min(seq.pending, budget());
       rows.push({ seq, from: seq.computed, to: seq.computed + n, sample: seq.computed + n === seq.inputLength });
     }
+    return { rows, waiting };
+  }
 
-    this.#slots.want(wantedAdapters(waiting.filter((seq) => seq.state === "waiting")));
-    return rows;
+  /**
+   * A step of at most `budget` tokens shared among the owners with work. In rounds over the owners (the one served
+   * least recently first), each takes up to budget / owners tokens (at least 1) from its own sequences, running
+   * ones then waiting ones, oldest first: a decode row, a prefill chunk (which grows if the owner comes round
+   * again), an admission and its first chunk. Rounds go on while tokens are left and someone takes them, so an
+   * owner with little work leaves its part to the others. Running sequences left without a row keep their KV.
+   */
+  #planShared(budget: number): { rows: Row[]; waiting: Sequence[] } {
+    const rows: Row[] = [];
+    const left = (): number => budget - rows.reduce((n, r) => n + r.to - r.from, 0);
+    const load = ownerLoad(this.running);
+    const order = fairOrder(this.running, this.waiting, load);
+    const queues = new Map<string, Sequence[]>();
+    for (const seq of order) {
+      const queue = queues.get(seq.owner);
+      if (queue === undefined) queues.set(seq.owner, [seq]);
+      else queue.push(seq);
+    }
+    const owners = [...queues.keys()].sort((a, b) => this.#served.indexOf(a) - this.#served.indexOf(b));
+    const quantum = Math.max(1, Math.floor(budget / owners.length));
+    const admissions = { open: true };
+    const served: string[] = []; // by their last turn this step
+    for (let progress = true; progress && left() > 0;) {
+      progress = false;
+      for (const owner of owners) {
+        for (let turn = Math.min(quantum, left()); turn > 0;) {
+          const n = this.#serveNext(queues.get(owner)!, turn, load, rows, admissions);
+          if (n === 0) break;
+          turn -= n;
+          progress = true;
+          remove(served, owner);
+          served.push(owner);
+        }
+      }
+    }
+    // Owners not served keep their place at the front; owners without work are forgotten.
+    this.#served = [...this.#served.filter((owner) => queues.has(owner) && !served.includes(owner)), ...served];
+    return { rows, waiting: order };
+  }
+
+  /**
+   * Gives the first sequence of an owner's queue that can run up to `max` tokens of this step; the tokens given,
+   * 0 when none of the queue can run. A sequence leaves the queue once its row reaches its next sample.
+   */
+  #serveNext(
+    queue: Sequence[],
+    max: number,
+    load: Map<string, number>,
+    rows: Row[],
+    admissions: { open: boolean },
+  ): number {
+    while (queue.length > 0) {
+      const seq = queue[0];
+      if (seq.state === "running") {
+        let row = rows.find((r) => r.seq === seq);
+        const from = row === undefined ? seq.computed : row.to;
+        const n = Math.min(seq.inputLength - from, max);
+        if (n > 0 && this.#growOrPreempt(seq, from + n, rows)) {
+          if (row === undefined) rows.push((row = { seq, from, to: from + n, sample: false }));
+          else row.to += n;
+          row.sample = row.to === seq.inputLength;
+          if (row.sample) queue.shift();
+          return n;
+        }
+      } else if (seq.state === "waiting" && admissions.open && seq.queuedAtStep !== this.steps) {
+        // (queuedAtStep === steps: preempted during this plan, not taken back in the same step)
+        const admitted = this.#admit(seq, load, rows);
+        if (admitted === "admitted") continue; // now running: its first chunk on the next pass
+        if (admitted === "stop") admissions.open = false;
+      }
+      queue.shift();
+    }
+    return 0;
+  }
+
+  /**
+   * Admits a waiting sequence when its adapter is ready in a slot and its KV blocks fit (taking its owner's fair
+   * share back if need be): "skip" when it cannot run now but newer ones may go ahead, "stop" when it aged and
+   * newer ones must not take what it waits for (so the resources it needs drain to it).
+   */
+  #admit(seq: Sequence, load: Map<string, number>, rows: Row[]): "admitted" | "skip" | "stop" {
+    const aged = seq.preemptions > 0 || this.steps - seq.queuedAtStep >= this.options.agingSteps;
+    const adapterId = seq.request.adapterId;
+    if (adapterId !== null && this.#slots.readySlot(adapterId) < 0) {
+      // Loading: others go ahead; neither loading nor ready: let pins drain to it once it aged.
+      return aged && !this.#slots.isLoading(adapterId) ? "stop" : "skip";
+    }
+    const need = this.#kv.blocksFor(seq.inputLength);
+    const fits = (): boolean => {
+      const reserve = this.running.length > 0 ? this.#watermark : 0;
+      return this.running.length < this.options.maxRunning && need + reserve <= this.#kv.freeBlocks;
+    };
+    while (!fits() && this.#takeFairShare(seq, load, rows));
+    if (!fits()) return aged && this.running.length < this.options.maxRunning ? "stop" : "skip";
+    this.#kv.grow(seq.blockTable, seq.inputLength);
+    seq.slot = adapterId === null ? -1 : this.#slots.pin(adapterId);
+    seq.state = "running";
+    if (seq.admittedAt < 0) seq.admittedAt = performance.now();
+    remove(this.waiting, seq);
+    insertByOrder(this.running, seq);
+    load.set(seq.owner, (load.get(seq.owner) ?? 0) + 1);
+    return "admitted";
   }
 
   /**
@@ -229,7 +330,7 @@ function insertByOrder(list: Sequence[], seq: Sequence): void {
   list.splice(i, 0, seq);
 }
 
-function remove(list: Sequence[], seq: Sequence): void {
-  const i = list.indexOf(seq);
+function remove<T>(list: T[], item: T): void {
+  const i = list.indexOf(item);
   if (i >= 0) list.splice(i, 1);
 }

@@ -176,4 +176,11 @@ export interface SchedulerOptions {
   maxRunning: number;
   /** Steps a request may wait before it stops newer ones from overtaking it. Default 32. */
   agingSteps: number;
+  /**
+   * When several owners have work, a step costs at most about this many times a lone request's decode step
+   * (the engine's fitted step cost turns it into a token cap, never below one row per owner). Lower keeps each
+   * owner's latency closer to an idle node's and costs throughput (smaller batches); Infinity turns the cap off.
+   * At least 1. Default 2.
+   */
+  slowdown: number;
 }

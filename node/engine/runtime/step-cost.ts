@@ -1,0 +1,69 @@
+/** A step's cost fitted as a fixed part plus a part per token fed (decode rows and prefill tokens). */
+export interface StepCostFit {
+  fixedMs: number;
+  perTokenMs: number;
+}
+
+/** How fast a bucket's averages follow new steps (the weight of the newest step). */
+const EWMA_WEIGHT = 0.25;
+
+/**
+ * What a forward step costs on this engine's backend, learnt from the steps it ran: ms = fixed + perToken x tokens.
+ * Steps are kept in buckets by size (1, 2-3, 4-7, ... tokens), each an exponential average of its tokens and ms, and
+ * the line is fitted by least squares over the buckets. Buckets, not a window of recent steps: under a steady
+ * load every recent step has the same size and a window could no longer tell the fixed part from the rest, while
+ * the buckets keep what small and large steps cost. The durations come from the caller (the engine's step event),
+ * so the model itself reads no clock and its tests feed it durations.
+ */
+export class StepCostModel {
+  readonly #buckets = new Map<number, { tokens: number; ms: number }>();
+
+  /** Records one step of `tokens` tokens that took `ms`. */
+  observe(tokens: number, ms: number): void {
+    if (!(tokens >= 1) || !Number.isFinite(ms) || ms < 0) return; // nothing ran, or a clock went backwards
+    const key = Math.floor(Math.log2(tokens));
+    const bucket = this.#buckets.get(key);
+    if (bucket === undefined) {
+      this.#buckets.set(key, { tokens, ms });
+      return;
+    }
+    bucket.tokens += EWMA_WEIGHT * (tokens - bucket.tokens);
+    bucket.ms += EWMA_WEIGHT * (ms - bucket.ms);
+  }
+
+  /**
+   * The fitted line; null before any step. With steps of one size only, the fixed part cannot be told apart and is
+   * taken as 0 (every token costs the same: the strictest reading, corrected once other sizes are seen). A fit
+   * with a negative fixed part is read the same way; a slope <= 0 means the step costs the same at any size.
+   */
+  fit(): StepCostFit | null {
+    const points = [...this.#buckets.values()];
+    if (points.length === 0) return null;
+    const n = points.length;
+    const meanX = points.reduce((s, p) => s + p.tokens, 0) / n;
+    const meanY = points.reduce((s, p) => s + p.ms, 0) / n;
+    const sxx = points.reduce((s, p) => s + (p.tokens - meanX) ** 2, 0);
+    const sxy = points.reduce((s, p) => s + (p.tokens - meanX) * (p.ms - meanY), 0);
+    if (n < 2 || sxx === 0) return { fixedMs: 0, perTokenMs: meanY / meanX };
+    const perTokenMs = sxy / sxx;
+    const fixedMs = meanY - perTokenMs * meanX;
+    if (perTokenMs > 0 && fixedMs < 0) {
+      const throughOrigin =
+        points.reduce((s, p) => s + p.tokens * p.ms, 0) / points.reduce((s, p) => s + p.tokens ** 2, 0);
+      return { fixedMs: 0, perTokenMs: throughOrigin };
+    }
+    return { fixedMs, perTokenMs: Math.max(0, perTokenMs) };
+  }
+
+  /**
+   * The most tokens a step may feed so that it costs at most `slowdown` times a step of one token (a lone
+   * request's decode step): floor(slowdown + (slowdown - 1) x fixed / perToken). Infinity when nothing was measured
+   * yet or the cost does not grow with tokens; at least 1.
+   */
+  tokenCap(slowdown: number): number {
+    const fit = this.fit();
+    if (fit === null || fit.perTokenMs <= 0 || !Number.isFinite(slowdown)) return Infinity;
+    // (The small epsilon: rounding in the fit must not take a whole token off, 2 + 299.99999999 is 302.)
+    return Math.max(1, Math.floor(slowdown + ((slowdown - 1) * fit.fixedMs) / fit.perTokenMs + 1e-6));
+  }
+}

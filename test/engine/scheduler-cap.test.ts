@@ -1,0 +1,124 @@
+// The scheduler under a token cap per step (plan(tokenCap), the engine's step cost model gives the number): with
+// several owners a step feeds at most max(cap, owners) tokens, shared owner by owner, the one served least
+// recently first, oldest first inside an owner; sequences without a row keep their KV. With one owner the cap does
+// not apply. Caps here are given explicitly: what the scheduler decides is logical, no clock is involved.
+import { describe, expect, it } from "vitest";
+import type { Row } from "../../node/engine/runtime/scheduler.ts";
+import { setup, shape } from "./scheduler-helpers.ts";
+
+const tokens = (rows: readonly Row[]) => rows.reduce((n, r) => n + r.to - r.from, 0);
+
+/** Tokens of the step per owner. */
+function perOwner(rows: readonly Row[]): Record<string, number> {
+  const out: Record<string, number> = {};
+  for (const r of rows) out[r.seq.owner] = (out[r.seq.owner] ?? 0) + r.to - r.from;
+  return out;
+}
+
+describe("scheduler: a token cap per step among owners", () => {
+  it("3 flooding owners x 32 streams and an honest one: the honest request has a row in every step, each within the cap", () => {
+    const CAP = 8;
+    const { scheduler, add, step } = setup(1024, 16);
+    const flood = Array.from({ length: 96 }, (_, i) => add(8, { owner: `sybil-${i % 3}` }));
+    step(); // one owner-blind step fills the batch: 64 prompts of 8 tokens are 512 tokens
+    expect(scheduler.running).toHaveLength(64);
+    const honest = add(4, { owner: "alice" });
+    const kvBefore = new Map(flood.map((s) => [s, s.blockTable.length]));
+    let steps = 0;
+    while (honest.generated.length < 16) {
+      const rows = step(CAP);
+      steps++;
+      expect(rows.map((r) => r.seq)).toContain(honest);
+      expect(tokens(rows)).toBeLessThanOrEqual(CAP);
+      // Every owner with work has rows in every step (the cap, 8, is above the owners, 4).
+      expect(Object.keys(perOwner(rows)).sort()).toEqual(["alice", "sybil-0", "sybil-1", "sybil-2"]);
+    }
+    // Alone it takes 16 steps (its prompt in one); here its part of the first step is 8 / 4 owners = 2 tokens.
+    expect(steps).toBe(17);
+    // Only one sequence was preempted: the youngest of the owner running the most, so that alice got into the full
+    // batch (its fair share). The flood's sequences that had no rows kept their KV blocks and their place.
+    expect(scheduler.preemptions).toBe(1);
+    expect(scheduler.running).toHaveLength(64);
+    for (const seq of scheduler.running.filter((s) => s !== honest)) {
+      expect(seq.blockTable.length).toBeGreaterThanOrEqual(kvBefore.get(seq)!);
+    }
+    // Inside an owner, the oldest sequences had the rows: sybil-0's first ran 16 more positions, its 20th none.
+    expect(flood[0].computed).toBe(8 + 17);
+    expect(flood[57].computed).toBe(8);
+  });
+
+  it("gives each owner with work one row when the cap is below the number of owners", () => {
+    const { add, step } = setup(1024, 16);
+    for (const owner of ["a", "b", "c", "d"]) for (let i = 0; i < 2; i++) add(4, { owner });
+    step();
+    const rows = step(2);
+    expect(shape(rows)).toEqual([
+      [1, 4, 5, true],
+      [3, 4, 5, true],
+      [5, 4, 5, true],
+      [7, 4, 5, true],
+    ]);
+  });
+
+  it("does not apply the cap with one owner: a lone client keeps its batch", () => {
+    const { add, step } = setup(1024, 16);
+    for (let i = 0; i < 8; i++) add(4, { owner: "solo" });
+    step();
+    expect(step(2)).toHaveLength(8);
+  });
+
+  it("serves the owner served least recently first: an odd token left goes to each owner in turn", () => {
+    // Cap 5, two owners with four decoding sequences each: 2 + 2 in the first round, the fifth token alternates.
+    const { add, step } = setup(1024, 16);
+    for (let i = 0; i < 4; i++) add(4, { owner: "a" });
+    for (let i = 0; i < 4; i++) add(4, { owner: "b" });
+    step();
+    const first = step(5);
+    expect(perOwner(first)).toEqual({ a: 3, b: 2 });
+    expect(perOwner(step(5))).toEqual({ a: 2, b: 3 });
+    expect(perOwner(step(5))).toEqual({ a: 3, b: 2 });
+    // Inside an owner, oldest first.
+    expect(first.filter((r) => r.seq.owner === "a").map((r) => r.seq.id)).toEqual([1, 2, 3]);
+  });
+
+  it("grows a prefill chunk over the rounds when the other owners have no more work", () => {
+    // a decodes two sequences (2 tokens); b's 10-token prompt takes its part (8 / 2 = 4), then 2 more of a's part.
+    const { add, step } = setup(1024, 16);
+    add(4, { owner: "a" });
+    add(4, { owner: "a" });
+    step();
+    add(10, { owner: "b" });
+    expect(shape(step(8))).toEqual([
+      [1, 4, 5, true],
+      [2, 4, 5, true],
+      [3, 0, 6, false],
+    ]);
+    expect(shape(step(8))).toEqual([
+      [1, 5, 6, true],
+      [2, 5, 6, true],
+      [3, 6, 10, true],
+    ]);
+  });
+
+  it("keeps the preemption of the youngest when a decode row finds the KV pool empty", () => {
+    // 5 blocks of 4: two 8-token prompts hold 4; a's decode row takes the fifth, b's (the youngest) finds none.
+    const { scheduler, add, step } = setup(5, 4);
+    const a = add(8, { owner: "a" });
+    const b = add(8, { owner: "b" });
+    step();
+    expect(shape(step(2))).toEqual([[1, 8, 9, true]]);
+    expect(b).toMatchObject({ state: "waiting", computed: 0, preemptions: 1 });
+    expect(a.preemptions).toBe(0);
+    expect(scheduler.running).toEqual([a]);
+    // Preempted in this step, it is not taken back in the same step; the next one tries again (no room yet).
+    expect(shape(step(2))).toEqual([[1, 9, 10, true]]);
+  });
+
+  it("refuses a slowdown below 1 or not a number, naming it", () => {
+    expect(() => setup(4, 4, { slowdown: 0.5 })).toThrow(
+      /slowdown must be a number >= 1 \(Infinity: no cap\), got 0.5/,
+    );
+    expect(() => setup(4, 4, { slowdown: Number.NaN })).toThrow(/slowdown must be a number >= 1/);
+    expect(() => setup(4, 4, { slowdown: Infinity })).not.toThrow();
+  });
+});

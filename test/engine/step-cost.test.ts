@@ -1,0 +1,68 @@
+// The step cost model (runtime/step-cost.ts): fed steps of simulated backends whose cost is a known line in the
+// tokens fed, it must find the line and turn a slowdown into the token cap that keeps a step within it.
+import { describe, expect, it } from "vitest";
+import { StepCostModel } from "../../node/engine/runtime/step-cost.ts";
+
+/** A model fed `rounds` steps of each size, each costing fixed + perToken x tokens. */
+function fed(fixed: number, perToken: number, sizes: readonly number[], rounds = 4): StepCostModel {
+  const model = new StepCostModel();
+  for (let i = 0; i < rounds; i++) for (const tokens of sizes) model.observe(tokens, fixed + perToken * tokens);
+  return model;
+}
+
+describe("step cost model", () => {
+  it("fits a step's fixed cost and its cost per token from steps of several sizes", () => {
+    const fit = fed(0.5, 0.25, [1, 5, 64, 300]).fit()!;
+    expect(fit.fixedMs).toBeCloseTo(0.5, 9);
+    expect(fit.perTokenMs).toBeCloseTo(0.25, 9);
+  });
+
+  it("caps a step at floor(slowdown + (slowdown - 1) x fixed / perToken) tokens", () => {
+    // A lone decode step costs 0.5 + 0.25 = 0.75 ms; 2x is 1.5 ms: 4 tokens. 3x is 2.25 ms: 7 tokens.
+    const model = fed(0.5, 0.25, [1, 5, 64]);
+    expect(model.tokenCap(2)).toBe(4);
+    expect(model.tokenCap(3)).toBe(7);
+    expect(model.tokenCap(1)).toBe(1);
+    expect(model.tokenCap(Infinity)).toBe(Infinity);
+    // A backend whose step barely grows with its tokens (a GPU) allows large steps at the same slowdown.
+    expect(fed(3, 0.01, [1, 8, 64]).tokenCap(2)).toBe(302); // 2 + 3 / 0.01, whatever the rounding of 0.01
+  });
+
+  it("sets no cap before any step ran, nor for a cost that does not grow with the tokens", () => {
+    expect(new StepCostModel().fit()).toBeNull();
+    expect(new StepCostModel().tokenCap(2)).toBe(Infinity);
+    expect(fed(3, 0, [1, 8, 64]).tokenCap(2)).toBe(Infinity);
+    expect(fed(3, -0.01, [1, 8, 64]).tokenCap(2)).toBe(Infinity);
+  });
+
+  it("takes no fixed cost when steps of one size were seen, or when the fit finds a negative one", () => {
+    expect(fed(1, 0.5, [8]).fit()).toEqual({ fixedMs: 0, perTokenMs: 5 / 8 });
+    expect(fed(1, 0.5, [8]).tokenCap(2)).toBe(2);
+    const model = new StepCostModel();
+    model.observe(1, 0.1); // cheaper than the line through the larger steps would say
+    model.observe(10, 10);
+    model.observe(100, 100);
+    expect(model.fit()!.fixedMs).toBe(0);
+    expect(model.tokenCap(2)).toBe(2);
+  });
+
+  it("follows a backend that became slower per token, and keeps what small steps cost under a steady load", () => {
+    const model = fed(0.5, 0.05, [1, 4, 64]);
+    expect(model.tokenCap(2)).toBe(12);
+    // Now only steps of 4 tokens run, each at 0.5 + 0.25 x 4: the 1-token bucket still says what a lone step costs.
+    for (let i = 0; i < 40; i++) model.observe(4, 1.5);
+    for (let i = 0; i < 40; i++) model.observe(64, 16.5);
+    const fit = model.fit()!;
+    expect(fit.perTokenMs).toBeCloseTo(0.25, 1);
+    expect(model.tokenCap(2)).toBeLessThan(12);
+  });
+
+  it("ignores steps that fed nothing or whose time is not a duration", () => {
+    const model = fed(0.5, 0.25, [1, 5, 64]);
+    model.observe(0, 100);
+    model.observe(4, Number.NaN);
+    model.observe(4, -1);
+    model.observe(4, Infinity);
+    expect(model.tokenCap(2)).toBe(4);
+  });
+});

@@ -1,0 +1,74 @@
+// Issue 13, "the honest peer's latency within 2x of an idle node's" in time, not only in steps: the scheduler with
+// the token cap the step cost model computes, on a simulated backend whose step costs a known line in its tokens,
+// timed by a fake clock (the sum of the simulated steps): no sleeps, no wall clock. Two backends: cpu-like (a step
+// costs about its tokens) and gpu-like (a step costs about the same at any size).
+import { describe, expect, it } from "vitest";
+import type { Row } from "../../node/engine/runtime/scheduler.ts";
+import { StepCostModel } from "../../node/engine/runtime/step-cost.ts";
+import { setup } from "../engine/scheduler-helpers.ts";
+
+const SLOWDOWN = 2;
+const tokensOf = (rows: readonly Row[]) => rows.reduce((n, r) => n + r.to - r.from, 0);
+
+/**
+ * One honest request (a 1-token prompt, 16 tokens) idle, then under 3 owners x 32 streams, with each step's cap
+ * from the cost model: its latency on the fake clock each time, the most a step cost while it ran, and whether it
+ * had a row in every step.
+ */
+function simulate(fixedMs: number, perTokenMs: number) {
+  const { scheduler, add, step } = setup(2048, 16);
+  const model = new StepCostModel();
+  let clock = 0;
+  const run = (): Row[] => {
+    const rows = step(model.tokenCap(SLOWDOWN));
+    const ms = fixedMs + perTokenMs * tokensOf(rows);
+    clock += ms;
+    model.observe(tokensOf(rows), ms);
+    return rows;
+  };
+  const honestRun = () => {
+    const honest = add(1, { owner: "alice" });
+    const started = clock;
+    let everyStep = true;
+    let costliest = 0;
+    while (honest.generated.length < 16) {
+      const before = clock;
+      everyStep &&= run().some((r) => r.seq === honest);
+      costliest = Math.max(costliest, clock - before);
+    }
+    scheduler.drop(honest);
+    return { ms: clock - started, everyStep, costliest };
+  };
+  honestRun(); // warm-up: the model sees lone steps
+  const idle = honestRun();
+  for (let i = 0; i < 96; i++) add(8, { owner: `sybil-${i % 3}` });
+  for (let i = 0; i < 20; i++) run(); // the flood is admitted and decoding
+  const attacked = honestRun();
+  return { idle, attacked, loneStepMs: fixedMs + perTokenMs };
+}
+
+describe("honest latency in time under 3 owners x 32 streams, with the step cost cap (item 3)", () => {
+  it("on a cpu-like backend the 2x cannot hold beside 3 owners: one row each, the honest request at 3.1x", () => {
+    // A step costs about its tokens, so the cap is 2 tokens: below the 4 owners, who get one row each per step
+    // (fewer would make the honest owner skip steps, which costs it more). 0.2 + 4 x 0.45 = 2 ms = 3.1x a lone step.
+    const { idle, attacked, loneStepMs } = simulate(0.2, 0.45);
+    expect(attacked.everyStep).toBe(true);
+    expect(attacked.costliest).toBeCloseTo(2, 9);
+    expect(attacked.ms / idle.ms).toBeCloseTo(2 / loneStepMs, 9);
+  });
+
+  it("on a backend whose fixed cost is larger: the cap leaves room for every owner and the 2x holds", () => {
+    const { idle, attacked, loneStepMs } = simulate(1, 0.25);
+    expect(attacked.everyStep).toBe(true);
+    expect(attacked.costliest).toBeLessThanOrEqual(SLOWDOWN * loneStepMs + 1e-9);
+    expect(attacked.ms).toBeLessThanOrEqual(SLOWDOWN * idle.ms + 1e-9);
+  });
+
+  it("on a gpu-like backend: the same, with far larger steps allowed (the flood keeps its throughput)", () => {
+    const { idle, attacked, loneStepMs } = simulate(3, 0.01);
+    expect(attacked.everyStep).toBe(true);
+    expect(attacked.costliest).toBeLessThanOrEqual(SLOWDOWN * loneStepMs + 1e-9);
+    expect(attacked.ms).toBeLessThanOrEqual(SLOWDOWN * idle.ms + 1e-9);
+    expect(attacked.costliest).toBeGreaterThan(3 + 0.01 * 60); // the whole batch of 64 rows fits the cap
+  });
+});
