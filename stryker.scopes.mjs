@@ -5,7 +5,8 @@
 // cores a run of several hundred mutants takes hours, so smaller scopes land their figures one by one.
 
 /**
- * name -> files to mutate, the test files that defend them, and vitest's pool for them. Each scope keeps its own
+ * name -> files to mutate, the test files that defend them (run in this order: vitest.stryker.config.ts), and
+ * vitest's pool for them. Each scope keeps its own
  * incremental file, so a later run re-tests only mutants whose code or tests changed.
  * pool: Stryker's vitest runner starts a fresh worker for every mutant (vitest stops the pool's workers at the end
  * of each run), and a worker thread starts faster than a process. Processes ("forks") where a test needs one:
@@ -29,10 +30,10 @@ export const SCOPES = {
     mutate: ["node/engine/backend/cpu/cpu-backend.ts"],
     pool: "threads",
     // cpu-backend-lora: the LoRA path, batches and refused steps on a tiny model; family-features: each family's
-    // departures from LLaMA against transformers' forward (hf-reference.ts) on tiny models.
+    // departures from LLaMA against transformers' forward (hf-reference.ts) on tiny models. Fastest first.
     testFiles: [
-      "test/engine/cpu-ops.test.ts",
       "test/engine/cpu-backend-lora.test.ts",
+      "test/engine/cpu-ops.test.ts",
       "test/engine/families/family-features.test.ts",
     ],
   },
