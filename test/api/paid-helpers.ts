@@ -50,15 +50,21 @@ export async function paidChain(
   const as = getContracts({ public: chain.publicClient, wallet }, chain.deployment.contracts);
   await chain.wait(as.token.write.approve([registry, stake]));
   await chain.wait(as.nodeRegistry.write.stake([stake, peerIdOf(operator.address), "http://127.0.0.1:0"]));
+  return { chain, operator, ...(await listDemoAdapters(chain, adapters)) };
+}
+
+/** The demo adapters listed by chain.adapterOwner (content hash and size given), contributors c1 (70%), c2 (30%). */
+export async function listDemoAdapters(
+  chain: Chain,
+  adapters: Record<"dragon" | "ocean" | "robot", { id: Hex; bytes: number }>,
+): Promise<Pick<PaidSetup, "listings" | "contributors">> {
   const contributors = [
     { address: chain.c1.account.address, weightBps: 7000 },
     { address: chain.c2.account.address, weightBps: 3000 },
   ];
   const listings = {} as PaidSetup["listings"];
-  for (const [name, { id, bytes }] of Object.entries(adapters) as [
-    keyof typeof adapters,
-    { id: Hex; bytes: number },
-  ][]) {
+  for (const name of DEMO_ADAPTERS) {
+    const { id, bytes } = adapters[name];
     await chain.wait(
       chain
         .as(chain.adapterOwner)
@@ -74,7 +80,7 @@ export async function paidChain(
     );
     listings[name] = listingIdOf(chain.adapterOwner.account.address, id);
   }
-  return { chain, operator, listings, contributors };
+  return { listings, contributors };
 }
 
 export function operatorWallet(chain: Chain, operator: PrivateKeyAccount) {

@@ -12,30 +12,19 @@ import { peerIdFromPrivateKey } from "@libp2p/peer-id";
 import { createWalletClient, custom, parseEther, type Address, type Hex, type LocalAccount } from "viem";
 import { generatePrivateKey, privateKeyToAccount, type PrivateKeyAccount } from "viem/accounts";
 import { NodeService, silentLogger } from "../../node/api/index.ts";
-import {
-  getContracts,
-  listingIdOf,
-  parseReceiptJson,
-  receiptJson,
-  saveDeployment,
-  signReceipt,
-} from "../../node/chain/index.ts";
+import { getContracts, parseReceiptJson, receiptJson, saveDeployment, signReceipt } from "../../node/chain/index.ts";
 import { importKeystore, writeKeystoreFile } from "../../node/chain/keystore.ts";
 import { PayingClient, type PayingClientOptions } from "../../node/client/index.ts";
 import { sseEvents, sseLine } from "../../node/client/sse.ts";
 import { loadOrCreatePeerKey } from "../../node/p2p/peer-key.ts";
-import { demoAdapterIds } from "../api/paid-helpers.ts";
+import { demoAdapterIds, listDemoAdapters, PRICE, PROMPT } from "../api/paid-helpers.ts";
 import { CLI } from "../cli/run-cli.ts";
 import { createChain, E, type Chain } from "../contracts/fixture.ts";
 import { DEMO_ADAPTERS, STORIES_DIR } from "../helpers/stories.ts";
 import { Cleanup, stake, tempDir, until } from "../p2p/helpers.ts";
 
-export { Cleanup, E, tempDir, until, type Chain };
+export { Cleanup, E, PRICE, PROMPT, tempDir, until, type Chain };
 export type DemoName = (typeof DEMO_ADAPTERS)[number];
-
-/** Wei per token of the test nodes. */
-export const PRICE = 10n ** 12n;
-export const PROMPT = "Once upon a time";
 
 /** Gossip timings for tests: announcements every 400 ms, entries live 15 s (slack for a loaded machine). */
 export const TIMINGS = {
@@ -60,29 +49,7 @@ export interface PaidNetwork {
 export async function paidNetwork(): Promise<PaidNetwork> {
   const chain = await createChain();
   const adapters = await demoAdapterIds();
-  const contributors = [
-    { address: chain.c1.account.address, weightBps: 7000 },
-    { address: chain.c2.account.address, weightBps: 3000 },
-  ];
-  const listings = {} as PaidNetwork["listings"];
-  for (const name of DEMO_ADAPTERS) {
-    const { id, bytes } = adapters[name];
-    await chain.wait(
-      chain
-        .as(chain.adapterOwner)
-        .adapterRegistry.write.register([
-          id,
-          `0x${"11".repeat(32)}`,
-          8,
-          BigInt(bytes),
-          `ipfs://${name}`,
-          contributors.map((c) => c.address),
-          contributors.map((c) => c.weightBps),
-        ]),
-    );
-    listings[name] = listingIdOf(chain.adapterOwner.account.address, id);
-  }
-  return { chain, adapters, listings, contributors };
+  return { chain, adapters, ...(await listDemoAdapters(chain, adapters)) };
 }
 
 /** A funded key (ETH for gas), with its private key (a keystore can be made of it). */
