@@ -104,8 +104,18 @@ export function buildDeviceModel(weights: ModelWeights, options: BackendOptions,
     ? pipelines.get("sgmv-expand-segment", { constants: { RS4: Math.max(1, b.widths.rank / 4) } })
     : pipelines.get("sgmv-expand");
 
-  /** The matmul and matvec sites of every chunk of a weight matrix (each its format's kernel), `input` to `output`. */
-  const sites = (label: string, m: DeviceMatrix, input: GPUBuffer, output: GPUBuffer): LinearSites => ({
+  const fuseNorms = ctx.kernels.norm === "fused" && ctx.matvec === "splitk";
+  /**
+   * The matmul and matvec sites of every chunk of a weight matrix (each its format's kernel), `input` to `output`;
+   * with `norm` (input is that norm of the residual stream) also the fused norm sites, when the plan fuses norms.
+   */
+  const sites = (
+    label: string,
+    m: DeviceMatrix,
+    input: GPUBuffer,
+    output: GPUBuffer,
+    norm?: GPUBuffer,
+  ): LinearSites => ({
     matrix: m,
     matmul: m.chunks.map((c, i) =>
       arena.define(`${label}.mm${i}`, pipelines.get(matmulKernel, { weights: c.format }), [input, c.buffer, output]),
@@ -121,9 +131,21 @@ export function buildDeviceModel(weights: ModelWeights, options: BackendOptions,
               output,
             ]),
           ),
+    normed:
+      norm && fuseNorms
+        ? m.chunks.map((c, i) =>
+            arena.define(`${label}.norm${i}`, pipelines.get("matvec-splitk-norm", { weights: c.format }), [
+              b.x,
+              c.buffer,
+              output,
+              norm,
+              input,
+            ]),
+          )
+        : null,
   });
-  const linear = (label: string, parts: WeightMatrix[], input: GPUBuffer, output: GPUBuffer) =>
-    sites(label, memory.matrix(label, parts), input, output);
+  const linear = (label: string, parts: WeightMatrix[], input: GPUBuffer, output: GPUBuffer, norm?: GPUBuffer) =>
+    sites(label, memory.matrix(label, parts), input, output, norm);
 
   const embedding = memory.matrix("embedding", [weights.tokenEmbedding]);
   const tied = weights.classifier === weights.tokenEmbedding;
@@ -175,7 +197,7 @@ export function buildDeviceModel(weights: ModelWeights, options: BackendOptions,
       arch.postNorms ? arena.define(label, norm, [b.h, vector(label, data, config.dim), b.lastRows, b.x]) : null;
     return {
       attnNorm: arena.define(`attnNorm${l}`, norm, [b.x, attnNorm, b.lastRows, b.h]),
-      qkv: linear(`wqkv${l}`, [lw.wq, lw.wk, lw.wv], b.h, b.qkv),
+      qkv: linear(`wqkv${l}`, [lw.wq, lw.wk, lw.wv], b.h, b.qkv, attnNorm),
       qkvBias: qkvBias ? arena.define(`qkvBias${l}`, pipelines.get("bias-add"), [b.qkv, qkvBias]) : null,
       qNorm: arch.qkNorm
         ? arena.define(`qNorm${l}`, headNorm, [b.qkv, vector(`qNorm${l}`, lw.qNorm, config.headDim)])
@@ -207,7 +229,7 @@ export function buildDeviceModel(weights: ModelWeights, options: BackendOptions,
       wo: linear(`wo${l}`, [lw.wo], b.att, residualOut),
       attnPostNorm: postNorm(`attnPostNorm${l}`, lw.attnPostNorm),
       ffnNorm: arena.define(`ffnNorm${l}`, norm, [b.x, ffnNorm, b.lastRows, b.h]),
-      gateUp: linear(`wgu${l}`, [lw.wGate, lw.wUp], b.h, b.gateUp),
+      gateUp: linear(`wgu${l}`, [lw.wGate, lw.wUp], b.h, b.gateUp, ffnNorm),
       down: linear(`wdown${l}`, [lw.wDown], b.act, residualOut),
       ffnPostNorm: postNorm(`ffnPostNorm${l}`, lw.ffnPostNorm),
       lora,

@@ -43,6 +43,16 @@ export function encodePass(enc: StepEncoder, device: GPUDevice, pass: PassTables
 
   const linear = (sites: op.LinearSites, M: number, ldx: number, ldy: number, accumulate: boolean): void =>
     op.linear(enc, sites, { M, ldx, ldy, accumulate, kind: c.matvec, maxSubgroup: c.maxSubgroup });
+  // h = norm(x), then h·Wᵀ into a buffer of row stride ldy: fused into one kernel for decode rows where the plan
+  // built the sites (h is written all the same: the LoRA shrink reads it).
+  const normedLinear = (norm: Site, sites: op.LinearSites, ldy: number): void => {
+    if (sites.normed && T <= 4) {
+      op.linearNormed(enc, sites, { M: T, ldx: w.dim, ldy, normDim: dim, eps, maxSubgroup: c.maxSubgroup });
+    } else {
+      op.rmsnorm(enc, norm, { R: T, dim, ldx: w.dim, ldo: w.dim, eps, gather: false });
+      linear(sites, T, w.dim, ldy, false);
+    }
+  };
   const rankStride = config.nLayers * 7;
   // Flash-decoding for passes of few rows over a long context (the longest row's decides).
   const split = op.attentionSplitPlan(
@@ -72,8 +82,7 @@ export function encodePass(enc: StepEncoder, device: GPUDevice, pass: PassTables
     };
     // Attention: h = norm(x); q|k|v = h·Wqkvᵀ (+ LoRA, + bias); q/k head norms; RoPE on q and k; K/V stored; att;
     // x += att·Woᵀ (+ LoRA).
-    op.rmsnorm(enc, L.attnNorm, { R: T, dim, ldx: w.dim, ldo: w.dim, eps, gather: false });
-    linear(L.qkv, T, w.dim, w.qkv, false);
+    normedLinear(L.attnNorm, L.qkv, w.qkv);
     sgmv(0, w.dim, w.qkv);
     if (L.qkvBias) op.biasAdd(enc, L.qkvBias, { T, N: w.qkv, ld: w.qkv });
     if (L.qNorm) op.headRmsnorm(enc, L.qNorm, { T, ld: w.qkv, off: 0, heads: nHeads, headDim, eps });
@@ -102,8 +111,7 @@ export function encodePass(enc: StepEncoder, device: GPUDevice, pass: PassTables
     sgmv(1, w.q, w.dim);
     residual(L.attnPostNorm);
     // MLP: h = norm(x); gate|up = h·Wguᵀ (+ LoRA); act = silu or gelu_tanh (gate) * up; x += act·Wdownᵀ (+ LoRA).
-    op.rmsnorm(enc, L.ffnNorm, { R: T, dim, ldx: w.dim, ldo: w.dim, eps, gather: false });
-    linear(L.gateUp, T, w.dim, w.gateUp, false);
+    normedLinear(L.ffnNorm, L.gateUp, w.gateUp);
     sgmv(2, w.dim, w.gateUp);
     op.swiglu(enc, model.swiglu, { T, hidden, ldIn: w.gateUp, upOff: hidden, ldOut: w.hidden });
     linear(L.down, T, w.hidden, w.dim, !L.ffnPostNorm);

@@ -2,7 +2,7 @@
 // adapter, each overridable by an option of the backend (the tests run the GPU variants on lavapipe that way).
 // The matvec/matmul choice predates this plan and lives in webgpu-backend.ts.
 import { InvalidOptionError } from "../../errors.ts";
-import type { AttentionKind, SgmvKind } from "./ops.ts";
+import type { AttentionKind, NormKind, SgmvKind } from "./ops.ts";
 
 export interface KernelChoices {
   /**
@@ -17,6 +17,12 @@ export interface KernelChoices {
    * head, always). Default: split on every adapter.
    */
   attention?: AttentionKind;
+  /**
+   * The RMSNorms before q|k|v and gate|up in decode passes (at most 4 rows): "fused" into the projection
+   * (matvec-splitk-norm.wgsl; with the split-k matvec only, which needs subgroups) or "separate" (rmsnorm.wgsl,
+   * then the projection). Default: fused on hardware adapters with subgroups, separate otherwise.
+   */
+  norm?: NormKind;
 }
 
 export type KernelPlan = Required<KernelChoices>;
@@ -24,10 +30,14 @@ export type KernelPlan = Required<KernelChoices>;
 const KINDS: Record<keyof KernelChoices, readonly string[]> = {
   sgmv: ["portable", "segments"] satisfies SgmvKind[],
   attention: ["single", "split"] satisfies AttentionKind[],
+  norm: ["fused", "separate"] satisfies NormKind[],
 };
 
 /** The variants for this adapter, where the options do not force one; an unknown variant name is refused. */
-export function chooseKernels(options: KernelChoices, adapter: { isFallback: boolean }): KernelPlan {
+export function chooseKernels(
+  options: KernelChoices,
+  adapter: { isFallback: boolean; hasSubgroups: boolean },
+): KernelPlan {
   for (const [option, kinds] of Object.entries(KINDS)) {
     const value = options[option as keyof KernelChoices];
     if (value !== undefined && !kinds.includes(value)) {
@@ -37,5 +47,6 @@ export function chooseKernels(options: KernelChoices, adapter: { isFallback: boo
   return {
     sgmv: options.sgmv ?? (adapter.isFallback ? "portable" : "segments"),
     attention: options.attention ?? "split",
+    norm: options.norm ?? (adapter.hasSubgroups && !adapter.isFallback ? "fused" : "separate"),
   };
 }

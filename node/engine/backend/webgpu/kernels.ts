@@ -13,6 +13,7 @@ export type KernelName =
   | "matmul-tiled"
   | "matvec"
   | "matvec-splitk"
+  | "matvec-splitk-norm"
   | "rope"
   | "kv-store"
   | "attention"

@@ -76,12 +76,51 @@ export function matvec(enc: StepEncoder, site: Site, a: LinearArgs): void {
 /** matvec-splitk.wgsl: M <= 4 rows, split along K across a subgroup of at most maxSubgroup lanes. */
 export function matvecSplitK(enc: StepEncoder, site: Site, a: LinearArgs, maxSubgroup: number): void {
   if (a.M > 4) throw new RangeError(`matvec takes at most 4 rows, got ${a.M}`);
-  const perWorkgroup = Math.max(1, Math.floor(64 / maxSubgroup));
-  enc.dispatch(site, linearParams(a), [], cdiv(cdiv(a.N, 4), perWorkgroup));
+  enc.dispatch(site, linearParams(a), [], splitKGroups(a.N, maxSubgroup));
+}
+
+/** Workgroups of the split-k kernels: a subgroup per 4 outputs, 64 / maxSubgroup subgroups a workgroup. */
+function splitKGroups(N: number, maxSubgroup: number): number {
+  return cdiv(cdiv(N, 4), Math.max(1, Math.floor(64 / maxSubgroup)));
+}
+
+/**
+ * matvec-splitk-norm.wgsl over every row chunk of W: y[M, N] (+)= rmsnorm(x) · Wᵀ for M <= 4 rows, the normed rows
+ * written to h as well. x (the residual stream) and h have the row stride ldx; normDim is the norm's width.
+ */
+export function linearNormed(
+  enc: StepEncoder,
+  sites: LinearSites,
+  a: { M: number; ldx: number; ldy: number; normDim: number; eps: number; maxSubgroup: number },
+): void {
+  if (!sites.normed) throw new Error("linearNormed: the matrix has no fused norm sites");
+  if (a.M > 4) throw new RangeError(`matvec takes at most 4 rows, got ${a.M}`);
+  const { matrix } = sites;
+  matrix.chunks.forEach((chunk, i) => {
+    const args: LinearArgs = {
+      M: a.M,
+      N: chunk.rows,
+      K4: matrix.K4,
+      ldx4: a.ldx / 4,
+      ldy: a.ldy,
+      yOff: chunk.rowStart,
+      accumulate: false,
+      sOff: chunk.sOff,
+    };
+    enc.dispatch(
+      sites.normed![i],
+      [...linearParams(args), a.normDim, a.eps],
+      [9],
+      splitKGroups(chunk.rows, a.maxSubgroup),
+    );
+  });
 }
 
 /** Which kernel runs the projections of a pass of at most 4 rows (more rows always take matmul). */
 export type MatvecKind = "portable" | "splitk" | "matmul";
+
+/** Whether the norms before q|k|v and gate|up run inside the projection (matvec-splitk-norm.wgsl) or before it. */
+export type NormKind = "fused" | "separate";
 
 /** Which kernel runs the projections of more rows: matmul.wgsl (register blocks) or matmul-tiled.wgsl. */
 export type MatmulKind = "blocked" | "tiled";
@@ -93,6 +132,11 @@ export interface LinearSites {
   /** The matmul sites run matmul-tiled.wgsl (else matmul.wgsl). */
   tiled: boolean;
   matvec: Site[] | null;
+  /**
+   * matvec-splitk-norm.wgsl per row chunk, for a matrix whose input is an RMSNorm's output (h): the norm fused
+   * into the projection, reading the residual stream; null where the norm runs as its own dispatch.
+   */
+  normed: Site[] | null;
 }
 
 /**

@@ -1,0 +1,125 @@
+// RMSNorm fused into the split-k matvec (matvec-splitk-norm.wgsl) against a host reference: 1 to 4 rows, a norm
+// width that is not a multiple of 4, a weight split into two row chunks (only the first writes the normed rows),
+// float32 and f16 weights. Then the backend with fused norms on stories260K against the cpu backend, on decode
+// rows with and without adapters (the LoRA shrink reads the normed rows the fused kernel writes).
+// Tolerances: FUSED_TOL relative to max(1, max |y|) (float32 sums in another order; f16 weights are compared with
+// the same halves decoded on the host), LOGIT_TOL for logits (the parity tolerance of webgpu.test.ts).
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import type { SequenceStep } from "../../node/engine/backend/backend.ts";
+import { createCpuBackend } from "../../node/engine/backend/cpu/cpu-backend.ts";
+import * as op from "../../node/engine/backend/webgpu/ops.ts";
+import { uploadMatrix } from "../../node/engine/backend/webgpu/tensors.ts";
+import { createWebGpuBackend } from "../../node/engine/backend/webgpu/webgpu-backend.ts";
+import { dequantize, quantizeMatrix } from "../../node/engine/formats/weight-codec.ts";
+import { relDiff } from "../../scripts/gpu/parity-lib.ts";
+import { demoAdapter, stories } from "../helpers/stories.ts";
+import { kernelRig, randomFloats, type KernelRig } from "./webgpu-kernels-helpers.ts";
+
+const FUSED_TOL = 1e-5;
+const LOGIT_TOL = 1e-4;
+const DIM = 98; // K4 = 25, two zero columns at the end of every row
+const LD = 100;
+const N = 70;
+const EPS = 1e-5;
+
+let rig: KernelRig;
+beforeAll(async () => {
+  rig = await kernelRig();
+});
+afterAll(() => rig?.close());
+
+const x = randomFloats(4 * LD, 1, 3);
+for (let m = 0; m < 4; m++) x.fill(0, m * LD + DIM, (m + 1) * LD);
+const g = randomFloats(DIM, 2);
+
+/** h = rmsnorm(x) and y = h · Wᵀ for M rows, float64 on the host (w: [N, DIM] row-major, as decoded). */
+function reference(M: number, w: Float32Array): { h: Float32Array; y: Float32Array } {
+  const h = new Float32Array(M * LD);
+  const y = new Float32Array(M * N);
+  for (let m = 0; m < M; m++) {
+    let ss = 0;
+    for (let k = 0; k < DIM; k++) ss += x[m * LD + k] ** 2;
+    const inv = 1 / Math.sqrt(ss / DIM + EPS);
+    for (let k = 0; k < DIM; k++) h[m * LD + k] = g[k] * x[m * LD + k] * inv;
+    for (let n = 0; n < N; n++) {
+      let s = 0;
+      for (let k = 0; k < DIM; k++) s += h[m * LD + k] * w[n * DIM + k];
+      y[m * N + n] = s;
+    }
+  }
+  return { h, y };
+}
+
+describe("matvec-splitk-norm against the host reference", () => {
+  for (const dtype of ["f32", "f16"] as const) {
+    it(`${dtype} weights in two row chunks: y and the normed rows for 1 to 4 rows`, async () => {
+      expect(rig.ctx.hasSubgroups, "the fused kernel needs subgroups").toBe(true);
+      const matrix = quantizeMatrix(randomFloats(N * DIM, 3), N, DIM, dtype);
+      const decoded = dequantize(matrix);
+      // A binding limit of 40 rows' bytes cuts the 70 rows into chunks of at most 40.
+      const rowBytes = dtype === "f32" ? 4 * LD : 2 * LD;
+      const dm = uploadMatrix(rig.ctx.device, "w", [matrix], { maxBinding: 40 * rowBytes + 32 });
+      expect(dm.chunks.length).toBe(2);
+      for (let M = 1; M <= 4; M++) {
+        const [xb, gb] = [rig.buffer(x), rig.buffer(g)];
+        const h = rig.buffer(randomFloats(4 * LD, 4, 100)); // garbage: the kernel writes every normed row
+        const y = rig.buffer(4 * N * 4);
+        await rig.run(
+          dm.chunks.map((c) => ({
+            kernel: "matvec-splitk-norm" as const,
+            variant: { weights: c.format },
+            buffers: [xb, c.buffer, y, gb, h],
+          })),
+          (enc, normed) =>
+            op.linearNormed(
+              enc,
+              { matrix: dm, matmul: [], tiled: false, matvec: null, normed },
+              { M, ldx: LD, ldy: N, normDim: DIM, eps: EPS, maxSubgroup: rig.ctx.maxSubgroup },
+            ),
+        );
+        const ref = reference(M, decoded);
+        expect(relDiff(await rig.read(y, M * N), ref.y), `y, ${M} rows`).toBeLessThanOrEqual(FUSED_TOL);
+        expect(relDiff(await rig.read(h, M * LD), ref.h), `h, ${M} rows`).toBeLessThanOrEqual(FUSED_TOL);
+      }
+      for (const c of dm.chunks) c.buffer.destroy();
+    });
+  }
+
+  it("refuses more than 4 rows, and a matrix without fused sites", () => {
+    const sites = { matrix: null!, matmul: [], tiled: false, matvec: null, normed: [] };
+    const a = { M: 5, ldx: 4, ldy: 4, normDim: 4, eps: EPS, maxSubgroup: 8 };
+    expect(() => op.linearNormed(null!, sites, a)).toThrow(/at most 4 rows, got 5/);
+    expect(() => op.linearNormed(null!, { ...sites, normed: null }, { ...a, M: 1 })).toThrow(/no fused norm/);
+  });
+});
+
+describe("the backend with fused norms", () => {
+  it("matches the cpu backend on decode rows with and without adapters, and on a prefill", async () => {
+    const model = await stories();
+    const options = { numBlocks: 16, blockSize: 16, adapterSlots: 2, maxRank: 16 };
+    const gpu = await createWebGpuBackend(model.weights, { ...options, matvec: "splitk", norm: "fused" });
+    const cpu = createCpuBackend(model.weights, options);
+    try {
+      expect([gpu.matvec, gpu.kernels.norm]).toEqual(["splitk", "fused"]);
+      for (const [slot, name] of (["dragon", "robot"] as const).entries()) {
+        const adapter = await demoAdapter(name, options.maxRank);
+        await gpu.setAdapter(slot, adapter);
+        await cpu.setAdapter(slot, adapter);
+      }
+      const prompt = [1, 403, 261, 378, 92, 77];
+      let steps: SequenceStep[] = [
+        { tokens: prompt, position: 0, blockTable: [0], slot: 0 },
+        { tokens: prompt.slice(0, 4), position: 0, blockTable: [1], slot: -1 },
+        { tokens: prompt.slice(0, 2), position: 0, blockTable: [2], slot: 1 },
+      ];
+      expect(relDiff(await gpu.forward(steps), await cpu.forward(steps)), "prefill").toBeLessThanOrEqual(LOGIT_TOL);
+      for (let i = 0; i < 3; i++) {
+        steps = steps.map((s) => ({ ...s, tokens: [200 + i], position: s.position + s.tokens.length }));
+        const rows = i === 2 ? steps.slice(0, 1) : steps; // 3 rows, then 1
+        expect(relDiff(await gpu.forward(rows), await cpu.forward(rows)), `decode ${i}`).toBeLessThanOrEqual(LOGIT_TOL);
+      }
+    } finally {
+      await gpu.close();
+    }
+  });
+});
