@@ -13,6 +13,7 @@ import {
   type BackendChoice,
   type Engine,
   type OpenedEngine,
+  type SchedulerOptions,
 } from "../engine/index.ts";
 import { Ledger } from "../ledger/index.ts";
 import { importAdapterFolder, type ImportedAdapter } from "./adapter-folder.ts";
@@ -38,6 +39,8 @@ export interface NodeServiceOptions {
   hostCacheBytes?: number;
   /** Work the engine holds in total and per owner (a paid request's owner is its payer). Default: the engine's. */
   admission?: Partial<AdmissionOptions>;
+  /** Batch knobs, the step cost cap's slowdown among them (SchedulerOptions). Default: the engine's. */
+  scheduler?: Partial<SchedulerOptions>;
   /** A folder of PEFT folders imported at start, each aliased by its folder name. */
   adapters?: string;
   /** Where the API listens; port 0 picks a free one. */
@@ -151,6 +154,7 @@ export class NodeService {
         maxRank: options.maxRank,
         hostBudgetBytes: options.hostCacheBytes,
         admission: options.admission,
+        scheduler: options.scheduler,
       });
       cleanup.push(() => opened.close());
       const { engine } = opened;

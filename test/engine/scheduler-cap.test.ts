@@ -114,11 +114,15 @@ describe("scheduler: a token cap per step among owners", () => {
     expect(shape(step(2))).toEqual([[1, 9, 10, true]]);
   });
 
-  it("refuses a slowdown below 1 or not a number, naming it", () => {
+  it("refuses a slowdown below 1 or not a number, naming the option", () => {
     expect(() => setup(4, 4, { slowdown: 0.5 })).toThrow(
-      /slowdown must be a number >= 1 \(Infinity: no cap\), got 0.5/,
+      expect.objectContaining({
+        code: "invalid_option",
+        option: "scheduler.slowdown",
+        message: expect.stringMatching(/^scheduler.slowdown: must be a number >= 1, got 0.5 \(.*Infinity turns/),
+      }),
     );
-    expect(() => setup(4, 4, { slowdown: Number.NaN })).toThrow(/slowdown must be a number >= 1/);
+    expect(() => setup(4, 4, { slowdown: Number.NaN })).toThrow(/scheduler.slowdown: must be a number >= 1, got NaN/);
     expect(() => setup(4, 4, { slowdown: Infinity })).not.toThrow();
   });
 });

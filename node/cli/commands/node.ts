@@ -26,6 +26,7 @@ const spec: CommandSpec = {
     "adapter-slots": { type: "string" },
     "max-rank": { type: "string" },
     "host-cache": { type: "string" },
+    "step-slowdown": { type: "string" },
     adapters: { type: "string" },
     api: { type: "string" },
     "public-api": { type: "string" },
@@ -50,6 +51,9 @@ const spec: CommandSpec = {
     "adapter-slots": "adapters resident on the device at once (default 4)",
     "max-rank": "largest adapter rank accepted (default 64)",
     "host-cache": "host memory for adapters, MiB (default 256)",
+    "step-slowdown":
+      "while several peers/payers compete, a batch step costs at most this many times a lone request's step " +
+      "(>= 1; lower: latency nearer idle, less throughput; default 2)",
     adapters: "a folder of PEFT adapter folders imported at start, each named by its folder name",
     api: `host:port the HTTP API listens on (default ${DEFAULT_API})`,
     "public-api": "the API URL announced to peers (default: the URL the API listens on)",
@@ -190,6 +194,7 @@ async function serviceOptions(values: ParsedCommand["values"]): Promise<ServiceO
     adapterSlots: numberOption(values, "adapter-slots", 4, { integer: true, min: 1 }),
     maxRank: numberOption(values, "max-rank", 64, { integer: true, min: 1 }),
     hostCacheBytes: numberOption(values, "host-cache", 256, { min: 1 }) * 2 ** 20,
+    scheduler: { slowdown: numberOption(values, "step-slowdown", 2, { min: 1 }) },
     adapters: stringOption(values, "adapters"),
     api,
     adminToken: adminToken(values),

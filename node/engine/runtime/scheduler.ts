@@ -1,3 +1,4 @@
+import { InvalidOptionError } from "../errors.ts";
 import type { BlockAllocator } from "../kv/block-allocator.ts";
 import type { Sequence } from "./sequence.ts";
 import type { SchedulerOptions } from "./types.ts";
@@ -67,8 +68,10 @@ export class Scheduler {
       throw new RangeError(`maxRunning must be an integer in 1..maxBatchTokens, got ${maxRunning}`);
     if (!Number.isInteger(agingSteps) || agingSteps < 0)
       throw new RangeError(`agingSteps must be an integer >= 0, got ${agingSteps}`);
-    if (typeof slowdown !== "number" || !(slowdown >= 1))
-      throw new RangeError(`slowdown must be a number >= 1 (Infinity: no cap), got ${slowdown}`);
+    if (typeof slowdown !== "number" || !(slowdown >= 1)) {
+      const hint = "2 keeps a shared step within twice a lone one; Infinity turns the cap off";
+      throw new InvalidOptionError("scheduler.slowdown", `must be a number >= 1, got ${slowdown}`, hint);
+    }
     this.#kv = kv;
     this.#slots = slots;
     this.#watermark = Math.floor(kv.numBlocks / 100);
