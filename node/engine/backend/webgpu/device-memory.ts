@@ -1,6 +1,14 @@
 // Every buffer the backend holds on the device, counted: the backend's memoryBytes and its close() come from here.
-import type { WeightMatrix } from "../../model/weights.ts";
-import { storageBuffer, uploadMatrix, type DeviceMatrix } from "./tensors.ts";
+// And what they will take before anything is allocated: the sizes the KV pool and the adapter slots are planned by.
+import { totalmem } from "node:os";
+import { projectionShape, type ModelConfig } from "../../model/config.ts";
+import type { ModelWeights, WeightMatrix } from "../../model/weights.ts";
+import { kvBlockBytes, planCapacity, type CapacityPlan } from "../../runtime/sizing.ts";
+import { LORA_GROUPS } from "./device-model.ts";
+import { pad4 } from "./kernels.ts";
+import { loraGroupShape } from "./ops.ts";
+import { stepBufferBytes, stepBufferLayout, type StepBufferOptions } from "./step-buffers.ts";
+import { deviceRowBytes, storageBuffer, uploadMatrix, type DeviceMatrix } from "./tensors.ts";
 
 export class DeviceMemory {
   readonly device: GPUDevice;
@@ -67,4 +75,107 @@ export class DeviceMemory {
     this.#bytes += buffer.size;
     return buffer;
   }
+}
+
+/**
+ * Device memory a backend may use when no budget is given. WebGPU reports no memory size: a software adapter
+ * (lavapipe) allocates from the host, so half of the host's memory; for a hardware adapter the budget is unknown
+ * (Infinity) and the sizes follow the binding limits and what serving can use (planBackendCapacity).
+ */
+export function defaultMemoryBudget(isSoftware: boolean): number {
+  return isSoftware ? totalmem() / 2 : Infinity;
+}
+
+/** Bytes the weights take on the device in their formats (f32 as f16 when asked): an upper bound, chunk padding in. */
+export function deviceWeightBytes(weights: ModelWeights, f16: boolean, maxBinding: number): number {
+  const matrix = (m: WeightMatrix): number => {
+    const format = m.dtype === "f32" && f16 ? "f16" : m.dtype;
+    const perRow = deviceRowBytes(format, m.cols, pad4(m.cols) / 4);
+    const chunks = Math.ceil(m.rows / Math.max(1, Math.floor((maxBinding - 32) / perRow)));
+    return m.rows * perRow + 32 * chunks;
+  };
+  const vectors = (record: object): number =>
+    Object.values(record).reduce((n: number, v) => n + (v instanceof Float32Array ? v.byteLength + 16 : 0), 0);
+  const tied = weights.classifier === weights.tokenEmbedding;
+  let bytes = matrix(weights.tokenEmbedding) + (tied ? 0 : matrix(weights.classifier)) + vectors(weights);
+  for (const layer of weights.layers) {
+    bytes += vectors(layer);
+    for (const m of [layer.wq, layer.wk, layer.wv, layer.wo, layer.wGate, layer.wUp, layer.wDown]) bytes += matrix(m);
+  }
+  return bytes;
+}
+
+/**
+ * One adapter slot on the device (every layer's A and B pools at the slot rank, rounded up to 4), and the most
+ * slots one binding holds (device-model.ts binds each group's A pool and B pool whole).
+ */
+export function deviceSlotBytes(
+  config: ModelConfig,
+  maxRank: number,
+  maxBinding: number,
+): { bytes: number; max: number } {
+  if (maxRank <= 0) return { bytes: 0, max: Infinity };
+  let perLayer = 0;
+  let largest = 0;
+  for (const targets of LORA_GROUPS) {
+    const inDim = projectionShape(config, targets[0]).inDim;
+    const outDims = targets.map((t) => projectionShape(config, t).outDim);
+    const shape = loraGroupShape(inDim, outDims, pad4(maxRank), 0);
+    const a = targets.length * shape.rs * shape.K4 * 16;
+    const b = shape.N * shape.rs * 4;
+    perLayer += a + b;
+    largest = Math.max(largest, a, b);
+  }
+  return { bytes: config.nLayers * perLayer, max: Math.floor(maxBinding / largest) };
+}
+
+export interface DeviceSizing {
+  /** Device memory the backend may use, bytes (Infinity: unknown). */
+  budget: number;
+  maxBinding: number;
+  /** Rows per pass (activation capacity), default 256. */
+  maxRowsPerPass?: number;
+  /** Store float32 weights as f16. */
+  f16: boolean;
+  /** Sequences served at once (the scheduler's maxRunning): KV for more full contexts buys nothing. */
+  sequences: number;
+}
+
+/**
+ * The KV blocks and adapter slots of a webgpu backend: counts given are checked, counts left out are sized from
+ * the budget the weights and step buffers leave (sizing.ts planCapacity), within the storage binding limit (each
+ * layer's K and V pool and each slot pool is one binding) and what `sequences` sequences can use: a full context
+ * each, and one slot each.
+ */
+export function planBackendCapacity(
+  weights: ModelWeights,
+  options: Omit<StepBufferOptions, "adapterSlots"> & { numBlocks?: number; adapterSlots?: number },
+  sizing: DeviceSizing,
+): CapacityPlan {
+  const { config } = weights;
+  const { blockSize, maxRank } = options;
+  // The rank table grows with the slot count; the derived count's few bytes a slot fall in the reserve.
+  const layout = stepBufferLayout(
+    config,
+    { blockSize, maxRank, adapterSlots: options.adapterSlots ?? 0, maxRowsPerPass: sizing.maxRowsPerPass },
+    sizing.maxBinding,
+  );
+  const fixed = deviceWeightBytes(weights, sizing.f16, sizing.maxBinding) + stepBufferBytes(layout);
+  const slot = deviceSlotBytes(config, maxRank, sizing.maxBinding);
+  const poolRow = blockSize * config.nKvHeads * config.headDim * 4;
+  return planCapacity({
+    config,
+    deviceBytes: sizing.budget,
+    weightBytes: fixed,
+    maxRank,
+    blockSize,
+    numBlocks: options.numBlocks,
+    adapterSlots: options.adapterSlots,
+    blockBytes: kvBlockBytes(config, blockSize),
+    slotBytes: slot.bytes,
+    maxBlocks: Math.floor(sizing.maxBinding / poolRow),
+    maxSlots: slot.max,
+    usefulBlocks: sizing.sequences * Math.ceil(config.maxSeqLen / blockSize),
+    usefulSlots: sizing.sequences,
+  });
 }

@@ -59,11 +59,25 @@ export interface StepBuffers {
   ranks: GPUBuffer;
 }
 
-export function allocateStepBuffers(
-  memory: DeviceMemory,
+/** Everything a step buffer's size depends on: the slot rank, the slot count (rank table), rows per pass. */
+export type StepBufferOptions = Pick<BackendOptions, "blockSize" | "adapterSlots" | "maxRank"> & {
+  maxRowsPerPass?: number;
+};
+
+/** The step buffers' sizes: row widths, rows and sequence ends per pass, and each buffer's floats. */
+export interface StepBufferLayout {
+  widths: Widths;
+  maxRows: number;
+  maxLast: number;
+  floats: Record<Exclude<keyof StepBuffers, "widths" | "maxRows" | "maxLast">, number>;
+}
+
+/** Sizes the step buffers for `maxBinding` bytes a binding (rows per pass are lowered to fit it). */
+export function stepBufferLayout(
   config: ModelConfig,
-  options: BackendOptions & { maxRowsPerPass?: number },
-): StepBuffers {
+  options: StepBufferOptions,
+  maxBinding: number,
+): StepBufferLayout {
   const kvDim = config.nKvHeads * config.headDim;
   const rank = pad4(Math.max(0, options.maxRank));
   const qDim = qDimOf(config);
@@ -77,36 +91,75 @@ export function allocateStepBuffers(
     rank,
   };
   const widest = Math.max(widths.dim, widths.q, widths.qkv, widths.gateUp, widths.hidden, widths.lora);
-  const { maxBinding } = memory;
   const maxRows = Math.max(1, Math.min(options.maxRowsPerPass ?? 256, Math.floor(maxBinding / (4 * widest))));
   const maxLast = Math.max(1, Math.min(maxRows, Math.floor(maxBinding / (4 * config.vocabSize))));
   const blocksPerSeq = Math.ceil(config.maxSeqLen / options.blockSize);
-  const f32 = (label: string, floats: number, data?: Float32Array | Uint32Array): GPUBuffer =>
-    memory.buffer(label, floats * 4, data);
   return {
     widths,
     maxRows,
     maxLast,
-    x: f32("x", maxRows * widths.dim),
-    h: f32("h", maxRows * widths.dim),
-    qkv: f32("qkv", maxRows * widths.qkv),
-    att: f32("att", maxRows * widths.q),
-    gateUp: f32("gateUp", maxRows * widths.gateUp),
-    act: f32("act", maxRows * widths.hidden),
-    loraV: f32("loraV", maxRows * widths.lora),
-    last: f32("last", maxLast * widths.dim),
-    logits: f32("logits", maxLast * config.vocabSize),
-    ids: f32("ids", maxLast),
-    tokens: f32("tokens", maxRows),
-    positions: f32("positions", maxRows),
-    kvSlots: f32("kvSlots", maxRows),
-    tables: f32("tables", maxRows),
-    blocks: f32("blocks", maxRows * blocksPerSeq),
-    tiles: f32("tiles", maxRows * 4),
-    lastRows: f32("lastRows", maxLast),
-    sampleParams: f32("sampleParams", maxLast * 4),
-    rope: f32("rope", config.maxSeqLen * config.headDim, ropeTable(config)),
-    ranks: f32("ranks", Math.max(1, options.adapterSlots) * config.nLayers * 7),
+    floats: {
+      x: maxRows * widths.dim,
+      h: maxRows * widths.dim,
+      qkv: maxRows * widths.qkv,
+      att: maxRows * widths.q,
+      gateUp: maxRows * widths.gateUp,
+      act: maxRows * widths.hidden,
+      loraV: maxRows * widths.lora,
+      last: maxLast * widths.dim,
+      logits: maxLast * config.vocabSize,
+      ids: maxLast,
+      tokens: maxRows,
+      positions: maxRows,
+      kvSlots: maxRows,
+      tables: maxRows,
+      blocks: maxRows * blocksPerSeq,
+      tiles: maxRows * 4,
+      lastRows: maxLast,
+      sampleParams: maxLast * 4,
+      rope: config.maxSeqLen * config.headDim,
+      ranks: Math.max(1, options.adapterSlots) * config.nLayers * 7,
+    },
+  };
+}
+
+/** Bytes the step buffers of a layout take on the device (storage buffers round up to 16 bytes). */
+export function stepBufferBytes(layout: StepBufferLayout): number {
+  return Object.values(layout.floats).reduce((n, floats) => n + Math.max(16, Math.ceil((4 * floats) / 16) * 16), 0);
+}
+
+export function allocateStepBuffers(
+  memory: DeviceMemory,
+  config: ModelConfig,
+  options: StepBufferOptions,
+): StepBuffers {
+  const { widths, maxRows, maxLast, floats } = stepBufferLayout(config, options, memory.maxBinding);
+  const f32 = (label: keyof StepBufferLayout["floats"], data?: Float32Array): GPUBuffer =>
+    memory.buffer(label, floats[label] * 4, data);
+  return {
+    widths,
+    maxRows,
+    maxLast,
+    x: f32("x"),
+    h: f32("h"),
+    qkv: f32("qkv"),
+    att: f32("att"),
+    gateUp: f32("gateUp"),
+    act: f32("act"),
+    loraV: f32("loraV"),
+    last: f32("last"),
+    logits: f32("logits"),
+    ids: f32("ids"),
+    tokens: f32("tokens"),
+    positions: f32("positions"),
+    kvSlots: f32("kvSlots"),
+    tables: f32("tables"),
+    blocks: f32("blocks"),
+    tiles: f32("tiles"),
+    lastRows: f32("lastRows"),
+    sampleParams: f32("sampleParams"),
+    rope: f32("rope", ropeTable(config)),
+    ranks: f32("ranks"),
   };
 }
 

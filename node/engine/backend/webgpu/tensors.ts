@@ -57,7 +57,7 @@ export interface DeviceMatrix {
 const SCALE_AT: Partial<Record<WeightDType, number>> = { q8_0: 0, q4_0: 0, q6_k: 208 };
 
 /** Bytes a row takes on the device (scales included). */
-function deviceRowBytes(format: WeightDType, cols: number, K4: number): number {
+export function deviceRowBytes(format: WeightDType, cols: number, K4: number): number {
   if (format === "f32") return 16 * K4;
   if (format === "f16" || format === "bf16") return 8 * K4;
   return rowBytes(format, cols);

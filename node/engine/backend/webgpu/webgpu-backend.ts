@@ -14,7 +14,8 @@ import type { ModelWeights } from "../../model/weights.ts";
 import type { Backend, BackendOptions, SamplingParams, SequenceStep } from "../backend.ts";
 import { checkAdapterFits, checkSteps } from "../checks.ts";
 import { openDevice, webgpuAvailable as probe, type GpuContext } from "./device.ts";
-import { DeviceMemory } from "./device-memory.ts";
+import { CapacityError } from "../../runtime/sizing.ts";
+import { DeviceMemory, defaultMemoryBudget, planBackendCapacity } from "./device-memory.ts";
 import { buildDeviceModel, type DeviceModel } from "./device-model.ts";
 import { encodePass, type PassContext } from "./forward-pass.ts";
 import { chooseKernels, type KernelChoices, type KernelPlan } from "./kernel-plan.ts";
@@ -25,7 +26,19 @@ import { allocateStepBuffers, type StepBuffers } from "./step-buffers.ts";
 import { StepTimer, TimedStepEncoder, type StepProfile } from "./step-profile.ts";
 import { writeView } from "./tensors.ts";
 
-export interface WebGpuBackendOptions extends BackendOptions, KernelChoices {
+export interface WebGpuBackendOptions extends Omit<BackendOptions, "numBlocks" | "adapterSlots">, KernelChoices {
+  /**
+   * KV blocks and adapter slots. Left out, each is sized from the memory the weights and step buffers leave of
+   * `memoryBudget` (device-memory.ts planBackendCapacity); given, each is checked against it.
+   */
+  numBlocks?: number;
+  adapterSlots?: number;
+  /** Device memory the backend may hold, bytes. Default: device-memory.ts defaultMemoryBudget. */
+  memoryBudget?: number;
+  /** Storage binding limit to work under, bytes, when lower than the adapter's (tests of the sizing). */
+  maxBindingBytes?: number;
+  /** Sequences served at once (the scheduler's maxRunning): derived sizes hold a full context and a slot each. */
+  sequences?: number;
   /**
    * Store float32 weight matrices as f16 (halves the bytes read; any adapter: the kernels unpack halves
    * themselves). Matrices already in f16, bf16 or a block format stay as the file has them.
@@ -58,34 +71,59 @@ export async function createWebGpuBackend(
   weights: ModelWeights,
   options: WebGpuBackendOptions,
 ): Promise<WebGpuBackend> {
-  for (const key of ["numBlocks", "blockSize"] as const) {
-    if (!Number.isInteger(options[key]) || options[key] <= 0) {
-      throw new RangeError(`${key} must be a positive integer, got ${options[key]}`);
+  const check = (key: keyof WebGpuBackendOptions, min: number, optional: boolean): void => {
+    const value = options[key];
+    if (optional && value === undefined) return;
+    if (!Number.isInteger(value) || (value as number) < min) {
+      throw new RangeError(`${key} must be ${min === 0 ? "a non-negative" : "a positive"} integer, got ${value}`);
     }
+  };
+  check("blockSize", 1, false);
+  check("maxRank", 0, false);
+  check("numBlocks", 1, true);
+  check("adapterSlots", 0, true);
+  check("maxBindingBytes", 1024, true);
+  check("sequences", 1, true);
+  if (options.memoryBudget !== undefined && !(options.memoryBudget > 0)) {
+    throw new RangeError(`memoryBudget must be a positive number of bytes, got ${options.memoryBudget}`);
   }
-  for (const key of ["adapterSlots", "maxRank"] as const) {
-    if (!Number.isInteger(options[key]) || options[key] < 0) {
-      throw new RangeError(`${key} must be a non-negative integer, got ${options[key]}`);
-    }
-  }
-  const ctx = await openDevice(Boolean(options.f16));
-  const memory = new DeviceMemory(ctx.device, ctx.maxBinding, Boolean(options.f16));
+  // shader-f16 wherever the adapter has it: the tiled matmul's f16 variant needs it (kernel-plan.ts).
+  const ctx = await openDevice(true);
+  const maxBinding = Math.min(ctx.maxBinding, options.maxBindingBytes ?? Infinity);
+  const budget = options.memoryBudget ?? defaultMemoryBudget(ctx.isFallback);
+  let memory: DeviceMemory | null = null;
   const arena = new ParamArena(ctx.device);
   try {
-    return await WebGpuBackend.build(weights, options, ctx, memory, arena);
+    const plan = planBackendCapacity(weights, options, {
+      budget,
+      maxBinding,
+      maxRowsPerPass: options.maxRowsPerPass,
+      f16: Boolean(options.f16),
+      sequences: options.sequences ?? DEFAULT_SEQUENCES,
+    });
+    memory = new DeviceMemory(ctx.device, maxBinding, Boolean(options.f16));
+    return await WebGpuBackend.build(weights, { ...options, ...plan }, ctx, memory, arena, budget);
   } catch (error) {
-    memory.destroy();
+    memory?.destroy();
     arena.destroy();
     ctx.device.destroy();
     throw error;
   }
 }
 
+/** Sequences a backend is sized for when not told: the scheduler's default maxRunning. */
+const DEFAULT_SEQUENCES = 64;
+
+/** The options a backend runs with: the KV pool and slot count resolved. */
+export type ResolvedWebGpuOptions = WebGpuBackendOptions & BackendOptions;
+
 export class WebGpuBackend implements Backend {
   readonly kind = "webgpu";
   readonly device: string;
   readonly config: ModelConfig;
-  readonly options: WebGpuBackendOptions;
+  readonly options: ResolvedWebGpuOptions;
+  /** Device memory the backend was sized for, bytes (Infinity: unknown, the binding limits decided). */
+  readonly memoryBudget: number;
   /** The kernel that runs passes of at most 4 rows, and the one for more rows (chosen from the adapter). */
   readonly matvec: MatvecKind;
   readonly matmul: MatmulKind;
@@ -105,7 +143,8 @@ export class WebGpuBackend implements Backend {
 
   private constructor(
     weights: ModelWeights,
-    options: WebGpuBackendOptions,
+    options: ResolvedWebGpuOptions,
+    budget: number,
     ctx: GpuContext,
     memory: DeviceMemory,
     arena: ParamArena,
@@ -114,6 +153,7 @@ export class WebGpuBackend implements Backend {
   ) {
     this.config = weights.config;
     this.options = options;
+    this.memoryBudget = budget;
     this.matvec = matvec;
     this.matmul = matmul;
     this.kernels = chooseKernels(options, ctx);
@@ -146,20 +186,29 @@ export class WebGpuBackend implements Backend {
 
   static async build(
     weights: ModelWeights,
-    options: WebGpuBackendOptions,
+    options: ResolvedWebGpuOptions,
     ctx: GpuContext,
     memory: DeviceMemory,
     arena: ParamArena,
+    budget: number,
   ): Promise<WebGpuBackend> {
     let matvec = options.matvec ?? (ctx.hasSubgroups && !ctx.isFallback ? "splitk" : "portable");
     if (matvec === "splitk" && !ctx.hasSubgroups) matvec = "portable";
     const matmul = options.matmul ?? (ctx.isFallback ? "blocked" : "tiled");
     ctx.device.pushErrorScope("validation");
     ctx.device.pushErrorScope("out-of-memory");
-    const backend = new WebGpuBackend(weights, options, ctx, memory, arena, matvec, matmul);
+    const backend = new WebGpuBackend(weights, options, budget, ctx, memory, arena, matvec, matmul);
     const oom = await ctx.device.popErrorScope();
     const invalid = await ctx.device.popErrorScope();
-    if (oom || invalid) throw new Error(`webgpu backend: ${(oom ?? invalid)!.message}`);
+    // WebGPU reports no memory size: on a hardware adapter the sizes follow the binding limits, and the device
+    // may still run out. Say which knob fixes it.
+    if (oom) {
+      throw new CapacityError(
+        `webgpu backend: the device could not allocate ${memory.bytes} bytes of buffers (${oom.message})`,
+        "give memoryBudget (or fewer numBlocks / adapterSlots) below the device's free memory",
+      );
+    }
+    if (invalid) throw new Error(`webgpu backend: ${invalid.message}`);
     return backend;
   }
 
