@@ -35,16 +35,19 @@ async function open(maxPromptBytes?: number, stepSlowdown = slowdown) {
 }
 
 /**
- * Wall time and steps of one request from submit to end, and the others' work meanwhile: tokens they generated and
- * tokens they fed (prefill and decode), per second. Past giveUpAfter steps, onLong runs (once).
+ * Wall time and steps of one request from submit to end, the largest step (tokens) meanwhile, and the others' work
+ * meanwhile: tokens they generated and tokens they fed (prefill and decode), per second. Past giveUpAfter steps,
+ * onLong runs (once).
  */
 async function measure(engine: Engine, request: EngineRequest, giveUpAfter = Infinity, onLong = (): void => {}) {
   let steps = 0;
   let sampled = 0;
   let fed = 0;
+  let largestStep = 0;
   const off = engine.on("step", (step) => {
     sampled += step.sampled;
     fed += step.tokens;
+    largestStep = Math.max(largestStep, step.tokens);
     if (++steps === giveUpAfter + 1) onLong();
   });
   const started = performance.now();
@@ -55,6 +58,7 @@ async function measure(engine: Engine, request: EngineRequest, giveUpAfter = Inf
   return {
     ms,
     steps,
+    largestStep,
     othersGeneratedPerS: perSecond(sampled - tokenIds.length),
     othersFedPerS: perSecond(fed - tokenIds.length - promptTokenIds.length),
   };
@@ -160,10 +164,12 @@ const figures = {
   honest_3x32_owned_steps: owned.attacked.steps,
   honest_3x32_owned_over_idle_ms: round(owned.attacked.ms / owned.idle.ms, 2),
   honest_3x32_owned_over_idle_steps: round(owned.attacked.steps / owned.idle.steps, 2),
+  step_tokens_max_3x32_owned: owned.attacked.largestStep,
   flood_3x32_owned_generated_tok_s: round(owned.attacked.othersGeneratedPerS),
   flood_3x32_owned_fed_tok_s: round(owned.attacked.othersFedPerS),
   honest_3x32_uncapped_ms: round(uncapped.attacked.ms),
   honest_3x32_uncapped_over_idle_ms: round(uncapped.attacked.ms / uncapped.idle.ms, 2),
+  step_tokens_max_3x32_uncapped: uncapped.attacked.largestStep,
   flood_3x32_uncapped_generated_tok_s: round(uncapped.attacked.othersGeneratedPerS),
   flood_3x32_uncapped_fed_tok_s: round(uncapped.attacked.othersFedPerS),
   honest_3x32_unowned_steps: `${unowned.gaveUp ? ">" : ""}${unowned.attacked.steps}`,
