@@ -100,6 +100,67 @@ describe("scheduler: a token cap per step among owners", () => {
     ]);
   });
 
+  it("serves an owner never served before the owners served in the last steps", () => {
+    const { add, step } = setup(1024, 16);
+    for (const owner of ["a", "b"]) for (let i = 0; i < 2; i++) add(4, { owner });
+    step();
+    step(2);
+    const c = add(1, { owner: "c" });
+    // Budget 3 for 3 owners, one token each: the newcomer's turn comes first.
+    expect(shape(step(3))).toEqual([
+      [c.id, 0, 1, true],
+      [1, 5, 6, true],
+      [3, 5, 6, true],
+    ]);
+  });
+
+  it("passes over a request whose adapter is loading and admits its owner's next one", () => {
+    const ADAPTER = `0x${"a1".repeat(32)}`;
+    const { slots, add, step } = setup(1024, 16);
+    add(4, { owner: "a" });
+    step();
+    slots.loading.add(ADAPTER);
+    const loading = add(4, { owner: "b", adapterId: ADAPTER });
+    const next = add(4, { owner: "b" });
+    expect(shape(step(4))).toEqual([
+      [1, 4, 5, true],
+      [next.id, 0, 3, false],
+    ]);
+    expect(loading.state).toBe("waiting");
+  });
+
+  it("stops admissions behind an aged request that does not fit; running sequences keep their rows", () => {
+    // 6 blocks of 4: a's 12-token prompt holds 3 and its decode row takes a 4th. b's 16 tokens need 4: no room.
+    const run = (agingSteps: number) => {
+      const { add, step } = setup(6, 4, { agingSteps });
+      add(12, { owner: "a" });
+      step();
+      const b = add(16, { owner: "b" });
+      const c = add(4, { owner: "c" });
+      return { rows: shape(step(6)), b, c };
+    };
+    // Aged at once (agingSteps 0): c, newer, must not take the blocks b waits for.
+    const aged = run(0);
+    expect(aged.rows).toEqual([[1, 12, 13, true]]);
+    expect([aged.b.state, aged.c.state]).toEqual(["waiting", "waiting"]);
+    // Not aged yet: c goes ahead (its part, 2 tokens, then the 2 nobody else takes).
+    const young = run(32);
+    expect(young.rows).toEqual([
+      [1, 12, 13, true],
+      [3, 0, 4, true],
+    ]);
+    expect([young.b.state, young.c.state]).toEqual(["waiting", "running"]);
+  });
+
+  it("plans as without a cap when the cap is at least the token budget", () => {
+    const plans = [undefined, 512].map((cap) => {
+      const { add, step } = setup(1024, 16);
+      for (const owner of ["a", "b", "a", "b"]) add(200, { owner });
+      return [shape(step(cap)), shape(step(cap))];
+    });
+    expect(plans[1]).toEqual(plans[0]);
+  });
+
   it("keeps the preemption of the youngest when a decode row finds the KV pool empty", () => {
     // 5 blocks of 4: two 8-token prompts hold 4; a's decode row takes the fifth, b's (the youngest) finds none.
     const { scheduler, add, step } = setup(5, 4);
