@@ -10,14 +10,18 @@
 // columns: the workgroup stages 64 rows of x and 64 decoded rows of w in workgroup memory (16 KiB), so each
 // weight block is read and decoded once per 64 rows of x instead of once per 4. The variant for GPUs; on
 // lavapipe, where a barrier switches between every invocation, matmul.wgsl (no workgroup memory) is faster.
+// Precision: the stages and each stage's 32-term sums are of type stage4; the sums of the stages are f32. The
+// host's halfAccumulate variant (kernels.ts) makes stage4 vec4<f16> (shader-f16): half the workgroup memory and
+// f16 arithmetic, at f16's rounding (2^-11 relative) on the inputs and on 32-term partial sums.
 // Dispatch: (ceil(N / 64), ceil(M / 64)).
 
 //#linear-io
 
+alias stage4 = vec4<f32>;
 const TILE: u32 = 64u; // rows of x and of w per tile
 const KS: u32 = 8u; // vec4s of K per stage
-var<workgroup> xs: array<vec4<f32>, 512>; // [TILE][KS]
-var<workgroup> ws: array<vec4<f32>, 512>; // [TILE][KS]
+var<workgroup> xs: array<stage4, 512>; // [TILE][KS]
+var<workgroup> ws: array<stage4, 512>; // [TILE][KS]
 
 @compute @workgroup_size(256)
 fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
@@ -42,10 +46,14 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
         xv = x[min(mBase + r, p.M - 1u) * p.ldx4 + k];
         wv = wload(min(nBase + r, p.N - 1u), k);
       }
-      xs[e] = xv;
-      ws[e] = wv;
+      xs[e] = stage4(xv);
+      ws[e] = stage4(wv);
     }
     workgroupBarrier();
+    var s0 = stage4(0.0);
+    var s1 = stage4(0.0);
+    var s2 = stage4(0.0);
+    var s3 = stage4(0.0);
     for (var kk = 0u; kk < KS; kk++) {
       let a0 = xs[(ty * 4u) * KS + kk];
       let a1 = xs[(ty * 4u + 1u) * KS + kk];
@@ -55,11 +63,15 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
       let b1 = ws[(tx * 4u + 1u) * KS + kk];
       let b2 = ws[(tx * 4u + 2u) * KS + kk];
       let b3 = ws[(tx * 4u + 3u) * KS + kk];
-      c0 += vec4<f32>(dot(a0, b0), dot(a0, b1), dot(a0, b2), dot(a0, b3));
-      c1 += vec4<f32>(dot(a1, b0), dot(a1, b1), dot(a1, b2), dot(a1, b3));
-      c2 += vec4<f32>(dot(a2, b0), dot(a2, b1), dot(a2, b2), dot(a2, b3));
-      c3 += vec4<f32>(dot(a3, b0), dot(a3, b1), dot(a3, b2), dot(a3, b3));
+      s0 += stage4(dot(a0, b0), dot(a0, b1), dot(a0, b2), dot(a0, b3));
+      s1 += stage4(dot(a1, b0), dot(a1, b1), dot(a1, b2), dot(a1, b3));
+      s2 += stage4(dot(a2, b0), dot(a2, b1), dot(a2, b2), dot(a2, b3));
+      s3 += stage4(dot(a3, b0), dot(a3, b1), dot(a3, b2), dot(a3, b3));
     }
+    c0 += vec4<f32>(s0);
+    c1 += vec4<f32>(s1);
+    c2 += vec4<f32>(s2);
+    c3 += vec4<f32>(s3);
     workgroupBarrier();
   }
   let n0 = nBase + tx * 4u;

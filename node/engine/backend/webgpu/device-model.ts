@@ -9,11 +9,11 @@
 //   adapters  per layer and target group (q|k|v, o, gate|up, down): A [slots, targets * rs, in], B [slots, out, rs]
 //             with rs = maxRank rounded up to 4, and the step buffers' rank table [slots, layers, 7].
 import { architectureOf, LINEAR_TARGETS, projectionShape, qDimOf, type LinearTarget } from "../../model/config.ts";
-import type { ModelWeights, WeightMatrix } from "../../model/weights.ts";
+import type { ModelWeights, WeightDType, WeightMatrix } from "../../model/weights.ts";
 import type { BackendOptions } from "../backend.ts";
 import type { DeviceMemory } from "./device-memory.ts";
 import type { KernelPlan } from "./kernel-plan.ts";
-import type { ParamArena, Pipelines, Site } from "./kernels.ts";
+import type { KernelVariant, ParamArena, Pipelines, Site } from "./kernels.ts";
 import {
   attentionPartialsFloats,
   loraGroupShape,
@@ -105,6 +105,12 @@ export function buildDeviceModel(weights: ModelWeights, options: BackendOptions,
     : pipelines.get("sgmv-expand");
 
   const fuseNorms = ctx.kernels.norm === "fused" && ctx.matvec === "splitk";
+  const accumulate = ctx.kernels.matmulAccumulate;
+  /** The matmul kernel for a chunk's format: the tiled one in f16 where the plan says so. */
+  const matmulVariant = (format: WeightDType): KernelVariant => ({
+    weights: format,
+    halfAccumulate: tiled && (accumulate === "f16" || (accumulate === "by-weights" && format === "f16")),
+  });
   /**
    * The matmul and matvec sites of every chunk of a weight matrix (each its format's kernel), `input` to `output`;
    * with `norm` (input is that norm of the residual stream) also the fused norm sites, when the plan fuses norms.
@@ -118,7 +124,7 @@ export function buildDeviceModel(weights: ModelWeights, options: BackendOptions,
   ): LinearSites => ({
     matrix: m,
     matmul: m.chunks.map((c, i) =>
-      arena.define(`${label}.mm${i}`, pipelines.get(matmulKernel, { weights: c.format }), [input, c.buffer, output]),
+      arena.define(`${label}.mm${i}`, pipelines.get(matmulKernel, matmulVariant(c.format)), [input, c.buffer, output]),
     ),
     tiled,
     matvec:

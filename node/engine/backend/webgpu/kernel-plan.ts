@@ -2,7 +2,7 @@
 // adapter, each overridable by an option of the backend (the tests run the GPU variants on lavapipe that way).
 // The matvec/matmul choice predates this plan and lives in webgpu-backend.ts.
 import { InvalidOptionError } from "../../errors.ts";
-import type { AttentionKind, NormKind, SgmvKind } from "./ops.ts";
+import type { AccumulateKind, AttentionKind, NormKind, SgmvKind } from "./ops.ts";
 
 export interface KernelChoices {
   /**
@@ -23,6 +23,14 @@ export interface KernelChoices {
    * then the projection). Default: fused on hardware adapters with subgroups, separate otherwise.
    */
   norm?: NormKind;
+  /**
+   * The precision of the tiled matmul's stages and 32-term sums (the sums of stages are f32 always): "f16" (needs
+   * shader-f16; inputs rounded to f16, within 2e-3 of f32 relative to the largest output), "f32", or "by-weights"
+   * (f16 for f16-stored matrices only). Default: by-weights on hardware adapters with shader-f16, f32 otherwise
+   * (float32 and quantized weights keep f32: their parity tolerance, 1e-4, would not hold). Only the tiled matmul
+   * (prefill and batches of more than 4 rows on hardware adapters) has an f16 variant.
+   */
+  matmulAccumulate?: AccumulateKind;
 }
 
 export type KernelPlan = Required<KernelChoices>;
@@ -31,12 +39,13 @@ const KINDS: Record<keyof KernelChoices, readonly string[]> = {
   sgmv: ["portable", "segments"] satisfies SgmvKind[],
   attention: ["single", "split"] satisfies AttentionKind[],
   norm: ["fused", "separate"] satisfies NormKind[],
+  matmulAccumulate: ["f32", "f16", "by-weights"] satisfies AccumulateKind[],
 };
 
 /** The variants for this adapter, where the options do not force one; an unknown variant name is refused. */
 export function chooseKernels(
   options: KernelChoices,
-  adapter: { isFallback: boolean; hasSubgroups: boolean },
+  adapter: { isFallback: boolean; hasSubgroups: boolean; hasF16: boolean },
 ): KernelPlan {
   for (const [option, kinds] of Object.entries(KINDS)) {
     const value = options[option as keyof KernelChoices];
@@ -48,5 +57,9 @@ export function chooseKernels(
     sgmv: options.sgmv ?? (adapter.isFallback ? "portable" : "segments"),
     attention: options.attention ?? "split",
     norm: options.norm ?? (adapter.hasSubgroups && !adapter.isFallback ? "fused" : "separate"),
+    // Without shader-f16 every choice is f32.
+    matmulAccumulate: !adapter.hasF16
+      ? "f32"
+      : (options.matmulAccumulate ?? (adapter.isFallback ? "f32" : "by-weights")),
   };
 }

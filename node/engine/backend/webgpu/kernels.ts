@@ -33,11 +33,13 @@ export type KernelName =
  * How a kernel's source is specialized (after its `//#NAME` lines are replaced by kernels/NAME.wgsl): the format
  * its weights are stored in (kernels that read a weight matrix mark the spot with a `//#weights BINDING` line,
  * where kernels/weights/<format>.wgsl goes: the binding `w` and its decoder `wload(row, k)`; f32 when not
- * given), and `const NAME = value;` constants.
+ * given), `const NAME = value;` constants, and for halfAccumulate (kernels with an `alias stage4 = vec4<f32>;`
+ * line, on a device with shader-f16) stage4 as vec4<f16>.
  */
 export interface KernelVariant {
   weights?: WeightDType;
   constants?: Record<string, number>;
+  halfAccumulate?: boolean;
 }
 
 const sources = new Map<string, string>();
@@ -67,6 +69,11 @@ export function kernelSource(name: KernelName, variant: KernelVariant = {}): str
   } else if (variant.weights) {
     throw new Error(`kernel ${name} reads no weight matrix (variant ${variant.weights})`);
   }
+  if (variant.halfAccumulate) {
+    const alias = "alias stage4 = vec4<f32>;";
+    if (!text.includes(alias)) throw new Error(`kernel ${name} has no f16 variant (no ${alias})`);
+    text = `enable f16;\n${text.replace(alias, "alias stage4 = vec4<f16>;")}`;
+  }
   for (const [constant, value] of Object.entries(variant.constants ?? {})) {
     const pattern = new RegExp(`const ${constant}: u32 = \\d+u;`);
     if (!pattern.test(text)) throw new Error(`kernel ${name} has no constant ${constant}`);
@@ -83,7 +90,7 @@ export class Pipelines {
     this.device = device;
   }
   get(name: KernelName, variant: KernelVariant = {}): GPUComputePipeline {
-    const key = `${name}|${variant.weights ?? "f32"}|${JSON.stringify(variant.constants ?? {})}`;
+    const key = `${name}|${variant.weights ?? "f32"}|${JSON.stringify(variant.constants ?? {})}|${variant.halfAccumulate ?? false}`;
     let pipeline = this.cache.get(key);
     if (!pipeline) {
       const module = this.device.createShaderModule({ label: name, code: kernelSource(name, variant) });

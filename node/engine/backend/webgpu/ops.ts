@@ -122,6 +122,12 @@ export type MatvecKind = "portable" | "splitk" | "matmul";
 /** Whether the norms before q|k|v and gate|up run inside the projection (matvec-splitk-norm.wgsl) or before it. */
 export type NormKind = "fused" | "separate";
 
+/**
+ * The precision of matmul-tiled.wgsl's stages and per-stage sums: "f32", "f16" (shader-f16), or "by-weights" (f16
+ * for matrices stored in f16, whose values are halves already; f32 for every other format).
+ */
+export type AccumulateKind = "f32" | "f16" | "by-weights";
+
 /** Which kernel runs the projections of more rows: matmul.wgsl (register blocks) or matmul-tiled.wgsl. */
 export type MatmulKind = "blocked" | "tiled";
 
