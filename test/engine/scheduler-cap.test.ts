@@ -81,6 +81,21 @@ describe("scheduler: a token cap per step among owners", () => {
     expect(first.filter((r) => r.seq.owner === "a").map((r) => r.seq.id)).toEqual([1, 2, 3]);
   });
 
+  it("gives the tokens left after the first round to the owners running fewest sequences first", () => {
+    // Cap 5, three owners, one token each in the first round; of the two left, alice (running none) takes one
+    // before the floods (four each) do.
+    const { add, step } = setup(1024, 16);
+    for (const owner of ["flood-1", "flood-2"]) for (let i = 0; i < 4; i++) add(4, { owner });
+    step();
+    const alice = add(5, { owner: "alice" });
+    expect(shape(step(5))).toEqual([
+      [1, 4, 5, true],
+      [5, 4, 5, true],
+      [alice.id, 0, 2, false],
+      [2, 4, 5, true],
+    ]);
+  });
+
   it("grows a prefill chunk over the rounds when the other owners have no more work", () => {
     // a decodes two sequences (2 tokens); b's 10-token prompt takes its part (8 / 2 = 4), then 2 more of a's part.
     const { add, step } = setup(1024, 16);

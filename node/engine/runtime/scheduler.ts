@@ -140,11 +140,13 @@ export class Scheduler {
   }
 
   /**
-   * A step of at most `budget` tokens shared among the owners with work. In rounds over the owners (the one served
-   * least recently first), each takes up to budget / owners tokens (at least 1) from its own sequences, running
-   * ones then waiting ones, oldest first: a decode row, a prefill chunk (which grows if the owner comes round
-   * again), an admission and its first chunk. Rounds go on while tokens are left and someone takes them, so an
-   * owner with little work leaves its part to the others. Running sequences left without a row keep their KV.
+   * A step of at most `budget` tokens shared among the owners with work. In rounds over the owners, each takes up
+   * to budget / owners tokens (at least 1) from its own sequences, running ones then waiting ones, oldest first: a
+   * decode row, a prefill chunk (which grows if the owner comes round again), an admission and its first chunk.
+   * The first round goes to the owner served least recently first, so each owner's part is the same over steps;
+   * the tokens left after it go to the owners running fewest sequences first (a client waiting on one request's
+   * prompt before a flood's 30th stream). Rounds go on while tokens are left and someone takes them, so an owner
+   * with little work leaves its part to the others. Running sequences left without a row keep their KV.
    */
   #planShared(budget: number): { rows: Row[]; waiting: Sequence[] } {
     const rows: Row[] = [];
@@ -158,12 +160,14 @@ export class Scheduler {
       else queue.push(seq);
     }
     const owners = [...queues.keys()].sort((a, b) => this.#served.indexOf(a) - this.#served.indexOf(b));
+    // Fewest running first; on equal loads, least recently served first (the sort is stable).
+    const lightest = [...owners].sort((a, b) => (load.get(a) ?? 0) - (load.get(b) ?? 0));
     const quantum = Math.max(1, Math.floor(budget / owners.length));
     const admissions = { open: true };
     const served: string[] = []; // by their last turn this step
-    for (let progress = true; progress && left() > 0;) {
+    for (let round = 0, progress = true; progress && left() > 0; round++) {
       progress = false;
-      for (const owner of owners) {
+      for (const owner of round === 0 ? owners : lightest) {
         for (let turn = Math.min(quantum, left()); turn > 0;) {
           const n = this.#serveNext(queues.get(owner)!, turn, load, rows, admissions);
           if (n === 0) break;
