@@ -100,3 +100,37 @@ export function passTables(
   t.blocks = Uint32Array.from(blocks);
   return t;
 }
+
+/**
+ * The decode step that follows `steps` when every sequence goes on: one token each (not known yet: 0 here) at the
+ * next position, in the same order, block tables and slots. Null when one would need a block its table lacks
+ * (the engine adds it with the next plan) or run past the context.
+ */
+export function nextDecodeSteps(
+  steps: readonly SequenceStep[],
+  blockSize: number,
+  maxSeqLen: number,
+): SequenceStep[] | null {
+  const next: SequenceStep[] = [];
+  for (const step of steps) {
+    const position = step.position + step.tokens.length;
+    if (position >= maxSeqLen || Math.floor(position / blockSize) >= step.blockTable.length) return null;
+    next.push({ tokens: [0], position, blockTable: [...step.blockTable], slot: step.slot });
+  }
+  return next;
+}
+
+/** True when two passes' tables differ at most in their tokens: the same commands compute both. */
+export function sameButTokens(a: PassTables, b: PassTables): boolean {
+  const equal = (x: Uint32Array, y: Uint32Array): boolean => x.length === y.length && x.every((v, i) => v === y[i]);
+  return (
+    a.tokens.length === b.tokens.length &&
+    equal(a.positions, b.positions) &&
+    equal(a.kvSlots, b.kvSlots) &&
+    equal(a.tables, b.tables) &&
+    equal(a.blocks, b.blocks) &&
+    equal(a.tiles, b.tiles) &&
+    a.lastRows.length === b.lastRows.length &&
+    a.lastRows.every((l, i) => l.row === b.lastRows[i].row && l.seq === b.lastRows[i].seq)
+  );
+}

@@ -17,12 +17,13 @@ import { openDevice, webgpuAvailable as probe, type GpuContext } from "./device.
 import { CapacityError } from "../../runtime/sizing.ts";
 import { DeviceMemory, defaultMemoryBudget, planBackendCapacity } from "./device-memory.ts";
 import { buildDeviceModel, type DeviceModel } from "./device-model.ts";
-import { encodePass, type PassContext } from "./forward-pass.ts";
+import { encodePass, samplingTable, type PassContext } from "./forward-pass.ts";
 import { chooseKernels, type KernelChoices, type KernelPlan } from "./kernel-plan.ts";
 import { ParamArena, Pipelines, StepEncoder } from "./kernels.ts";
 import { packLoraSlot, type MatmulKind, type MatvecKind } from "./ops.ts";
-import { passTables, splitPasses, stepRows } from "./pass-plan.ts";
+import { nextDecodeSteps, passTables, sameButTokens, splitPasses, stepRows } from "./pass-plan.ts";
 import { allocateStepBuffers, type StepBuffers } from "./step-buffers.ts";
+import { DeferredStepEncoder, type AheadStep } from "./step-ahead.ts";
 import { StepTimer, TimedStepEncoder, type StepProfile } from "./step-profile.ts";
 import { writeView } from "./tensors.ts";
 
@@ -39,6 +40,11 @@ export interface WebGpuBackendOptions extends Omit<BackendOptions, "numBlocks" |
   maxBindingBytes?: number;
   /** Sequences served at once (the scheduler's maxRunning): derived sizes hold a full context and a slot each. */
   sequences?: number;
+  /**
+   * Record the next decode step while the device runs this one (step-ahead.ts). Default true; false records
+   * every step when it is asked for (the before of a before/after measurement).
+   */
+  pipeline?: boolean;
   /**
    * Store float32 weight matrices as f16 (halves the bytes read; any adapter: the kernels unpack halves
    * themselves). Matrices already in f16, bf16 or a block format stay as the file has them.
@@ -138,6 +144,9 @@ export class WebGpuBackend implements Backend {
   #ranks: Uint32Array;
   #slotFilled: boolean[];
   #readback: GPUBuffer | null = null;
+  /** The next decode step, recorded while this one ran (step-ahead.ts). */
+  #ahead: AheadStep | null = null;
+  #aheadSent = 0;
   #busy = false;
   #closed = false;
 
@@ -216,6 +225,11 @@ export class WebGpuBackend implements Backend {
     return this.#memory.bytes;
   }
 
+  /** Steps sent as recorded while the step before them ran (the step pipeline's hits). */
+  get stepsRecordedAhead(): number {
+    return this.#aheadSent;
+  }
+
   /** Bytes of device memory held for the model's weights, in their file's formats (memoryBytes includes them). */
   get weightBytes(): number {
     return this.#memory.weightBytes;
@@ -292,6 +306,7 @@ export class WebGpuBackend implements Backend {
   async close(): Promise<void> {
     if (this.#closed) return;
     this.#closed = true;
+    this.#ahead = null;
     const device = this.#ctx.device;
     await device.queue.onSubmittedWorkDone();
     this.#memory.destroy();
@@ -328,16 +343,50 @@ export class WebGpuBackend implements Backend {
     };
     const device = this.#ctx.device;
     const filled = (slot: number): boolean => this.#slotFilled[slot];
-    for (const rows of splitPasses(stepRows(steps), this.#buffers.maxRows, this.#buffers.maxLast)) {
-      const tables = passTables(rows, steps, this.options.blockSize, filled);
-      const encoder = timer ? new TimedStepEncoder(device, this.#arena, timer) : new StepEncoder(device, this.#arena);
-      encodePass(encoder, device, tables, context);
+    const passes = splitPasses(stepRows(steps), this.#buffers.maxRows, this.#buffers.maxLast);
+    const ahead = this.#ahead;
+    this.#ahead = null;
+    const first = passTables(passes[0], steps, this.options.blockSize, filled);
+    if (
+      ahead &&
+      sampling &&
+      !timer &&
+      passes.length === 1 &&
+      ahead.sequences === steps.length &&
+      ahead.outBytes === outBytes &&
+      sameButTokens(ahead.tables, first)
+    ) {
+      // The step recorded while the last one ran (step-ahead.ts): its tokens and draws, then its commands.
+      writeView(device, this.#buffers.tokens, 0, first.tokens);
+      writeView(device, this.#buffers.sampleParams, 0, samplingTable(first, sampling, this.config.vocabSize));
+      this.#arena.upload();
+      device.queue.submit([ahead.commands]);
+      this.#aheadSent++;
+    } else {
+      passes.forEach((rows, i) => {
+        const tables = i === 0 ? first : passTables(rows, steps, this.options.blockSize, filled);
+        const encoder = timer ? new TimedStepEncoder(device, this.#arena, timer) : new StepEncoder(device, this.#arena);
+        encodePass(encoder, device, tables, context);
+      });
     }
+    if (sampling && !timer && this.options.pipeline !== false) this.#ahead = this.#recordAhead(steps, context);
     if (host) host.ms = performance.now() - hostStarted;
     await out.mapAsync(GPUMapMode.READ, 0, bytes);
     const result = out.getMappedRange(0, bytes).slice(0);
     out.unmap();
     return result;
+  }
+
+  /** Records the decode step that follows `steps` if every sequence goes on (step-ahead.ts); null if none can. */
+  #recordAhead(steps: readonly SequenceStep[], context: PassContext): AheadStep | null {
+    const next = nextDecodeSteps(steps, this.options.blockSize, this.config.maxSeqLen);
+    if (!next) return null;
+    const passes = splitPasses(stepRows(next), this.#buffers.maxRows, this.#buffers.maxLast);
+    if (passes.length !== 1) return null;
+    const tables = passTables(passes[0], next, this.options.blockSize, (slot) => this.#slotFilled[slot]);
+    const encoder = new DeferredStepEncoder(this.#ctx.device, this.#arena);
+    encodePass(encoder, this.#ctx.device, tables, context);
+    return { tables, sequences: next.length, outBytes: context.outBytes, commands: encoder.commands! };
   }
 
   #readbackBuffer(bytes: number): GPUBuffer {
