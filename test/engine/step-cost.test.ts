@@ -25,14 +25,33 @@ describe("step cost model", () => {
     expect(model.tokenCap(1)).toBe(1);
     expect(model.tokenCap(Infinity)).toBe(Infinity);
     // A backend whose step barely grows with its tokens (a GPU) allows large steps at the same slowdown.
-    expect(fed(3, 0.01, [1, 8, 64]).tokenCap(2)).toBe(302); // 2 + 3 / 0.01, whatever the rounding of 0.01
+    expect(fed(3, 0.01, [1, 8, 64, 256]).tokenCap(2)).toBe(302); // 2 + 3 / 0.01, whatever the rounding of 0.01
   });
 
-  it("sets no cap before any step ran, nor for a cost that does not grow with the tokens", () => {
+  it("sets no cap before any step ran; never more than twice the largest step measured", () => {
     expect(new StepCostModel().fit()).toBeNull();
     expect(new StepCostModel().tokenCap(2)).toBe(Infinity);
-    expect(fed(3, 0, [1, 8, 64]).tokenCap(2)).toBe(Infinity);
-    expect(fed(3, -0.01, [1, 8, 64]).tokenCap(2)).toBe(Infinity);
+    // A cost that does not grow with the tokens (or seems to fall) allows twice the largest step seen so far.
+    expect(fed(3, 0, [1, 8, 64]).tokenCap(2)).toBe(128);
+    expect(fed(3, -0.01, [1, 8, 64]).tokenCap(2)).toBe(128);
+    // The fit allows 302 tokens, but steps of 4 are the largest measured: 8, then 16 once 8 were measured.
+    const model = fed(3, 0.01, [1, 4]);
+    expect(model.tokenCap(2)).toBe(8);
+    model.observe(8, 3.08);
+    expect(model.tokenCap(2)).toBe(16);
+    expect(model.tokenCap(Infinity)).toBe(Infinity);
+  });
+
+  it("leans to the fast steps: lone steps stretched by other processes do not make every step look cheap", () => {
+    // Lone steps cost 0.75 ms, one in three is stretched to 6 ms; steps of 64 tokens cost 16.5 ms (0.5 + 0.25 x 64).
+    const model = new StepCostModel();
+    for (let i = 0; i < 30; i++) {
+      model.observe(64, 16.5);
+      for (const ms of [0.75, 0.75, 6]) model.observe(1, ms);
+    }
+    // The true line gives 4 tokens; the mean of the lone steps (2.5 ms) would give 11.
+    expect(model.tokenCap(2)).toBeGreaterThanOrEqual(4);
+    expect(model.tokenCap(2)).toBeLessThanOrEqual(6);
   });
 
   it("takes no fixed cost when steps of one size were seen, or when the fit finds a negative one", () => {

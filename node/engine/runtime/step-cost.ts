@@ -4,8 +4,17 @@ export interface StepCostFit {
   perTokenMs: number;
 }
 
-/** How fast a bucket's averages follow new steps (the weight of the newest step). */
-const EWMA_WEIGHT = 0.25;
+/** How fast a bucket's mean size follows new steps (the weight of the newest step). */
+const TOKENS_WEIGHT = 0.25;
+/**
+ * How fast a bucket's time follows a faster step and a slower one. On a shared machine a step is often stretched by
+ * other processes taking the cores (the delay adds, it never shortens a step), and one stretched lone step would
+ * make every step look cheap beside it: the time leans to the fast steps, what the backend itself costs.
+ */
+const FASTER_WEIGHT = 0.5;
+const SLOWER_WEIGHT = 0.1;
+/** A cap never goes past this many times the largest step measured: larger steps are tried before trusted. */
+const GROWTH = 2;
 
 /**
  * What a forward step costs on this engine's backend, learnt from the steps it ran: ms = fixed + perToken x tokens.
@@ -13,7 +22,8 @@ const EWMA_WEIGHT = 0.25;
  * the line is fitted by least squares over the buckets. Buckets, not a window of recent steps: under a steady
  * load every recent step has the same size and a window could no longer tell the fixed part from the rest, while
  * the buckets keep what small and large steps cost. The durations come from the caller (the engine's step event),
- * so the model itself reads no clock and its tests feed it durations.
+ * so the model itself reads no clock and its tests feed it durations. Not modelled: a row's attention grows with its
+ * context, so rows of long contexts cost more than the fitted mean per token (the fit follows the steps that run).
  */
 export class StepCostModel {
   readonly #buckets = new Map<number, { tokens: number; ms: number }>();
@@ -27,8 +37,8 @@ export class StepCostModel {
       this.#buckets.set(key, { tokens, ms });
       return;
     }
-    bucket.tokens += EWMA_WEIGHT * (tokens - bucket.tokens);
-    bucket.ms += EWMA_WEIGHT * (ms - bucket.ms);
+    bucket.tokens += TOKENS_WEIGHT * (tokens - bucket.tokens);
+    bucket.ms += (ms < bucket.ms ? FASTER_WEIGHT : SLOWER_WEIGHT) * (ms - bucket.ms);
   }
 
   /**
@@ -57,13 +67,17 @@ export class StepCostModel {
 
   /**
    * The most tokens a step may feed so that it costs at most `slowdown` times a step of one token (a lone
-   * request's decode step): floor(slowdown + (slowdown - 1) x fixed / perToken). Infinity when nothing was measured
-   * yet or the cost does not grow with tokens; at least 1.
+   * request's decode step): floor(slowdown + (slowdown - 1) x fixed / perToken), at least 1, and at most twice the
+   * largest step measured (a cost that does not grow with the tokens gets that bound too: the next, larger steps
+   * say whether it holds). Infinity before any step and for an infinite slowdown.
    */
   tokenCap(slowdown: number): number {
     const fit = this.fit();
-    if (fit === null || fit.perTokenMs <= 0 || !Number.isFinite(slowdown)) return Infinity;
+    if (fit === null || !Number.isFinite(slowdown)) return Infinity;
+    const tried = Math.floor(GROWTH * Math.max(...[...this.#buckets.values()].map((b) => b.tokens)));
+    if (fit.perTokenMs <= 0) return tried;
     // (The small epsilon: rounding in the fit must not take a whole token off, 2 + 299.99999999 is 302.)
-    return Math.max(1, Math.floor(slowdown + ((slowdown - 1) * fit.fixedMs) / fit.perTokenMs + 1e-6));
+    const cap = Math.floor(slowdown + ((slowdown - 1) * fit.fixedMs) / fit.perTokenMs + 1e-6);
+    return Math.max(1, Math.min(cap, tried));
   }
 }
