@@ -11,7 +11,7 @@ import * as op from "../../node/engine/backend/webgpu/ops.ts";
 import { createWebGpuBackend } from "../../node/engine/backend/webgpu/webgpu-backend.ts";
 import { relDiff } from "../../scripts/gpu/parity-lib.ts";
 import { demoAdapter, stories } from "../helpers/stories.ts";
-import { kernelRig, randomFloats, type KernelRig } from "./webgpu-kernels-helpers.ts";
+import { kernelRig, kernelsOfStep, randomFloats, type KernelRig } from "./webgpu-kernels-helpers.ts";
 
 const ATT_TOL = 1e-5;
 const LOGIT_TOL = 1e-4;
@@ -155,16 +155,22 @@ describe("attention kernels against the host reference", () => {
   }
 
   it("splits passes of few rows and long contexts only, into partitions that cover the context", () => {
-    const { minContext, maxRows, maxParts, minPart } = op.ATTENTION_SPLIT;
-    expect(op.attentionSplitPlan(1, minContext - 1)).toBeNull();
-    expect(op.attentionSplitPlan(maxRows + 1, 4096)).toBeNull();
-    for (const [rows, context] of [
-      [1, minContext],
-      [maxRows, 450],
-      [3, 4096],
-      [1, 100_000],
+    const { minWork, maxRows, maxParts, minPart } = op.ATTENTION_SPLIT;
+    expect(op.attentionSplitPlan(1, minWork / 64 - 1, 64)).toBeNull();
+    expect(op.attentionSplitPlan(1, minWork / 8 - 1, 8)).toBeNull();
+    expect(op.attentionSplitPlan(maxRows + 1, 4096, 64)).toBeNull();
+    expect(op.attentionSplitPlan(1, 2 * minPart - 1, 1024)).toBeNull(); // too short for two partitions
+    expect(op.attentionSplitPlan(1, 2 * minPart - 1, 8, true)).toBeNull();
+    expect(op.attentionSplitPlan(maxRows + 1, 4096, 8, true)).toBeNull();
+    expect(op.attentionSplitPlan(1, 2 * minPart, 8, true)).toEqual({ nParts: 2, partLen: minPart });
+    for (const [rows, context, headDim] of [
+      [1, minWork / 64, 64],
+      [1, minWork / 8, 8],
+      [maxRows, 450, 128],
+      [3, 4096, 64],
+      [1, 100_000, 64],
     ]) {
-      const plan = op.attentionSplitPlan(rows, context)!;
+      const plan = op.attentionSplitPlan(rows, context, headDim)!;
       expect(plan.nParts).toBeGreaterThan(1);
       expect(plan.nParts).toBeLessThanOrEqual(maxParts);
       expect(plan.partLen).toBeGreaterThanOrEqual(minPart);
@@ -205,12 +211,17 @@ describe("the backend with split attention", () => {
         await cpu.forward([s]);
       }
       let step = seqs.map((s) => ({ ...s, tokens: [42], position: s.tokens.length }));
-      expect(op.attentionSplitPlan(step.length, 451)).not.toBeNull();
+      // Head dimension 8: the threshold (ATTENTION_SPLIT.minWork) would wait for 2048 positions; "split" forces it.
+      expect(op.attentionSplitPlan(step.length, 451, model.weights.config.headDim)).toBeNull();
+      expect(op.attentionSplitPlan(step.length, 451, model.weights.config.headDim, true)).not.toBeNull();
       for (let i = 0; i < 3; i++) {
         const g = await gpu.forward(step);
         expect(relDiff(g, await cpu.forward(step)), `decode step ${i}`).toBeLessThanOrEqual(LOGIT_TOL);
         step = step.map((s) => ({ ...s, tokens: [100 + i], position: s.position + 1 }));
       }
+      expect(await kernelsOfStep(gpu, step)).toContain("attention-split");
+      // The third sequence alone: 25 positions, too short for two partitions.
+      expect(await kernelsOfStep(gpu, [step[2]])).not.toContain("attention-split");
     } finally {
       await gpu.close();
     }

@@ -1,6 +1,7 @@
 // Running single WGSL kernels in tests: a device, sites bound to buffers, one submit, and the read back, with
 // deterministic random data and a float comparison. The kernel tests hold each kernel variant to a plain
 // TypeScript reference on the host.
+import type { SequenceStep } from "../../node/engine/backend/backend.ts";
 import { openDevice, type GpuContext } from "../../node/engine/backend/webgpu/device.ts";
 import {
   ParamArena,
@@ -11,6 +12,7 @@ import {
   type Site,
 } from "../../node/engine/backend/webgpu/kernels.ts";
 import { storageBuffer } from "../../node/engine/backend/webgpu/tensors.ts";
+import type { WebGpuBackend } from "../../node/engine/backend/webgpu/webgpu-backend.ts";
 import { createRng } from "../../node/engine/sampling/rng.ts";
 
 export interface KernelRig {
@@ -76,4 +78,15 @@ export async function kernelRig(): Promise<KernelRig> {
 export function randomFloats(n: number, seed: number, scale = 1): Float32Array {
   const rng = createRng(seed);
   return Float32Array.from({ length: n }, () => (2 * rng() - 1) * scale);
+}
+
+/**
+ * The kernel of every dispatch of one greedy step of `steps` on the backend, in order (its step profile; the
+ * adapter needs timestamp-query, which lavapipe has): the tests' proof that a variant really ran.
+ */
+export async function kernelsOfStep(backend: WebGpuBackend, steps: readonly SequenceStep[]): Promise<string[]> {
+  const greedy = steps.map(() => ({ temperature: 0, topK: 0, topP: 1 }));
+  const { profile } = await backend.profileSample(steps, greedy, new Float32Array(steps.length));
+  if (profile.source !== "timestamps") throw new Error("kernelsOfStep: the adapter has no timestamp queries");
+  return profile.dispatches.map((d) => d.kernel);
 }

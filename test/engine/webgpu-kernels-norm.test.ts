@@ -13,7 +13,7 @@ import { createWebGpuBackend } from "../../node/engine/backend/webgpu/webgpu-bac
 import { dequantize, quantizeMatrix } from "../../node/engine/formats/weight-codec.ts";
 import { relDiff } from "../../scripts/gpu/parity-lib.ts";
 import { demoAdapter, stories } from "../helpers/stories.ts";
-import { kernelRig, randomFloats, type KernelRig } from "./webgpu-kernels-helpers.ts";
+import { kernelRig, kernelsOfStep, randomFloats, type KernelRig } from "./webgpu-kernels-helpers.ts";
 
 const FUSED_TOL = 1e-5;
 const LOGIT_TOL = 1e-4;
@@ -118,6 +118,14 @@ describe("the backend with fused norms", () => {
         const rows = i === 2 ? steps.slice(0, 1) : steps; // 3 rows, then 1
         expect(relDiff(await gpu.forward(rows), await cpu.forward(rows)), `decode ${i}`).toBeLessThanOrEqual(LOGIT_TOL);
       }
+      const decode = steps.map((s) => ({ ...s, tokens: [7], position: s.position + 1 }));
+      const kernels = await kernelsOfStep(gpu, decode);
+      expect(kernels).toContain("matvec-splitk-norm");
+      // Fused norms in every layer (a dispatch per part of q|k|v and gate|up); rmsnorm.wgsl runs the final norm only.
+      expect(kernels.filter((k) => k === "matvec-splitk-norm").length).toBeGreaterThanOrEqual(
+        2 * model.weights.config.nLayers,
+      );
+      expect(kernels.filter((k) => k === "rmsnorm").length).toBe(1);
     } finally {
       await gpu.close();
     }

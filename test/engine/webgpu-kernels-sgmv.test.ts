@@ -12,7 +12,7 @@ import { createWebGpuBackend } from "../../node/engine/backend/webgpu/webgpu-bac
 import { InvalidOptionError } from "../../node/engine/errors.ts";
 import { relDiff } from "../../scripts/gpu/parity-lib.ts";
 import { demoAdapter, stories } from "../helpers/stories.ts";
-import { kernelRig, randomFloats, type KernelRig } from "./webgpu-kernels-helpers.ts";
+import { kernelRig, kernelsOfStep, randomFloats, type KernelRig } from "./webgpu-kernels-helpers.ts";
 
 const SGMV_TOL = 1e-5;
 const LOGIT_TOL = 1e-4;
@@ -185,6 +185,12 @@ describe("the backend with the segment SGMV kernels", () => {
       // A decode step of the same sequences: five rows, four segments.
       const decode = steps.map((s) => ({ ...s, tokens: [300], position: s.tokens.length }));
       expect(relDiff(await gpu.forward(decode), await cpu.forward(decode))).toBeLessThanOrEqual(LOGIT_TOL);
+      const kernels = await kernelsOfStep(
+        gpu,
+        decode.map((s) => ({ ...s, position: s.position + 1 })),
+      );
+      expect(kernels).toContain("sgmv-shrink-segment");
+      expect(kernels).toContain("sgmv-expand-segment");
     } finally {
       await gpu.close();
     }

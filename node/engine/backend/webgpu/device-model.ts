@@ -61,6 +61,8 @@ export interface DeviceModel {
   swiglu: Site;
   /** attention-reduce.wgsl: the split's partials into the attention output; null: never split. */
   attentionReduce: Site | null;
+  /** Split every pass of few rows, past the threshold or not (the plan's "split"; "auto" keeps the threshold). */
+  attentionSplitAlways: boolean;
   finalNorm: Site;
   classifier: LinearSites;
   /** Gemma 2: the final logit soft-cap, in place on the logits; null without. */
@@ -94,7 +96,7 @@ export function buildDeviceModel(weights: ModelWeights, options: BackendOptions,
   const attention = pipelines.get("attention", { constants: { HEAD_DIM: config.headDim } });
   // One partials buffer serves every layer's split (the layers run one after another).
   const attnPartials =
-    ctx.kernels.attention === "split"
+    ctx.kernels.attention !== "single"
       ? memory.buffer("attnPartials", 4 * attentionPartialsFloats(config.nHeads, config.headDim))
       : null;
   const attentionSplit = pipelines.get("attention-split", { constants: { HEAD_DIM: config.headDim } });
@@ -265,6 +267,7 @@ export function buildDeviceModel(weights: ModelWeights, options: BackendOptions,
           [attnPartials, b.att],
         )
       : null,
+    attentionSplitAlways: ctx.kernels.attention === "split",
     finalNorm: arena.define("finalNorm", norm, [b.x, finalNormWeight, b.lastRows, b.last]),
     classifier,
     softcap: arch.finalSoftcap > 0 ? arena.define("softcap", pipelines.get("softcap"), [b.logits]) : null,

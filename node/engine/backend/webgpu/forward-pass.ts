@@ -55,10 +55,14 @@ export function encodePass(enc: StepEncoder, device: GPUDevice, pass: PassTables
   };
   const rankStride = config.nLayers * 7;
   // Flash-decoding for passes of few rows over a long context (the longest row's decides).
-  const split = op.attentionSplitPlan(
-    T,
-    pass.positions.reduce((m, p) => Math.max(m, p + 1), 0),
-  );
+  const split = model.attentionReduce
+    ? op.attentionSplitPlan(
+        T,
+        pass.positions.reduce((m, p) => Math.max(m, p + 1), 0),
+        headDim,
+        model.attentionSplitAlways,
+      )
+    : null;
 
   model.embedding.chunks.forEach((chunk, i) => {
     op.embed(enc, model.embed[i], {

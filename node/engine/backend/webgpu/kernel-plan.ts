@@ -12,9 +12,9 @@ export interface KernelChoices {
    */
   sgmv?: SgmvKind;
   /**
-   * Attention: "split" (flash-decoding: a pass of few rows over a long context spreads each row's positions over
-   * partitions, then merges them; ops.ts ATTENTION_SPLIT states when) or "single" (one invocation per row and
-   * head, always). Default: split on every adapter.
+   * Attention: "auto" (flash-decoding: a pass of few rows over a long context spreads each row's positions over
+   * partitions, then merges them; ops.ts ATTENTION_SPLIT states from which context on), "split" (every pass of
+   * few rows that spans two partitions) or "single" (one invocation per row and head, always). Default: auto.
    */
   attention?: AttentionKind;
   /**
@@ -37,7 +37,7 @@ export type KernelPlan = Required<KernelChoices>;
 
 const KINDS: Record<keyof KernelChoices, readonly string[]> = {
   sgmv: ["portable", "segments"] satisfies SgmvKind[],
-  attention: ["single", "split"] satisfies AttentionKind[],
+  attention: ["auto", "split", "single"] satisfies AttentionKind[],
   norm: ["fused", "separate"] satisfies NormKind[],
   matmulAccumulate: ["f32", "f16", "by-weights"] satisfies AccumulateKind[],
 };
@@ -55,7 +55,7 @@ export function chooseKernels(
   }
   return {
     sgmv: options.sgmv ?? (adapter.isFallback ? "portable" : "segments"),
-    attention: options.attention ?? "split",
+    attention: options.attention ?? "auto",
     norm: options.norm ?? (adapter.hasSubgroups && !adapter.isFallback ? "fused" : "separate"),
     // Without shader-f16 every choice is f32.
     matmulAccumulate: !adapter.hasF16

@@ -225,25 +225,38 @@ export function attention(enc: StepEncoder, site: Site, a: AttentionArgs): void 
   enc.dispatch(site, attentionParams(a, 0, 0), [7, 8], cdiv(a.T * a.nHeads, 64));
 }
 
-/** Which attention kernels run: "split" (flash-decoding for long contexts, attentionSplitPlan) or "single". */
-export type AttentionKind = "single" | "split";
+/**
+ * Which attention kernels run: "auto" (flash-decoding where attentionSplitPlan's threshold says), "split" (for
+ * every pass of few rows that spans two partitions, whatever the threshold) or "single" (never split).
+ */
+export type AttentionKind = "auto" | "split" | "single";
 
 /**
- * The split's limits. A pass of at most SPLIT_MAX_ROWS rows whose longest context is SPLIT_MIN_CONTEXT positions or
- * more is split into up to MAX_PARTS partitions of at least MIN_PART positions (BENCHMARKS.md, "GPU (issue 16)",
- * has the measurement behind the threshold). More rows bring enough (row, head) pairs to fill the device.
+ * The split's limits. A pass of at most maxRows rows whose longest context times the head dimension is minWork or
+ * more (256 positions at head dimension 64, 2048 at 8) is split into up to maxParts partitions of at least
+ * minPart positions. On lavapipe, decode rows: the split took 0.6x the time from 256 positions at head dimension 64
+ * and broke even at 2048 positions at 8 (BENCHMARKS.md, "GPU (issue 16)"); on a GPU, unmeasured. More rows bring
+ * enough (row, head) pairs to fill the device.
  */
-export const ATTENTION_SPLIT = { minContext: 256, maxRows: 16, maxParts: 16, minPart: 64 } as const;
+export const ATTENTION_SPLIT = { minWork: 16384, maxRows: 16, maxParts: 16, minPart: 64 } as const;
 
 /** Floats of the partials buffer attention-split.wgsl writes: [maxRows, nHeads, maxParts, headDim + 2]. */
 export function attentionPartialsFloats(nHeads: number, headDim: number): number {
   return ATTENTION_SPLIT.maxRows * nHeads * ATTENTION_SPLIT.maxParts * (headDim + 2);
 }
 
-/** The partitions of a pass of T rows whose longest context is maxContext positions; null: no split. */
-export function attentionSplitPlan(T: number, maxContext: number): { nParts: number; partLen: number } | null {
-  const { minContext, maxRows, maxParts, minPart } = ATTENTION_SPLIT;
-  if (T > maxRows || maxContext < minContext) return null;
+/**
+ * The partitions of a pass of T rows whose longest context is maxContext positions; null: no split. With
+ * `always`, minWork does not apply (the "split" kind: tests of the split on small models).
+ */
+export function attentionSplitPlan(
+  T: number,
+  maxContext: number,
+  headDim: number,
+  always = false,
+): { nParts: number; partLen: number } | null {
+  const { minWork, maxRows, maxParts, minPart } = ATTENTION_SPLIT;
+  if (T > maxRows || maxContext < 2 * minPart || (!always && maxContext * headDim < minWork)) return null;
   const nParts = Math.min(maxParts, Math.floor(maxContext / minPart));
   return { nParts, partLen: Math.ceil(maxContext / nParts) };
 }
