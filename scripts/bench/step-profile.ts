@@ -6,6 +6,7 @@ import { kernelTotals, type KernelTotal } from "../../node/engine/backend/webgpu
 import { createWebGpuBackend, type WebGpuBackend } from "../../node/engine/backend/webgpu/webgpu-backend.ts";
 import { benchModel } from "./model.ts";
 import { randomLora } from "./random-adapters.ts";
+import { comparePipeline, type PipelineRow } from "./step-pipeline.ts";
 import { percentile } from "./stats.ts";
 
 const GREEDY: SamplingParams = { temperature: 0, topK: 0, topP: 1 };
@@ -32,13 +33,16 @@ export interface StepCase {
   kernels: (KernelTotal & { share: number })[];
 }
 
-/** Profiles decode steps at batch 1 and 32 (and 32 over distinct adapters) of `shape`: `steps` plain and profiled. */
+/**
+ * Profiles decode steps at batch 1 and 32 (and 32 over distinct adapters) of `shape`: `steps` plain and profiled;
+ * then the step pipeline's before/after (step-pipeline.ts) at batch 1 and 32, 2 x `steps` trials of 8 steps.
+ */
 export async function profileSteps(
   root: string,
   shape: string,
   steps: number,
   log: (line: string) => void,
-): Promise<{ shape: string; device: string; cases: StepCase[] }> {
+): Promise<{ shape: string; device: string; cases: StepCase[]; pipeline: PipelineRow[] }> {
   const model = await benchModel(root, shape, undefined, log);
   const config = model.weights.config;
   const perSeq = Math.ceil((PROMPT + 2 * steps + 2) / BLOCK);
@@ -70,7 +74,10 @@ export async function profileSteps(
         );
       }
     }
-    return { shape, device: backend.device, cases };
+    const device = backend.device;
+    await backend.close();
+    const pipeline = await comparePipeline(model.weights, [1, 32], 8, 2 * steps, log);
+    return { shape, device, cases, pipeline };
   } finally {
     await backend.close();
   }
