@@ -53,7 +53,15 @@ async function wire(
 }
 
 /** A validator on a clock the test moves; the oracle's answer is set per test and its calls are counted. */
-function setup(options: { maxAgeMs?: number; maxFutureMs?: number; capacity?: number; refillPerSecond?: number } = {}) {
+function setup(
+  options: {
+    maxAgeMs?: number;
+    maxFutureMs?: number;
+    capacity?: number;
+    refillPerSecond?: number;
+    lookups?: { capacity: number; refillPerSecond: number };
+  } = {},
+) {
   const clock = { now: T0 };
   const oracle = { answer: "active" as StakeStatus | Error, calls: 0 };
   const table = new PeerTable({ now: () => clock.now, ttlMs: 60_000 });
@@ -65,6 +73,7 @@ function setup(options: { maxAgeMs?: number; maxFutureMs?: number; capacity?: nu
     maxAgeMs: options.maxAgeMs,
     maxFutureMs: options.maxFutureMs,
     rate: { capacity: options.capacity ?? 10, refillPerSecond: options.refillPerSecond ?? 4 },
+    lookups: options.lookups,
     oracle: {
       check: async () => {
         oracle.calls++;
@@ -325,5 +334,65 @@ describe("announcement validator: stake", () => {
       await validator.admit(AUTHOR, AUTHOR, await wire({ seq: 2, operator: stranger.address }, stranger)),
     ).toMatchObject({ reason: "not-staked" });
     expect(table.get(AUTHOR)?.announcement.operator).toBe(operator.address);
+  });
+});
+
+describe("announcement validator: stake look-ups and who is scored down", () => {
+  it("takes a look-up for an operator never seen staked from the relay's budget; one seen staked is free", async () => {
+    const { validator, oracle } = setup({ lookups: { capacity: 2, refillPerSecond: 1 } });
+    const strangers = (seq: number) => wire({ seq, operator: stranger.address }, stranger);
+    oracle.answer = "inactive";
+    // Relayed, never staked: dropped unscored (the relay may not know), two look-ups spend RELAY's budget.
+    for (const seq of [1, 2])
+      expect(await validator.admit(AUTHOR, RELAY, await strangers(seq))).toMatchObject({
+        reason: "not-staked",
+        penalize: false,
+      });
+    expect(await validator.admit(AUTHOR, RELAY, await strangers(3))).toMatchObject({
+      ok: false,
+      reason: "lookup-limited",
+      penalize: false,
+      detail: `relayed by ${RELAY}`,
+    });
+    expect(oracle.calls).toBe(2);
+    // Sent by its own peer, never staked: scored down (no honest node announces so).
+    expect(await validator.admit(AUTHOR, AUTHOR, await strangers(4))).toMatchObject({
+      reason: "not-staked",
+      penalize: true,
+    });
+    // An operator seen staked (through the author's budget) is re-checked through RELAY's spent one.
+    oracle.answer = "active";
+    expect((await validator.admit(AUTHOR, AUTHOR, await wire({ seq: 5 }))).ok).toBe(true);
+    expect((await validator.admit(AUTHOR, RELAY, await wire({ seq: 6 }))).ok).toBe(true);
+    expect(oracle.calls).toBe(5);
+    // Its stake lapsing later is churn, not misbehaviour: not scored, even from its own peer.
+    oracle.answer = "inactive";
+    expect(await validator.admit(AUTHOR, AUTHOR, await wire({ seq: 7 }))).toMatchObject({
+      reason: "not-staked",
+      penalize: false,
+    });
+  });
+
+  it("does not store an announcement whose peer was banned while it was being checked", async () => {
+    const table = new PeerTable({ now: () => T0, ttlMs: 60_000 });
+    const validator = new AnnouncementValidator({
+      table,
+      domain,
+      selfPeerId: SELF,
+      now: () => T0,
+      oracle: {
+        check: async () => {
+          table.ban(AUTHOR, 1_000, "served bad bytes"); // during the chain read
+          return "active";
+        },
+      },
+    });
+    expect(await validator.admit(AUTHOR, AUTHOR, await wire())).toEqual({
+      ok: false,
+      reason: "banned",
+      penalize: false,
+    });
+    expect(table.get(AUTHOR)).toBeUndefined();
+    expect(table.drops).toMatchObject({ banned: 1 });
   });
 });
