@@ -105,7 +105,7 @@ export class Engine extends Emitter<EngineEvents> {
   #lock: DeviceLock;
   #limits: Limits;
   #throughput = new Throughput();
-  /** What a step costs by its tokens: turns the scheduler's slowdown into a token cap per step. */
+  /** What a loop turn (plan, step, streaming) costs by its tokens: turns the scheduler's slowdown into a token cap. */
   #stepCost = new StepCostModel();
   #admission: Admission;
   #tokenizing = 0;
@@ -323,6 +323,7 @@ export class Engine extends Emitter<EngineEvents> {
   async #run(): Promise<void> {
     while (!this.#closed) {
       this.#dirty = false;
+      const startedAt = performance.now();
       const rows = this.#scheduler.plan(this.#stepCost.tokenCap(this.#scheduler.options.slowdown));
       if (rows.length === 0) {
         await this.#waitForWork();
@@ -330,6 +331,11 @@ export class Engine extends Emitter<EngineEvents> {
       }
       await this.#step(rows);
       await nextTurn(); // let submits, aborts and adapter loads in
+      // What the step cost the requests in it, from this plan to the next (the step cost cap's model).
+      this.#stepCost.observe(
+        rows.reduce((n, r) => n + r.to - r.from, 0),
+        performance.now() - startedAt,
+      );
     }
   }
 
@@ -353,15 +359,12 @@ export class Engine extends Emitter<EngineEvents> {
       for (const r of ordered) this.#fail(r.seq, error);
       return;
     }
-    const tokens = steps.reduce((n, s) => n + s.tokens.length, 0);
-    const ms = performance.now() - startedAt;
-    this.#stepCost.observe(tokens, ms);
     this.emit("step", {
       step: this.#scheduler.steps,
       rows: steps.length,
-      tokens,
+      tokens: steps.reduce((n, s) => n + s.tokens.length, 0),
       sampled: ordered.filter((r) => r.sample).length,
-      ms,
+      ms: performance.now() - startedAt,
     });
     let generated = 0;
     ordered.forEach((row, i) => {
