@@ -8,6 +8,7 @@
 //   steps      whole decode steps of the backend on the quick shape at batch 1 and 32 (and 32 over 8 adapters):
 //              each kernel's device time (timestamp queries where the adapter has them), the step's wall and
 //              host time (scripts/bench/step-profile.ts); `--profile-step` runs only this part.
+//   variants   each kernel variant of kernel-plan.ts against the one it replaces (scripts/bench/kernel-variants.ts)
 import { mkdirSync, writeFileSync } from "node:fs";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
@@ -25,6 +26,7 @@ import * as op from "../node/engine/backend/webgpu/ops.ts";
 import { storageBuffer, uploadMatrix, writeView } from "../node/engine/backend/webgpu/tensors.ts";
 import { quantizeMatrix } from "../node/engine/formats/weight-codec.ts";
 import type { WeightDType, WeightMatrix } from "../node/engine/model/weights.ts";
+import { benchKernelVariants } from "./bench/kernel-variants.ts";
 import { profileSteps } from "./bench/step-profile.ts";
 import { scriptArgs } from "./script-args.ts";
 
@@ -333,7 +335,15 @@ console.log(
   `targets: decode matvec ${(100 * best).toFixed(0)}% of copy, ${(100 * bestShader).toFixed(0)}% of shader copy (target 70%); sgmv 32 distinct / shared ${at32.toFixed(2)} (target <= 1.5)`,
 );
 
-// 5. Whole decode steps, kernel by kernel (its own device: the backend's). A failure here is recorded, not fatal:
+// 5. The kernel variants against the ones they replace. A failure is recorded, not fatal.
+try {
+  results.variants = await benchKernelVariants(ctx, quick, console.log);
+} catch (error) {
+  console.log(`kernel variants failed: ${String(error)}`);
+  results.variants = { error: String(error) };
+}
+
+// 6. Whole decode steps, kernel by kernel (its own device: the backend's). A failure here is recorded, not fatal:
 // the figures above are kept.
 try {
   results.steps = await profileSteps(root, values["step-shape"]!, profiledSteps, console.log);
