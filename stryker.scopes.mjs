@@ -52,7 +52,12 @@ export const SCOPES = {
   "engine-scheduler": {
     mutate: ["node/engine/runtime/scheduler.ts"],
     pool: "threads",
-    testFiles: ["test/engine/scheduler.test.ts", "test/engine/scheduler-owners.test.ts"],
+    // scheduler-cap: the token cap per step among owners (planShared).
+    testFiles: [
+      "test/engine/scheduler.test.ts",
+      "test/engine/scheduler-owners.test.ts",
+      "test/engine/scheduler-cap.test.ts",
+    ],
   },
   "engine-adapter-store": {
     mutate: ["node/engine/runtime/adapter-store/**/*.ts"],

@@ -199,6 +199,22 @@ describe("scheduler: no starvation", () => {
     expect(small.state).toBe("running");
   });
 
+  it("counts a request aged from the step it was queued at: young at agingSteps - 1 steps, aged at agingSteps", () => {
+    // Blocks of 64 positions: the running sequence decodes without growing; big (3 blocks) never fits beside it.
+    const { scheduler, add, step } = setup(3, 64, { agingSteps: 3 });
+    add(60);
+    step();
+    const big = add(150); // queued at step 1
+    step();
+    const small = add(4);
+    step(); // big has waited 2 steps: still young, small fits and goes ahead
+    expect(small.state).toBe("running");
+    const late = add(4);
+    step(); // big has waited 3 steps: aged, late fits but may not overtake it
+    expect(late.state).toBe("waiting");
+    expect(scheduler.waiting).toEqual([big, late]);
+  });
+
   it("holds newer requests back behind an aged one whose adapter has no free slot (and is not loading)", () => {
     const { scheduler, slots, add, step } = setup(64, 4, { agingSteps: 0 });
     const blocked = add(4, { adapterId: ADAPTER }); // no slot, not loading: aged at once (agingSteps 0)
