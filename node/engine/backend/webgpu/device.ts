@@ -54,7 +54,9 @@ export function gpu(): Promise<GPU> {
     useBundledLavapipe();
     const { create, globals } = await import("webgpu");
     Object.assign(globalThis, globals);
-    gpuInstance = create([]);
+    // Dawn rounds timestamp queries down to 2^16 ns unless told not to: a GPU's kernels take microseconds, so the
+    // step profile (step-profile.ts) would read zeros. The toggle touches nothing else.
+    gpuInstance = create(["disable-dawn-features=timestamp_quantization"]);
     return gpuInstance;
   })();
   return gpuPromise;
