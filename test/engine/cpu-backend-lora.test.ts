@@ -2,7 +2,8 @@
 // enough to run under every mutant of the engine-cpu-backend mutation scope (stryker.scopes.mjs), where the
 // stories260K versions of these tests (cpu-backend.test.ts) are too slow. Unmerged LoRA must equal the merged
 // weights W + B A; a batch that mixes adapters and base rows at every offset must give each sequence what it gives
-// alone; steps that would read outside the pool, the context, the vocabulary or the slots are refused by name.
+// alone; a prefill must equal feeding the same tokens one at a time, and a sequence must write K/V only into its own
+// blocks; steps that would read outside the pool, the context, the vocabulary or the slots are refused by name.
 import { describe, expect, it } from "vitest";
 import type { LoraAdapter } from "../../node/engine/adapter/lora.ts";
 import type { Backend, SequenceStep } from "../../node/engine/backend/backend.ts";
@@ -166,6 +167,28 @@ describe("cpu backend, LoRA unmerged (tiny random model)", () => {
         })),
       );
     }
+  });
+});
+
+describe("cpu backend, positions and the KV cache (tiny random model)", () => {
+  it("a prompt prefilled in one step gives the logits of feeding it one token at a time", async () => {
+    const backend = createCpuBackend(WEIGHTS, OPTIONS);
+    const prefilled = await backend.forward([{ tokens: PROMPT, position: 0, blockTable: [0, 1], slot: -1 }]);
+    let stepped = new Float32Array(0);
+    for (const [p, token] of PROMPT.entries())
+      stepped = await backend.forward([{ tokens: [token], position: p, blockTable: [2, 3], slot: -1 }]);
+    expect(relDiff(prefilled, stepped)).toBeLessThan(MERGE_TOLERANCE);
+  });
+
+  it("a sequence whose prompt fills its block table exactly writes nothing outside it", async () => {
+    // The first sequence's 4 tokens fill its one block; the second's cache (block 0) must stay its own.
+    const batched = createCpuBackend(WEIGHTS, OPTIONS);
+    const other = { tokens: [1, 22, 23], position: 0, blockTable: [0], slot: -1 };
+    await batched.forward([{ tokens: [1, 5, 9, 13], position: 0, blockTable: [5], slot: -1 }, other]);
+    const alone = createCpuBackend(WEIGHTS, OPTIONS);
+    await alone.forward([other]);
+    const next = { tokens: [24], position: 3, blockTable: [0], slot: -1 };
+    expect(await batched.forward([next])).toEqual(await alone.forward([next]));
   });
 });
 
