@@ -4,14 +4,15 @@
 // with and without soft-cap and sliding window. Tolerance: ATT_TOL relative to max(1, max |out|) (float32 sums
 // in another order; the split's partitions rescale by exp(m_i - M)). Then the backend on stories260K with the
 // split against the cpu backend: logits within LOGIT_TOL (the parity tolerance of webgpu.test.ts).
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { afterAll, describe, expect, it } from "vitest";
 import type { SequenceStep } from "../../node/engine/backend/backend.ts";
 import { createCpuBackend } from "../../node/engine/backend/cpu/cpu-backend.ts";
 import * as op from "../../node/engine/backend/webgpu/ops.ts";
 import { createWebGpuBackend } from "../../node/engine/backend/webgpu/webgpu-backend.ts";
 import { relDiff } from "../../scripts/gpu/parity-lib.ts";
+import { harness, random } from "../kernels/harness.ts";
 import { demoAdapter, stories } from "../helpers/stories.ts";
-import { kernelRig, kernelsOfStep, randomFloats, type KernelRig } from "./webgpu-kernels-helpers.ts";
+import { kernelsOfStep } from "./webgpu-kernels-helpers.ts";
 
 const ATT_TOL = 1e-5;
 const LOGIT_TOL = 1e-4;
@@ -34,19 +35,16 @@ const T = ROWS.length;
 const LDQ = (N_HEADS + 2 * N_KV_HEADS) * HEAD_DIM;
 const LDO = N_HEADS * HEAD_DIM;
 
-let rig: KernelRig;
-beforeAll(async () => {
-  rig = await kernelRig();
-});
-afterAll(() => rig?.close());
+const rig = await harness();
+afterAll(() => rig.close());
 
 // Block tables in a scrambled order (not sorted); sequences share some blocks, as with a shared prefix.
 const blocksPerSeq = Math.ceil(450 / BLOCK);
 const tableOf = (seq: number) =>
   Array.from({ length: blocksPerSeq }, (_, i) => ((seq * 19 + i) * 37 + 11) % NUM_BLOCKS);
-const q = randomFloats(T * LDQ, 1);
-const kPool = randomFloats(NUM_BLOCKS * BLOCK * KV_DIM, 2);
-const vPool = randomFloats(NUM_BLOCKS * BLOCK * KV_DIM, 3);
+const q = random(T * LDQ, 1);
+const kPool = random(NUM_BLOCKS * BLOCK * KV_DIM, 2);
+const vPool = random(NUM_BLOCKS * BLOCK * KV_DIM, 3);
 
 /** The reference: softmax over each row's positions (window-limited), float64. */
 function reference(a: { scale: number; softcap: number; window: number }): Float32Array {
@@ -101,7 +99,7 @@ async function runAttention(
     rig.buffer(tables),
     rig.buffer(Uint32Array.from(blocks)),
   ];
-  const out = rig.buffer(randomFloats(T * LDO, 4, 100)); // garbage: every element must be written
+  const out = rig.buffer(random(T * LDO, 4, 100)); // garbage: every element must be written
   const variant = { constants: { HEAD_DIM } };
   const args: op.AttentionArgs = {
     T,
@@ -119,7 +117,7 @@ async function runAttention(
       op.attention(enc, site, args),
     );
   } else {
-    const partials = rig.buffer(randomFloats(op.attentionPartialsFloats(N_HEADS, HEAD_DIM), 5, 100));
+    const partials = rig.buffer(random(op.attentionPartialsFloats(N_HEADS, HEAD_DIM), 5, 100));
     await rig.run(
       [
         { kernel: "attention-split", variant, buffers: [...common, partials] },
@@ -128,7 +126,7 @@ async function runAttention(
       (enc, [split, reduce]) => op.attentionSplit(enc, { split, reduce }, args, plan),
     );
   }
-  return rig.read(out, T * LDO);
+  return rig.readF32(out, T * LDO);
 }
 
 const SCALE = 1 / Math.sqrt(HEAD_DIM);

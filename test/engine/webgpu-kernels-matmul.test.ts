@@ -4,15 +4,15 @@
 // (float32 sums in another order), F16_ACC_TOL for f16 stages (inputs rounded to f16, 2^-11, and 32-term sums in
 // f16; measured figures in BENCHMARKS.md "GPU (issue 16)"). Then the backend's prefill through f16 stages on
 // stories260K against the cpu backend, within F16_LOGIT_TOL (the tolerance of f16-stored weights, webgpu.test.ts).
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { afterAll, describe, expect, it } from "vitest";
 import { createCpuBackend } from "../../node/engine/backend/cpu/cpu-backend.ts";
 import * as op from "../../node/engine/backend/webgpu/ops.ts";
 import { uploadMatrix } from "../../node/engine/backend/webgpu/tensors.ts";
 import { createWebGpuBackend } from "../../node/engine/backend/webgpu/webgpu-backend.ts";
 import { dequantize, quantizeMatrix } from "../../node/engine/formats/weight-codec.ts";
 import { relDiff } from "../../scripts/gpu/parity-lib.ts";
+import { harness, random } from "../kernels/harness.ts";
 import { stories } from "../helpers/stories.ts";
-import { kernelRig, randomFloats, type KernelRig } from "./webgpu-kernels-helpers.ts";
 
 const F32_TOL = 1e-5;
 const F16_ACC_TOL = 2e-3;
@@ -21,14 +21,11 @@ const M = 70;
 const N = 70;
 const K = 300;
 
-let rig: KernelRig;
-beforeAll(async () => {
-  rig = await kernelRig();
-});
-afterAll(() => rig?.close());
+const rig = await harness();
+afterAll(() => rig.close());
 
 // Inputs of the size a normed activation has (|x| up to 3), weights of 0.05 (a dim-300 layer's scale).
-const x = randomFloats(M * K, 1, 3);
+const x = random(M * K, 1, 3);
 
 function reference(w: Float32Array): Float32Array {
   const y = new Float32Array(M * N);
@@ -45,7 +42,7 @@ async function runTiled(
   dtype: "f32" | "f16",
   halfAccumulate: boolean,
 ): Promise<{ y: Float32Array; ref: Float32Array }> {
-  const matrix = quantizeMatrix(randomFloats(N * K, 2, 0.05), N, K, dtype);
+  const matrix = quantizeMatrix(random(N * K, 2, 0.05), N, K, dtype);
   const dm = uploadMatrix(rig.ctx.device, "w", [matrix], { maxBinding: rig.ctx.maxBinding });
   const y = rig.buffer(M * N * 4);
   const chunk = dm.chunks[0];
@@ -61,7 +58,7 @@ async function runTiled(
       op.matmulTiled(enc, site, { M, N, K4: dm.K4, ldx4: K / 4, ldy: N, yOff: 0, accumulate: false, sOff: chunk.sOff }),
   );
   chunk.buffer.destroy();
-  return { y: await rig.read(y, M * N), ref: reference(dequantize(matrix)) };
+  return { y: await rig.readF32(y, M * N), ref: reference(dequantize(matrix)) };
 }
 
 describe("matmul-tiled against the host reference", () => {

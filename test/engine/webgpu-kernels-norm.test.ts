@@ -4,7 +4,7 @@
 // rows with and without adapters (the LoRA shrink reads the normed rows the fused kernel writes).
 // Tolerances: FUSED_TOL relative to max(1, max |y|) (float32 sums in another order; f16 weights are compared with
 // the same halves decoded on the host), LOGIT_TOL for logits (the parity tolerance of webgpu.test.ts).
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { afterAll, describe, expect, it } from "vitest";
 import type { SequenceStep } from "../../node/engine/backend/backend.ts";
 import { createCpuBackend } from "../../node/engine/backend/cpu/cpu-backend.ts";
 import * as op from "../../node/engine/backend/webgpu/ops.ts";
@@ -12,8 +12,9 @@ import { uploadMatrix } from "../../node/engine/backend/webgpu/tensors.ts";
 import { createWebGpuBackend } from "../../node/engine/backend/webgpu/webgpu-backend.ts";
 import { dequantize, quantizeMatrix } from "../../node/engine/formats/weight-codec.ts";
 import { relDiff } from "../../scripts/gpu/parity-lib.ts";
+import { harness, random } from "../kernels/harness.ts";
 import { demoAdapter, stories } from "../helpers/stories.ts";
-import { kernelRig, kernelsOfStep, randomFloats, type KernelRig } from "./webgpu-kernels-helpers.ts";
+import { kernelsOfStep } from "./webgpu-kernels-helpers.ts";
 
 const FUSED_TOL = 1e-5;
 const LOGIT_TOL = 1e-4;
@@ -22,15 +23,12 @@ const LD = 100;
 const N = 70;
 const EPS = 1e-5;
 
-let rig: KernelRig;
-beforeAll(async () => {
-  rig = await kernelRig();
-});
-afterAll(() => rig?.close());
+const rig = await harness();
+afterAll(() => rig.close());
 
-const x = randomFloats(4 * LD, 1, 3);
+const x = random(4 * LD, 1, 3);
 for (let m = 0; m < 4; m++) x.fill(0, m * LD + DIM, (m + 1) * LD);
-const g = randomFloats(DIM, 2);
+const g = random(DIM, 2);
 
 /** h = rmsnorm(x) and y = h · Wᵀ for M rows, float64 on the host (w: [N, DIM] row-major, as decoded). */
 function reference(M: number, w: Float32Array): { h: Float32Array; y: Float32Array } {
@@ -54,7 +52,7 @@ describe("matvec-splitk-norm against the host reference", () => {
   for (const dtype of ["f32", "f16"] as const) {
     it(`${dtype} weights in two row chunks: y and the normed rows for 1 to 4 rows`, async () => {
       expect(rig.ctx.hasSubgroups, "the fused kernel needs subgroups").toBe(true);
-      const matrix = quantizeMatrix(randomFloats(N * DIM, 3), N, DIM, dtype);
+      const matrix = quantizeMatrix(random(N * DIM, 3), N, DIM, dtype);
       const decoded = dequantize(matrix);
       // A binding limit of 40 rows' bytes cuts the 70 rows into chunks of at most 40.
       const rowBytes = dtype === "f32" ? 4 * LD : 2 * LD;
@@ -62,7 +60,7 @@ describe("matvec-splitk-norm against the host reference", () => {
       expect(dm.chunks.length).toBe(2);
       for (let M = 1; M <= 4; M++) {
         const [xb, gb] = [rig.buffer(x), rig.buffer(g)];
-        const h = rig.buffer(randomFloats(4 * LD, 4, 100)); // garbage: the kernel writes every normed row
+        const h = rig.buffer(random(4 * LD, 4, 100)); // garbage: the kernel writes every normed row
         const y = rig.buffer(4 * N * 4);
         await rig.run(
           dm.chunks.map((c) => ({
@@ -78,8 +76,8 @@ describe("matvec-splitk-norm against the host reference", () => {
             ),
         );
         const ref = reference(M, decoded);
-        expect(relDiff(await rig.read(y, M * N), ref.y), `y, ${M} rows`).toBeLessThanOrEqual(FUSED_TOL);
-        expect(relDiff(await rig.read(h, M * LD), ref.h), `h, ${M} rows`).toBeLessThanOrEqual(FUSED_TOL);
+        expect(relDiff(await rig.readF32(y, M * N), ref.y), `y, ${M} rows`).toBeLessThanOrEqual(FUSED_TOL);
+        expect(relDiff(await rig.readF32(h, M * LD), ref.h), `h, ${M} rows`).toBeLessThanOrEqual(FUSED_TOL);
       }
       for (const c of dm.chunks) c.buffer.destroy();
     });

@@ -1,6 +1,7 @@
-// sgmv-shrink.wgsl + sgmv-expand.wgsl (segmented LoRA) against the reference: per row, y += (x A^T) B^T with the
-// row's slot's pair, as the cpu backend computes it. Ranks 1 to 64 mixed in one batch, absent targets, one-row
-// segments, rows without adapter, a segment longer than a tile, and an empty batch.
+// The SGMV kernels (segmented LoRA) against the reference: per row, y += (x A^T) B^T with the row's slot's pair, as
+// the cpu backend computes it, for both variants: sgmv-shrink/expand.wgsl and sgmv-shrink/expand-segment.wgsl.
+// Ranks 1 to 64 mixed in one batch, absent targets, one-row segments, rows without adapter, a segment longer than
+// a tile, and an empty batch.
 // Tolerance: max |gpu - cpu| <= 1e-5 x max |cpu| over the updated output.
 import { afterAll, describe, expect, it } from "vitest";
 import { matmul } from "../../node/engine/backend/cpu/ops.ts";
@@ -60,21 +61,37 @@ async function check(c: Case, seed: number): Promise<{ tiles: number }> {
   const ldy = shape.N + 2;
   const y0 = random(T * ldy, seed + 2);
   const ldv = 3 * rs + 4;
-  const yb = h.buffer(y0);
-  const vb = h.buffer(T * ldv * 4 + 16);
   const tb = h.buffer(nTiles > 0 ? tiles : new Uint32Array(4));
   const rb = h.buffer(rankTable);
-  await h.run(
-    [
-      { kernel: "sgmv-shrink", buffers: [h.buffer(padded(x, T, c.inDim, ldx)), h.buffer(aPool), tb, rb, vb] },
-      { kernel: "sgmv-expand", buffers: [vb, h.buffer(bPool), tb, rb, yb] },
-    ],
-    (enc, [shrink, expand]) => {
-      op.sgmvShrink(enc, shrink, shape, { nTiles, layer, ldx4: ldx / 4, ldv, rankStride: nLayers * 7 });
-      op.sgmvExpand(enc, expand, shape, { nTiles, layer, ldv4: ldv / 4, ldy, yOff: 1, rankStride: nLayers * 7 });
-    },
-  );
-  const got = await h.readF32(yb, T * ldy);
+  const got: Float32Array[] = [];
+  for (const segments of [false, true]) {
+    const yb = h.buffer(y0);
+    const vb = h.buffer(random(T * ldv + 4, seed + 3, 100)); // garbage: the shrink writes every column it owns
+    await h.run(
+      [
+        {
+          kernel: segments ? "sgmv-shrink-segment" : "sgmv-shrink",
+          buffers: [h.buffer(padded(x, T, c.inDim, ldx)), h.buffer(aPool), tb, rb, vb],
+        },
+        {
+          kernel: segments ? "sgmv-expand-segment" : "sgmv-expand",
+          variant: segments ? { constants: { RS4: rs / 4 } } : {},
+          buffers: [vb, h.buffer(bPool), tb, rb, yb],
+        },
+      ],
+      (enc, [shrink, expand]) => {
+        (segments ? op.sgmvShrinkSegments : op.sgmvShrink)(enc, shrink, shape, {
+          nTiles,
+          layer,
+          ldx4: ldx / 4,
+          ldv,
+          rankStride: nLayers * 7,
+        });
+        op.sgmvExpand(enc, expand, shape, { nTiles, layer, ldv4: ldv / 4, ldy, yOff: 1, rankStride: nLayers * 7 });
+      },
+    );
+    got.push(await h.readF32(yb, T * ldy));
+  }
 
   const expected = y0.slice();
   c.rowSlots.forEach((slot, r) => {
@@ -92,7 +109,8 @@ async function check(c: Case, seed: number): Promise<{ tiles: number }> {
       off += c.outDims[t];
     });
   });
-  expectClose(got, expected, 1e-5);
+  expectClose(got[0], expected, 1e-5, "portable");
+  expectClose(got[1], expected, 1e-5, "segments");
   return { tiles: nTiles };
 }
 
@@ -114,12 +132,12 @@ describe("SGMV shrink + expand", () => {
           [64, 64, 64],
           [5, 13, 2],
         ],
-        // a 9-row segment (3 tiles), one-row segments, no-adapter rows between
-        rowSlots: [-1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1, -1, -1, 2, 3, 3, -1, 2],
+        // a 20-row segment (2 tiles), one-row segments, no-adapter rows between
+        rowSlots: [-1, ...Array<number>(20).fill(0), 1, -1, -1, 2, 3, 3, -1, 2],
       },
       7,
     );
-    expect(tiles).toBe(3 + 1 + 1 + 1 + 1);
+    expect(tiles).toBe(2 + 1 + 1 + 1 + 1);
   });
   it("an empty slot and slot -1 rows skip; a batch with no adapter rows dispatches nothing and changes nothing", async () => {
     await check({ inDim: 5, outDims: [3, 7], maxRank: 6, ranks: [null, [6, 2]], rowSlots: [0, 0, 1, -1, 0, 1] }, 8);
@@ -132,9 +150,10 @@ describe("SGMV shrink + expand", () => {
 });
 
 describe("buildTiles", () => {
-  it("cuts runs of one filled slot into tiles of at most 4 rows", () => {
-    const tiles = op.buildTiles([2, 2, 2, 2, 2, 1, -1, 1, 0, 0], (s) => s !== 0);
-    expect(Array.from(tiles)).toEqual([0, 4, 2, 0, 4, 1, 2, 0, 5, 1, 1, 0, 7, 1, 1, 0]);
+  it("cuts runs of one filled slot into tiles of at most SEGMENT_ROWS (16) rows", () => {
+    expect(op.SEGMENT_ROWS).toBe(16);
+    const tiles = op.buildTiles([...Array<number>(18).fill(2), 1, -1, 1, 0, 0], (s) => s !== 0);
+    expect(Array.from(tiles)).toEqual([0, 16, 2, 0, 16, 2, 2, 0, 18, 1, 1, 0, 20, 1, 1, 0]);
     expect(op.buildTiles([], () => true).length).toBe(0);
   });
 });
