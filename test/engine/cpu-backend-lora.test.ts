@@ -174,7 +174,7 @@ describe("cpu backend, positions and the KV cache (tiny random model)", () => {
   it("a prompt prefilled in one step gives the logits of feeding it one token at a time", async () => {
     const backend = createCpuBackend(WEIGHTS, OPTIONS);
     const prefilled = await backend.forward([{ tokens: PROMPT, position: 0, blockTable: [0, 1], slot: -1 }]);
-    let stepped = new Float32Array(0);
+    let stepped: Float32Array = new Float32Array(0);
     for (const [p, token] of PROMPT.entries())
       stepped = await backend.forward([{ tokens: [token], position: p, blockTable: [2, 3], slot: -1 }]);
     expect(relDiff(prefilled, stepped)).toBeLessThan(MERGE_TOLERANCE);
