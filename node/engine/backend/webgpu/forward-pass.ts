@@ -147,7 +147,8 @@ export function encodePass(enc: StepEncoder, device: GPUDevice, pass: PassTables
   enc.submit(device.queue);
 }
 
-function uploadTables(device: GPUDevice, b: StepBuffers, pass: PassTables): void {
+/** Writes a pass's tables into the step buffers (queue-ordered: after every step submitted before). */
+export function uploadTables(device: GPUDevice, b: StepBuffers, pass: PassTables): void {
   writeView(device, b.tokens, 0, pass.tokens);
   writeView(device, b.positions, 0, pass.positions);
   writeView(device, b.kvSlots, 0, pass.kvSlots);

@@ -103,8 +103,9 @@ export function passTables(
 
 /**
  * The decode step that follows `steps` when every sequence goes on: one token each (not known yet: 0 here) at the
- * next position, in the same order, block tables and slots. Null when one would need a block its table lacks
- * (the engine adds it with the next plan) or run past the context.
+ * next position, in the same order and slots. A sequence about to enter a block its table lacks gets block 0 in its
+ * place (the engine picks the real one with the next plan: only data, uploaded then). Null when one would run past
+ * the context.
  */
 export function nextDecodeSteps(
   steps: readonly SequenceStep[],
@@ -114,21 +115,23 @@ export function nextDecodeSteps(
   const next: SequenceStep[] = [];
   for (const step of steps) {
     const position = step.position + step.tokens.length;
-    if (position >= maxSeqLen || Math.floor(position / blockSize) >= step.blockTable.length) return null;
-    next.push({ tokens: [0], position, blockTable: [...step.blockTable], slot: step.slot });
+    if (position >= maxSeqLen) return null;
+    const blockTable = [...step.blockTable];
+    while (blockTable.length * blockSize <= position) blockTable.push(0);
+    next.push({ tokens: [0], position, blockTable, slot: step.slot });
   }
   return next;
 }
 
-/** True when two passes' tables differ at most in their tokens: the same commands compute both. */
-export function sameButTokens(a: PassTables, b: PassTables): boolean {
+/**
+ * True when the same commands compute both passes: what encodePass records from the tables (rows, positions,
+ * SGMV tiles, sequence ends) is equal; the rest (tokens, KV slots, block tables) is data, uploaded before a step.
+ */
+export function sameCommands(a: PassTables, b: PassTables): boolean {
   const equal = (x: Uint32Array, y: Uint32Array): boolean => x.length === y.length && x.every((v, i) => v === y[i]);
   return (
     a.tokens.length === b.tokens.length &&
     equal(a.positions, b.positions) &&
-    equal(a.kvSlots, b.kvSlots) &&
-    equal(a.tables, b.tables) &&
-    equal(a.blocks, b.blocks) &&
     equal(a.tiles, b.tiles) &&
     a.lastRows.length === b.lastRows.length &&
     a.lastRows.every((l, i) => l.row === b.lastRows[i].row && l.seq === b.lastRows[i].seq)

@@ -1,10 +1,10 @@
 // The step pipeline: while the device runs decode step n, the host records step n+1 as it will be if every
 // sequence goes on (pass-plan.ts nextDecodeSteps), and keeps the finished command buffer. When the engine then asks
-// for exactly that step (sameButTokens), only step n's sampled tokens and the sampling table are uploaded and the
-// recorded commands are submitted: the recording (the host's main cost of a step) left the critical path. Any
-// other step drops the recording and is recorded as usual. Uploads are ordered on the queue, so the tables the
-// recording wrote while step n ran reach the device after step n, and the tokens written later overwrite its
-// placeholders before step n+1 runs.
+// for a step those commands compute (pass-plan.ts sameCommands: same rows, positions, tiles and sequence ends),
+// its tables (step n's sampled tokens, a new block where one was entered) and draws are uploaded and the recorded
+// commands submitted: the recording (the host's main cost of a step) left the critical path. Any other step drops
+// the recording and is recorded as usual. Uploads are ordered on the queue, so the placeholders the recording
+// wrote while step n ran reach the device after step n, and the real tables overwrite them before step n+1 runs.
 import { StepEncoder } from "./kernels.ts";
 import type { PassTables } from "./pass-plan.ts";
 

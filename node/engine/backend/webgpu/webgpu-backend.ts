@@ -17,11 +17,11 @@ import { openDevice, webgpuAvailable as probe, type GpuContext } from "./device.
 import { CapacityError } from "../../runtime/sizing.ts";
 import { DeviceMemory, defaultMemoryBudget, planBackendCapacity } from "./device-memory.ts";
 import { buildDeviceModel, type DeviceModel } from "./device-model.ts";
-import { encodePass, samplingTable, type PassContext } from "./forward-pass.ts";
+import { encodePass, samplingTable, uploadTables, type PassContext } from "./forward-pass.ts";
 import { chooseKernels, type KernelChoices, type KernelPlan } from "./kernel-plan.ts";
 import { ParamArena, Pipelines, StepEncoder } from "./kernels.ts";
 import { packLoraSlot, type MatmulKind, type MatvecKind } from "./ops.ts";
-import { nextDecodeSteps, passTables, sameButTokens, splitPasses, stepRows } from "./pass-plan.ts";
+import { nextDecodeSteps, passTables, sameCommands, splitPasses, stepRows } from "./pass-plan.ts";
 import { allocateStepBuffers, type StepBuffers } from "./step-buffers.ts";
 import { DeferredStepEncoder, type AheadStep } from "./step-ahead.ts";
 import { StepTimer, TimedStepEncoder, type StepProfile } from "./step-profile.ts";
@@ -354,10 +354,10 @@ export class WebGpuBackend implements Backend {
       passes.length === 1 &&
       ahead.sequences === steps.length &&
       ahead.outBytes === outBytes &&
-      sameButTokens(ahead.tables, first)
+      sameCommands(ahead.tables, first)
     ) {
-      // The step recorded while the last one ran (step-ahead.ts): its tokens and draws, then its commands.
-      writeView(device, this.#buffers.tokens, 0, first.tokens);
+      // The step recorded while the last one ran (step-ahead.ts): its tables and draws, then its commands.
+      uploadTables(device, this.#buffers, first);
       writeView(device, this.#buffers.sampleParams, 0, samplingTable(first, sampling, this.config.vocabSize));
       this.#arena.upload();
       device.queue.submit([ahead.commands]);
