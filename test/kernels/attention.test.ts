@@ -2,6 +2,7 @@
 // several sequences in one dispatch, against ops.pagedAttention. Tolerance: max |gpu - cpu| <= 1e-5 x max |cpu|
 // (online softmax in f32 against the reference's two passes). Scrambled block tables give bit-identical output.
 // Gemma 2's scoring (query_pre_attn_scalar scale, tanh soft-cap) and sliding windows: the same tolerance.
+// attention-split.wgsl + attention-reduce.wgsl (flash-decoding) run the same cases with `split`: the same tolerance.
 import { afterAll, describe, expect, it } from "vitest";
 import { pagedAttention, type AttentionOptions, type PagedKv } from "../../node/engine/backend/cpu/ops.ts";
 import * as op from "../../node/engine/backend/webgpu/ops.ts";
@@ -17,7 +18,10 @@ interface Seq {
   blockTable: number[];
 }
 
-/** Runs kv-store then attention for the sequences' new rows; cached positions come pre-filled in the pools. */
+/**
+ * Runs kv-store then attention for the sequences' new rows; cached positions come pre-filled in the pools. With
+ * `split`, attention-split + attention-reduce in that many partitions instead of attention.wgsl.
+ */
 async function run(
   nHeads: number,
   nKvHeads: number,
@@ -27,6 +31,7 @@ async function run(
   seqs: Seq[],
   seed: number,
   scoring: AttentionOptions = {},
+  split?: { nParts: number; partLen: number },
 ) {
   const kvDim = nKvHeads * headDim;
   const dim = nHeads * headDim;
@@ -55,18 +60,25 @@ async function run(
   const qb = h.buffer(qkv);
   const out = h.buffer(T * dim * 4);
   const pb = h.buffer(Uint32Array.from(positions));
+  const variant = { constants: { HEAD_DIM: headDim } };
+  const reads = [qb, kb, vb, pb, h.buffer(Uint32Array.from(tables)), h.buffer(Uint32Array.from(blocks))];
+  // Garbage in the partials: every partition writes its own, empty ones included.
+  const partials = split ? h.buffer(random(op.attentionPartialsFloats(nHeads, headDim), seed + 3, 100)) : null;
   await h.run(
     [
       { kernel: "kv-store", buffers: [qb, h.buffer(Uint32Array.from(slots)), kb, vb] },
-      {
-        kernel: "attention",
-        variant: { constants: { HEAD_DIM: headDim } },
-        buffers: [qb, kb, vb, pb, h.buffer(Uint32Array.from(tables)), h.buffer(Uint32Array.from(blocks)), out],
-      },
+      ...(partials
+        ? [
+            { kernel: "attention-split" as const, variant, buffers: [...reads, partials] },
+            { kernel: "attention-reduce" as const, variant, buffers: [partials, out] },
+          ]
+        : [{ kernel: "attention" as const, variant, buffers: [...reads, out] }]),
     ],
-    (enc, [store, attend]) => {
+    (enc, [store, attend, reduce]) => {
       op.kvStore(enc, store, { T, ld, kvDim, kOff: dim, vOff: dim + kvDim });
-      op.attention(enc, attend, { T, nHeads, nKvHeads, headDim, kvDim, ldq: ld, ldo: dim, blockSize, ...scoring });
+      const a = { T, nHeads, nKvHeads, headDim, kvDim, ldq: ld, ldo: dim, blockSize, ...scoring };
+      if (split) op.attentionSplit(enc, { split: attend, reduce }, a, split);
+      else op.attention(enc, attend, a);
     },
   );
   const got = await h.readF32(out, T * dim);
@@ -243,5 +255,27 @@ describe("attention.wgsl over a paged KV pool", () => {
       outputs.push(await h.readF32(out, nHeads * headDim));
     }
     expect(Array.from(outputs[1])).toEqual(Array.from(outputs[0]));
+  });
+
+  it("split along the context: long decode rows and short ones in one batch, 1, 7 and 16 partitions", async () => {
+    const blocks = shuffled(96, 9);
+    const seqs: Seq[] = [
+      { position: 449, rows: 1, blockTable: blocks.slice(0, 29) }, // 450 positions
+      { position: 298, rows: 2, blockTable: blocks.slice(29, 48) },
+      { position: 36, rows: 1, blockTable: blocks.slice(48, 51) }, // most partitions empty
+      { position: 0, rows: 1, blockTable: blocks.slice(51, 52) },
+      { position: 310, rows: 1, blockTable: blocks.slice(52, 72) },
+    ];
+    for (const scoring of [{}, { scale: 0.7, softcap: 5, window: 100 }]) {
+      const { expected } = await run(4, 2, 8, 16, 96, seqs, 60, scoring);
+      for (const split of [
+        { nParts: 1, partLen: 450 },
+        { nParts: 7, partLen: 65 }, // the last partition partial
+        { nParts: 16, partLen: 29 },
+      ]) {
+        const { got } = await run(4, 2, 8, 16, 96, seqs, 60, scoring, split);
+        expectClose(got, expected, 1e-5, `${split.nParts} partitions, ${JSON.stringify(scoring)}`);
+      }
+    }
   });
 });

@@ -2,7 +2,8 @@
 // shapes, row-split (chunked) weights, accumulate mode (the fused residual add) and every weight format.
 // Tolerance: max |gpu - cpu| <= 1e-5 x max |cpu| for f32 weights; 3e-3 for f32 weights stored as f16 (11 bits);
 // 1e-5 for weights of a stored format (f16, bf16, Q8_0, Q4_0, Q4_K, Q6_K) against the reference on the same
-// values dequantized (the kernel decodes the same numbers; only the order of the sums differs).
+// values dequantized (the kernel decodes the same numbers; only the order of the sums differs). matmul-tiled.wgsl
+// with f16 stages (halfAccumulate: inputs and 32-term sums in f16, the sums of stages in f32): 2e-3.
 import { afterAll, describe, expect, it } from "vitest";
 import { matmul as refMatmul } from "../../node/engine/backend/cpu/ops.ts";
 import { pad4 } from "../../node/engine/backend/webgpu/kernels.ts";
@@ -10,7 +11,7 @@ import * as op from "../../node/engine/backend/webgpu/ops.ts";
 import { uploadMatrix } from "../../node/engine/backend/webgpu/tensors.ts";
 import { dequantize, float32Matrix, quantizeMatrix } from "../../node/engine/formats/weight-codec.ts";
 import type { WeightDType } from "../../node/engine/model/weights.ts";
-import { expectClose, harness, padded, random, unpadded } from "./harness.ts";
+import { difference, expectClose, harness, padded, random, unpadded } from "./harness.ts";
 
 const h = await harness();
 afterAll(() => h.close());
@@ -20,7 +21,14 @@ async function gpuLinear(
   M: number,
   N: number,
   K: number,
-  o: { f16?: boolean; dtype?: WeightDType; rowsPerChunk?: number; accumulate?: boolean; seed?: number } = {},
+  o: {
+    f16?: boolean;
+    dtype?: WeightDType;
+    rowsPerChunk?: number;
+    accumulate?: boolean;
+    seed?: number;
+    halfAccumulate?: boolean;
+  } = {},
 ) {
   const seed = o.seed ?? M * 1000 + N * 10 + K;
   const x = random(M * K, seed);
@@ -38,7 +46,11 @@ async function gpuLinear(
   const xb = h.buffer(padded(x, M, K, ld));
   const yb = h.buffer(yInit);
   await h.run(
-    matrix.chunks.map((c) => ({ kernel: kind, variant: { weights: c.format }, buffers: [xb, c.buffer, yb] })),
+    matrix.chunks.map((c) => ({
+      kernel: kind,
+      variant: { weights: c.format, halfAccumulate: o.halfAccumulate },
+      buffers: [xb, c.buffer, yb],
+    })),
     (enc, sites) => {
       matrix.chunks.forEach((c, i) => {
         const args = {
@@ -92,6 +104,14 @@ describe("matmul-tiled.wgsl", { timeout: 180_000 }, () => {
     const r = await gpuLinear("matmul-tiled", 70, 50, 37, { rowsPerChunk: 7, accumulate: true });
     expect(r.chunks).toBe(8);
     expectClose(r.actual, r.expected, 1e-5);
+  });
+  it("f16 stages (shader-f16): within 2e-3, and really in half precision", async () => {
+    expect(h.ctx.hasF16, "f16 stages need shader-f16").toBe(true);
+    for (const dtype of ["f32", "f16"] as const) {
+      const r = await gpuLinear("matmul-tiled", 70, 70, 300, { dtype, halfAccumulate: true, accumulate: true });
+      expectClose(r.actual, r.expected, 2e-3, dtype);
+      expect(difference(r.actual, r.expected).rel, dtype).toBeGreaterThan(1e-5);
+    }
   });
 });
 
