@@ -1,4 +1,4 @@
-// RMSNorm fused into the split-k matvec (matvec-splitk-norm.wgsl) against a host reference: 1 to 4 rows, a norm
+// RMSNorm fused into the split-k matvec (matvec-splitk-norm.wgsl) against the cpu reference: 1 to 4 rows, a norm
 // width that is not a multiple of 4, a weight split into two row chunks (only the first writes the normed rows),
 // float32 and f16 weights. Then the backend with fused norms on stories260K against the cpu backend, on decode
 // rows with and without adapters (the LoRA shrink reads the normed rows the fused kernel writes).
@@ -7,12 +7,13 @@
 import { afterAll, describe, expect, it } from "vitest";
 import type { SequenceStep } from "../../node/engine/backend/backend.ts";
 import { createCpuBackend } from "../../node/engine/backend/cpu/cpu-backend.ts";
+import { matmul, rmsnorm } from "../../node/engine/backend/cpu/ops.ts";
 import * as op from "../../node/engine/backend/webgpu/ops.ts";
 import { uploadMatrix } from "../../node/engine/backend/webgpu/tensors.ts";
 import { createWebGpuBackend } from "../../node/engine/backend/webgpu/webgpu-backend.ts";
 import { dequantize, quantizeMatrix } from "../../node/engine/formats/weight-codec.ts";
 import { relDiff } from "../../scripts/gpu/parity-lib.ts";
-import { harness, random } from "../kernels/harness.ts";
+import { harness, padded, random, unpadded } from "../kernels/harness.ts";
 import { demoAdapter, stories } from "../helpers/stories.ts";
 import { kernelsOfStep } from "./webgpu-kernels-helpers.ts";
 
@@ -30,25 +31,16 @@ const x = random(4 * LD, 1, 3);
 for (let m = 0; m < 4; m++) x.fill(0, m * LD + DIM, (m + 1) * LD);
 const g = random(DIM, 2);
 
-/** h = rmsnorm(x) and y = h · Wᵀ for M rows, float64 on the host (w: [N, DIM] row-major, as decoded). */
+/** h = rmsnorm(x) and y = h · Wᵀ for M rows by the cpu reference ops (w: [N, DIM] as decoded); h padded to LD. */
 function reference(M: number, w: Float32Array): { h: Float32Array; y: Float32Array } {
-  const h = new Float32Array(M * LD);
+  const h = new Float32Array(M * DIM);
+  rmsnorm(h, unpadded(x, M, DIM, LD), g, M, DIM, EPS);
   const y = new Float32Array(M * N);
-  for (let m = 0; m < M; m++) {
-    let ss = 0;
-    for (let k = 0; k < DIM; k++) ss += x[m * LD + k] ** 2;
-    const inv = 1 / Math.sqrt(ss / DIM + EPS);
-    for (let k = 0; k < DIM; k++) h[m * LD + k] = g[k] * x[m * LD + k] * inv;
-    for (let n = 0; n < N; n++) {
-      let s = 0;
-      for (let k = 0; k < DIM; k++) s += h[m * LD + k] * w[n * DIM + k];
-      y[m * N + n] = s;
-    }
-  }
-  return { h, y };
+  matmul(y, h, w, M, DIM, N);
+  return { h: padded(h, M, DIM, LD), y };
 }
 
-describe("matvec-splitk-norm against the host reference", () => {
+describe("matvec-splitk-norm against the cpu reference", () => {
   for (const dtype of ["f32", "f16"] as const) {
     it(`${dtype} weights in two row chunks: y and the normed rows for 1 to 4 rows`, async () => {
       expect(rig.ctx.hasSubgroups, "the fused kernel needs subgroups").toBe(true);
