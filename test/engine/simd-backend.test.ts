@@ -11,7 +11,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { LoraAdapter } from "../../node/engine/adapter/lora.ts";
 import type { Backend, SequenceStep } from "../../node/engine/backend/backend.ts";
 import { createCpuBackend } from "../../node/engine/backend/cpu/cpu-backend.ts";
-import { autoBackend, createBackend } from "../../node/engine/backend/select.ts";
+import { autoBackend, createBackend, deviceSized } from "../../node/engine/backend/select.ts";
 import { createSimdBackend } from "../../node/engine/backend/simd/simd-backend.ts";
 import { findAdapter } from "../../node/engine/backend/webgpu/device.ts";
 import { randomModel } from "../../node/engine/formats/random-model.ts";
@@ -23,7 +23,8 @@ import {
   type ModelConfig,
 } from "../../node/engine/model/config.ts";
 import { createRng } from "../../node/engine/sampling/rng.ts";
-import { DEMO_ADAPTERS, demoAdapter, stories } from "../helpers/stories.ts";
+import { DEMO_ADAPTERS, demoAdapter, stories, STORIES_DIR } from "../helpers/stories.ts";
+import { openEngine } from "../../node/engine/runtime/open-engine.ts";
 import { argmax, relDiff } from "../../scripts/gpu/parity-lib.ts";
 
 const LOGIT_TOL = 1e-4;
@@ -259,5 +260,25 @@ describe("simd backend build and selection", () => {
     const name = adapter ? `${adapter.info.vendor} ${adapter.info.architecture} ${adapter.info.description}` : "";
     const software = adapter === null || /llvmpipe|lavapipe|swiftshader/i.test(name);
     expect(await autoBackend()).toBe(software ? "simd" : "webgpu");
+  });
+
+  it("a hardware GPU sizes the KV pool and adapter slots from its memory; elsewhere four contexts and four slots", async () => {
+    const adapter = await findAdapter();
+    expect(deviceSized(null)).toBe(false);
+    const opened = await openEngine({ model: STORIES_DIR, backend: adapter ? "webgpu" : "cpu" });
+    try {
+      const { kv, tiers } = opened.engine.stats();
+      const context = Math.ceil(opened.model.weights.config.maxSeqLen / kv.blockSize);
+      if (adapter !== null && deviceSized(adapter)) {
+        // Up to a full context and a slot for each of the scheduler's 64 sequences, as the memory allows.
+        expect(kv.totalBlocks).toBeGreaterThan(4 * context);
+        expect(tiers.gpu.slots).toBeGreaterThan(4);
+      } else {
+        expect(kv.totalBlocks).toBe(4 * context);
+        expect(tiers.gpu.slots).toBe(4);
+      }
+    } finally {
+      await opened.close();
+    }
   });
 });

@@ -48,7 +48,7 @@ const spec: CommandSpec = {
     model: "model folder or file: llama2.c .bin, .gguf, or a Hugging Face folder",
     backend: `${BACKEND_CHOICES.join(" | ")} (default auto: webgpu on a GPU, simd on a software adapter or none)`,
     threads: "simd backend: worker threads (default: the machine's cores)",
-    "adapter-slots": "adapters resident on the device at once (default 4)",
+    "adapter-slots": "adapters resident on the device at once (default 4; on a GPU, what its memory holds)",
     "max-rank": "largest adapter rank accepted (default 64)",
     "host-cache": "host memory for adapters, MiB (default 256)",
     "step-slowdown":
@@ -191,7 +191,10 @@ async function serviceOptions(values: ParsedCommand["values"]): Promise<ServiceO
       stringOption(values, "threads") === undefined
         ? undefined
         : numberOption(values, "threads", 1, { integer: true, min: 1 }),
-    adapterSlots: numberOption(values, "adapter-slots", 4, { integer: true, min: 1 }),
+    adapterSlots:
+      stringOption(values, "adapter-slots") === undefined
+        ? undefined
+        : numberOption(values, "adapter-slots", 4, { integer: true, min: 1 }),
     maxRank: numberOption(values, "max-rank", 64, { integer: true, min: 1 }),
     hostCacheBytes: numberOption(values, "host-cache", 256, { min: 1 }) * 2 ** 20,
     scheduler: { slowdown: numberOption(values, "step-slowdown", 2, { min: 1 }) },

@@ -13,6 +13,12 @@ export interface CreateBackendOptions extends BackendOptions {
   f16?: boolean;
   /** simd: worker threads (default: the machine's available parallelism). */
   threads?: number;
+  /**
+   * On a hardware GPU, the sizes named true here come from the device instead (webgpu-backend.ts: what its memory
+   * and binding limits hold, up to a full context and a slot for each of `sequences`); elsewhere numBlocks and
+   * adapterSlots stand. A software adapter shares the host's memory with everything else: it keeps them too.
+   */
+  deviceSizing?: { sequences: number; numBlocks: boolean; adapterSlots: boolean };
 }
 
 /** What "auto" picks: webgpu on a real GPU, simd when the only adapter is a software one or there is none. */
@@ -37,5 +43,17 @@ export async function createBackend(
   }
   if (kind === "cpu") return createCpuBackend(weights, options);
   if (kind === "simd") return createSimdBackend(weights, options);
-  return createWebGpuBackend(weights, options);
+  const { deviceSizing, ...given } = options;
+  if (deviceSizing === undefined || !deviceSized(await findAdapter())) return createWebGpuBackend(weights, given);
+  return createWebGpuBackend(weights, {
+    ...given,
+    numBlocks: deviceSizing.numBlocks ? undefined : given.numBlocks,
+    adapterSlots: deviceSizing.adapterSlots ? undefined : given.adapterSlots,
+    sequences: deviceSizing.sequences,
+  });
+}
+
+/** Whether the webgpu backend sizes its KV pool and adapter slots from this adapter's memory: a hardware one. */
+export function deviceSized(adapter: GPUAdapter | null): boolean {
+  return adapter !== null && !isSoftwareAdapter(adapter);
 }

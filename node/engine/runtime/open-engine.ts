@@ -6,6 +6,7 @@ import { createBackend, type BackendChoice } from "../backend/select.ts";
 import { loadModel } from "../formats/load-model.ts";
 import type { LoadedModel } from "../model/weights.ts";
 import { Engine } from "./engine.ts";
+import { DEFAULT_SCHEDULER } from "./scheduler.ts";
 import { checkKvPool, servedContext } from "./sizing.ts";
 import type { AdmissionOptions, SchedulerOptions } from "./types.ts";
 
@@ -20,7 +21,7 @@ export interface OpenEngineOptions {
   modelAliases?: readonly string[];
   /** The disk tier's folder. Default: a fresh temporary folder, deleted at close (one-shot use). */
   adapterDir?: string;
-  /** Adapter slots on the device. Default 4. */
+  /** Adapter slots on the device. Default 4; on a hardware GPU, what its memory holds (webgpu backend). */
   adapterSlots?: number;
   /** Largest adapter rank a slot holds. Default 64. */
   maxRank?: number;
@@ -28,7 +29,7 @@ export interface OpenEngineOptions {
   blockSize?: number;
   /** Positions one sequence may hold. Default: the model's context length, at most 8192 (sizing.ts). */
   context?: number;
-  /** KV blocks. Default: four served contexts. */
+  /** KV blocks. Default: four served contexts; on a hardware GPU, what its memory holds (webgpu backend). */
   numBlocks?: number;
   hostBudgetBytes?: number;
   maxTokens?: number;
@@ -64,6 +65,11 @@ export async function openEngine(options: OpenEngineOptions): Promise<OpenedEngi
     adapterSlots: options.adapterSlots ?? 4,
     maxRank: options.maxRank ?? 64,
     threads: options.threads,
+    deviceSizing: {
+      sequences: options.scheduler?.maxRunning ?? DEFAULT_SCHEDULER.maxRunning,
+      numBlocks: options.numBlocks === undefined,
+      adapterSlots: options.adapterSlots === undefined,
+    },
   });
   const temporary = options.adapterDir ? null : await mkdtemp(join(tmpdir(), "openlora-adapters-"));
   try {
