@@ -2,7 +2,9 @@
 // line): their parameters, the bindings x, w (the weight format's decoder, at `//#weights 2`) and y, and the store
 // of 4 outputs of row m from output n0 on, which writes only rows < M and outputs < N and adds when accumulate = 1.
 // normDim and eps are read by matvec-splitk-norm.wgsl only.
-struct Params { M: u32, N: u32, K4: u32, ldx4: u32, ldy: u32, yOff: u32, accumulate: u32, sOff: u32, normDim: u32, eps: f32 }
+struct Params {
+  M: u32, N: u32, K4: u32, ldx4: u32, ldy: u32, yOff: u32, accumulate: u32, sOff: u32, normDim: u32, eps: f32,
+}
 @group(0) @binding(0) var<uniform> p: Params;
 @group(0) @binding(1) var<storage, read> x: array<vec4<f32>>;
 //#weights 2

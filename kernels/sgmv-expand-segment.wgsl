@@ -10,7 +10,9 @@
 // and the shrink writes zeros there, so the extra terms add 0. Segments hold disjoint rows: no two invocations
 // write the same element.
 // Dispatch: (ceil(N / 64), nTiles).
-struct Params { nTiles: u32, N: u32, rs4: u32, ldv4: u32, ldy: u32, yOff: u32, b1: u32, b2: u32, rankBase: u32, rankStride: u32 }
+struct Params {
+  nTiles: u32, N: u32, rs4: u32, ldv4: u32, ldy: u32, yOff: u32, b1: u32, b2: u32, rankBase: u32, rankStride: u32,
+}
 @group(0) @binding(0) var<uniform> p: Params;
 @group(0) @binding(1) var<storage, read> v: array<vec4<f32>>;
 @group(0) @binding(2) var<storage, read> b: array<vec4<f32>>;

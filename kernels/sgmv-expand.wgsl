@@ -11,7 +11,9 @@
 // column for the rows of its tile, 4 at a time, so a B row is read once per 4 rows (sgmv-expand-segment.wgsl,
 // the variant for GPUs, reads it once per tile).
 // Dispatch: (ceil(N / 64), nTiles); invocation (n, tile) handles column n of one tile.
-struct Params { nTiles: u32, N: u32, rs4: u32, ldv4: u32, ldy: u32, yOff: u32, b1: u32, b2: u32, rankBase: u32, rankStride: u32 }
+struct Params {
+  nTiles: u32, N: u32, rs4: u32, ldv4: u32, ldy: u32, yOff: u32, b1: u32, b2: u32, rankBase: u32, rankStride: u32,
+}
 @group(0) @binding(0) var<uniform> p: Params;
 @group(0) @binding(1) var<storage, read> v: array<vec4<f32>>;
 @group(0) @binding(2) var<storage, read> b: array<vec4<f32>>;

@@ -88,9 +88,8 @@ export async function benchKernelVariants(
     for (const r of runs) r.arena.destroy();
     const done = { ...row, beforeMicroseconds: best[0], afterMicroseconds: best[1], ratio: best[0] / best[1] };
     rows.push(done);
-    log(
-      `${row.kernel} ${row.shape}: ${row.before} ${best[0].toFixed(0)} us, ${row.after} ${best[1].toFixed(0)} us, ${done.ratio.toFixed(2)}x`,
-    );
+    const [us0, us1] = best.map((us) => `${us.toFixed(0)} us`);
+    log(`${row.kernel} ${row.shape}: ${row.before} ${us0}, ${row.after} ${us1}, ${done.ratio.toFixed(2)}x`);
   };
 
   // SGMV: one target h x h, rank 16, batch of distinct adapters and of one shared adapter.

@@ -90,7 +90,8 @@ export class Pipelines {
     this.device = device;
   }
   get(name: KernelName, variant: KernelVariant = {}): GPUComputePipeline {
-    const key = `${name}|${variant.weights ?? "f32"}|${JSON.stringify(variant.constants ?? {})}|${variant.halfAccumulate ?? false}`;
+    const constants = JSON.stringify(variant.constants ?? {});
+    const key = `${name}|${variant.weights ?? "f32"}|${constants}|${variant.halfAccumulate ?? false}`;
     let pipeline = this.cache.get(key);
     if (!pipeline) {
       const module = this.device.createShaderModule({ label: name, code: kernelSource(name, variant) });
