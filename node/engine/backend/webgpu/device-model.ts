@@ -14,14 +14,7 @@ import type { BackendOptions } from "../backend.ts";
 import type { DeviceMemory } from "./device-memory.ts";
 import type { KernelPlan } from "./kernel-plan.ts";
 import type { KernelVariant, ParamArena, Pipelines, Site } from "./kernels.ts";
-import {
-  attentionPartialsFloats,
-  loraGroupShape,
-  type LinearSites,
-  type LoraGroup,
-  type MatmulKind,
-  type MatvecKind,
-} from "./ops.ts";
+import { loraGroupShape, type LinearSites, type LoraGroup, type MatmulKind, type MatvecKind } from "./ops.ts";
 import type { StepBuffers } from "./step-buffers.ts";
 import type { DeviceMatrix } from "./tensors.ts";
 
@@ -94,11 +87,8 @@ export function buildDeviceModel(weights: ModelWeights, options: BackendOptions,
   const norm = pipelines.get("rmsnorm");
   const kvStore = pipelines.get("kv-store");
   const attention = pipelines.get("attention", { constants: { HEAD_DIM: config.headDim } });
-  // One partials buffer serves every layer's split (the layers run one after another).
-  const attnPartials =
-    ctx.kernels.attention !== "single"
-      ? memory.buffer("attnPartials", 4 * attentionPartialsFloats(config.nHeads, config.headDim))
-      : null;
+  // One partials buffer (a step buffer) serves every layer's split: the layers run one after another.
+  const attnPartials = ctx.kernels.attention !== "single" ? b.attnPartials : null;
   const attentionSplit = pipelines.get("attention-split", { constants: { HEAD_DIM: config.headDim } });
   const segments = ctx.kernels.sgmv === "segments";
   const shrink = pipelines.get(segments ? "sgmv-shrink-segment" : "sgmv-shrink");

@@ -6,6 +6,7 @@ import { ropeInverseFrequencies } from "../../model/rope.ts";
 import type { BackendOptions } from "../backend.ts";
 import type { DeviceMemory } from "./device-memory.ts";
 import { pad4 } from "./kernels.ts";
+import { attentionPartialsFloats } from "./ops.ts";
 
 /** Row widths (leading dimensions, in floats) of the activations: vec4-read rows are padded to 4. */
 export interface Widths {
@@ -57,6 +58,8 @@ export interface StepBuffers {
   rope: GPUBuffer;
   /** Rank of every (slot, layer, target) [slots, layers, 7]. */
   ranks: GPUBuffer;
+  /** attention-split.wgsl's partials (ops.ts attentionPartialsFloats), shared by every layer's split. */
+  attnPartials: GPUBuffer;
 }
 
 /** Everything a step buffer's size depends on: the slot rank, the slot count (rank table), rows per pass. */
@@ -119,6 +122,7 @@ export function stepBufferLayout(
       sampleParams: maxLast * 4,
       rope: config.maxSeqLen * config.headDim,
       ranks: Math.max(1, options.adapterSlots) * config.nLayers * 7,
+      attnPartials: attentionPartialsFloats(config.nHeads, config.headDim),
     },
   };
 }
@@ -160,6 +164,7 @@ export function allocateStepBuffers(
     sampleParams: f32("sampleParams"),
     rope: f32("rope", ropeTable(config)),
     ranks: f32("ranks"),
+    attnPartials: f32("attnPartials"),
   };
 }
 
