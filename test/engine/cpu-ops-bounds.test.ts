@@ -23,10 +23,11 @@ describe("cpu operators stay inside their rows", () => {
 
   it("matmul writes rows x outDim values and nothing after them", () => {
     const [rows, inDim, outDim] = [2, 3, 2];
-    const x = Float32Array.of(1, 2, 3, -1, 0, 2, SENTINEL, SENTINEL, SENTINEL);
+    // Rows summing to 6 and 2, not 1: a row's dot with a row of SENTINELs is no SENTINEL, so a write past outDim shows.
+    const x = Float32Array.of(1, 2, 3, -1, 0, 3, SENTINEL, SENTINEL, SENTINEL);
     const w = Float32Array.of(1, 0, 1, 0.5, -1, 2, SENTINEL, SENTINEL, SENTINEL);
     const out = new Float32Array((rows + 1) * outDim).fill(SENTINEL);
     matmul(out, x, w, rows, inDim, outDim);
-    expect([...out]).toEqual([4, 4.5, 1, 3.5, SENTINEL, SENTINEL]);
+    expect([...out]).toEqual([4, 4.5, 2, 5.5, SENTINEL, SENTINEL]);
   });
 });
