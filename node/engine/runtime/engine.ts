@@ -105,7 +105,7 @@ export class Engine extends Emitter<EngineEvents> {
   #lock: DeviceLock;
   #limits: Limits;
   #throughput = new Throughput();
-  /** What a loop turn (plan, step, streaming) costs by its tokens: turns the scheduler's slowdown into a token cap. */
+  /** What a step costs by its tokens: turns the scheduler's slowdown into a token cap per step. */
   #stepCost = new StepCostModel();
   #admission: Admission;
   #tokenizing = 0;
@@ -323,7 +323,6 @@ export class Engine extends Emitter<EngineEvents> {
   async #run(): Promise<void> {
     while (!this.#closed) {
       this.#dirty = false;
-      const startedAt = performance.now();
       const rows = this.#scheduler.plan(this.#stepCost.tokenCap(this.#scheduler.options.slowdown));
       if (rows.length === 0) {
         await this.#waitForWork();
@@ -331,11 +330,6 @@ export class Engine extends Emitter<EngineEvents> {
       }
       await this.#step(rows);
       await nextTurn(); // let submits, aborts and adapter loads in
-      // What the step cost the requests in it, from this plan to the next (the step cost cap's model).
-      this.#stepCost.observe(
-        rows.reduce((n, r) => n + r.to - r.from, 0),
-        performance.now() - startedAt,
-      );
     }
   }
 
@@ -359,12 +353,15 @@ export class Engine extends Emitter<EngineEvents> {
       for (const r of ordered) this.#fail(r.seq, error);
       return;
     }
+    const tokens = steps.reduce((n, s) => n + s.tokens.length, 0);
+    const ms = performance.now() - startedAt;
+    this.#stepCost.observe(tokens, ms);
     this.emit("step", {
       step: this.#scheduler.steps,
       rows: steps.length,
-      tokens: steps.reduce((n, s) => n + s.tokens.length, 0),
+      tokens,
       sampled: ordered.filter((r) => r.sample).length,
-      ms: performance.now() - startedAt,
+      ms,
     });
     let generated = 0;
     ordered.forEach((row, i) => {
