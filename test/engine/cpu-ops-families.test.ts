@@ -135,10 +135,11 @@ describe("pagedAttention's options, against a float64 definition", () => {
   });
 
   it("soft-caps the scaled scores before the softmax", () => {
-    // Scores of these magnitudes are well past the cap of 2: capping changes the weights.
-    const capped = attend({ scale: 1, softcap: 2 });
-    expect(worstError(capped, definition(1, 2, 0))).toBeLessThan(1e-5);
-    expect(worstError(capped, definition(1, 0, 0))).toBeGreaterThan(1e-2);
+    // Scores of these magnitudes are well past the cap of 2: capping changes the weights. A scale other than 1, so
+    // the cap sees q.k x scale (not q.k / scale).
+    const capped = attend({ scale: 0.5, softcap: 2 });
+    expect(worstError(capped, definition(0.5, 2, 0))).toBeLessThan(1e-5);
+    expect(worstError(capped, definition(0.5, 0, 0))).toBeGreaterThan(1e-2);
   });
 
   it("sees only the last `window` positions with a sliding window, and everything without one", () => {
