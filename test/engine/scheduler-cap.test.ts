@@ -1,6 +1,6 @@
 // The scheduler under a token cap per step (plan(tokenCap), the engine's step cost model gives the number): with
-// several owners a step feeds at most max(cap, owners) tokens, shared owner by owner, the one served least
-// recently first, oldest first inside an owner; sequences without a row keep their KV. With one owner the cap does
+// several owners a step feeds at most cap tokens, shared owner by owner, owners asking within their share of the
+// batch first, then the one served least recently first, oldest first inside an owner; sequences without a row keep their KV. With one owner the cap does
 // not apply. Caps here are given explicitly: what the scheduler decides is logical, no clock is involved.
 import { describe, expect, it } from "vitest";
 import type { Row } from "../../node/engine/runtime/scheduler.ts";
@@ -47,17 +47,34 @@ describe("scheduler: a token cap per step among owners", () => {
     expect(flood[57].computed).toBe(8);
   });
 
-  it("gives each owner with work one row when the cap is below the number of owners", () => {
+  it("takes owners of equal work in turn when the cap is below their number: a row each every other step", () => {
     const { add, step } = setup(1024, 16);
     for (const owner of ["a", "b", "c", "d"]) for (let i = 0; i < 2; i++) add(4, { owner });
     step();
-    const rows = step(2);
-    expect(shape(rows)).toEqual([
-      [1, 4, 5, true],
-      [3, 4, 5, true],
-      [5, 4, 5, true],
-      [7, 4, 5, true],
-    ]);
+    const first = step(2);
+    const second = step(2);
+    expect(tokens(first)).toBe(2);
+    expect(tokens(second)).toBe(2);
+    expect(Object.keys({ ...perOwner(first), ...perOwner(second) }).sort()).toEqual(["a", "b", "c", "d"]);
+    expect(Object.keys(perOwner(step(2)))).toEqual(Object.keys(perOwner(first)));
+  });
+
+  it("serves owners asking within their share of the batch before floods, whatever the cap", () => {
+    // 3 owners x 32 requests ask more than their share (64 / 4 owners = 16); alice's one request comes first in
+    // every step, the floods take turns with the token left.
+    const { add, step } = setup(2048, 16);
+    for (let i = 0; i < 96; i++) add(8, { owner: `sybil-${i % 3}` });
+    for (let i = 0; i < 20; i++) step(2);
+    const alice = add(1, { owner: "alice" });
+    const floods = new Set<string>();
+    for (let i = 0; i < 16; i++) {
+      const rows = step(2);
+      expect(tokens(rows)).toBe(2);
+      expect(rows[0].seq).toBe(alice);
+      floods.add(rows[1].seq.owner);
+    }
+    expect(alice.generated).toHaveLength(16);
+    expect([...floods].sort()).toEqual(["sybil-0", "sybil-1", "sybil-2"]);
   });
 
   it("does not apply the cap with one owner: a lone client keeps its batch", () => {

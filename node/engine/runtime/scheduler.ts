@@ -36,8 +36,9 @@ export const DEFAULT_SCHEDULER: SchedulerOptions = { maxBatchTokens: 512, maxRun
  * owner that floods; and an owner below its share of the batch (maxRunning over the owners with work) that
  * finds no room takes it from the owner running the most, whose youngest sequence is preempted. With one
  * owner the order is the plain one: running prefills oldest first, then waiting requests oldest first.
- * A step's cost under competition: plan(tokenCap) with several owners feeds at most max(tokenCap, owners) tokens,
- * shared out owner by owner (planShared); running sequences left without a row keep their KV blocks.
+ * A step's cost under competition: plan(tokenCap) with several owners feeds at most tokenCap tokens (at least 1),
+ * shared out owner by owner, owners within their share of the batch first (planShared); running sequences left
+ * without a row keep their KV blocks.
  */
 export class Scheduler {
   readonly options: SchedulerOptions;
@@ -98,7 +99,7 @@ export class Scheduler {
   plan(tokenCap = Infinity): Row[] {
     this.steps++;
     const owners = new Set([...this.running, ...this.waiting].map((seq) => seq.owner)).size;
-    const budget = Math.min(this.options.maxBatchTokens, Math.max(tokenCap, owners));
+    const budget = Math.min(this.options.maxBatchTokens, Math.max(tokenCap, 1));
     const { rows, waiting } =
       owners > 1 && budget < this.options.maxBatchTokens ? this.#planShared(budget) : this.#planPlain();
     this.#slots.want(wantedAdapters(waiting.filter((seq) => seq.state === "waiting")));
@@ -143,7 +144,9 @@ export class Scheduler {
    * A step of at most `budget` tokens shared among the owners with work. In rounds over the owners, each takes up
    * to budget / owners tokens (at least 1) from its own sequences, running ones then waiting ones, oldest first: a
    * decode row, a prefill chunk (which grows if the owner comes round again), an admission and its first chunk.
-   * The first round goes to the owner served least recently first, so each owner's part is the same over steps;
+   * The first round goes to the owners within their share of the batch first, then to those above it (a flood), each
+   * group least recently served first, so each owner's part is the same over steps and a cap below the number of
+   * owners leaves the floods to take turns;
    * the tokens left after it go to the owners running fewest sequences first (a client waiting on one request's
    * prompt before a flood's 30th stream). Rounds go on while tokens are left and someone takes them, so an owner
    * with little work leaves its part to the others. Running sequences left without a row keep their KV.
@@ -159,12 +162,19 @@ export class Scheduler {
       if (queue === undefined) queues.set(seq.owner, [seq]);
       else queue.push(seq);
     }
-    const owners = [...queues.keys()].sort((a, b) => this.#served.indexOf(a) - this.#served.indexOf(b));
-    // Fewest running first; on equal loads, least recently served first (the sort is stable).
-    const lightest = [...owners].sort((a, b) => (load.get(a) ?? 0) - (load.get(b) ?? 0));
+    const served = [...queues.keys()].sort((a, b) => this.#served.indexOf(a) - this.#served.indexOf(b));
+    // The first round: owners whose requests (running and waiting) are within their share of the batch before those
+    // asking more (a flood), each group least recently served first. So a client with a few requests has its rows in
+    // every step however small the cap, and the floods take turns with what is left.
+    const share = this.#share(queues.size);
+    const asked = new Map([...queues].map(([owner, queue]) => [owner, queue.length]));
+    const within = (owner: string): boolean => asked.get(owner)! <= share;
+    const owners = [...served.filter(within), ...served.filter((owner) => !within(owner))];
+    // Later rounds: fewest running first; on equal loads, least recently served first (the sort is stable).
+    const lightest = [...served].sort((a, b) => (load.get(a) ?? 0) - (load.get(b) ?? 0));
     const quantum = Math.max(1, Math.floor(budget / owners.length));
     const admissions = { open: true };
-    const served: string[] = []; // by their last turn this step
+    const turns: string[] = []; // by their last turn this step
     for (let round = 0, progress = true; progress && left() > 0; round++) {
       progress = false;
       for (const owner of round === 0 ? owners : lightest) {
@@ -173,13 +183,13 @@ export class Scheduler {
           if (n === 0) break;
           turn -= n;
           progress = true;
-          remove(served, owner);
-          served.push(owner);
+          remove(turns, owner);
+          turns.push(owner);
         }
       }
     }
     // Owners not served keep their place at the front; owners without work are forgotten.
-    this.#served = [...this.#served.filter((owner) => queues.has(owner) && !served.includes(owner)), ...served];
+    this.#served = [...this.#served.filter((owner) => queues.has(owner) && !turns.includes(owner)), ...turns];
     return { rows, waiting: order };
   }
 
@@ -247,14 +257,18 @@ export class Scheduler {
     return "admitted";
   }
 
+  /** An owner's share of the batch: maxRunning over the owners with work, at least 1. */
+  #share(owners: number): number {
+    return Math.max(1, Math.floor(this.options.maxRunning / owners));
+  }
+
   /**
    * Makes room for `seq` when its owner runs fewer sequences than its share of the batch (maxRunning over the
    * owners with work, at least 1): preempts the youngest sequence of the owner running the most, if that owner
    * runs at least two more than seq's (so two owners never take rows back and forth). False when no one may yield.
    */
   #takeFairShare(seq: Sequence, load: Map<string, number>, rows: Row[]): boolean {
-    const owners = new Set([...this.running, ...this.waiting].map((s) => s.owner)).size;
-    const share = Math.max(1, Math.floor(this.options.maxRunning / owners));
+    const share = this.#share(new Set([...this.running, ...this.waiting].map((s) => s.owner)).size);
     const mine = load.get(seq.owner) ?? 0;
     if (mine >= share) return false;
     let heaviest: string | null = null;
