@@ -97,16 +97,7 @@ export function linearNormed(
   if (a.M > 4) throw new RangeError(`matvec takes at most 4 rows, got ${a.M}`);
   const { matrix } = sites;
   matrix.chunks.forEach((chunk, i) => {
-    const args: LinearArgs = {
-      M: a.M,
-      N: chunk.rows,
-      K4: matrix.K4,
-      ldx4: a.ldx / 4,
-      ldy: a.ldy,
-      yOff: chunk.rowStart,
-      accumulate: false,
-      sOff: chunk.sOff,
-    };
+    const args = chunkArgs(matrix, chunk, a, false);
     enc.dispatch(
       sites.normed![i],
       [...linearParams(args), a.normDim, a.eps],
@@ -114,6 +105,17 @@ export function linearNormed(
       splitKGroups(chunk.rows, a.maxSubgroup),
     );
   });
+}
+
+/** The linear kernels' arguments for one row chunk of a matrix, y[M, chunk rows] from x[M, K]. */
+function chunkArgs(
+  matrix: DeviceMatrix,
+  chunk: DeviceMatrix["chunks"][number],
+  a: { M: number; ldx: number; ldy: number },
+  accumulate: boolean,
+): LinearArgs {
+  const { rows: N, rowStart: yOff, sOff } = chunk;
+  return { M: a.M, N, K4: matrix.K4, ldx4: a.ldx / 4, ldy: a.ldy, yOff, accumulate, sOff };
 }
 
 /** Which kernel runs the projections of a pass of at most 4 rows (more rows always take matmul). */
@@ -156,16 +158,7 @@ export function linear(
 ): void {
   const { matrix } = sites;
   matrix.chunks.forEach((chunk, i) => {
-    const args: LinearArgs = {
-      M: a.M,
-      N: chunk.rows,
-      K4: matrix.K4,
-      ldx4: a.ldx / 4,
-      ldy: a.ldy,
-      yOff: chunk.rowStart,
-      accumulate: a.accumulate,
-      sOff: chunk.sOff,
-    };
+    const args = chunkArgs(matrix, chunk, a, a.accumulate);
     if (!sites.matvec || a.M > 4) (sites.tiled ? matmulTiled : matmul)(enc, sites.matmul[i], args);
     else if (a.kind === "splitk") matvecSplitK(enc, sites.matvec[i], args, a.maxSubgroup);
     else matvec(enc, sites.matvec[i], args);
