@@ -62,7 +62,31 @@ describe("step cost model", () => {
     model.observe(10, 10);
     model.observe(100, 100);
     expect(model.fit()!.fixedMs).toBe(0);
-    expect(model.tokenCap(2)).toBe(2);
+    // The line through the origin would allow 2 tokens; what was measured vouches for 1: between the 1-token step
+    // (0.1 ms) and the 10-token one (10 ms) the time reaches 2 x 0.1 ms at 1.09 tokens.
+    expect(model.tokenCap(2)).toBe(1);
+  });
+
+  it("never allows a size past where the measured steps reach slowdown x the smallest, whatever the fit", () => {
+    // A lone step costs 0.5 ms; from 4 tokens on a step costs about 3 ms, then its tokens (a worker pool's hand-off
+    // at every larger step): 4-32 tokens at 3 ms, 64 at 5.5, 128 at 9. The line through them has a fixed part of
+    // about 2.5 ms and would allow some 36 tokens, each step then 4 ms, 8 x a lone one.
+    const model = new StepCostModel();
+    const steps: [number, number][] = [
+      [1, 0.5],
+      [4, 3],
+      [8, 3],
+      [16, 3.1],
+      [32, 3.4],
+      [64, 5.5],
+      [128, 9],
+    ];
+    for (let i = 0; i < 4; i++) for (const [tokens, ms] of steps) model.observe(tokens, ms);
+    expect(model.fit()!.fixedMs / model.fit()!.perTokenMs).toBeGreaterThan(30);
+    // 2 x 0.5 ms is reached between 1 token (0.5 ms) and 4 (3 ms): at 1.6 tokens.
+    expect(model.tokenCap(2)).toBe(1);
+    // 8 x 0.5 = 4 ms is reached between 32 tokens (3.4 ms) and 64 (5.5 ms): 32 + 0.6 x 32 / 2.1 = 41.1 tokens.
+    expect(model.tokenCap(8)).toBe(41);
   });
 
   it("follows a backend that became slower per token, and keeps what small steps cost under a steady load", () => {

@@ -74,10 +74,27 @@ export class StepCostModel {
   tokenCap(slowdown: number): number {
     const fit = this.fit();
     if (fit === null || !Number.isFinite(slowdown)) return Infinity;
-    const tried = Math.floor(GROWTH * Math.max(...[...this.#buckets.values()].map((b) => b.tokens)));
+    const tried = this.#measuredBound(slowdown);
     if (fit.perTokenMs <= 0) return tried;
     // (The small epsilon: rounding in the fit must not take a whole token off, 2 + 299.99999999 is 302.)
     const cap = Math.floor(slowdown + ((slowdown - 1) * fit.fixedMs) / fit.perTokenMs + 1e-6);
     return Math.max(1, Math.min(cap, tried));
+  }
+
+  /**
+   * The most tokens the steps measured so far vouch for. While every size measured cost at most `slowdown` times
+   * the smallest, twice the largest (larger steps are tried before trusted); once a size cost more, the size where
+   * the time reaches that limit between it and the largest size within (interpolated), whatever the fitted line
+   * says: on a step whose cost is flat at small sizes a fit over 1- and 2-token steps reads flat, and without this
+   * the cap would double again and again although larger steps were measured dear.
+   */
+  #measuredBound(slowdown: number): number {
+    const sizes = [...this.#buckets.values()].sort((a, b) => a.tokens - b.tokens);
+    const limit = slowdown * sizes[0].ms;
+    const dear = sizes.findIndex((b) => b.ms > limit);
+    if (dear < 0) return Math.floor(GROWTH * sizes[sizes.length - 1].tokens);
+    if (dear === 0) return 1;
+    const [within, over] = [sizes[dear - 1], sizes[dear]];
+    return Math.floor(within.tokens + ((limit - within.ms) * (over.tokens - within.tokens)) / (over.ms - within.ms));
   }
 }
