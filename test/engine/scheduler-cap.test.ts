@@ -77,6 +77,44 @@ describe("scheduler: a token cap per step among owners", () => {
     expect([...floods].sort()).toEqual(["sybil-0", "sybil-1", "sybil-2"]);
   });
 
+  it("gives each flood a turn at least every agingSteps steps, however many light owners keep arriving", () => {
+    // Cap 1: one owner a step. Light owners (one request each, within their share of 8 / 4 owners = 2) keep arriving
+    // one after the other and would always come before the floods (4 requests each). An owner with work and no turn
+    // for agingSteps steps goes first: each flood waits agingSteps steps and has its turn the step after (the three
+    // aged together go one after the other, then keep that rhythm); the light owners keep the other steps.
+    const run = (agingSteps: number) => {
+      const { add, scheduler, step } = setup(1024, 16, { maxRunning: 8, agingSteps });
+      for (let i = 0; i < 12; i++) add(4, { owner: `flood-${i % 3}` });
+      step();
+      step();
+      let light = add(1, { owner: "light-0" });
+      const turns: Record<string, number[]> = { "flood-0": [], "flood-1": [], "flood-2": [] };
+      let lightSteps = 0;
+      for (let s = 0; s < 90; s++) {
+        const rows = step(1);
+        expect(tokens(rows)).toBe(1);
+        const owner = rows[0].seq.owner;
+        if (owner in turns) turns[owner].push(s);
+        else lightSteps++;
+        if (light.generated.length === 4) {
+          scheduler.drop(light);
+          light = add(1, { owner: `light-${s + 1}` });
+        }
+      }
+      return { turns, lightSteps };
+    };
+    const { turns, lightSteps } = run(8);
+    for (const steps of Object.values(turns)) {
+      expect(steps.length).toBeGreaterThanOrEqual(9);
+      expect(steps[0]).toBeLessThanOrEqual(8 + 2);
+      for (let i = 1; i < steps.length; i++) expect(steps[i] - steps[i - 1]).toBe(8 + 1);
+    }
+    // The light owners keep 6 steps in 9.
+    expect(lightSteps).toBe(90 - 28);
+    // Without the bound (agingSteps beyond the run) the floods never have a turn while light owners arrive.
+    expect(Object.values(run(1000).turns).flat()).toEqual([]);
+  });
+
   it("does not apply the cap with one owner: a lone client keeps its batch", () => {
     const { add, step } = setup(1024, 16);
     for (let i = 0; i < 8; i++) add(4, { owner: "solo" });

@@ -37,8 +37,8 @@ export const DEFAULT_SCHEDULER: SchedulerOptions = { maxBatchTokens: 512, maxRun
  * finds no room takes it from the owner running the most, whose youngest sequence is preempted. With one
  * owner the order is the plain one: running prefills oldest first, then waiting requests oldest first.
  * A step's cost under competition: plan(tokenCap) with several owners feeds at most tokenCap tokens (at least 1),
- * shared out owner by owner, owners within their share of the batch first (planShared); running sequences left
- * without a row keep their KV blocks.
+ * shared out owner by owner, owners within their share of the batch first (planShared), but an owner left without a
+ * turn for agingSteps steps before them all; running sequences left without a row keep their KV blocks.
  */
 export class Scheduler {
   readonly options: SchedulerOptions;
@@ -54,6 +54,8 @@ export class Scheduler {
   #watermark: number;
   /** Owners served in shared steps, least recently first (owners never served rank before all of them). */
   #served: string[] = [];
+  /** Owners with work in shared steps and no turn since: the step they started waiting at. */
+  #unservedSince = new Map<string, number>();
 
   constructor(kv: BlockAllocator, slots: SlotSource, options: Partial<SchedulerOptions> = {}) {
     const maxBatchTokens = options.maxBatchTokens ?? DEFAULT_SCHEDULER.maxBatchTokens;
@@ -146,7 +148,7 @@ export class Scheduler {
    * decode row, a prefill chunk (which grows if the owner comes round again), an admission and its first chunk.
    * The first round goes to the owners within their share of the batch first, then to those above it (a flood), each
    * group least recently served first, so each owner's part is the same over steps and a cap below the number of
-   * owners leaves the floods to take turns;
+   * owners leaves the floods to take turns; an owner that waited agingSteps steps for a turn goes before them all;
    * the tokens left after it go to the owners running fewest sequences first (a client waiting on one request's
    * prompt before a flood's 30th stream). Rounds go on while tokens are left and someone takes them, so an owner
    * with little work leaves its part to the others. Running sequences left without a row keep their KV.
@@ -166,10 +168,18 @@ export class Scheduler {
     // The first round: owners whose requests (running and waiting) are within their share of the batch before those
     // asking more (a flood), each group least recently served first. So a client with a few requests has its rows in
     // every step however small the cap, and the floods take turns with what is left.
+    // Before them, owners that had work and no turn for agingSteps shared steps: a flood still has a turn that often,
+    // however many light owners keep arriving.
     const share = this.#share(queues.size);
     const asked = new Map([...queues].map(([owner, queue]) => [owner, queue.length]));
-    const within = (owner: string): boolean => asked.get(owner)! <= share;
-    const owners = [...served.filter(within), ...served.filter((owner) => !within(owner))];
+    for (const owner of queues.keys()) if (!this.#unservedSince.has(owner)) this.#unservedSince.set(owner, this.steps);
+    const aged = (owner: string): boolean => this.steps - this.#unservedSince.get(owner)! >= this.options.agingSteps;
+    const within = (owner: string): boolean => !aged(owner) && asked.get(owner)! <= share;
+    const owners = [
+      ...served.filter(aged),
+      ...served.filter(within),
+      ...served.filter((owner) => !aged(owner) && !within(owner)),
+    ];
     // Later rounds: fewest running first; on equal loads, least recently served first (the sort is stable).
     const lightest = [...served].sort((a, b) => (load.get(a) ?? 0) - (load.get(b) ?? 0));
     const quantum = Math.max(1, Math.floor(budget / owners.length));
@@ -188,8 +198,11 @@ export class Scheduler {
         }
       }
     }
-    // Owners not served keep their place at the front; owners without work are forgotten.
+    // Owners not served keep their place at the front (and their wait); owners without work are forgotten.
     this.#served = [...this.#served.filter((owner) => queues.has(owner) && !turns.includes(owner)), ...turns];
+    for (const owner of this.#unservedSince.keys()) {
+      if (!queues.has(owner) || turns.includes(owner)) this.#unservedSince.delete(owner);
+    }
     return { rows, waiting: order };
   }
 
