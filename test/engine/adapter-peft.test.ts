@@ -1,6 +1,7 @@
 // PEFT's adapter_config.json and tensors to the canonical adapter, in memory (no folders): every refusal of
 // parsePeftConfig by name, PEFT's pattern rule (a key matches a module name that ends with it at a dot), the
-// base-model name comparison, the q/k basis change on q and k only, and an adapter read without a model.
+// base-model name comparison (aliases included), target_modules as a list, a regular expression or "all-linear", the
+// q/k basis change on q and k only, an adapter read without a model, and each refusal of tensors, sizes and scales.
 import { describe, expect, it } from "vitest";
 import {
   parsePeftConfig,
@@ -9,6 +10,7 @@ import {
   peftToAdapter,
   type AdapterExpectations,
   type PeftConfig,
+  type PeftTensor,
 } from "../../node/engine/adapter/peft.ts";
 import { AdapterError } from "../../node/engine/errors.ts";
 import type { SafetensorsTensor } from "../../node/engine/formats/safetensors.ts";
@@ -106,7 +108,10 @@ describe("parsePeftConfig", () => {
       [{ target_modules: [] }, /target_modules must be a non-empty list/],
       [{ target_modules: undefined }, /target_modules must be a non-empty list/],
       [{ target_modules: ["q_proj", "lm_head"] }, /"lm_head"/],
-      [{ target_modules: ["q_proj", "rotary_emb"] }, /unknown target module "rotary_emb"/],
+      [
+        { target_modules: ["q_proj", "rotary_emb"] },
+        /unknown target module "rotary_emb" \(supported: q_proj, k_proj, v_proj, o_proj, gate_proj, up_proj, down_proj\)$/,
+      ],
       [{ rank_pattern: [2] }, /rank_pattern must be an object/],
       [{ rank_pattern: "q_proj" }, /rank_pattern must be an object/],
       [{ alpha_pattern: { q_proj: 0 } }, /alpha_pattern\[q_proj\] must be a positive/],
@@ -212,7 +217,8 @@ describe("peftToAdapter", () => {
   });
 
   it("compares base model names by their last path part, case-insensitively", () => {
-    for (const name of ["stories260K", "karpathy/Stories260K", "/models/stories260k/", "C:\\models\\STORIES260K", ""]) {
+    const names = ["stories260K", "karpathy/Stories260K", "/models/stories260k//", "C:\\models\\STORIES260K", ""];
+    for (const name of names) {
       expect(
         peftToAdapter(parse({ base_model_name_or_path: name }), tensors(["q", "v"], 4), "src", expectations).adapter
           .baseModel,
@@ -222,7 +228,49 @@ describe("peftToAdapter", () => {
       refusal(() =>
         peftToAdapter(parse({ base_model_name_or_path: "stories15M" }), tensors(["q", "v"], 4), "src", expectations),
       ),
-    ).toMatch(/^adapter src: base model mismatch: trained on "stories15M", the loaded model is "stories260K"/);
+    ).toBe(
+      'adapter src: base model mismatch: trained on "stories15M", the loaded model is "stories260K"; give the model that name as an alias if it is the same model',
+    );
+    // Case-insensitive as lower case: a dotless i upper-cases to the model's "I" but is another letter.
+    expect(
+      refusal(() =>
+        peftToAdapter(
+          parse({ base_model_name_or_path: "stor\u0131es260K" }),
+          tensors(["q", "v"], 4),
+          "src",
+          expectations,
+        ),
+      ),
+    ).toContain("base model mismatch");
+  });
+
+  it("takes the model's name or any of its aliases, and names the aliases when it refuses", () => {
+    const aliased = { ...expectations, aliases: ["karpathy/tinyllamas", "TinyStories"] };
+    for (const name of ["stories260K", "roneneldan/tinystories"]) {
+      const { adapter } = peftToAdapter(
+        parse({ base_model_name_or_path: name }),
+        tensors(["q", "v"], 4),
+        "src",
+        aliased,
+      );
+      expect(adapter.baseModel).toBe(name);
+    }
+    expect(
+      refusal(() =>
+        peftToAdapter(parse({ base_model_name_or_path: "stories15M" }), tensors(["q", "v"], 4), "src", aliased),
+      ),
+    ).toBe(
+      'adapter src: base model mismatch: trained on "stories15M", the loaded model is "stories260K" (or its aliases "karpathy/tinyllamas", "TinyStories"); give the model that name as an alias if it is the same model',
+    );
+    // An empty list of aliases reads as none.
+    expect(
+      refusal(() =>
+        peftToAdapter(parse({ base_model_name_or_path: "stories15M" }), tensors(["q", "v"], 4), "src", {
+          ...expectations,
+          aliases: [],
+        }),
+      ),
+    ).toMatch(/the loaded model is "stories260K"; give/);
   });
 
   it("refuses tensors it cannot place, by name", () => {
@@ -294,5 +342,132 @@ describe("parsePeftConfig: keys that change what LoRA computes", () => {
     expect(() => parse({ modules_to_save: ["lm_head"] })).toThrow(/modules_to_save \["lm_head"\] is not supported/);
     for (const unset of [null, false, [], {}])
       expect(() => parse({ modules_to_save: unset, use_dora: unset })).not.toThrow();
+  });
+});
+
+describe("parsePeftConfig: target_modules as PEFT reads it", () => {
+  const ALL: LinearTarget[] = ["q", "k", "v", "o", "gate", "up", "down"];
+
+  it('reads "all-linear" as every projection of every layer', () => {
+    const c = parse({ target_modules: "all-linear" });
+    expect(c.targetModules).toEqual(ALL);
+    expect(peftToAdapter(c, tensors(["q", "o", "down"], 4), "src", expectations).adapter.targets).toEqual([
+      "q",
+      "o",
+      "down",
+    ]);
+  });
+
+  it("reads another string as a regular expression the whole module name must match", () => {
+    const c = parse({ target_modules: ".*\\.(q|v)_proj" });
+    expect(c.targetModules).toEqual(["q", "v"]);
+    expect([c.targets(3, "q"), c.targets(3, "v"), c.targets(3, "k"), c.targets(3, "gate")]).toEqual([
+      true,
+      true,
+      false,
+      false,
+    ]);
+    expect(peftToAdapter(c, tensors(["q", "v"], 4), "src", expectations).adapter.targets).toEqual(["q", "v"]);
+  });
+
+  it("matches a listed name as the whole module name or its suffix after a dot", () => {
+    const c = parse({ target_modules: ["model.layers.2.self_attn.q_proj"] });
+    expect(c.targetModules).toEqual(["q"]);
+    expect([c.targets(2, "q"), c.targets(1, "q"), c.targets(12, "q"), c.targets(2, "k")]).toEqual([
+      true,
+      false,
+      false,
+      false,
+    ]);
+  });
+
+  it("refuses lm_head and embed_tokens, named or matched by the expression, and an expression RE2 cannot compile", () => {
+    const cases: [string, string][] = [
+      [
+        "lm_head",
+        'target_modules "lm_head": LoRA on lm_head is not supported (only the q,k,v,o,gate,up,down projections)',
+      ],
+      [
+        ".*(embed_tokens|q_proj)",
+        'target_modules ".*(embed_tokens|q_proj)" matches embed_tokens: LoRA on embed_tokens is not supported',
+      ],
+      // PEFT may name the module bare (top level) or under model.: either match is refused.
+      ["lm_head|.*q_proj", 'target_modules "lm_head|.*q_proj" matches lm_head: LoRA on lm_head is not supported'],
+      [
+        "model\\.embed_tokens|.*q_proj",
+        'target_modules "model\\\\.embed_tokens|.*q_proj" matches embed_tokens: LoRA on embed_tokens is not supported',
+      ],
+    ];
+    for (const [value, problem] of cases)
+      expect(refusal(() => parse({ target_modules: value }))).toBe(`adapter cfg.json: ${problem}`);
+    expect(refusal(() => parse({ target_modules: "q_proj(" }))).toMatch(
+      /^adapter cfg\.json: target_modules "q_proj\(" is not a usable regular expression: \S/,
+    );
+  });
+});
+
+describe("peftToAdapter: tensors, sizes and scales it refuses", () => {
+  /** The tensors of `tensors(["q", "v"], 4)` with the one named replaced. */
+  function replaced(key: string, tensor: PeftTensor): Map<string, PeftTensor> {
+    return new Map<string, PeftTensor>([...tensors(["q", "v"], 4), [key, tensor]]);
+  }
+  const neverRead = (): Float32Array => {
+    throw new Error("a refused tensor's values were read");
+  };
+
+  it("refuses layers.00 beside layers.0 (PyTorch writes 0): one of them would be dropped", () => {
+    const t: Map<string, PeftTensor> = tensors(["q", "v"], 4);
+    for (const which of ["A", "B"] as const)
+      t.set(peftTensorKey(0, "q", which).replace("layers.0.", "layers.00."), t.get(peftTensorKey(0, "q", which))!);
+    expect(refusal(() => peftToAdapter(parse({}), t, "src", expectations))).toBe(
+      "adapter src: tensor base_model.model.model.layers.00.self_attn.q_proj.lora_A.weight: layer index 00 is not written as PyTorch names layers",
+    );
+  });
+
+  it("refuses a layer past the model's, or past 4096 without a model, naming the bound", () => {
+    const key = peftTensorKey(config.nLayers, "q", "A");
+    expect(
+      refusal(() => peftToAdapter(parse({}), tensors(["q", "v"], 4, {}, config.nLayers + 1), "src", expectations)),
+    ).toBe(
+      `adapter src: tensor ${key}: layer ${config.nLayers} is out of range (the model has ${config.nLayers} layers)`,
+    );
+    const far = new Map<string, PeftTensor>([
+      [peftTensorKey(4096, "q", "A"), { shape: [4, 64], data: neverRead }],
+      [peftTensorKey(4096, "q", "B"), { shape: [64, 4], data: neverRead }],
+    ]);
+    expect(refusal(() => peftToAdapter(parse({}), far, "src"))).toBe(
+      `adapter src: tensor ${peftTensorKey(4096, "q", "A")}: layer 4096 is out of range (an adapter has at most 4096 layers)`,
+    );
+  });
+
+  it("refuses a shape that is only a prefix of the expected one", () => {
+    const t = replaced(peftTensorKey(0, "q", "A"), { shape: [4], data: new Float32Array(4) });
+    expect(refusal(() => peftToAdapter(parse({}), t, "src", expectations))).toBe(
+      "adapter src: lora_A of layer 0 q_proj has shape [4], expected [4, 64]",
+    );
+  });
+
+  it("without a model, takes a dimension of 2^17 and refuses 2^17 + 1 from the header, before reading values", () => {
+    const c = parse({ r: 1, target_modules: ["q_proj"], base_model_name_or_path: "anything" });
+    const wide = (inDim: number, data: PeftTensor["data"]) =>
+      new Map<string, PeftTensor>([
+        [peftTensorKey(0, "q", "A"), { shape: [1, inDim], data }],
+        [peftTensorKey(0, "q", "B"), { shape: [8, 1], data: new Float32Array(8) }],
+      ]);
+    expect(peftToAdapter(c, wide(2 ** 17, new Float32Array(2 ** 17)), "src").adapter.layers[0].q!.a).toHaveLength(
+      2 ** 17,
+    );
+    expect(refusal(() => peftToAdapter(c, wide(2 ** 17 + 1, neverRead), "src"))).toBe(
+      "adapter src: lora_A/lora_B of layer 0 q_proj have shapes [1,131073] and [8,1], over the 131072 an adapter dimension may take",
+    );
+  });
+
+  it("refuses a lora_B that overflows float32 once scaled, even in one value", () => {
+    // 3e38 is a float32; times alpha / r = 2 it is not. Every other value stays finite.
+    const b = tensors(["q", "v"], 4).get(peftTensorKey(1, "v", "B"))!;
+    const t = replaced(peftTensorKey(1, "v", "B"), { ...b, data: Float32Array.from(b.data, (x, i) => (i ? x : 3e38)) });
+    expect(refusal(() => peftToAdapter(parse({}), t, "src", expectations))).toBe(
+      "adapter src: layer 1 v_proj: lora_B scaled by lora_alpha 8 / rank 4 (2) overflows float32",
+    );
   });
 });
