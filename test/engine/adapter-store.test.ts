@@ -2,10 +2,10 @@
 // host tier (LRU by bytes), the slot pool (pins, loads, which slot to reuse) and the store over them on a real
 // cpu backend: registration, loads and their events, `want` (what the queue asks for) and its prefetch, unload,
 // remove, and adapters whose files went missing or bad.
-import { mkdtemp, readdir, readFile, rm, writeFile } from "node:fs/promises";
+import { mkdir, mkdtemp, readdir, readFile, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { describe, expect, it } from "vitest";
+import { describe, expect, it, vi } from "vitest";
 import type { LoraAdapter } from "../../node/engine/adapter/lora.ts";
 import type { Backend } from "../../node/engine/backend/backend.ts";
 import { createCpuBackend } from "../../node/engine/backend/cpu/cpu-backend.ts";
@@ -26,6 +26,7 @@ const A = lora(1);
 const B = lora(2);
 const C = lora(3);
 const D = lora(4);
+const E = lora(5);
 const fake = (id: string) => ({ id }) as unknown as LoraAdapter;
 const scratch = () => mkdtemp(join(tmpdir(), "openlora-tier-"));
 
@@ -90,6 +91,14 @@ describe("slot pool", () => {
     pool.clear(2);
     expect(pool.victim(new Set())).toBe(2); // empty beats any ready one
   });
+
+  it("counts as loading only the adapter being loaded, and neither reuses nor clears a loading slot", () => {
+    const pool = new SlotPool(1);
+    pool.beginLoad(0, "a");
+    expect([pool.isLoading("a"), pool.isLoading("b")]).toEqual([true, false]);
+    expect(pool.victim(new Set())).toBe(-1);
+    expect(() => pool.clear(0)).toThrow("slot 0 is busy");
+  });
 });
 
 describe("host tier", () => {
@@ -124,6 +133,7 @@ describe("disk tier", () => {
     const dir = await scratch();
     await writeFile(join(dir, "notes.olora"), "x");
     await writeFile(join(dir, `${"ab".repeat(32)}.olora.corrupt`), "x");
+    await writeFile(join(dir, `${"cd".repeat(32)}.OLORA`), "x"); // an id and a suffix of six, but not ".olora"
     await writeFile(join(dir, "README"), "x");
     const disk = await DiskTier.open(join(dir, "new", "store"));
     expect(disk.count).toBe(0);
@@ -161,19 +171,69 @@ describe("disk tier", () => {
       [A.adapter.id, "missing"],
       [B.adapter.id, "corrupted"],
     ]);
+    await disk.put(D.encoded);
+    const other = disk.pathOf(D.adapter.id);
+    await writeFile(other, B.encoded); // another adapter's bytes under D's name
+    await expect(disk.read(D.adapter.id)).rejects.toThrow(
+      `adapter ${D.adapter.id}: disk file ${other} is corrupted: its sha256 is ${B.adapter.id}; moved aside, ` +
+        "the adapter is no longer registered",
+    );
+    expect(lost.at(-1)).toEqual([D.adapter.id, "corrupted"]);
     expect((await readdir(disk.dir)).sort()).toEqual(
-      [`${B.adapter.id.slice(2)}.olora.corrupt`, `${C.adapter.id.slice(2)}.olora`].sort(),
+      [
+        `${B.adapter.id.slice(2)}.olora.corrupt`,
+        `${C.adapter.id.slice(2)}.olora`,
+        `${D.adapter.id.slice(2)}.olora.corrupt`,
+      ].sort(),
     );
     expect([disk.count, disk.bytes]).toEqual([1, C.encoded.length]);
     expect(await disk.readBytes(B.adapter.id)).toBeNull(); // told once only
-    expect(lost).toHaveLength(2);
+    expect(lost).toHaveLength(3);
     await disk.remove(C.adapter.id);
     await disk.remove(C.adapter.id);
-    expect([disk.count, disk.bytes, await readdir(disk.dir)]).toEqual([
+    expect([disk.count, disk.bytes, (await readdir(disk.dir)).sort()]).toEqual([
       0,
       0,
-      [`${B.adapter.id.slice(2)}.olora.corrupt`],
+      [`${B.adapter.id.slice(2)}.olora.corrupt`, `${D.adapter.id.slice(2)}.olora.corrupt`].sort(),
     ]);
+  });
+
+  it("tells of a file found deleted once, however many reads find it gone at once", async () => {
+    const disk = await DiskTier.open(await scratch());
+    const lost: string[] = [];
+    disk.onLost = (id) => lost.push(id);
+    await disk.put(A.encoded);
+    await rm(disk.pathOf(A.adapter.id));
+    const reads = await Promise.allSettled([disk.read(A.adapter.id), disk.read(A.adapter.id)]);
+    expect(reads.map((r) => r.status)).toEqual(["rejected", "rejected"]);
+    expect(lost).toEqual([A.adapter.id]);
+    expect([disk.count, disk.bytes]).toEqual([0, 0]);
+  });
+
+  it("keeps an adapter whose file could not be read for another reason than its absence", async () => {
+    const disk = await DiskTier.open(await scratch());
+    const lost: string[] = [];
+    disk.onLost = (id) => lost.push(id);
+    await disk.put(A.encoded);
+    await rm(disk.pathOf(A.adapter.id));
+    await mkdir(disk.pathOf(A.adapter.id)); // reading a folder fails with EISDIR, not ENOENT
+    await expect(disk.read(A.adapter.id)).rejects.toMatchObject({ code: "EISDIR" });
+    expect([disk.has(A.adapter.id), lost]).toEqual([true, []]);
+  });
+
+  it("removes an adapter's file at once, also one already gone, and leaves a file it does not index", async () => {
+    const dir = await scratch();
+    const disk = await DiskTier.open(dir);
+    await disk.put(A.encoded);
+    await disk.put(B.encoded);
+    await disk.remove(A.adapter.id);
+    expect(await readdir(dir)).toEqual([`${B.adapter.id.slice(2)}.olora`]);
+    await rm(disk.pathOf(B.adapter.id)); // deleted behind its back, not yet noticed
+    await disk.remove(B.adapter.id);
+    expect([disk.count, disk.bytes, await readdir(dir)]).toEqual([0, 0, []]);
+    await writeFile(disk.pathOf(C.adapter.id), C.encoded); // written after open: not indexed
+    await disk.remove(C.adapter.id);
+    expect(await readdir(dir)).toEqual([`${C.adapter.id.slice(2)}.olora`]);
   });
 });
 
@@ -278,6 +338,7 @@ describe("adapter store", () => {
     await store.unload(A.adapter.id); // waits for the load, then unloads
     expect(await loading).toBe(0);
     expect(store.tierOf(A.adapter.id)).toBe("disk");
+    await store.unload(A.adapter.id); // in no slot and not in the host tier: nothing to tell
     await store.load(A.adapter.id);
     store.pin(A.adapter.id);
     await expect(store.unload(A.adapter.id)).rejects.toThrow(
@@ -330,16 +391,22 @@ describe("adapter store", () => {
 
   it("want(): reads the adapters beyond the slots' reach into the host tier ahead, within half its budget", async () => {
     const size = A.encoded.length;
-    // Budget for 4.5 adapters: ahead-reads may fill half of it (2 adapters).
-    const { store } = await openStore(1, { hostBudgetBytes: Math.floor(4.5 * size) });
-    for (const x of [A, B, C, D]) await store.add(x.encoded);
-    for (const x of [A, B, C, D]) await store.unload(x.adapter.id);
+    const all = [A, B, C, D, E];
+    expect(all.map((x) => x.encoded.length)).toEqual(all.map(() => size));
+    // Budget for exactly 4 adapters: ahead-reads may fill half of it, 2 adapters (the second reaches it exactly);
+    // prefetchAhead would allow more.
+    const { store } = await openStore(1, { hostBudgetBytes: 4 * size, prefetchAhead: 10 });
+    for (const x of all) await store.add(x.encoded);
+    for (const x of all) await store.unload(x.adapter.id);
     expect(store.tierStats().host.adapters).toBe(0);
+    const reads = vi.spyOn(store.disk, "read");
     const aIn = loaded(store, A.adapter.id);
-    store.want([A.adapter.id, B.adapter.id, C.adapter.id, D.adapter.id]);
+    store.want(all.map((x) => x.adapter.id));
+    // Reads start in want() itself: the two ahead, then A's for its slot.
+    expect(reads.mock.calls.map(([id]) => id)).toEqual([B.adapter.id, C.adapter.id, A.adapter.id]);
     await aIn;
     await eventually(() => store.tierOf(B.adapter.id) === "host" && store.tierOf(C.adapter.id) === "host");
-    expect(store.tierOf(D.adapter.id)).toBe("disk");
+    expect([store.tierOf(D.adapter.id), store.tierOf(E.adapter.id)]).toEqual(["disk", "disk"]);
   });
 
   it("want(): reads ahead at most prefetchAhead adapters", async () => {
@@ -384,6 +451,97 @@ describe("adapter store", () => {
     expect(await store.readBytes(A.adapter.id)).toBeNull();
     expect([store.has(A.adapter.id), store.tierOf(A.adapter.id)]).toEqual([false, null]);
     expect(events.at(-1)).toBe(`removed ${A.adapter.id}`);
+  });
+});
+
+describe("adapter store: want() and loads in detail", () => {
+  it("want(): keeps a resident adapter wanted among the first, evicting one not wanted even if used later", async () => {
+    const { store, events } = await openStore(2);
+    for (const x of [A, B, C]) await store.add(x.encoded);
+    await store.load(A.adapter.id); // slot 0, the least recently used
+    expect(store.tierStats().gpu).toEqual({ adapters: 1, slots: 2 }); // one slot still empty
+    await store.load(B.adapter.id); // slot 1
+    events.length = 0;
+    const cIn = loaded(store, C.adapter.id);
+    const before = performance.now();
+    store.want([A.adapter.id, C.adapter.id]);
+    expect(store.slotStats().map((s) => [s.adapterId, s.state])).toEqual([
+      [A.adapter.id, "ready"],
+      [C.adapter.id, "loading"],
+    ]);
+    expect(store.tierStats().gpu).toEqual({ adapters: 1, slots: 2 }); // a loading slot is not counted
+    const { ms } = await cIn;
+    expect(ms).toBeGreaterThanOrEqual(0);
+    expect(ms).toBeLessThanOrEqual(performance.now() - before);
+    expect(events).toEqual([`evicted ${B.adapter.id} gpu`, `loaded ${C.adapter.id}`]);
+  });
+
+  it("want(): spends no read-ahead on an adapter resident in a slot but wanted after those that fill them", async () => {
+    const size = A.encoded.length;
+    // Room for 3 adapters in the host tier: 1.5 adapters of ahead-reads, so one.
+    const { store } = await openStore(1, { hostBudgetBytes: 3 * size });
+    await store.add(A.encoded);
+    await store.load(A.adapter.id);
+    for (const x of [B, C, D]) await store.add(x.encoded); // D pushes A out of the host tier; A stays in its slot
+    for (const x of [C, D]) await store.unload(x.adapter.id);
+    expect([store.tierOf(A.adapter.id), store.host.has(A.adapter.id), store.tierOf(B.adapter.id)]).toEqual([
+      "gpu",
+      false,
+      "host",
+    ]);
+    const reads = vi.spyOn(store.disk, "read");
+    const bIn = loaded(store, B.adapter.id);
+    store.want([B.adapter.id, A.adapter.id, C.adapter.id]); // B takes A's slot; C is read ahead, not A
+    expect(reads.mock.calls.map(([id]) => id)).toEqual([C.adapter.id]);
+    await bIn;
+    await eventually(() => store.tierOf(C.adapter.id) === "host");
+    expect(store.tierOf(A.adapter.id)).toBe("disk");
+  });
+
+  it("want(): starts no load while every unpinned slot is still loading", async () => {
+    const { store } = await openStore(1);
+    for (const x of [A, B]) await store.add(x.encoded);
+    const aIn = store.load(A.adapter.id);
+    store.want([B.adapter.id]);
+    expect([store.isLoading(A.adapter.id), store.isLoading(B.adapter.id)]).toEqual([true, false]);
+    expect(await aIn).toBe(0);
+  });
+
+  it("reads an adapter from disk once for a read-ahead and a load that both want it", async () => {
+    const { store } = await openStore(1);
+    for (const x of [A, B]) await store.add(x.encoded);
+    await store.load(A.adapter.id);
+    store.pin(A.adapter.id);
+    await store.unload(B.adapter.id);
+    const reads = vi.spyOn(store.disk, "read");
+    store.want([A.adapter.id, B.adapter.id]); // A pinned holds the only slot: B is read ahead
+    store.unpin(0);
+    expect(await store.load(B.adapter.id)).toBe(0); // starts while B's read is in flight, and shares it
+    expect(reads.mock.calls.map(([id]) => id)).toEqual([B.adapter.id]);
+  });
+
+  it("reads the disk again for every load not served by the host tier: a file deleted since fails", async () => {
+    const { store, events } = await openStore(1);
+    await store.add(A.encoded);
+    await store.unload(A.adapter.id);
+    expect(await store.load(A.adapter.id)).toBe(0); // read from disk
+    await store.unload(A.adapter.id);
+    await rm(store.disk.pathOf(A.adapter.id));
+    await expect(store.load(A.adapter.id)).rejects.toThrow(/was deleted: the adapter is no longer registered/);
+    expect(events.at(-2)).toBe(`removed ${A.adapter.id}`);
+    expect(events.at(-1)).toBe(`load-failed ${A.adapter.id}`);
+  });
+
+  it("close() waits for a load in flight, which then reports nothing", async () => {
+    const { store, events } = await openStore(1);
+    await store.add(A.encoded);
+    await store.unload(A.adapter.id); // on disk only: the load reads the file
+    events.length = 0;
+    const aIn = store.load(A.adapter.id);
+    await store.close();
+    expect(store.slotStats()[0]).toMatchObject({ adapterId: A.adapter.id, state: "ready" });
+    expect(await aIn).toBe(0);
+    expect(events).toEqual([]);
   });
 });
 
