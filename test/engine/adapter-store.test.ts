@@ -360,7 +360,7 @@ describe("adapter store", () => {
     ]);
   });
 
-  it("want(): loads the first wanted adapters into unpinned slots, keeps them, and never evicts a pinned one", async () => {
+  it("want(): loads the first wanted adapters into unpinned slots, keeps them, never evicts a pinned one", async () => {
     const { store } = await openStore(2);
     for (const x of [A, B, C, D]) await store.add(x.encoded);
     await store.load(A.adapter.id);
@@ -389,7 +389,7 @@ describe("adapter store", () => {
     ]);
   });
 
-  it("want(): reads the adapters beyond the slots' reach into the host tier ahead, within half its budget", async () => {
+  it("want(): reads adapters beyond the slots' reach into the host tier ahead, within half its budget", async () => {
     const size = A.encoded.length;
     const all = [A, B, C, D, E];
     expect(all.map((x) => x.encoded.length)).toEqual(all.map(() => size));
@@ -455,7 +455,7 @@ describe("adapter store", () => {
 });
 
 describe("adapter store: want() and loads in detail", () => {
-  it("want(): keeps a resident adapter wanted among the first, evicting one not wanted even if used later", async () => {
+  it("want(): keeps a resident adapter wanted among the first, evicting one unwanted even if used later", async () => {
     const { store, events } = await openStore(2);
     for (const x of [A, B, C]) await store.add(x.encoded);
     await store.load(A.adapter.id); // slot 0, the least recently used
@@ -476,7 +476,7 @@ describe("adapter store: want() and loads in detail", () => {
     expect(events).toEqual([`evicted ${B.adapter.id} gpu`, `loaded ${C.adapter.id}`]);
   });
 
-  it("want(): spends no read-ahead on an adapter resident in a slot but wanted after those that fill them", async () => {
+  it("want(): spends no read-ahead on an adapter in a slot but wanted after those that fill the slots", async () => {
     const size = A.encoded.length;
     // Room for 3 adapters in the host tier: 1.5 adapters of ahead-reads, so one.
     const { store } = await openStore(1, { hostBudgetBytes: 3 * size });
