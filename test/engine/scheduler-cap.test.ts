@@ -115,6 +115,15 @@ describe("scheduler: a token cap per step among owners", () => {
     expect(Object.values(run(1000).turns).flat()).toEqual([]);
   });
 
+  it("counts an owner asking exactly its share as within it", () => {
+    // maxRunning 8, two owners: a share of 4. a asks 4, b 10: a's rows come first in every step of 1 token.
+    const { add, step } = setup(1024, 16, { maxRunning: 8 });
+    for (let i = 0; i < 4; i++) add(4, { owner: "a" });
+    for (let i = 0; i < 10; i++) add(4, { owner: "b" });
+    step();
+    for (let i = 0; i < 8; i++) expect(perOwner(step(1))).toEqual({ a: 1 });
+  });
+
   it("does not apply the cap with one owner: a lone client keeps its batch", () => {
     const { add, step } = setup(1024, 16);
     for (let i = 0; i < 8; i++) add(4, { owner: "solo" });
@@ -245,6 +254,18 @@ describe("scheduler: a token cap per step among owners", () => {
     expect(shape(step(2))).toEqual([[1, 9, 10, true]]);
   });
 
+  it("takes a preempted sequence's row out of the step even when it was planned first", () => {
+    // 4 blocks of 4: two 7-token prompts hold two each. a decodes in its last free position first; then b is served
+    // first (least recently), its row fits, and a's next row needs a block: b, the youngest, is preempted.
+    const { add, step } = setup(4, 4);
+    const a = add(7, { owner: "a" });
+    const b = add(7, { owner: "b" });
+    step();
+    expect(shape(step(1))).toEqual([[a.id, 7, 8, true]]);
+    expect(shape(step(2))).toEqual([[a.id, 8, 9, true]]);
+    expect(b).toMatchObject({ state: "waiting", computed: 0, preemptions: 1 });
+  });
+
   it("refuses a slowdown below 1 or not a number, naming the option", () => {
     expect(() => setup(4, 4, { slowdown: 0.5 })).toThrow(
       expect.objectContaining({
@@ -254,6 +275,8 @@ describe("scheduler: a token cap per step among owners", () => {
       }),
     );
     expect(() => setup(4, 4, { slowdown: Number.NaN })).toThrow(/scheduler.slowdown: must be a number >= 1, got NaN/);
+    expect(() => setup(4, 4, { slowdown: "3" as unknown as number })).toThrow(/scheduler.slowdown: must be a number/);
     expect(() => setup(4, 4, { slowdown: Infinity })).not.toThrow();
+    expect(() => setup(4, 4, { slowdown: 1 })).not.toThrow();
   });
 });

@@ -87,6 +87,51 @@ describe("scheduler: taking a share of the batch", () => {
     expect(ids(scheduler.waiting)).toEqual([4]);
   });
 
+  it("admits a newcomer's requests up to its share in one step, each one counted at once", () => {
+    // maxRunning 4, the flood runs four; alice (share 4 / 2 = 2) sends four. Two of the flood's step out for her
+    // first two; her third finds her at her share, whatever is left of the flood.
+    const { scheduler, add, step } = setup(64, 4, { maxRunning: 4 });
+    for (let i = 0; i < 4; i++) add(4, { owner: "flood" });
+    step();
+    const alice = [1, 2, 3, 4].map(() => add(4, { owner: "alice" }));
+    step();
+    expect(alice.map((s) => s.state)).toEqual(["running", "running", "waiting", "waiting"]);
+    expect(ids(scheduler.running)).toEqual([1, 2, 5, 6]);
+    expect(scheduler.preemptions).toBe(2);
+  });
+
+  it("takes the row from the owner running the most even when a lighter one ran first; on equal loads from the one that ran first", () => {
+    // maxRunning 7: bob runs one (the oldest), flood-1 and flood-2 three each; alice's share is 7 / 4 = 1.
+    const { scheduler, add, step } = setup(64, 4, { maxRunning: 7 });
+    add(4, { owner: "bob" });
+    const flood1 = [1, 2, 3].map(() => add(4, { owner: "flood-1" }));
+    const flood2 = [1, 2, 3].map(() => add(4, { owner: "flood-2" }));
+    step();
+    const alice = add(4, { owner: "alice" });
+    step();
+    expect(alice.state).toBe("running");
+    expect(flood1.map((s) => s.preemptions)).toEqual([0, 0, 1]);
+    expect(flood2.map((s) => s.preemptions)).toEqual([0, 0, 0]);
+    expect(scheduler.preemptions).toBe(1);
+  });
+
+  it("lets an aged request waiting for a row (the batch full) not hold back a newcomer taking its share", () => {
+    // maxRunning 4: the flood runs three, bob one (his share, 4 / 3 owners = 1). Aged at once (agingSteps 0), bob's
+    // second request finds no row and may take none; alice's request behind it takes the flood's youngest row.
+    const { scheduler, slots, add, step } = setup(64, 4, { maxRunning: 4, agingSteps: 0 });
+    for (let i = 0; i < 3; i++) add(4, { owner: "flood" });
+    add(4, { owner: "bob" });
+    step();
+    slots.loading.add(`0x${"a1".repeat(32)}`);
+    add(4, { owner: "alice", adapterId: `0x${"a1".repeat(32)}` }); // loading: passed over
+    const bob = add(4, { owner: "bob" });
+    const alice = add(4, { owner: "alice" });
+    step();
+    expect(bob.state).toBe("waiting");
+    expect(alice.state).toBe("running");
+    expect(scheduler.preemptions).toBe(1);
+  });
+
   it("takes nothing for an owner that already runs its share, nor for the victim waiting to come back", () => {
     const { scheduler, add, step } = setup(64, 4, { maxRunning: 5 });
     for (let i = 0; i < 4; i++) add(4, { owner: "flood" });

@@ -140,6 +140,27 @@ describe("scheduler: planning a step", () => {
     expect(c.state).toBe("running");
   });
 
+  it("keeps no watermark while nothing runs: a request for every block of the pool is admitted", () => {
+    // 200 blocks of 1 position (a watermark of 2 while others run).
+    const { scheduler, add, step } = setup(200, 1, { maxBatchTokens: 512 });
+    const whole = add(200);
+    expect(step().map((r) => r.seq.id)).toEqual([1]);
+    expect(whole.state).toBe("running");
+    expect(scheduler.running).toEqual([whole]);
+  });
+
+  it("unpins slot 0 like any other, and nothing for a request on the base model", () => {
+    const { scheduler, slots, add, step } = setup(64, 4);
+    slots.ready.set(ADAPTER, 0);
+    const a = add(4, { adapterId: ADAPTER });
+    const base = add(4);
+    step();
+    expect(slots.pins.get(0)).toBe(1);
+    scheduler.drop(a);
+    scheduler.drop(base);
+    expect([...slots.pins]).toEqual([[0, 0]]);
+  });
+
   it("pins the adapter slot at admission and unpins it when the sequence is dropped", () => {
     const { scheduler, slots, add, step } = setup(64, 4);
     slots.ready.set(ADAPTER, 3);
@@ -180,6 +201,21 @@ describe("scheduler: planning a step", () => {
     step();
     expect(a.admittedAt).toBe(admitted);
     expect(scheduler.steps).toBe(2);
+  });
+
+  it("keeps the first admission's time when a preempted sequence is admitted again", () => {
+    // 4 blocks of 4: a and b hold two each; a's decode row preempts b, which comes back once a is dropped.
+    const { scheduler, add, step } = setup(4, 4);
+    const a = add(8);
+    const b = add(8);
+    step();
+    const admitted = b.admittedAt;
+    step();
+    expect(b).toMatchObject({ state: "waiting", preemptions: 1 });
+    scheduler.drop(a);
+    step();
+    expect(b.state).toBe("running");
+    expect(b.admittedAt).toBe(admitted);
   });
 });
 

@@ -347,9 +347,8 @@ function fairOrder(running: readonly Sequence[], waiting: readonly Sequence[], l
     rank.set(seq, (load.get(seq.owner) ?? 0) + k);
     queued.set(seq.owner, k + 1);
   }
-  const all = [...running, ...waiting];
-  const position = new Map(all.map((seq, i) => [seq, i]));
-  return all.sort((a, b) => rank.get(a)! - rank.get(b)! || position.get(a)! - position.get(b)!);
+  // Array sort is stable: equal ranks keep running before waiting, each by arrival.
+  return [...running, ...waiting].sort((a, b) => rank.get(a)! - rank.get(b)!);
 }
 
 function wantedAdapters(waiting: readonly Sequence[]): Set<string> {
