@@ -301,7 +301,8 @@ for (const batch of [1, 2, 4, 8, 16, 32, 64]) {
           { kernel: "sgmv-expand", buffers: [vs, bPool, tiles, ranks, ys] },
         ],
         (enc, [shrink, expand]) => {
-          op.sgmvShrink(enc, shrink, shape, { nTiles, layer: 0, ldx4: h / 4, ldv: rank, rankStride: 7 });
+          const shrinkArgs = { nTiles, layer: 0, ldx4: h / 4, ldv: rank, rankStride: 7, segments: false };
+          op.sgmvShrink(enc, shrink, shape, shrinkArgs);
           op.sgmvExpand(enc, expand, shape, { nTiles, layer: 0, ldv4: rank / 4, ldy: h, yOff: 0, rankStride: 7 });
         },
         quick ? 5 : 10,

@@ -17,8 +17,8 @@ import {
   type ModelConfig,
 } from "../../node/engine/model/config.ts";
 import type { LayerMatrixKey, ModelWeights } from "../../node/engine/model/weights.ts";
-import { createRng } from "../../node/engine/sampling/rng.ts";
 import { argmax, relDiff } from "../../scripts/gpu/parity-lib.ts";
+import { randomLora } from "../../scripts/bench/random-adapters.ts";
 
 /** Grouped-query heads (4 over 2) and a hidden width unlike dim, so a swapped shape does not line up by chance. */
 const CONFIG: ModelConfig = {
@@ -54,28 +54,8 @@ const WEIGHT_OF: Record<LinearTarget, LayerMatrixKey> = {
 const { weights: WEIGHTS } = randomModel(CONFIG, 5, { tiedClassifier: false, scale: 0.2 });
 
 /** A rank-4 adapter with random A and B on `targets` of every layer (the scale already in B). */
-function randomAdapter(targets: readonly LinearTarget[], seed: number): LoraAdapter {
-  const rng = createRng(seed);
-  const uniform = (n: number, scale: number): Float32Array =>
-    Float32Array.from({ length: n }, () => (2 * rng() - 1) * scale);
-  const rank = 4;
-  return {
-    id: `0xrandom${seed}`,
-    baseModel: "",
-    rank,
-    alpha: rank,
-    useRslora: false,
-    targets: [...targets],
-    layers: Array.from({ length: CONFIG.nLayers }, () =>
-      Object.fromEntries(
-        targets.map((target) => {
-          const { inDim, outDim } = projectionShape(CONFIG, target);
-          return [target, { rank, a: uniform(rank * inDim, 1 / Math.sqrt(inDim)), b: uniform(outDim * rank, 0.3) }];
-        }),
-      ),
-    ),
-  };
-}
+const randomAdapter = (targets: readonly LinearTarget[], seed: number): LoraAdapter =>
+  randomLora(CONFIG, { rank: 4, targets, seed, bScale: 0.3 }).adapter;
 
 /** W' = W + B A for every pair of the adapter: the merged model the unmerged path must equal. */
 function merged(weights: ModelWeights, adapter: LoraAdapter): ModelWeights {

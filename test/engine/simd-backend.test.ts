@@ -16,16 +16,11 @@ import { createSimdBackend } from "../../node/engine/backend/simd/simd-backend.t
 import { findAdapter } from "../../node/engine/backend/webgpu/device.ts";
 import { randomModel } from "../../node/engine/formats/random-model.ts";
 import { WEIGHT_DTYPES } from "../../node/engine/formats/weight-codec.ts";
-import {
-  plainArchitecture,
-  projectionShape,
-  type LinearTarget,
-  type ModelConfig,
-} from "../../node/engine/model/config.ts";
-import { createRng } from "../../node/engine/sampling/rng.ts";
+import { plainArchitecture, type LinearTarget, type ModelConfig } from "../../node/engine/model/config.ts";
 import { DEMO_ADAPTERS, demoAdapter, stories, STORIES_DIR } from "../helpers/stories.ts";
 import { openEngine } from "../../node/engine/runtime/open-engine.ts";
 import { argmax, relDiff } from "../../scripts/gpu/parity-lib.ts";
+import { randomLora } from "../../scripts/bench/random-adapters.ts";
 
 const LOGIT_TOL = 1e-4;
 const SPLIT_TOL = 1e-5;
@@ -38,26 +33,8 @@ const config = model.weights.config;
 const prompt = model.tokenizer.encode("Once upon a time", { bos: true });
 
 /** A random in-memory adapter of another rank on some targets only: mixed ranks in one batch. */
-function oddAdapter(cfg: ModelConfig, rank: number, targets: LinearTarget[], seed: number): LoraAdapter {
-  const rng = createRng(seed);
-  const uniform = (n: number, s: number) => Float32Array.from({ length: n }, () => (2 * rng() - 1) * s);
-  return {
-    id: `0xodd${rank}`,
-    baseModel: "",
-    rank,
-    alpha: rank,
-    useRslora: false,
-    targets,
-    layers: Array.from({ length: cfg.nLayers }, () =>
-      Object.fromEntries(
-        targets.map((t) => {
-          const { inDim, outDim } = projectionShape(cfg, t);
-          return [t, { rank, a: uniform(rank * inDim, 1 / Math.sqrt(inDim)), b: uniform(outDim * rank, 0.05) }];
-        }),
-      ),
-    ),
-  };
-}
+const oddAdapter = (cfg: ModelConfig, rank: number, targets: LinearTarget[], seed: number): LoraAdapter =>
+  randomLora(cfg, { rank, targets, seed }).adapter;
 
 const table = (first: number, n = 6) => Array.from({ length: n }, (_, i) => first + i);
 

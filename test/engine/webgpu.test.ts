@@ -13,11 +13,12 @@ import type { LoraAdapter } from "../../node/engine/adapter/lora.ts";
 import type { Backend, SamplingParams, SequenceStep } from "../../node/engine/backend/backend.ts";
 import { createCpuBackend } from "../../node/engine/backend/cpu/cpu-backend.ts";
 import { createWebGpuBackend, webgpuAvailable } from "../../node/engine/backend/webgpu/webgpu-backend.ts";
-import { projectionShape, type LinearTarget } from "../../node/engine/model/config.ts";
+import type { LinearTarget } from "../../node/engine/model/config.ts";
 import { createRng } from "../../node/engine/sampling/rng.ts";
 import { sampleToken } from "../../node/engine/sampling/sample.ts";
 import { DEMO_ADAPTERS, demoAdapter, stories } from "../helpers/stories.ts";
 import { argmax, relDiff } from "../../scripts/gpu/parity-lib.ts";
+import { randomLora } from "../../scripts/bench/random-adapters.ts";
 
 const LOGIT_TOL = 1e-4;
 const SAME_TOL = 1e-5;
@@ -30,26 +31,8 @@ const config = model.weights.config;
 const prompt = model.tokenizer.encode("Once upon a time", { bos: true } as never) as unknown as number[];
 
 /** A random in-memory adapter of another rank on some targets only: mixed ranks in one batch. */
-function oddAdapter(rank: number, targets: LinearTarget[], seed: number): LoraAdapter {
-  const rng = createRng(seed);
-  const uniform = (n: number, s: number) => Float32Array.from({ length: n }, () => (2 * rng() - 1) * s);
-  return {
-    id: `0xodd${rank}`,
-    baseModel: "",
-    rank,
-    alpha: rank,
-    useRslora: false,
-    targets,
-    layers: Array.from({ length: config.nLayers }, () =>
-      Object.fromEntries(
-        targets.map((t) => {
-          const { inDim, outDim } = projectionShape(config, t);
-          return [t, { rank, a: uniform(rank * inDim, 1 / Math.sqrt(inDim)), b: uniform(outDim * rank, 0.05) }];
-        }),
-      ),
-    ),
-  };
-}
+const oddAdapter = (rank: number, targets: LinearTarget[], seed: number): LoraAdapter =>
+  randomLora(config, { rank, targets, seed }).adapter;
 
 const table = (first: number, n = 6) => Array.from({ length: n }, (_, i) => first + i);
 

@@ -80,13 +80,7 @@ async function check(c: Case, seed: number): Promise<{ tiles: number }> {
         },
       ],
       (enc, [shrink, expand]) => {
-        (segments ? op.sgmvShrinkSegments : op.sgmvShrink)(enc, shrink, shape, {
-          nTiles,
-          layer,
-          ldx4: ldx / 4,
-          ldv,
-          rankStride: nLayers * 7,
-        });
+        op.sgmvShrink(enc, shrink, shape, { nTiles, layer, ldx4: ldx / 4, ldv, rankStride: nLayers * 7, segments });
         op.sgmvExpand(enc, expand, shape, { nTiles, layer, ldv4: ldv / 4, ldy, yOff: 1, rankStride: nLayers * 7 });
       },
     );

@@ -169,6 +169,8 @@ export function buildDeviceModel(weights: ModelWeights, options: BackendOptions,
   const layers = weights.layers.map((lw, l): LayerSites => {
     const kPool = memory.buffer(`kPool${l}`, poolBytes);
     const vPool = memory.buffer(`vPool${l}`, poolBytes);
+    // What both attention kernels read; the one-pass kernel writes att, the split one its partials.
+    const attentionInputs = [b.qkv, kPool, vPool, b.positions, b.tables, b.blocks];
     const attnNorm = vector(`attnNorm${l}`, lw.attnNorm, config.dim);
     const ffnNorm = vector(`ffnNorm${l}`, lw.ffnNorm, config.dim);
     const lora = withLora
@@ -204,25 +206,9 @@ export function buildDeviceModel(weights: ModelWeights, options: BackendOptions,
         ? arena.define(`kNorm${l}`, headNorm, [b.qkv, vector(`kNorm${l}`, lw.kNorm, config.headDim)])
         : null,
       kvStore: arena.define(`kvStore${l}`, kvStore, [b.qkv, b.kvSlots, kPool, vPool]),
-      attention: arena.define(`attention${l}`, attention, [
-        b.qkv,
-        kPool,
-        vPool,
-        b.positions,
-        b.tables,
-        b.blocks,
-        b.att,
-      ]),
+      attention: arena.define(`attention${l}`, attention, [...attentionInputs, b.att]),
       attentionSplit: attnPartials
-        ? arena.define(`attentionSplit${l}`, attentionSplit, [
-            b.qkv,
-            kPool,
-            vPool,
-            b.positions,
-            b.tables,
-            b.blocks,
-            attnPartials,
-          ])
+        ? arena.define(`attentionSplit${l}`, attentionSplit, [...attentionInputs, attnPartials])
         : null,
       wo: linear(`wo${l}`, [lw.wo], b.att, residualOut),
       attnPostNorm: postNorm(`attnPostNorm${l}`, lw.attnPostNorm),

@@ -299,37 +299,21 @@ export interface LoraGroupShape {
   firstTarget: number;
 }
 
-/** rankStride = nLayers * 7, the row length of the rank table. */
+/**
+ * sgmv-shrink.wgsl (a workgroup per 64 (tile, column of v) pairs) or, with `segments`, sgmv-shrink-segment.wgsl (a
+ * workgroup per (16 columns of v, segment)); the same parameters. rankStride = nLayers * 7, the row length of the
+ * rank table.
+ */
 export function sgmvShrink(
   enc: StepEncoder,
   site: Site,
   g: LoraGroupShape,
-  a: { nTiles: number; layer: number; ldx4: number; ldv: number; rankStride: number },
+  a: { nTiles: number; layer: number; ldx4: number; ldv: number; rankStride: number; segments: boolean },
 ): void {
   const J = g.targets * g.rs;
-  enc.dispatch(
-    site,
-    [a.nTiles, J, g.rs, g.K4, a.ldx4, a.ldv, a.layer * 7 + g.firstTarget, a.rankStride],
-    [],
-    cdiv(a.nTiles * J, 64),
-  );
-}
-
-/** sgmv-shrink-segment.wgsl: the same parameters as sgmvShrink, a workgroup per (16 columns of v, segment). */
-export function sgmvShrinkSegments(
-  enc: StepEncoder,
-  site: Site,
-  g: LoraGroupShape,
-  a: { nTiles: number; layer: number; ldx4: number; ldv: number; rankStride: number },
-): void {
-  const J = g.targets * g.rs;
-  enc.dispatch(
-    site,
-    [a.nTiles, J, g.rs, g.K4, a.ldx4, a.ldv, a.layer * 7 + g.firstTarget, a.rankStride],
-    [],
-    cdiv(J, 16),
-    a.nTiles,
-  );
+  const params = [a.nTiles, J, g.rs, g.K4, a.ldx4, a.ldv, a.layer * 7 + g.firstTarget, a.rankStride];
+  if (a.segments) enc.dispatch(site, params, [], cdiv(J, 16), a.nTiles);
+  else enc.dispatch(site, params, [], cdiv(a.nTiles * J, 64));
 }
 
 /** sgmv-expand.wgsl, or sgmv-expand-segment.wgsl (same parameters and workgroup count; RS4 fixed at its build). */
@@ -375,12 +359,13 @@ export function sgmv(
   group: LoraGroup,
   a: { nTiles: number; layer: number; ldx: number; ldy: number; ldv: number; rankStride: number },
 ): void {
-  (group.segments ? sgmvShrinkSegments : sgmvShrink)(enc, group.shrink, group.shape, {
+  sgmvShrink(enc, group.shrink, group.shape, {
     nTiles: a.nTiles,
     layer: a.layer,
     ldx4: a.ldx / 4,
     ldv: a.ldv,
     rankStride: a.rankStride,
+    segments: group.segments,
   });
   sgmvExpand(enc, group.expand, group.shape, {
     nTiles: a.nTiles,
