@@ -1,7 +1,8 @@
 // The cpu operators write only the rows they are given: the backend's buffers are sized for the largest step, so a
-// step of fewer rows leaves a tail that belongs to no one, and rmsnorm runs in place (out = x) row after row.
+// step of fewer rows leaves a tail that belongs to no one, and rmsnorm runs in place (out = x) row after row. And
+// attention reads only the positions a row may see: the pool past them holds other sequences' or stale K/V.
 import { describe, expect, it } from "vitest";
-import { matmul, rmsnorm } from "../../node/engine/backend/cpu/ops.ts";
+import { matmul, pagedAttention, rmsnorm } from "../../node/engine/backend/cpu/ops.ts";
 
 const SENTINEL = 7;
 
@@ -29,5 +30,17 @@ describe("cpu operators stay inside their rows", () => {
     const out = new Float32Array((rows + 1) * outDim).fill(SENTINEL);
     matmul(out, x, w, rows, inDim, outDim);
     expect([...out]).toEqual([4, 4.5, 2, 5.5, SENTINEL, SENTINEL]);
+  });
+
+  it("pagedAttention: a row attends to no later position, however large that position's score", () => {
+    // Two new rows at positions 0 and 1 (the cache already holds both rows' K/V), one head of 4. Row 1's K scores
+    // 2,000 against row 0's query: in row 0's softmax it would leave exp(real - 2,000) = 0 for the real position.
+    const kv = { k: new Float32Array(16), v: new Float32Array(16), layerOffset: 0, blockSize: 4, kvDim: 4 };
+    kv.k.set([0.5, -1, 0.25, 2, 1000, 1000, 1000, 1000]);
+    kv.v.set([1, 2, 3, 4, 5, 6, 7, 8]);
+    const out = new Float32Array(8);
+    pagedAttention(out, new Float32Array(8).fill(1), kv, [0], 0, 2, 1, 1, 4);
+    // Row 0 sees only itself; row 1 sees both, and its own score outweighs position 0's by 2,000 - 0.875.
+    expect([...out]).toEqual([1, 2, 3, 4, 5, 6, 7, 8]);
   });
 });
