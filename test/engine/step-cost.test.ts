@@ -67,7 +67,7 @@ describe("step cost model", () => {
     expect(model.tokenCap(2)).toBe(1);
   });
 
-  it("never allows a size past where the measured steps reach slowdown x the smallest, whatever the fit", () => {
+  it("never allows a size past where the measured steps reach slowdown x a lone step, whatever the fit", () => {
     // A lone step costs 0.5 ms; from 4 tokens on a step costs about 3 ms, then its tokens (a worker pool's hand-off
     // at every larger step): 4-32 tokens at 3 ms, 64 at 5.5, 128 at 9. The line through them has a fixed part of
     // about 2.5 ms and would allow some 36 tokens, each step then 4 ms, 8 x a lone one.
@@ -87,6 +87,26 @@ describe("step cost model", () => {
     expect(model.tokenCap(2)).toBe(1);
     // 8 x 0.5 = 4 ms is reached between 32 tokens (3.4 ms) and 64 (5.5 ms): 32 + 0.6 x 32 / 2.1 = 41.1 tokens.
     expect(model.tokenCap(8)).toBe(41);
+  });
+
+  it("takes the fastest 1-token step as the lone one: a flood's 1-token steps of long contexts do not raise it", () => {
+    // A client's lone step costs 0.5 ms. Then a flood runs: its 1-token steps (rows of long contexts) cost 1.5 ms, its
+    // 2-token steps 2.2 ms. Against the 1-token steps' mean (about 1.5 ms) a 2-token step would be within 2x; against
+    // what a client's lone step costs it is 4.4x.
+    const model = new StepCostModel();
+    for (let i = 0; i < 16; i++) model.observe(1, 0.5);
+    for (let i = 0; i < 200; i++) {
+      model.observe(1, 1.5);
+      model.observe(2, 2.2);
+    }
+    expect(model.tokenCap(2)).toBe(1);
+    // The reference rises slowly while only slower lone steps run (0.1% of the difference a step): the same flood for
+    // 5,000 steps more reads as the lone cost at last, and 2 tokens are within 2x of it.
+    for (let i = 0; i < 5000; i++) {
+      model.observe(1, 1.5);
+      model.observe(2, 2.2);
+    }
+    expect(model.tokenCap(2)).toBeGreaterThanOrEqual(2);
   });
 
   it("follows a backend that became slower per token, and keeps what small steps cost under a steady load", () => {

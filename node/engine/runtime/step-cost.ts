@@ -15,6 +15,11 @@ const FASTER_WEIGHT = 0.5;
 const SLOWER_WEIGHT = 0.1;
 /** A cap never goes past this many times the largest step measured: larger steps are tried before trusted. */
 const GROWTH = 2;
+/**
+ * How fast the lone step's time rises toward a slower 1-token step (a faster one it takes at once). A 1-token step
+ * of a long context (a flood's row) costs more than a short one's, and a client's lone step is the short kind.
+ */
+const LONE_RISE = 0.001;
 
 /**
  * What a forward step costs on this engine's backend, learnt from the steps it ran: ms = fixed + perToken x tokens.
@@ -24,13 +29,20 @@ const GROWTH = 2;
  * the buckets keep what small and large steps cost. The durations come from the caller (the engine's step event),
  * so the model itself reads no clock and its tests feed it durations. Not modelled: a row's attention grows with its
  * context, so rows of long contexts cost more than the fitted mean per token (the fit follows the steps that run).
+ * What a lone step costs, the reference of every cap, is therefore not the 1-token bucket's mean (under a flood, its
+ * long rows) but the fastest 1-token step, rising slowly (LONE_RISE) when only slower ones run.
  */
 export class StepCostModel {
   readonly #buckets = new Map<number, { tokens: number; ms: number }>();
+  #loneMs: number | null = null;
 
   /** Records one step of `tokens` tokens that took `ms`. */
   observe(tokens: number, ms: number): void {
     if (!(tokens >= 1) || !Number.isFinite(ms) || ms < 0) return; // nothing ran, or a clock went backwards
+    if (tokens === 1) {
+      const lone = this.#loneMs;
+      this.#loneMs = lone === null || ms < lone ? ms : lone + LONE_RISE * (ms - lone);
+    }
     const key = Math.floor(Math.log2(tokens));
     const bucket = this.#buckets.get(key);
     if (bucket === undefined) {
@@ -66,35 +78,38 @@ export class StepCostModel {
   }
 
   /**
-   * The most tokens a step may feed so that it costs at most `slowdown` times a step of one token (a lone
-   * request's decode step): floor(slowdown + (slowdown - 1) x fixed / perToken), at least 1, and at most twice the
-   * largest step measured (a cost that does not grow with the tokens gets that bound too: the next, larger steps
-   * say whether it holds). Infinity before any step and for an infinite slowdown.
+   * The most tokens a step may feed so that it costs at most `slowdown` times a lone request's decode step (the
+   * fastest 1-token step, or the fitted one before any ran), each token past the first at the fitted cost per
+   * token: floor(1 + (slowdown - 1) x lone / perToken), which is floor(slowdown + (slowdown - 1) x fixed / perToken)
+   * where the lone step is on the line; at least 1, and never past what the measured steps vouch for
+   * (#measuredBound). Infinity before any step and for an infinite slowdown.
    */
   tokenCap(slowdown: number): number {
     const fit = this.fit();
     if (fit === null || !Number.isFinite(slowdown)) return Infinity;
-    const tried = this.#measuredBound(slowdown);
+    const lone = this.#loneMs ?? fit.fixedMs + fit.perTokenMs;
+    const tried = this.#measuredBound(lone, slowdown * lone);
     if (fit.perTokenMs <= 0) return tried;
-    // (The small epsilon: rounding in the fit must not take a whole token off, 2 + 299.99999999 is 302.)
-    const cap = Math.floor(slowdown + ((slowdown - 1) * fit.fixedMs) / fit.perTokenMs + 1e-6);
+    // (The small epsilon: rounding in the fit must not take a whole token off, 1 + 300.99999999 is 302.)
+    const cap = Math.floor(1 + ((slowdown - 1) * lone) / fit.perTokenMs + 1e-6);
     return Math.max(1, Math.min(cap, tried));
   }
 
   /**
-   * The most tokens the steps measured so far vouch for. While every size measured cost at most `slowdown` times
-   * the smallest, twice the largest (larger steps are tried before trusted); once a size cost more, the size where
-   * the time reaches that limit between it and the largest size within (interpolated), whatever the fitted line
-   * says: on a step whose cost is flat at small sizes a fit over 1- and 2-token steps reads flat, and without this
-   * the cap would double again and again although larger steps were measured dear.
+   * The most tokens the steps measured so far vouch for. While every size measured cost at most `limit` (ms), twice
+   * the largest (larger steps are tried before trusted); once a size cost more, the size where the time reaches the
+   * limit between it and the largest size within (interpolated), whatever the fitted line says: on a step whose cost
+   * is flat at small sizes a fit over 1- and 2-token steps reads flat, and without this the cap would double again
+   * and again although larger steps were measured dear. The lone step stands for the 1-token size (that bucket's
+   * mean holds long rows and stretched steps too).
    */
-  #measuredBound(slowdown: number): number {
-    const sizes = [...this.#buckets.values()].sort((a, b) => a.tokens - b.tokens);
-    const limit = slowdown * sizes[0].ms;
+  #measuredBound(lone: number, limit: number): number {
+    const larger = [...this.#buckets.values()].filter((b) => b.tokens > 1);
+    const sizes = [{ tokens: 1, ms: lone }, ...larger].sort((a, b) => a.tokens - b.tokens);
     const dear = sizes.findIndex((b) => b.ms > limit);
     if (dear < 0) return Math.floor(GROWTH * sizes[sizes.length - 1].tokens);
-    if (dear === 0) return 1;
     const [within, over] = [sizes[dear - 1], sizes[dear]];
-    return Math.floor(within.tokens + ((limit - within.ms) * (over.tokens - within.tokens)) / (over.ms - within.ms));
+    const reach = ((limit - within.ms) * (over.tokens - within.tokens)) / (over.ms - within.ms);
+    return Math.floor(within.tokens + reach + 1e-6);
   }
 }
