@@ -14,16 +14,18 @@ import { scriptArgs } from "./script-args.ts";
 const values = scriptArgs(
   "The node under attack: an honest request's latency beside flooding identities, and an adapter fetch with a " +
     "staller ranked first.",
-  "npm run bench:attack -- [--backend cpu|simd|webgpu] [--max-running N] [--slowdown X]",
+  "npm run bench:attack -- [--backend cpu|simd|webgpu] [--max-running N] [--slowdown X] [--flood-first N]",
   {
     backend: { type: "string", help: "the engine's backend (default cpu)" },
     "max-running": { type: "string", help: "the engine's most running sequences (default 64)" },
     slowdown: { type: "string", help: "a shared step's most cost, times a lone step's (default 2)" },
+    "flood-first": { type: "string", help: "tokens the flood generates before the honest request comes (default 256)" },
   },
 );
 const backend = (values.backend ?? "cpu") as BackendChoice;
 const maxRunning = Number(values["max-running"] ?? 64);
 const slowdown = Number(values.slowdown ?? 2);
+const floodFirst = Number(values["flood-first"] ?? 256);
 const root = join(import.meta.dirname, "..");
 const PROSE = "Once upon a time there was a little dog named Max who loved the sun. ";
 const honest: EngineRequest = { adapterId: null, prompt: "Lily saw a", maxTokens: 16, temperature: 0, owner: "alice" };
@@ -92,9 +94,9 @@ async function flood(owned: boolean, stepSlowdown = slowdown, runs = 1) {
       }),
     );
     // The flood reaches its steady state before the honest request comes (whatever batch the cap gives it, it is
-    // decoding): 256 tokens generated. Its tok/s while the honest request runs is then comparable across runs.
+    // decoding): floodFirst tokens generated. Its tok/s while the honest request runs is then comparable across runs.
     let generated = 0;
-    await engine.once("step", ({ sampled }) => (generated += sampled) >= 256);
+    await engine.once("step", ({ sampled }) => (generated += sampled) >= floodFirst);
     const giveUp = 10 * idle.steps;
     const attackedRuns: Measured[] = [];
     while (attackedRuns.length < runs && !stop.signal.aborted) {
@@ -171,6 +173,7 @@ const figures = {
   backend,
   maxRunning,
   slowdown,
+  flood_first_tokens: floodFirst,
   honest_idle_ms: round(owned.idle.ms),
   honest_idle_steps: owned.idle.steps,
   honest_3x32_owned_ms: round(owned.attacked.ms),
