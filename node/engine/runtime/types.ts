@@ -174,11 +174,14 @@ export interface SchedulerOptions {
   maxBatchTokens: number;
   /** Sequences in a batch at once. Default 64. */
   maxRunning: number;
-  /** Steps a request may wait before it stops newer ones from overtaking it. Default 32. */
+  /**
+   * Steps a request may wait before it stops newer ones from overtaking it, and steps an owner with work may go
+   * without a turn in capped steps before it goes first. Default 32.
+   */
   agingSteps: number;
   /**
    * When several owners have work, a step costs at most about this many times a lone request's decode step
-   * (the engine's fitted step cost turns it into a token cap, never below one row per owner). Lower keeps each
+   * (the engine's fitted step cost turns it into a token cap, at least 1 token). Lower keeps each
    * owner's latency closer to an idle node's and costs throughput (smaller batches); Infinity turns the cap off.
    * At least 1. Default 2.
    */
