@@ -26,7 +26,7 @@ import * as op from "../node/engine/backend/webgpu/ops.ts";
 import { storageBuffer, uploadMatrix, writeView } from "../node/engine/backend/webgpu/tensors.ts";
 import { quantizeMatrix } from "../node/engine/formats/weight-codec.ts";
 import type { WeightDType, WeightMatrix } from "../node/engine/model/weights.ts";
-import { benchKernelVariants } from "./bench/kernel-variants.ts";
+import { benchKernelVariants, randomData as seededData } from "./bench/kernel-variants.ts";
 import { profileSteps } from "./bench/step-profile.ts";
 import { scriptArgs } from "./script-args.ts";
 
@@ -61,15 +61,7 @@ console.log(
   `device: ${ctx.description}${ctx.isFallback ? " (software)" : ""}; max binding ${ctx.maxBinding} bytes; subgroups ${ctx.hasSubgroups ? ctx.maxSubgroup : "no"}; f16 ${ctx.hasF16}`,
 );
 
-function randomData(n: number, scale = 1): Float32Array {
-  const a = new Float32Array(n);
-  let s = 12345;
-  for (let i = 0; i < n; i++) {
-    s = (Math.imul(s, 1103515245) + 12345) >>> 0;
-    a[i] = (((s >>> 8) / 16777216) * 2 - 1) * scale;
-  }
-  return a;
-}
+const randomData = (n: number, scale = 1): Float32Array => seededData(n, scale, 12345);
 
 /**
  * Seconds per repetition of what `encode` records: the best of `trials` submits of `reps` repetitions each (the

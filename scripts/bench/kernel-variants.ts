@@ -28,9 +28,10 @@ export interface VariantRow {
   ratio: number;
 }
 
-function randomData(n: number, scale = 1): Float32Array {
+/** Seeded values in [-scale, scale) (a linear congruential generator: the same data on every run). */
+export function randomData(n: number, scale = 1, seed = 777): Float32Array {
   const a = new Float32Array(n);
-  let s = 777;
+  let s = seed;
   for (let i = 0; i < n; i++) {
     s = (Math.imul(s, 1103515245) + 12345) >>> 0;
     a[i] = (((s >>> 8) / 16777216) * 2 - 1) * scale;

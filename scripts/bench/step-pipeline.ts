@@ -2,14 +2,11 @@
 // per second at batch 1 and 32 on a benchmark shape, one backend recording each step when asked (pipeline off),
 // one recording the next step while the device runs the current one (on), in alternating trials of one run so that
 // the machine's load hits both alike.
-import type { SamplingParams, SequenceStep } from "../../node/engine/backend/backend.ts";
+import type { SamplingParams } from "../../node/engine/backend/backend.ts";
 import { createWebGpuBackend, type WebGpuBackend } from "../../node/engine/backend/webgpu/webgpu-backend.ts";
 import type { ModelWeights } from "../../node/engine/model/weights.ts";
 import { percentile } from "./stats.ts";
-
-const GREEDY: SamplingParams = { temperature: 0, topK: 0, topP: 1 };
-const PROMPT = 16;
-const BLOCK = 16;
+import { BLOCK, GREEDY, PROMPT, promptedSequences } from "./step-sequences.ts";
 
 export interface PipelineRow {
   batch: number;
@@ -39,16 +36,8 @@ export async function comparePipeline(
     const rows: PipelineRow[] = [];
     for (const batch of batches) {
       const vocab = weights.config.vocabSize;
-      // The same sequences on both backends, each in blocks of its own, prefilled with PROMPT tokens.
-      const state = [off, on].map(() => ({
-        seqs: Array.from({ length: batch }, (_, i): SequenceStep => ({
-          tokens: Array.from({ length: PROMPT }, (_, t) => (7 * i + 13 * t + 1) % vocab),
-          position: 0,
-          blockTable: Array.from({ length: perSeq }, (_, b) => i * perSeq + b),
-          slot: -1,
-        })),
-        rates: [] as number[],
-      }));
+      // The same sequences on both backends.
+      const state = [off, on].map(() => ({ seqs: promptedSequences(batch, vocab, perSeq), rates: [] as number[] }));
       const params = new Array<SamplingParams>(batch).fill(GREEDY);
       const draws = new Float32Array(batch);
       /** `n` decode steps on one backend, as the engine runs them (each step's tokens from the last). */

@@ -1,17 +1,15 @@
 // bench:kernels' step breakdown: whole decode steps of the webgpu backend on a benchmark shape, each kernel's share
 // of the step's device time (timestamp queries, node/engine/backend/webgpu/step-profile.ts), next to the step's
 // wall time and the host's part of it (planning, recording, submitting) measured on the same steps run plainly.
-import type { SamplingParams, SequenceStep } from "../../node/engine/backend/backend.ts";
+import type { SequenceStep } from "../../node/engine/backend/backend.ts";
 import { kernelTotals, type KernelTotal } from "../../node/engine/backend/webgpu/step-profile.ts";
 import { createWebGpuBackend, type WebGpuBackend } from "../../node/engine/backend/webgpu/webgpu-backend.ts";
 import { benchModel } from "./model.ts";
 import { randomLora } from "./random-adapters.ts";
 import { comparePipeline, type PipelineRow } from "./step-pipeline.ts";
 import { percentile } from "./stats.ts";
+import { BLOCK, GREEDY, PROMPT, promptedSequences } from "./step-sequences.ts";
 
-const GREEDY: SamplingParams = { temperature: 0, topK: 0, topP: 1 };
-const PROMPT = 16;
-const BLOCK = 16;
 /** Adapter slots of the adapters case: each holds a distinct rank-16 adapter. */
 const SLOTS = 8;
 const RANK = 16;
@@ -92,13 +90,8 @@ async function profileCase(
   steps: number,
 ): Promise<StepCase> {
   const vocab = backend.config.vocabSize;
-  // Sequences ordered by slot (SGMV's contract), each in blocks of its own, prefilled with PROMPT tokens.
-  const seqs: SequenceStep[] = Array.from({ length: batch }, (_, i) => ({
-    tokens: Array.from({ length: PROMPT }, (_, t) => (7 * i + 13 * t + 1) % vocab),
-    position: 0,
-    blockTable: Array.from({ length: perSeq }, (_, b) => i * perSeq + b),
-    slot: adapters ? Math.floor((i * adapters) / batch) : -1,
-  }));
+  // Sequences ordered by slot (SGMV's contract).
+  const seqs = promptedSequences(batch, vocab, perSeq, (i) => (adapters ? Math.floor((i * adapters) / batch) : -1));
   const params = seqs.map(() => GREEDY);
   const draws = new Float32Array(batch);
   let ids = await backend.sample(seqs, params, draws);
